@@ -1,0 +1,112 @@
+"""Test harness: a real PostgreSQL server, a migrated template, a fresh database per test.
+
+The server is the embedded one (under `.spine/test`) unless
+`SPINE_TEST_DATABASE_URL` (or `DATABASE_URL`) names one. The controlling
+pytest process migrates a template database once; every test gets its own
+database cloned from it, named with the xdist worker id, so `pytest -n auto`
+never shares state between tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from app import db, embedded
+from app.config import get_settings
+from app.migrations import apply_pending
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_STATE_DIR = ROOT / ".spine" / "test"
+
+_SERVER = "SPINE_TEST_SERVER_URL"
+_TEMPLATE = "SPINE_TEST_TEMPLATE"
+_STARTED_EMBEDDED = "_SPINE_TEST_STARTED_EMBEDDED"
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_controller(config) or os.environ.get(_TEMPLATE):
+        return
+    server = os.environ.get("SPINE_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not server:
+        was_running = embedded.is_running(TEST_STATE_DIR)
+        server = embedded.embedded_url(TEST_STATE_DIR)
+        if not was_running:
+            os.environ[_STARTED_EMBEDDED] = "1"
+    template = f"spine_tpl_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{template}"')
+    with db.connect(make_conninfo(server, dbname=template)) as conn:
+        apply_pending(conn)
+    # xdist workers are spawned after this hook and inherit the environment.
+    os.environ[_SERVER] = server
+    os.environ[_TEMPLATE] = template
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _is_controller(config) or _TEMPLATE not in os.environ:
+        return
+    server, template = os.environ.pop(_SERVER), os.environ.pop(_TEMPLATE)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        # Databases a crashed test left behind.
+        run = template.removeprefix("spine_tpl_")
+        leftovers = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"spine_t_{run}_%",)
+        ).fetchall()
+        for (name,) in leftovers:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if os.environ.pop(_STARTED_EMBEDDED, None):
+        embedded.stop(TEST_STATE_DIR)
+
+
+_counter = itertools.count()
+
+
+def _fresh_database_name() -> str:
+    run = os.environ[_TEMPLATE].removeprefix("spine_tpl_")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    return f"spine_t_{run}_{worker}_{os.getpid()}_{next(_counter)}"
+
+
+@pytest.fixture
+def database_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database; DATABASE_URL and the settings point at it."""
+    server, template = os.environ[_SERVER], os.environ[_TEMPLATE]
+    name = _fresh_database_name()
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = make_conninfo(server, dbname=name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SPINE_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        get_settings.cache_clear()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    """An autocommit connection to the test's database."""
+    with db.connect(database_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def server_url() -> str:
+    """The test server's maintenance URL, for tests that create databases of their own."""
+    return os.environ[_SERVER]

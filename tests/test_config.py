@@ -1,0 +1,77 @@
+"""Settings: defaults, coercion, and one clear line for a bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, load_settings, setting_docs
+
+
+def test_defaults() -> None:
+    s = load_settings({})
+    assert s.database_url is None
+    assert s.poll_interval == 0.5
+    assert s.data_dir == Path("./data")
+    assert s.backend_type == "local"
+
+
+def test_values_are_coerced_from_strings() -> None:
+    s = load_settings(
+        {"SPINE_MAX_CONCURRENT": "8", "SPINE_POLL_INTERVAL": "0.1", "SPINE_API_TOKEN_READS": "yes"}
+    )
+    assert (s.max_concurrent, s.poll_interval, s.api_token_reads) == (8, 0.1, True)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SPINE_MAX_CONCURRENT": "lots"}, "SPINE_MAX_CONCURRENT"),
+        ({"SPINE_MAX_CONCURRENT": "0"}, "SPINE_MAX_CONCURRENT"),
+        ({"SPINE_POLL_INTERVAL": "-1"}, "SPINE_POLL_INTERVAL"),
+        ({"BACKEND_TYPE": "celery"}, "BACKEND_TYPE"),
+        ({"SPINE_LOG_LEVEL": "LOUD"}, "SPINE_LOG_LEVEL"),
+        ({"SPINE_API_TOKEN_READS": "maybe"}, "SPINE_API_TOKEN_READS"),
+    ],
+)
+def test_bad_value_names_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+
+
+def test_dotenv_fills_gaps_but_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SPINE_MAX_CONCURRENT=7\nSPINE_MAX_ATTEMPTS=9\n")
+    monkeypatch.setenv("SPINE_MAX_ATTEMPTS", "2")
+    s = load_settings(dotenv=dotenv)
+    assert (s.max_concurrent, s.max_attempts) == (7, 2)
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    for variable, _default, meaning in setting_docs():
+        assert f"{variable}=" in example, variable
+        assert meaning, f"{variable} has no description"
+
+
+def test_bad_setting_stops_the_cli_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from app.config import get_settings
+
+    monkeypatch.setenv("SPINE_MAX_CONCURRENT", "many")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["db", "status"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "SPINE_MAX_CONCURRENT" in result.output
+    assert "Traceback" not in result.output
