@@ -5,24 +5,33 @@ Procfile lines and compose `command:` entries call these same commands.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import msgspec
 import psycopg
 
 from app import db, embedded
 from app.config import ConfigError, get_settings
+from app.errors import SpineError
 from app.logs import configure_logging
 from app.migrations import MigrationError, apply_pending, status
+from app.registry import get_registry
+from app.repositories import executions as repo
+from app.repositories.executions import Execution
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def friendly_errors(func: F) -> F:
@@ -34,6 +43,8 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from None
+        except SpineError as exc:
+            raise click.ClickException(str(exc)) from None
         except MigrationError as exc:
             raise click.ClickException(f"migrations: {exc}") from None
         except psycopg.OperationalError as exc:
@@ -150,8 +161,12 @@ def up(procfile: str) -> None:
     click.echo(f"database ready ({len(applied)} migration(s) applied)")
     base = f"http://{settings.api_host}:{settings.api_port}"
     click.echo(f"API:  {base}/api/v1   docs: {base}/schema   (Ctrl-C stops everything)")
-    env = {**os.environ, "DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "honcho", "start", "-f", procfile, "-p", str(settings.api_port)]
+    # Procfile lines run through sh: put this interpreter's `spine` first on PATH. Each
+    # process reads `.env` itself (environment first), so honcho is given an empty one.
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "DATABASE_URL": url, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "honcho", "start", "-f", procfile, "-e", os.devnull]
+    cmd += ["-p", str(settings.api_port)]
     proc = subprocess.Popen(cmd, env=env)  # noqa: S603 - our own interpreter and arguments
     # honcho gets Ctrl-C from the terminal itself; forward SIGTERM so `kill` works the same.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -161,6 +176,207 @@ def up(procfile: str) -> None:
         embedded.stop(settings.state_dir)
         click.echo("embedded PostgreSQL stopped")
     sys.exit(code)
+
+
+# --------------------------------------------------------------------------- pipelines
+
+
+def _run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
+    async with await db.aconnect() as conn:
+        return await func(conn)
+
+
+@main.command("list")
+def list_pipelines() -> None:
+    """List registered pipelines with their params (type, default)."""
+    for item in get_registry():
+        click.echo(f"{click.style(item.name, bold=True)}  {item.description}")
+        for name, kind, default in item.param_docs():
+            click.echo(f"    {name}: {kind} = {default}")
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`-p key=value`: values are JSON when they parse as JSON, else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+@main.command("run")
+@click.argument("pipeline")
+@click.option("-p", "--param", "params", multiple=True, help="key=value (repeatable).")
+@click.option(
+    "--lane", type=click.Choice(["normal", "backfill"]), default="normal", show_default=True
+)
+@click.option("--logical-key", default=None, help="Deduplicate against active executions.")
+@click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
+@friendly_errors
+def run(
+    pipeline: str, params: tuple[str, ...], lane: str, logical_key: str | None, wait: bool
+) -> None:
+    """Submit an execution of PIPELINE (trigger_source `cli`)."""
+    from app.dispatcher import submit
+
+    async def go(conn: db.AsyncConn) -> tuple[Execution, bool]:
+        return await submit(
+            conn,
+            pipeline,
+            _parse_params(params),
+            lane=lane,
+            logical_key=logical_key,
+            trigger_source="cli",
+        )
+
+    execution, created = _run_async(_with_conn(go))
+    verb = "submitted" if created else "already active"
+    click.echo(f"{verb}: {execution.id} ({execution.pipeline}, {execution.status})")
+    if wait:
+        final = _run_async(_follow(execution.id))
+        sys.exit(0 if final == "completed" else 1)
+
+
+async def _follow(execution_id: str) -> str:
+    """Print events as they happen (progress as a bar) until the execution ends."""
+    last_id = 0
+    bar_shown = False
+    async with await db.aconnect() as conn:
+        await conn.execute(f"LISTEN {repo.EXECUTIONS_CHANNEL}")
+        while True:
+            for event in await repo.list_events(conn, execution_id, after_id=last_id):
+                last_id = event.id
+                if event.event_type == "progress":
+                    _draw_progress(event.payload)
+                    bar_shown = True
+                    continue
+                if bar_shown:
+                    click.echo(err=True)
+                    bar_shown = False
+                detail = event.payload.get("error") or event.payload.get("result") or ""
+                click.echo(f"{event.timestamp:%H:%M:%S} {event.event_type} {detail}".rstrip())
+            current = await repo.get(conn, execution_id)
+            if current is None or current.status in repo.TERMINAL:
+                if current and current.error:
+                    click.echo(f"error: {current.error}", err=True)
+                return current.status if current else "missing"
+            # Events carry no NOTIFY of their own; wake on queue activity or every 0.5 s.
+            with contextlib.suppress(TimeoutError):
+                async for _ in conn.notifies(timeout=0.5, stop_after=1):
+                    pass
+
+
+def _draw_progress(payload: dict[str, Any]) -> None:
+    done, total = payload.get("done") or 0, payload.get("total")
+    message = payload.get("message") or ""
+    if total:
+        width = 30
+        filled = int(width * min(done / total, 1.0))
+        text = f"[{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% {message}"
+    else:
+        text = f"{done} {message}"
+    click.echo(f"\r{text[:100]:<100}", nl=False, err=True)
+
+
+@main.group("executions")
+def executions_group() -> None:
+    """Inspect and cancel executions."""
+
+
+@executions_group.command("list")
+@click.option("--status", default=None)
+@click.option("--pipeline", default=None)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@friendly_errors
+def executions_list(status: str | None, pipeline: str | None, limit: int) -> None:
+    """Newest executions first."""
+    rows = _run_async(
+        _with_conn(lambda c: repo.list_page(c, limit=limit, status=status, pipeline=pipeline))
+    )
+    for e in rows:
+        click.echo(f"{e.id}  {e.status:<9}  {e.pipeline:<20} {e.created_at:%Y-%m-%d %H:%M:%S}")
+    if not rows:
+        click.echo("no executions")
+
+
+async def _get_or_fail(conn: db.AsyncConn, execution_id: str) -> Execution:
+    execution = await repo.get(conn, execution_id)
+    if execution is None:
+        raise click.ClickException(f"no execution {execution_id}")
+    return execution
+
+
+@executions_group.command("show")
+@click.argument("execution_id")
+@friendly_errors
+def executions_show(execution_id: str) -> None:
+    """One execution, as JSON."""
+    execution = _run_async(_with_conn(lambda c: _get_or_fail(c, execution_id)))
+    click.echo(msgspec.json.format(msgspec.json.encode(execution)).decode())
+
+
+@executions_group.command("events")
+@click.argument("execution_id")
+@friendly_errors
+def executions_events(execution_id: str) -> None:
+    """The execution's events in order."""
+
+    async def go(conn: db.AsyncConn) -> list[repo.Event]:
+        await _get_or_fail(conn, execution_id)
+        return await repo.list_events(conn, execution_id)
+
+    for event in _run_async(_with_conn(go)):
+        payload = msgspec.json.encode(event.payload).decode()
+        click.echo(
+            f"{event.timestamp.isoformat(timespec='milliseconds')} {event.event_type:<16} {payload}"
+        )
+
+
+@executions_group.command("cancel")
+@click.argument("execution_id")
+@friendly_errors
+def executions_cancel(execution_id: str) -> None:
+    """Cancel: a pending execution at once, a running one at its next check."""
+    execution, outcome = _run_async(_with_conn(lambda c: repo.request_cancel(c, execution_id)))
+    if outcome == "missing":
+        raise click.ClickException(f"no execution {execution_id}")
+    if outcome == "finished":
+        raise click.ClickException(f"execution {execution_id} already ended ({execution.status})")
+    click.echo(f"{execution_id}: {outcome.replace('_', ' ')} (status {execution.status})")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@main.group("worker")
+def worker_group() -> None:
+    """The worker pool."""
+
+
+@worker_group.command("start")
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes (default SPINE_MAX_CONCURRENT).",
+)
+@friendly_errors
+def worker_start(max_concurrent: int | None) -> None:
+    """Run the worker pool until SIGTERM/SIGINT (twice: at once)."""
+    from worker.pool import Supervisor
+
+    settings = get_settings()
+    url = db.database_url(settings)  # resolves (or starts) the embedded server; opens no connection
+    sys.exit(Supervisor(settings, url, max_concurrent).run())
 
 
 if __name__ == "__main__":

@@ -149,9 +149,15 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = N
             continue
         raw[name] = _coerce_bool(value) if kind is bool else value
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(str(exc))) from None
+
+
+def _decode(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(kind)
 
 
 def _coerce_bool(value: str) -> object:

@@ -14,9 +14,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings, get_settings
 
-__all__ = ["AsyncConn", "aconnect", "connect", "database_url", "open_async_pool"]
+__all__ = ["AsyncConn", "AsyncPool", "aconnect", "connect", "database_url", "open_async_pool"]
 
 AsyncConn = psycopg.AsyncConnection[dict[str, object]]
+AsyncPool = AsyncConnectionPool[AsyncConn]
 
 
 @functools.cache

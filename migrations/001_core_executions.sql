@@ -13,7 +13,7 @@ CREATE TABLE executions (
                    CHECK (status IN ('pending', 'queued', 'running', 'completed', 'failed', 'cancelled')),
     backend        TEXT NOT NULL DEFAULT 'local',
     backend_run_id TEXT,
-    attempt        INTEGER NOT NULL DEFAULT 0,
+    attempt        INTEGER NOT NULL DEFAULT 0,  -- times claimed; the claim increments it
     worker_id      TEXT,
     cancel_requested BOOLEAN NOT NULL DEFAULT false,
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -21,7 +21,8 @@ CREATE TABLE executions (
     started_at     TIMESTAMPTZ,
     completed_at   TIMESTAMPTZ,
     error          TEXT,
-    CHECK ((status IN ('queued', 'running')) = (worker_id IS NOT NULL))
+    -- A claimed execution always names its worker; finished ones keep it for history.
+    CHECK (status NOT IN ('queued', 'running') OR worker_id IS NOT NULL)
 );
 
 CREATE INDEX idx_executions_status ON executions (status);
@@ -32,7 +33,7 @@ CREATE UNIQUE INDEX idx_executions_active_logical_key ON executions (logical_key
     WHERE logical_key IS NOT NULL AND status IN ('pending', 'queued', 'running');
 -- Listing newest first (keyset pagination), and recovery's scan of held executions.
 CREATE INDEX idx_executions_created ON executions (created_at DESC, id DESC);
-CREATE INDEX idx_executions_held ON executions (worker_id) WHERE worker_id IS NOT NULL;
+CREATE INDEX idx_executions_held ON executions (worker_id) WHERE status IN ('queued', 'running');
 
 -- Queue tables churn: vacuum them sooner than the default 20% of rows.
 ALTER TABLE executions SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);

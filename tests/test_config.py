@@ -22,6 +22,8 @@ def test_values_are_coerced_from_strings() -> None:
         {"SPINE_MAX_CONCURRENT": "8", "SPINE_POLL_INTERVAL": "0.1", "SPINE_API_TOKEN_READS": "yes"}
     )
     assert (s.max_concurrent, s.poll_interval, s.api_token_reads) == (8, 0.1, True)
+    paths = load_settings({"SPINE_DATA_DIR": "/srv/in", "SPINE_STATE_DIR": "rel/state"})
+    assert (paths.data_dir, paths.state_dir) == (Path("/srv/in"), Path("rel/state"))
 
 
 @pytest.mark.parametrize(

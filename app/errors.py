@@ -1,0 +1,65 @@
+"""Domain errors, one hierarchy for the whole service.
+
+SpineError
+ ├── NotFound          an execution (or other object) does not exist       → HTTP 404
+ ├── Conflict          the request contradicts the current state           → HTTP 409
+ └── InvalidRequest    bad input: unknown pipeline, bad params, bad file   → HTTP 422 / 400
+      ├── UnknownPipeline
+      └── InvalidParams
+ExecutionStopped       raised inside a running pipeline to stop it (not an API error)
+ ├── CancelRequested   an operator asked for cancellation
+ └── ClaimLost         this worker no longer holds the execution
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CancelRequested",
+    "ClaimLost",
+    "Conflict",
+    "ExecutionStopped",
+    "InvalidParams",
+    "InvalidRequest",
+    "NotFound",
+    "SpineError",
+    "UnknownPipeline",
+]
+
+
+class SpineError(Exception):
+    """Base of the errors a client or operator can cause; the message is for humans."""
+
+
+class NotFound(SpineError):
+    pass
+
+
+class Conflict(SpineError):
+    pass
+
+
+class InvalidRequest(SpineError):
+    pass
+
+
+class UnknownPipeline(InvalidRequest):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown pipeline {name!r}; known pipelines: {', '.join(known)}")
+        self.name = name
+        self.known = known
+
+
+class InvalidParams(InvalidRequest):
+    pass
+
+
+class ExecutionStopped(Exception):
+    """Stops a running pipeline from inside (raised by progress/cancel checks)."""
+
+
+class CancelRequested(ExecutionStopped):
+    pass
+
+
+class ClaimLost(ExecutionStopped):
+    pass

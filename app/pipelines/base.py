@@ -1,0 +1,75 @@
+"""What a running pipeline gets: its execution id, the database, a logger, progress.
+
+`progress()` is also the pipeline's cancellation point: it raises
+`CancelRequested` once an operator asked to cancel, and `ClaimLost` if this
+worker no longer holds the execution (it was recovered elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from psycopg_pool import AsyncConnectionPool
+
+from app.config import Settings
+from app.db import AsyncConn
+from app.errors import CancelRequested, ClaimLost
+from app.repositories import executions as repo
+
+__all__ = ["PipelineContext"]
+
+PROGRESS_INTERVAL = 1.0  # seconds: at most about one progress event a second
+
+
+@dataclass
+class PipelineContext:
+    execution_id: str
+    worker_id: str
+    pool: AsyncConnectionPool[AsyncConn]
+    settings: Settings
+    log: logging.LoggerAdapter[logging.Logger]
+    # Set by the worker's listener when a cancel NOTIFY for this execution arrives.
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _last_progress: float = field(default=float("-inf"), repr=False)
+
+    async def progress(self, done: int, total: int | None = None, message: str = "") -> None:
+        """Record progress (throttled) and stop here if cancellation was requested."""
+        self._raise_if_cancel_signalled()
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL and (total is None or done < total):
+            return
+        self._last_progress = now
+        async with self.pool.connection() as conn:
+            state = await repo.record_progress(
+                conn, self.execution_id, self.worker_id, done=done, total=total, message=message
+            )
+        self._raise_for(state)
+
+    async def check_cancelled(self) -> None:
+        """A cancellation point without a progress event (asks the database)."""
+        self._raise_if_cancel_signalled()
+        async with self.pool.connection() as conn:
+            state = await repo.claim_state(conn, self.execution_id, self.worker_id)
+        self._raise_for(state)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, waking early (and raising) when a cancel request arrives."""
+        try:
+            await asyncio.wait_for(self.cancel_event.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        self._raise_if_cancel_signalled()
+
+    def _raise_if_cancel_signalled(self) -> None:
+        if self.cancel_event.is_set():
+            raise CancelRequested(f"execution {self.execution_id} was cancelled")
+
+    def _raise_for(self, state: repo.ClaimState) -> None:
+        if not state.held:
+            raise ClaimLost(f"execution {self.execution_id} is no longer held by {self.worker_id}")
+        if state.cancel_requested:
+            self.cancel_event.set()
+            raise CancelRequested(f"execution {self.execution_id} was cancelled")

@@ -1,0 +1,461 @@
+"""All SQL for executions, their events and the workers that run them.
+
+Every status change and its event are one statement (data-modifying CTEs), so
+they commit together; every change a worker makes is guarded by "still held by
+me" in its WHERE clause, so a worker that lost its claim can never overwrite
+what another did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from psycopg.types.json import Jsonb
+
+from app.db import AsyncConn
+
+__all__ = [
+    "ACTIVE",
+    "EXECUTIONS_CHANNEL",
+    "TERMINAL",
+    "ClaimState",
+    "Event",
+    "Execution",
+    "claim",
+    "claim_state",
+    "finish",
+    "get",
+    "insert",
+    "list_events",
+    "list_page",
+    "record_progress",
+    "recover_stale",
+    "request_cancel",
+    "start",
+]
+
+EXECUTIONS_CHANNEL = "spine_executions"
+CANCEL_CHANNEL = "spine_cancel"
+ACTIVE = ("pending", "queued", "running")
+TERMINAL = ("completed", "failed", "cancelled")
+
+Status = Literal["pending", "queued", "running", "completed", "failed", "cancelled"]
+
+
+class Execution(msgspec.Struct, frozen=True):
+    """An executions row."""
+
+    id: str
+    pipeline: str
+    params: dict[str, Any]
+    lane: str
+    status: Status
+    trigger_source: str
+    logical_key: str | None
+    attempt: int
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+
+
+class Event(msgspec.Struct, frozen=True):
+    id: int
+    execution_id: str
+    event_type: str
+    timestamp: datetime
+    payload: dict[str, Any]
+
+
+class ClaimState(msgspec.Struct, frozen=True):
+    held: bool
+    cancel_requested: bool
+
+
+_COLUMNS = (
+    "id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id, "
+    "cancel_requested, created_at, queued_at, started_at, completed_at, error"
+)
+
+
+def _execution(row: dict[str, Any]) -> Execution:
+    return msgspec.convert(row, Execution, from_attributes=False)
+
+
+# ------------------------------------------------------------------ submit
+
+_INSERT = f"""
+WITH new AS (
+    INSERT INTO executions (pipeline, params, lane, trigger_source, logical_key)
+    VALUES (%(pipeline)s, %(params)s, %(lane)s, %(trigger_source)s, %(logical_key)s)
+    ON CONFLICT (logical_key)
+        WHERE logical_key IS NOT NULL AND status IN ('pending', 'queued', 'running')
+        DO NOTHING
+    RETURNING {_COLUMNS}
+), created AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
+    FROM new
+)
+SELECT new.*, pg_notify('{EXECUTIONS_CHANNEL}', new.lane) AS notified FROM new
+"""
+
+_ACTIVE_BY_KEY = f"""
+SELECT {_COLUMNS} FROM executions
+WHERE logical_key = %s AND status IN ('pending', 'queued', 'running')
+"""
+
+
+async def insert(
+    conn: AsyncConn,
+    *,
+    pipeline: str,
+    params: dict[str, Any],
+    lane: str,
+    trigger_source: str,
+    logical_key: str | None,
+) -> tuple[Execution, bool]:
+    """Insert a pending execution with its `created` event and a NOTIFY.
+
+    Returns (execution, created). When `logical_key` is already held by an
+    active execution, that one is returned with created=False.
+    """
+    args = {
+        "pipeline": pipeline,
+        "params": Jsonb(params),
+        "lane": lane,
+        "trigger_source": trigger_source,
+        "logical_key": logical_key,
+    }
+    while True:
+        async with conn.transaction():
+            row = await (await conn.execute(_INSERT, args)).fetchone()
+            if row is not None:
+                row.pop("notified")
+                return _execution(row), True
+            existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
+            if existing is not None:
+                return _execution(existing), False
+        # The holder finished between our insert and our look-up: try again.
+
+
+# ------------------------------------------------------------------ read
+
+
+async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM executions WHERE id = %s", (execution_id,))
+    row = await cur.fetchone()
+    return _execution(row) if row else None
+
+
+async def list_page(
+    conn: AsyncConn,
+    *,
+    limit: int,
+    status: str | None = None,
+    pipeline: str | None = None,
+    lane: str | None = None,
+    before: tuple[datetime, str] | None = None,
+) -> list[Execution]:
+    """Newest first; `before` is the (created_at, id) keyset cursor of the previous page."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_COLUMNS} FROM executions
+        WHERE (%(status)s::text IS NULL OR status = %(status)s)
+          AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
+          AND (%(lane)s::text IS NULL OR lane = %(lane)s)
+          AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
+        ORDER BY created_at DESC, id DESC
+        LIMIT %(limit)s
+        """,
+        {
+            "status": status,
+            "pipeline": pipeline,
+            "lane": lane,
+            "at": before[0] if before else None,
+            "id": before[1] if before else None,
+            "limit": limit,
+        },
+    )
+    return [_execution(r) for r in await cur.fetchall()]
+
+
+async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
+    cur = await conn.execute(
+        """
+        SELECT id, execution_id, event_type, timestamp, payload FROM execution_events
+        WHERE execution_id = %s AND id > %s ORDER BY id
+        """,
+        (execution_id, after_id),
+    )
+    return [msgspec.convert(r, Event) for r in await cur.fetchall()]
+
+
+# ------------------------------------------------------------------ worker side
+
+_CLAIM = f"""
+WITH next AS MATERIALIZED (
+    SELECT id FROM executions
+    WHERE status = 'pending'
+    ORDER BY priority, created_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE executions e
+    SET status = 'queued', worker_id = %(worker)s, queued_at = now(), attempt = e.attempt + 1
+    FROM next
+    WHERE e.id = next.id
+    RETURNING e.{_COLUMNS.replace(", ", ", e.")}
+), queued AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'queued', jsonb_build_object('worker_id', worker_id, 'attempt', attempt)
+    FROM claimed
+)
+SELECT * FROM claimed
+"""
+
+
+async def claim(conn: AsyncConn, worker_id: str) -> Execution | None:
+    """Claim the next pending execution (normal lane first, then oldest) for `worker_id`."""
+    row = await (await conn.execute(_CLAIM, {"worker": worker_id})).fetchone()
+    return _execution(row) if row else None
+
+
+_START = f"""
+WITH s AS (
+    UPDATE executions SET status = 'running', started_at = now()
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status = 'queued'
+    RETURNING {_COLUMNS}
+), started AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'started', jsonb_build_object('worker_id', worker_id, 'attempt', attempt) FROM s
+)
+SELECT * FROM s
+"""
+
+
+async def start(conn: AsyncConn, execution_id: str, worker_id: str) -> Execution | None:
+    """queued -> running; None when this worker no longer holds it."""
+    row = await (await conn.execute(_START, {"id": execution_id, "worker": worker_id})).fetchone()
+    return _execution(row) if row else None
+
+
+_FINISH = """
+WITH f AS (
+    UPDATE executions
+    SET status = %(status)s, completed_at = now(), error = %(error)s
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN ('queued', 'running')
+    RETURNING id
+), ended AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, %(status)s, %(payload)s FROM f
+)
+SELECT id FROM f
+"""
+
+
+async def finish(
+    conn: AsyncConn,
+    execution_id: str,
+    worker_id: str,
+    *,
+    status: Literal["completed", "failed", "cancelled"],
+    error: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """End a held execution; False when this worker no longer held it (nothing written)."""
+    cur = await conn.execute(
+        _FINISH,
+        {
+            "id": execution_id,
+            "worker": worker_id,
+            "status": status,
+            "error": error,
+            "payload": Jsonb(payload or {}),
+        },
+    )
+    return await cur.fetchone() is not None
+
+
+_PROGRESS = """
+WITH held AS (
+    SELECT id, cancel_requested FROM executions
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN ('queued', 'running')
+), p AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'progress', %(payload)s FROM held
+)
+SELECT
+    EXISTS (SELECT 1 FROM held) AS held,
+    COALESCE((SELECT cancel_requested FROM held), false) AS cancel_requested
+"""
+
+
+async def record_progress(
+    conn: AsyncConn,
+    execution_id: str,
+    worker_id: str,
+    *,
+    done: int,
+    total: int | None,
+    message: str,
+) -> ClaimState:
+    payload = {"done": done, "total": total, "message": message}
+    cur = await conn.execute(
+        _PROGRESS, {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return msgspec.convert(row, ClaimState)
+
+
+async def claim_state(conn: AsyncConn, execution_id: str, worker_id: str) -> ClaimState:
+    cur = await conn.execute(
+        """
+        SELECT
+            COALESCE(bool_or(worker_id = %(worker)s AND status IN ('queued', 'running')), false)
+                AS held,
+            COALESCE(bool_or(cancel_requested), false) AS cancel_requested
+        FROM executions WHERE id = %(id)s
+        """,
+        {"id": execution_id, "worker": worker_id},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return msgspec.convert(row, ClaimState)
+
+
+# ------------------------------------------------------------------ cancel
+
+
+async def request_cancel(conn: AsyncConn, execution_id: str) -> tuple[Execution | None, str]:
+    """Cancel: pending ends at once; queued/running is asked to stop.
+
+    Returns (execution after the change, outcome) where outcome is one of
+    "cancelled", "requested", "already_requested", "finished" or "missing".
+    """
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT status, cancel_requested FROM executions WHERE id = %s FOR UPDATE",
+            (execution_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None, "missing"
+        if row["status"] in TERMINAL:
+            outcome = "finished"
+        elif row["status"] == "pending":
+            await conn.execute(
+                """
+                WITH c AS (
+                    UPDATE executions
+                    SET status = 'cancelled', cancel_requested = true, completed_at = now()
+                    WHERE id = %(id)s RETURNING id
+                )
+                INSERT INTO execution_events (execution_id, event_type, payload)
+                SELECT id, e.type, e.payload FROM c, (VALUES
+                    (1, 'cancel_requested', '{}'::jsonb),
+                    (2, 'cancelled', '{"reason": "cancelled before it started"}'::jsonb)
+                ) AS e (n, type, payload)
+                ORDER BY e.n
+                """,
+                {"id": execution_id},
+            )
+            outcome = "cancelled"
+        elif row["cancel_requested"]:
+            outcome = "already_requested"
+        else:
+            await conn.execute(
+                """
+                WITH c AS (
+                    UPDATE executions SET cancel_requested = true WHERE id = %(id)s RETURNING id
+                )
+                INSERT INTO execution_events (execution_id, event_type)
+                SELECT id, 'cancel_requested' FROM c
+                """,
+                {"id": execution_id},
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (CANCEL_CHANNEL, execution_id))
+            outcome = "requested"
+        execution = await get(conn, execution_id)
+    return execution, outcome
+
+
+# ------------------------------------------------------------------ workers and recovery
+
+
+async def register_worker(conn: AsyncConn, worker_id: str, host: str, pid: int) -> None:
+    await conn.execute(
+        "INSERT INTO workers (id, host, pid) VALUES (%s, %s, %s)", (worker_id, host, pid)
+    )
+
+
+async def heartbeat(conn: AsyncConn, worker_id: str) -> None:
+    await conn.execute("UPDATE workers SET heartbeat_at = now() WHERE id = %s", (worker_id,))
+
+
+async def mark_stopped(conn: AsyncConn, worker_id: str) -> None:
+    await conn.execute("UPDATE workers SET stopped_at = now() WHERE id = %s", (worker_id,))
+
+
+_RECOVER = f"""
+WITH stale AS (
+    SELECT e.id, e.worker_id
+    FROM executions e
+    LEFT JOIN workers w ON w.id = e.worker_id
+    WHERE e.status IN ('queued', 'running')
+      AND (w.id IS NULL
+           OR w.stopped_at IS NOT NULL
+           OR w.heartbeat_at < now() - make_interval(secs => %(lease)s))
+    FOR UPDATE OF e SKIP LOCKED
+), recovered AS (
+    UPDATE executions e
+    SET status = CASE WHEN e.attempt >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
+        worker_id = CASE WHEN e.attempt >= %(max_attempts)s THEN e.worker_id END,
+        queued_at = NULL,
+        started_at = CASE WHEN e.attempt >= %(max_attempts)s THEN e.started_at END,
+        completed_at = CASE WHEN e.attempt >= %(max_attempts)s THEN now() END,
+        error = CASE WHEN e.attempt >= %(max_attempts)s
+                     THEN 'worker lost: ' || stale.worker_id
+                          || ' stopped heartbeating; gave up after ' || e.attempt || ' attempt(s)'
+                END
+    FROM stale
+    -- Re-checked here: only what is still held by that same stale worker is touched.
+    WHERE e.id = stale.id AND e.worker_id = stale.worker_id AND e.status IN ('queued', 'running')
+    RETURNING e.id, e.status, e.attempt, stale.worker_id AS lost_worker
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE 'failed' END,
+           jsonb_build_object('reason', 'worker lost', 'worker_id', lost_worker, 'attempt', attempt)
+    FROM recovered
+)
+SELECT id, status, lost_worker,
+       CASE WHEN status = 'pending' THEN pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') END AS n
+FROM recovered
+"""
+
+
+async def recover_stale(
+    conn: AsyncConn, *, lease_timeout: float, max_attempts: int
+) -> Sequence[dict[str, Any]]:
+    """Requeue executions held by workers that stopped heartbeating (fail after max_attempts)."""
+    cur = await conn.execute(_RECOVER, {"lease": lease_timeout, "max_attempts": max_attempts})
+    return await cur.fetchall()
+
+
+async def live_workers(conn: AsyncConn) -> list[dict[str, Any]]:
+    """Workers that have not stopped, with their heartbeat age in seconds."""
+    cur = await conn.execute(
+        """
+        SELECT id, host, pid, started_at, heartbeat_at,
+               extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s
+        FROM workers WHERE stopped_at IS NULL ORDER BY started_at
+        """
+    )
+    return list(await cur.fetchall())

@@ -1,0 +1,143 @@
+"""run_pipeline(): the one place a pipeline runs.
+
+Called by a worker that has just claimed the execution: marks it running,
+runs the pipeline, and records how it ended. Each status change and its event
+commit together, and only while this worker still holds the execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from typing import Any, Literal
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from app.config import Settings, get_settings
+from app.db import AsyncConn
+from app.errors import CancelRequested, ClaimLost, SpineError
+from app.pipelines.base import PipelineContext
+from app.registry import Registry, get_registry
+from app.repositories import executions as repo
+
+__all__ = ["Outcome", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["completed", "failed", "cancelled", "lost"]
+
+# How long to keep retrying the final write while the database is unreachable.
+FINISH_RETRY_SECONDS = 120.0
+
+
+async def run_pipeline(
+    pool: AsyncConnectionPool[AsyncConn],
+    execution_id: str,
+    worker_id: str,
+    *,
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+    cancel_event: asyncio.Event | None = None,
+) -> Outcome:
+    """Run a claimed (queued) execution to its end; returns how it ended."""
+    settings = settings or get_settings()
+    registry = registry or get_registry()
+    async with pool.connection() as conn:
+        execution = await repo.start(conn, execution_id, worker_id)
+    if execution is None:
+        log.warning(
+            "execution %s is no longer held by %s; not starting it", execution_id, worker_id
+        )
+        return "lost"
+
+    logger = logging.LoggerAdapter(
+        logging.getLogger(f"spine.pipeline.{execution.pipeline}"),
+        {"execution_id": execution_id},
+    )
+    ctx = PipelineContext(
+        execution_id=execution_id,
+        worker_id=worker_id,
+        pool=pool,
+        settings=settings,
+        log=logger,
+        cancel_event=cancel_event or asyncio.Event(),
+    )
+    started = time.perf_counter()
+    log.info("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
+    status: Literal["completed", "failed", "cancelled"]
+    error: str | None = None
+    payload: dict[str, Any]
+    try:
+        if execution.cancel_requested:
+            raise CancelRequested("cancelled before it started")
+        pipeline = registry.get(execution.pipeline)
+        params = pipeline.validate(execution.params)
+        summary = await pipeline.run(ctx, params)
+    except CancelRequested as exc:
+        status, payload = "cancelled", {"reason": str(exc)}
+    except ClaimLost:
+        log.warning("lost the claim on %s while running; its result is discarded", execution_id)
+        return "lost"
+    except Exception as exc:
+        status = "failed"
+        error = _one_line(exc)
+        payload = {
+            "error": error,
+            "error_type": type(exc).__name__,
+            # A domain error's message says it all; anything else keeps its traceback.
+            "traceback": None if isinstance(exc, SpineError) else traceback.format_exc(),
+        }
+    else:
+        status, payload = "completed", {"result": summary}
+    payload["duration_s"] = round(time.perf_counter() - started, 6)
+    if await _finish(pool, execution_id, worker_id, status=status, error=error, payload=payload):
+        log.info(
+            "%s %s %s in %.3fs", execution.pipeline, execution_id, status, payload["duration_s"]
+        )
+        return status
+    log.warning("execution %s was taken from %s before it could finish", execution_id, worker_id)
+    return "lost"
+
+
+async def _finish(
+    pool: AsyncConnectionPool[AsyncConn],
+    execution_id: str,
+    worker_id: str,
+    *,
+    status: Literal["completed", "failed", "cancelled"],
+    error: str | None,
+    payload: dict[str, Any],
+) -> bool:
+    """Record the end, retrying through a database outage so a result is never dropped."""
+    deadline = time.monotonic() + FINISH_RETRY_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            async with pool.connection() as conn:
+                return await repo.finish(
+                    conn, execution_id, worker_id, status=status, error=error, payload=payload
+                )
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("cannot record end of %s yet (%s); retrying", execution_id, _one_line(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        except psycopg.Error as exc:
+            if status == "failed" and payload.get("recording_error"):
+                raise
+            # The result itself could not be stored (say, it is not JSON-able): record that.
+            log.exception("recording the end of %s failed", execution_id)
+            status, error = "failed", f"recording the result failed: {_one_line(exc)}"
+            payload = {"error": error, "recording_error": True}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return (
+        f"{type(exc).__name__}: {first}"[:500] if not isinstance(exc, SpineError) else first[:500]
+    )

@@ -1,0 +1,243 @@
+"""The execution engine in-process: registry, dispatcher, claim, runner, cancel, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from app import db
+from app.dispatcher import submit
+from app.errors import InvalidParams, InvalidRequest, UnknownPipeline
+from app.pipelines.base import PipelineContext
+from app.registry import NoParams, Pipeline, Registry, Summary, get_registry
+from app.repositories import executions as repo
+from tests.support import run_inline
+
+Conn = psycopg.Connection[dict[str, object]]
+
+
+def events_of(conn: Conn, execution_id: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT event_type FROM execution_events WHERE execution_id = %s ORDER BY id",
+        (execution_id,),
+    ).fetchall()
+    return [str(r["event_type"]) for r in rows]
+
+
+def test_registry_refuses_duplicate_names() -> None:
+    registry = Registry()
+
+    async def run(ctx: PipelineContext, params: NoParams) -> Summary:
+        return None
+
+    registry.register(Pipeline("x", "first", NoParams, run))
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(Pipeline("x", "second", NoParams, run))
+
+
+def test_unknown_pipeline_lists_known_ones() -> None:
+    with pytest.raises(UnknownPipeline) as info:
+        get_registry().get("nope")
+    assert "noop" in str(info.value)
+    assert "sleep" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"seconds": "soon"}, "params.seconds"), ({"seconds": -1}, "params.seconds")],
+)
+def test_params_errors_name_the_field(params: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidParams, match=field.replace(".", r"\.")):
+        get_registry().get("sleep").validate(params)
+
+
+def test_unknown_param_is_an_error_not_ignored() -> None:
+    with pytest.raises(InvalidParams, match="seconds_typo"):
+        get_registry().get("sleep").validate({"seconds_typo": 1})
+
+
+async def test_submit_records_pending_with_created_event(database_url: str, conn: Conn) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, created = await submit(aconn, "sleep", {"seconds": 2}, trigger_source="test")
+    assert created
+    assert execution.status == "pending"
+    assert execution.params == {"seconds": 2.0}
+    assert execution.trigger_source == "test"
+    assert events_of(conn, execution.id) == ["created"]
+
+
+async def test_bad_submissions_store_nothing(database_url: str, conn: Conn) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        with pytest.raises(UnknownPipeline):
+            await submit(aconn, "nope", {})
+        with pytest.raises(InvalidParams):
+            await submit(aconn, "sleep", {"seconds": "x"})
+        with pytest.raises(InvalidRequest, match="lane"):
+            await submit(aconn, "noop", {}, lane="express")
+    assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 0}
+
+
+async def test_concurrent_submits_with_one_logical_key_create_one(
+    database_url: str, conn: Conn
+) -> None:
+    async def one() -> tuple[str, bool]:
+        async with await db.aconnect(database_url) as aconn:
+            execution, created = await submit(aconn, "noop", {}, logical_key="daily-2026-01-06")
+            return execution.id, created
+
+    results = await asyncio.gather(*(one() for _ in range(20)))
+    assert len({execution_id for execution_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    row = conn.execute("SELECT count(*) AS n FROM executions").fetchone()
+    assert row == {"n": 1}
+
+
+async def test_logical_key_is_free_again_once_finished(database_url: str) -> None:
+    first = await run_inline(database_url, "noop")
+    async with await db.aconnect(database_url) as aconn:
+        a, created_a = await submit(aconn, "noop", {}, logical_key="k")
+        b, created_b = await submit(aconn, "noop", {}, logical_key="k")
+    assert first.status == "completed"
+    assert created_a and not created_b and a.id == b.id
+
+
+async def test_claim_takes_normal_lane_first_then_oldest(database_url: str) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        old_backfill, _ = await submit(aconn, "noop", {}, lane="backfill")
+        normal_1, _ = await submit(aconn, "noop", {})
+        normal_2, _ = await submit(aconn, "noop", {})
+        await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
+        order = []
+        while (claimed := await repo.claim(aconn, "w")) is not None:
+            order.append(claimed.id)
+            assert claimed.status == "queued" and claimed.attempt == 1
+    assert order == [normal_1.id, normal_2.id, old_backfill.id]
+
+
+async def test_noop_runs_through_every_state(database_url: str, conn: Conn) -> None:
+    final = await run_inline(database_url, "noop")
+    assert final.status == "completed"
+    assert final.started_at is not None and final.completed_at is not None
+    assert events_of(conn, final.id) == ["created", "queued", "started", "completed"]
+
+
+def _registry_with(name: str, run: Any, params: type[msgspec.Struct] = NoParams) -> Registry:
+    registry = Registry()
+    registry.register(Pipeline(name, "test pipeline", params, run))
+    return registry
+
+
+async def test_failure_keeps_one_line_error_and_traceback_in_event(
+    database_url: str, conn: Conn
+) -> None:
+    async def explode(ctx: PipelineContext, params: NoParams) -> Summary:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    registry = _registry_with("explode", explode)
+    final = await run_inline(database_url, "explode", registry=registry)
+    assert final.status == "failed"
+    assert final.error == "RuntimeError: disk on fire"
+    payload = conn.execute(
+        "SELECT payload FROM execution_events WHERE execution_id = %s AND event_type = 'failed'",
+        (final.id,),
+    ).fetchone()
+    assert payload is not None
+    assert "Traceback" in payload["payload"]["traceback"]  # type: ignore[index]
+
+
+async def test_result_summary_is_stored_in_completed_event(database_url: str, conn: Conn) -> None:
+    async def answer(ctx: PipelineContext, params: NoParams) -> Summary:
+        return {"rows": 42}
+
+    final = await run_inline(database_url, "answer", registry=_registry_with("answer", answer))
+    row = conn.execute(
+        "SELECT payload FROM execution_events WHERE execution_id = %s AND event_type = 'completed'",
+        (final.id,),
+    ).fetchone()
+    assert row is not None and row["payload"]["result"] == {"rows": 42}  # type: ignore[index]
+
+
+async def test_cancel_pending_ends_at_once(database_url: str, conn: Conn) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "sleep", {"seconds": 60})
+        after, outcome = await repo.request_cancel(aconn, execution.id)
+        again, outcome_again = await repo.request_cancel(aconn, execution.id)
+        missing, outcome_missing = await repo.request_cancel(aconn, "no-such-id")
+    assert outcome == "cancelled" and after is not None and after.status == "cancelled"
+    assert outcome_again == "finished"
+    assert missing is None and outcome_missing == "missing"
+    assert events_of(conn, execution.id) == ["created", "cancel_requested", "cancelled"]
+
+
+async def test_cancel_running_stops_at_next_check(database_url: str, conn: Conn) -> None:
+    started = asyncio.Event()
+
+    async def long(ctx: PipelineContext, params: NoParams) -> Summary:
+        started.set()
+        for i in range(10_000):
+            await ctx.check_cancelled()
+            await asyncio.sleep(0.01)
+            await ctx.progress(i, 10_000)
+        return None
+
+    registry = _registry_with("long", long)
+    task = asyncio.create_task(run_inline(database_url, "long", registry=registry))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    execution_id = str(conn.execute("SELECT id FROM executions").fetchone()["id"])  # type: ignore[index]
+    async with await db.aconnect(database_url) as aconn:
+        _, outcome = await repo.request_cancel(aconn, execution_id)
+    assert outcome == "requested"
+    final = await asyncio.wait_for(task, timeout=10)
+    assert final.status == "cancelled"
+    assert events_of(conn, final.id)[-2:] == ["cancel_requested", "cancelled"]
+
+
+async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "noop", {})
+        await aconn.execute(
+            "INSERT INTO workers (id, host, pid) VALUES ('a', 'h', 1), ('b', 'h', 2)"
+        )
+        await repo.claim(aconn, "a")
+        assert not await repo.finish(aconn, execution.id, "b", status="completed")
+        assert await repo.start(aconn, execution.id, "b") is None
+        assert await repo.finish(aconn, execution.id, "a", status="completed")
+        final = await repo.get(aconn, execution.id)
+    assert final is not None and final.status == "completed"
+
+
+async def test_recovery_requeues_then_fails_after_max_attempts(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "noop", {})
+        await aconn.execute(
+            "INSERT INTO workers (id, host, pid, heartbeat_at) VALUES "
+            "('dead', 'h', 1, now() - interval '1 hour'), ('live', 'h', 2, now())"
+        )
+        for attempt in (1, 2):
+            claimed = await repo.claim(aconn, "dead")
+            assert claimed is not None and claimed.attempt == attempt
+            await repo.start(aconn, execution.id, "dead")
+            # A live worker's execution is never touched.
+            recovered = await repo.recover_stale(aconn, lease_timeout=30, max_attempts=2)
+            assert [r["id"] for r in recovered] == [execution.id]
+        final = await repo.get(aconn, execution.id)
+    assert final is not None
+    assert final.status == "failed"
+    assert final.error is not None and final.error.startswith("worker lost: dead")
+    assert events_of(conn, execution.id) == [
+        "created", "queued", "started", "requeued", "queued", "started", "failed",
+    ]  # fmt: skip
+
+
+async def test_recovery_leaves_live_workers_alone(database_url: str) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        await submit(aconn, "noop", {})
+        await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('live', 'h', 1)")
+        await repo.claim(aconn, "live")
+        assert await repo.recover_stale(aconn, lease_timeout=30, max_attempts=3) == []

@@ -1,0 +1,196 @@
+"""One worker process: a claim loop, a listener and a heartbeat.
+
+- Claim: one short statement (see repositories.executions.claim); the
+  pipeline then runs outside any transaction.
+- Wake-up: LISTEN on a dedicated connection; a poll every `poll_interval`
+  covers a lost notification or a broken listener.
+- Liveness: a heartbeat thread with its own connection, so a pipeline that
+  hogs the event loop cannot starve it; the same thread sweeps executions held
+  by workers whose heartbeat went stale and requeues them.
+- Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
+  execution finishes, then the process exits 0. The supervisor's SIGKILL is
+  the immediate stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+
+import psycopg
+
+from app import db
+from app.config import Settings
+from app.repositories import executions as repo
+from app.runner import run_pipeline
+
+__all__ = ["Worker", "new_worker_id"]
+
+log = logging.getLogger("spine.worker")
+
+
+def new_worker_id() -> str:
+    """Unique per process start: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(self, settings: Settings, url: str | None = None) -> None:
+        self.settings = settings
+        self.url = url or db.database_url(settings)
+        self.id = new_worker_id()
+        self.processed = 0
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._current: str | None = None
+        self._cancel = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_stop = threading.Event()
+
+    # ------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        """Graceful stop: finish the current execution, claim nothing more."""
+        if self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._stopping.set)
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: graceful stop (repeats are harmless; the supervisor escalates)."""
+        assert self._loop is not None
+
+        def on_signal(signum: int) -> None:
+            if not self._stopping.is_set():
+                log.info("%s: stopping after the current execution", signal.Signals(signum).name)
+            self.request_stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, on_signal, sig)
+
+    # ------------------------------------------------------------ main
+
+    async def run(self, *, handle_signals: bool = True) -> int:
+        self._loop = asyncio.get_running_loop()
+        if handle_signals:
+            self.install_signal_handlers()
+        async with await db.aconnect(self.url) as conn:
+            await repo.register_worker(conn, self.id, socket.gethostname(), os.getpid())
+        heartbeat = threading.Thread(target=self._heartbeat_thread, name="heartbeat", daemon=True)
+        heartbeat.start()
+        pool = await db.open_async_pool(self.url, self.settings, name=f"worker-{os.getpid()}")
+        listener = asyncio.create_task(self._listen())
+        log.info("worker %s started", self.id)
+        try:
+            await self._claim_loop(pool)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            self._thread_stop.set()
+            heartbeat.join(timeout=5)
+            await pool.close()
+            with contextlib.suppress(psycopg.Error):
+                async with await db.aconnect(self.url) as conn:
+                    await repo.mark_stopped(conn, self.id)
+            log.info("worker %s stopped after %d execution(s)", self.id, self.processed)
+        return 0
+
+    async def _claim_loop(self, pool: db.AsyncPool) -> None:
+        poll = self.settings.poll_interval
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                async with pool.connection() as conn:
+                    execution = await repo.claim(conn, self.id)
+            except psycopg.OperationalError as exc:
+                log.warning("claim failed (%s); retrying after %.1fs", _first_line(exc), poll)
+                execution = None
+            if execution is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                continue
+            self._current = execution.id
+            self._cancel = asyncio.Event()
+            try:
+                await run_pipeline(
+                    pool,
+                    execution.id,
+                    self.id,
+                    settings=self.settings,
+                    cancel_event=self._cancel,
+                )
+            finally:
+                self._current = None
+            self.processed += 1
+
+    async def _listen(self) -> None:
+        """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""
+        delay = 0.1
+        while True:
+            try:
+                async with await db.aconnect(self.url) as conn:
+                    await conn.execute(f"LISTEN {repo.EXECUTIONS_CHANNEL}")
+                    await conn.execute(f"LISTEN {repo.CANCEL_CHANNEL}")
+                    delay = 0.1
+                    self._wake.set()  # anything enqueued while we were not listening
+                    async for note in conn.notifies():
+                        if note.channel == repo.CANCEL_CHANNEL:
+                            if note.payload == self._current:
+                                self._cancel.set()
+                        else:
+                            self._wake.set()
+            except psycopg.OperationalError as exc:
+                log.warning("listener lost its connection (%s); reconnecting", _first_line(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _heartbeat_thread(self) -> None:
+        """Heartbeat and recovery sweep, every lease_timeout/3, on a thread of its own."""
+        asyncio.run(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.lease_timeout / 3
+        conn: db.AsyncConn | None = None
+        while not self._thread_stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = await db.aconnect(self.url)
+                await repo.heartbeat(conn, self.id)
+                recovered = await repo.recover_stale(
+                    conn,
+                    lease_timeout=self.settings.lease_timeout,
+                    max_attempts=self.settings.max_attempts,
+                )
+                for row in recovered:
+                    log.warning(
+                        "recovered execution %s from lost worker %s: now %s",
+                        row["id"],
+                        row["lost_worker"],
+                        row["status"],
+                    )
+            except psycopg.Error as exc:
+                log.warning("heartbeat failed (%s); will retry", _first_line(exc))
+                if conn is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.close()
+                conn = None
+            self._thread_stop.wait(interval)  # this loop serves the heartbeat alone
+        if conn is not None:
+            await conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def main(settings: Settings, url: str | None = None) -> int:
+    """Entry point of one worker process."""
+    return asyncio.run(Worker(settings, url).run())

@@ -1,0 +1,144 @@
+"""The supervisor: keeps `max_concurrent` worker processes alive.
+
+It never touches the database (each child opens its own connections after
+the fork), restarts a child that dies, turns the first SIGTERM/SIGINT into a
+graceful stop of every child and the second into an immediate one. Children
+get SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from multiprocessing.process import BaseProcess
+
+from app.config import Settings
+from app.logs import configure_logging
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger("spine.supervisor")
+
+_PR_SET_PDEATHSIG = 1
+RESTART_BACKOFF_MAX = 10.0
+STABLE_AFTER = 10.0  # seconds a child must live for its restart not to count as a crash loop
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM to this child when the supervisor dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _child_main(settings: Settings, url: str | None, parent_pid: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+        sys.exit(0)
+    # Fresh signal dispositions: the worker installs its own handlers.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    configure_logging(settings.log_level)
+    from worker.loop import main
+
+    sys.exit(main(settings, url))
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, url: str | None = None, processes: int | None = None):
+        self.settings = settings
+        self.url = url
+        self.size = processes or settings.max_concurrent
+        self._ctx = multiprocessing.get_context("fork")
+        self._children: dict[int, BaseProcess] = {}  # slot -> process
+        self._stopping = False
+        self._signals = 0
+        self._failures: dict[int, int] = {}
+        self._started_at: dict[int, float] = {}
+
+    def _spawn(self, slot: int) -> None:
+        proc = self._ctx.Process(
+            target=_child_main,
+            args=(self.settings, self.url, os.getpid()),
+            name=f"spine-worker-{slot}",
+            daemon=False,
+        )
+        proc.start()
+        self._children[slot] = proc
+        self._started_at[slot] = time.monotonic()
+        log.info("started worker process %d (slot %d)", proc.pid, slot)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals == 1:
+            log.info("%s: stopping workers gracefully (again to stop at once)", name)
+            self._stopping = True
+            self._broadcast(signal.SIGTERM)
+        else:
+            log.warning("%s again: killing workers now", name)
+            self._broadcast(signal.SIGKILL)
+            os._exit(1)
+
+    def _broadcast(self, sig: int) -> None:
+        for proc in self._children.values():
+            if proc.pid is not None and proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info("supervisor %d starting %d worker process(es)", os.getpid(), self.size)
+        for slot in range(self.size):
+            self._spawn(slot)
+        exit_code = 0
+        while self._children:
+            sentinels = {p.sentinel: slot for slot, p in self._children.items()}
+            ready = multiprocessing.connection.wait(list(sentinels), timeout=1.0)
+            for sentinel in ready:
+                slot = sentinels[sentinel]  # type: ignore[index]
+                proc = self._children.pop(slot)
+                proc.join()
+                code = proc.exitcode
+                if self._stopping:
+                    log.info("worker process %d exited (%s)", proc.pid, _describe(code))
+                    if code not in (0, -signal.SIGTERM):
+                        exit_code = 1
+                    continue
+                self._restart(slot, proc.pid, code)
+        log.info("supervisor %d stopped", os.getpid())
+        return exit_code
+
+    def _restart(self, slot: int, pid: int | None, code: int | None) -> None:
+        lived = time.monotonic() - self._started_at.get(slot, 0.0)
+        # A child that ran a while before dying is not a crash loop: no back-off.
+        previous = 0 if lived > STABLE_AFTER else self._failures.get(slot, 0)
+        failures = previous + (0 if code == 0 else 1)
+        self._failures[slot] = failures
+        delay = min(RESTART_BACKOFF_MAX, 0.25 * 2 ** (failures - 2)) if failures > 1 else 0.0
+        log.warning(
+            "worker process %s died (%s); restarting%s",
+            pid,
+            _describe(code),
+            f" in {delay:.1f}s" if delay else "",
+        )
+        if delay:
+            time.sleep(delay)  # back off a crash loop; signals still interrupt it
+        if not self._stopping:
+            self._spawn(slot)
+
+
+def _describe(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
