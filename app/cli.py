@@ -379,5 +379,67 @@ def worker_start(max_concurrent: int | None) -> None:
     sys.exit(Supervisor(settings, url, max_concurrent).run())
 
 
+@main.command("api")
+@click.option("--host", default=None, help="Default SPINE_API_HOST.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Default SPINE_API_PORT.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=None, help="Default SPINE_API_WORKERS."
+)
+@friendly_errors
+def api(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the REST API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    db.database_url(settings)  # fail fast (and start the embedded server) before serving
+    uvicorn.run(
+        "app.api.main:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers or settings.api_workers,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level == "DEBUG",
+        proxy_headers=True,
+    )
+
+
+@main.command("shell")
+def shell() -> None:
+    """An interactive Python shell with settings, db, registry, dispatcher and repositories."""
+    import code
+
+    from app import dispatcher
+    from app.repositories import executions
+
+    namespace: dict[str, Any] = {
+        "settings": get_settings(),
+        "db": db,
+        "registry": get_registry(),
+        "dispatcher": dispatcher,
+        "submit": dispatcher.submit,
+        "executions": executions,
+        "asyncio": asyncio,
+    }
+    try:
+        from app.repositories import otc
+
+        namespace["otc"] = otc
+    except ImportError:  # pragma: no cover - the OTC domain is always installed
+        pass
+    banner = (
+        "Market Spine shell. Preloaded: " + ", ".join(sorted(namespace)) + "\n"
+        "e.g. conn = await db.aconnect(); await submit(conn, 'noop')"
+    )
+    try:
+        from IPython import start_ipython
+
+        click.echo(banner)
+        start_ipython(argv=["--no-banner", "--autoawait=asyncio"], user_ns=namespace)
+    except ImportError:
+        namespace["__name__"] = "__console__"
+        code.interact(banner=banner + "\n(use asyncio.run(...) for coroutines)", local=namespace)
+
+
 if __name__ == "__main__":
     main()
