@@ -165,7 +165,7 @@ async def test_cancel_pending_ends_at_once(database_url: str, conn: Conn) -> Non
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "sleep", {"seconds": 60})
         after, outcome = await repo.request_cancel(aconn, execution.id)
-        again, outcome_again = await repo.request_cancel(aconn, execution.id)
+        _, outcome_again = await repo.request_cancel(aconn, execution.id)
         missing, outcome_missing = await repo.request_cancel(aconn, "no-such-id")
     assert outcome == "cancelled" and after is not None and after.status == "cancelled"
     assert outcome_again == "finished"

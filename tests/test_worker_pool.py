@@ -1,0 +1,162 @@
+"""The worker pool as real processes: drain, crash recovery, graceful stop, supervisor death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from tests.support import (
+    ROOT,
+    child_pids,
+    spine_env,
+    stop_tree,
+    wait_until,
+    worker_pid,
+    worker_pool,
+)
+
+Conn = psycopg.Connection[dict[str, object]]
+
+
+def submit_many(conn: Conn, pipeline: str, count: int, params: str = "{}") -> None:
+    """Bulk-enqueue like the dispatcher does (rows + created events), in one statement."""
+    conn.execute(
+        """
+        WITH new AS (
+            INSERT INTO executions (pipeline, params, trigger_source)
+            SELECT %s, %s::jsonb, 'test' FROM generate_series(1, %s)
+            RETURNING id
+        )
+        INSERT INTO execution_events (execution_id, event_type) SELECT id, 'created' FROM new
+        """,
+        (pipeline, params, count),
+    )
+    conn.execute("NOTIFY spine_executions")
+
+
+def status_counts(conn: Conn) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) AS n FROM executions GROUP BY status").fetchall()
+    return {str(r["status"]): int(r["n"]) for r in rows}  # type: ignore[call-overload]
+
+
+def one_execution(conn: Conn) -> dict[str, object]:
+    row = conn.execute("SELECT * FROM executions").fetchone()
+    assert row is not None
+    return row
+
+
+def test_pool_drains_2000_noops_each_claimed_and_started_once(
+    database_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    submit_many(conn, "noop", 2000)
+    with worker_pool(database_url, processes=4, log_path=tmp_path / "pool.log"):
+        wait_until(lambda: status_counts(conn).get("completed") == 2000, timeout=120)
+    counts = conn.execute(
+        """
+        SELECT event_type, count(*) AS n, count(DISTINCT execution_id) AS d
+        FROM execution_events GROUP BY event_type
+        """
+    ).fetchall()
+    by_type = {r["event_type"]: (r["n"], r["d"]) for r in counts}
+    assert by_type["queued"] == (2000, 2000)
+    assert by_type["started"] == (2000, 2000)
+    assert by_type["completed"] == (2000, 2000)
+    assert "requeued" not in by_type
+    workers = conn.execute(
+        "SELECT count(DISTINCT worker_id) AS n FROM executions WHERE status = 'completed'"
+    ).fetchone()
+    assert workers is not None and int(workers["n"]) >= 2  # type: ignore[call-overload]
+
+
+def test_killed_worker_execution_is_recovered_by_another(
+    database_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    submit_many(conn, "sleep", 1, '{"seconds": 2}')
+    settings = {"SPINE_LEASE_TIMEOUT": "1.5", "SPINE_POLL_INTERVAL": "0.1"}
+    with worker_pool(database_url, 2, tmp_path / "pool.log", **settings):
+        first = wait_until(
+            lambda: (row := one_execution(conn))["status"] == "running" and row, timeout=30
+        )
+        os.kill(worker_pid(str(first["worker_id"])), signal.SIGKILL)
+        final = wait_until(
+            lambda: (row := one_execution(conn))["status"] in {"completed", "failed"} and row,
+            timeout=60,
+        )
+    assert final["status"] == "completed"
+    assert final["attempt"] == 2
+    assert final["worker_id"] != first["worker_id"]
+    events = [
+        r["event_type"]
+        for r in conn.execute("SELECT event_type FROM execution_events ORDER BY id").fetchall()
+    ]
+    assert events.count("requeued") == 1
+    assert events.count("completed") == 1
+    assert events[-1] == "completed"
+
+
+def test_sigterm_lets_the_running_execution_finish_then_exits_0(
+    database_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    submit_many(conn, "sleep", 1, '{"seconds": 1.5}')
+    with worker_pool(database_url, 2, tmp_path / "pool.log") as pool:
+        wait_until(lambda: one_execution(conn)["status"] == "running")
+        children = child_pids(pool.pid)
+        pool.send_signal(signal.SIGTERM)
+        assert pool.wait(timeout=30) == 0
+        assert one_execution(conn)["status"] == "completed"
+        _, alive = psutil.wait_procs([psutil.Process(p) for p in children if psutil.pid_exists(p)])
+        assert not alive
+
+
+def test_children_exit_when_the_supervisor_is_killed(database_url: str, tmp_path: Path) -> None:
+    with worker_pool(database_url, 2, tmp_path / "pool.log") as pool:
+        children = wait_until(lambda: len(child_pids(pool.pid)) == 2 and child_pids(pool.pid))
+        procs = [psutil.Process(p) for p in children]
+        pool.send_signal(signal.SIGKILL)
+        pool.wait(timeout=10)
+        _, alive = psutil.wait_procs(procs, timeout=15)
+        assert not alive, f"orphaned workers still running: {alive}"
+
+
+def test_dead_child_is_restarted(database_url: str, tmp_path: Path) -> None:
+    with worker_pool(database_url, 2, tmp_path / "pool.log") as pool:
+        before = wait_until(lambda: len(child_pids(pool.pid)) == 2 and child_pids(pool.pid))
+        os.kill(before[0], signal.SIGKILL)
+        after = wait_until(
+            lambda: (now := child_pids(pool.pid)) and len(now) == 2 and before[0] not in now and now
+        )
+    assert before[1] in after
+    assert "died (killed by SIGKILL); restarting" in (tmp_path / "pool.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "params", "code"), [("noop", [], 0), ("sleep", ["-p", "seconds=x"], 1)]
+)
+def test_spine_run_wait_exit_code(
+    database_url: str, tmp_path: Path, pipeline: str, params: list[str], code: int
+) -> None:
+    with worker_pool(database_url, 1, tmp_path / "pool.log", SPINE_POLL_INTERVAL="0.1"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "run", pipeline, *params, "--wait"],
+            env=spine_env(database_url),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            stop_tree(proc.pid)
+    assert proc.returncode == code, (out, err)
+    if code == 0:
+        assert "completed" in out
+    else:
+        assert "invalid params for sleep" in err
