@@ -10,6 +10,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -352,6 +353,27 @@ def executions_cancel(execution_id: str) -> None:
     if outcome == "finished":
         raise click.ClickException(f"execution {execution_id} already ended ({execution.status})")
     click.echo(f"{execution_id}: {outcome.replace('_', ' ')} (status {execution.status})")
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_age(value: str) -> float:
+    match = _AGE.match(value)
+    if not match:
+        raise click.BadParameter(f"{value!r}: use a number and a unit, like 30d, 12h or 90m")
+    return float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+
+
+@executions_group.command("prune")
+@click.option("--older-than", "older_than", required=True, help="Age, like 30d, 12h or 90m.")
+@friendly_errors
+def executions_prune(older_than: str) -> None:
+    """Delete finished executions (and their events) older than the given age."""
+    seconds = _parse_age(older_than)
+    deleted = _run_async(_with_conn(lambda c: repo.prune_finished(c, older_than_seconds=seconds)))
+    click.echo(f"pruned {deleted} finished execution(s) older than {older_than}")
 
 
 # --------------------------------------------------------------------------- processes

@@ -241,3 +241,36 @@ async def test_recovery_leaves_live_workers_alone(database_url: str) -> None:
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('live', 'h', 1)")
         await repo.claim(aconn, "live")
         assert await repo.recover_stale(aconn, lease_timeout=30, max_attempts=3) == []
+
+
+def test_prune_removes_only_old_finished_executions(database_url: str, conn: Conn) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    conn.execute(
+        """
+        INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1);
+        INSERT INTO executions (id, pipeline, trigger_source, status, worker_id, created_at,
+                                completed_at)
+        VALUES ('old-done', 'noop', 't', 'completed', 'w', now() - interval '40 days',
+                now() - interval '40 days'),
+               ('old-failed', 'noop', 't', 'failed', 'w', now() - interval '40 days',
+                now() - interval '31 days'),
+               ('recent-done', 'noop', 't', 'completed', 'w', now(), now()),
+               ('old-running', 'noop', 't', 'running', 'w', now() - interval '40 days', NULL),
+               ('old-pending', 'noop', 't', 'pending', NULL, now() - interval '40 days', NULL);
+        INSERT INTO execution_events (execution_id, event_type)
+        SELECT id, 'created' FROM executions;
+        """
+    )
+    result = CliRunner().invoke(main, ["executions", "prune", "--older-than", "30d"])
+    assert result.exit_code == 0, result.output
+    assert "pruned 2" in result.output
+    left = {r["id"] for r in conn.execute("SELECT id FROM executions").fetchall()}
+    assert left == {"recent-done", "old-running", "old-pending"}
+    orphans = conn.execute(
+        "SELECT count(*) AS n FROM execution_events WHERE execution_id NOT IN "
+        "('recent-done', 'old-running', 'old-pending')"
+    ).fetchone()
+    assert orphans == {"n": 0}

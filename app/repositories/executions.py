@@ -459,3 +459,29 @@ async def live_workers(conn: AsyncConn) -> list[dict[str, Any]]:
         """
     )
     return list(await cur.fetchall())
+
+
+async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: int = 5000) -> int:
+    """Delete finished executions (and, by cascade, their events) older than the cut-off.
+
+    Active executions are never touched. Works in batches so a big prune never
+    holds long locks or builds one huge transaction.
+    """
+    total = 0
+    while True:
+        cur = await conn.execute(
+            """
+            WITH doomed AS (
+                SELECT id FROM executions
+                WHERE status IN ('completed', 'failed', 'cancelled')
+                  AND completed_at < now() - make_interval(secs => %(age)s)
+                LIMIT %(batch)s
+                FOR UPDATE SKIP LOCKED
+            )
+            DELETE FROM executions e USING doomed WHERE e.id = doomed.id
+            """,
+            {"age": older_than_seconds, "batch": batch},
+        )
+        total += cur.rowcount
+        if cur.rowcount < batch:
+            return total
