@@ -49,9 +49,18 @@ async def aconnect(url: str | None = None) -> AsyncConn:
 
 
 async def open_async_pool(
-    url: str | None = None, settings: Settings | None = None, *, name: str = "spine"
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    name: str = "spine",
+    check: bool = True,
 ) -> AsyncConnectionPool[AsyncConn]:
-    """An opened async pool; the caller closes it (`await pool.close()`)."""
+    """An opened async pool; the caller closes it (`await pool.close()`).
+
+    `check` tests each connection before handing it out (one empty round trip),
+    so a server restart costs a request nothing; the worker, which retries its
+    statements anyway, turns it off for throughput.
+    """
     settings = settings or get_settings()
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
         url or database_url(settings),
@@ -60,8 +69,7 @@ async def open_async_pool(
         kwargs={"autocommit": True, "row_factory": dict_row},
         name=name,
         open=False,
-        # A connection broken by a server restart is found and replaced before use.
-        check=AsyncConnectionPool.check_connection,
+        check=AsyncConnectionPool.check_connection if check else None,
     )
     await pool.open(wait=False)
     return pool

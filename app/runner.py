@@ -8,10 +8,12 @@ commit together, and only while this worker still holds the execution.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -29,8 +31,9 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["completed", "failed", "cancelled", "lost"]
 
-# How long to keep retrying the final write while the database is unreachable.
-FINISH_RETRY_SECONDS = 120.0
+# How long to keep retrying a state change while the database is unreachable.
+RETRY_SECONDS = 120.0
+T = TypeVar("T")
 
 
 async def run_pipeline(
@@ -45,8 +48,9 @@ async def run_pipeline(
     """Run a claimed (queued) execution to its end; returns how it ended."""
     settings = settings or get_settings()
     registry = registry or get_registry()
-    async with pool.connection() as conn:
-        execution = await repo.start(conn, execution_id, worker_id)
+    execution = await _retrying(
+        pool, lambda conn: repo.start(conn, execution_id, worker_id), f"start {execution_id}"
+    )
     if execution is None:
         log.warning(
             "execution %s is no longer held by %s; not starting it", execution_id, worker_id
@@ -112,27 +116,49 @@ async def _finish(
     payload: dict[str, Any],
 ) -> bool:
     """Record the end, retrying through a database outage so a result is never dropped."""
-    deadline = time.monotonic() + FINISH_RETRY_SECONDS
-    delay = 0.1
     while True:
         try:
-            async with pool.connection() as conn:
-                return await repo.finish(
-                    conn, execution_id, worker_id, status=status, error=error, payload=payload
-                )
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("cannot record end of %s yet (%s); retrying", execution_id, _one_line(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            return await _retrying(
+                pool,
+                functools.partial(
+                    repo.finish,
+                    execution_id=execution_id,
+                    worker_id=worker_id,
+                    status=status,
+                    error=error,
+                    payload=payload,
+                ),
+                f"record the end of {execution_id}",
+            )
+        except psycopg.OperationalError:
+            raise
         except psycopg.Error as exc:
-            if status == "failed" and payload.get("recording_error"):
+            if payload.get("recording_error"):
                 raise
             # The result itself could not be stored (say, it is not JSON-able): record that.
             log.exception("recording the end of %s failed", execution_id)
             status, error = "failed", f"recording the result failed: {_one_line(exc)}"
             payload = {"error": error, "recording_error": True}
+
+
+async def _retrying(
+    pool: AsyncConnectionPool[AsyncConn],
+    statement: Callable[[AsyncConn], Awaitable[T]],
+    what: str,
+) -> T:
+    """Run one statement, retrying through a database outage (restart, failover)."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            async with pool.connection() as conn:
+                return await statement(conn)
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("cannot %s yet (%s); retrying", what, _one_line(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _one_line(exc: BaseException) -> str:

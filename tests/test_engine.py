@@ -193,7 +193,9 @@ async def test_cancel_running_stops_at_next_check(database_url: str, conn: Conn)
     assert outcome == "requested"
     final = await asyncio.wait_for(task, timeout=10)
     assert final.status == "cancelled"
-    assert events_of(conn, final.id)[-2:] == ["cancel_requested", "cancelled"]
+    events = events_of(conn, final.id)
+    assert events[-1] == "cancelled"
+    assert events.count("cancel_requested") == 1
 
 
 async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> None:

@@ -84,7 +84,9 @@ class Worker:
             await repo.register_worker(conn, self.id, socket.gethostname(), os.getpid())
         heartbeat = threading.Thread(target=self._heartbeat_thread, name="heartbeat", daemon=True)
         heartbeat.start()
-        pool = await db.open_async_pool(self.url, self.settings, name=f"worker-{os.getpid()}")
+        pool = await db.open_async_pool(
+            self.url, self.settings, name=f"worker-{os.getpid()}", check=False
+        )
         listener = asyncio.create_task(self._listen())
         log.info("worker %s started", self.id)
         try:
@@ -126,6 +128,10 @@ class Worker:
                     settings=self.settings,
                     cancel_event=self._cancel,
                 )
+            except Exception:
+                # Could not even record the outcome: exit, so the lease hands it to another.
+                log.exception("worker %s cannot record %s; exiting", self.id, execution.id)
+                raise
             finally:
                 self._current = None
             self.processed += 1
