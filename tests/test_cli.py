@@ -1,0 +1,95 @@
+"""The `spine` command for operators: list, run, executions, db — through click's runner."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from app.cli import main
+
+Conn = psycopg.Connection[dict[str, object]]
+
+
+def spine(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_list_shows_pipelines_with_params() -> None:
+    result = spine("list")
+    assert result.exit_code == 0
+    assert "noop" in result.output
+    assert "seconds: float = 1.0" in result.output
+
+
+def test_run_then_inspect_and_cancel(database_url: str) -> None:
+    submitted = spine("run", "sleep", "-p", "seconds=30", "--logical-key", "k1")
+    assert submitted.exit_code == 0, submitted.output
+    execution_id = submitted.output.split()[1]
+    again = spine("run", "sleep", "-p", "seconds=30", "--logical-key", "k1")
+    assert again.output.startswith(f"already active: {execution_id}")
+
+    shown = spine("executions", "show", execution_id)
+    assert json.loads(shown.output)["params"] == {"seconds": 30.0}
+    assert execution_id in spine("executions", "list").output
+    assert "created" in spine("executions", "events", execution_id).output
+
+    cancelled = spine("executions", "cancel", execution_id)
+    assert cancelled.exit_code == 0
+    assert "cancelled" in cancelled.output
+    twice = spine("executions", "cancel", execution_id)
+    assert twice.exit_code == 1
+    assert "already ended (cancelled)" in twice.output
+
+
+@pytest.mark.usefixtures("database_url")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "nope"), "unknown pipeline 'nope'; known pipelines:"),
+        (("run", "sleep", "-p", "seconds"), "is not key=value"),
+        (("run", "sleep", "-p", "seconds=-3"), "at `params.seconds`"),
+        (("executions", "show", "missing"), "no execution missing"),
+        (("executions", "events", "missing"), "no execution missing"),
+        (("executions", "cancel", "missing"), "no execution missing"),
+        (("executions", "prune", "--older-than", "soon"), "like 30d"),
+    ],
+)
+def test_mistakes_are_one_clear_line(args: tuple[str, ...], message: str) -> None:
+    result = spine(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_db_status_and_url(database_url: str) -> None:
+    status = spine("db", "status")
+    assert status.exit_code == 0
+    assert "0 pending" in status.output
+    assert spine("db", "url").output.strip() == database_url
+
+
+def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    get_settings.cache_clear()
+    try:
+        result = spine("db", "status")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: database unavailable:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_reset_asks_first(database_url: str, conn: Conn) -> None:
+    conn.execute("INSERT INTO executions (pipeline, trigger_source) VALUES ('noop', 't')")
+    refused = CliRunner().invoke(main, ["db", "reset"], input="n\n")
+    assert refused.exit_code == 1
+    assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 1}
+    done = spine("db", "reset", "--yes")
+    assert done.exit_code == 0, done.output
+    assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 0}
