@@ -1,0 +1,144 @@
+"""`python -m bench`: run the scenarios, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import report
+from bench.context import FULL, QUICK, Context
+from bench.harness import Scratch, progress
+from bench.scenarios import SCENARIOS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Market Spine against raw-PostgreSQL baselines, measured in the same run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run.")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SCENARIOS),
+        metavar="SCENARIO",
+        help=f"Run only this scenario (repeatable): {', '.join(SCENARIOS)}.",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="Measured runs after the warm-up (default 3, quick 1).",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="Server to make scratch databases on (default DATABASE_URL, else the embedded one).",
+    )
+    parser.add_argument(
+        "--http-seconds", type=float, default=None, help="Seconds per HTTP load run (default 15)."
+    )
+    parser.add_argument(
+        "--http-client",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="HTTP load generator: wrk when installed (auto), or the asyncio httpx client.",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="Where to write the results JSON.")
+    parser.add_argument(
+        "--keep-work-dir", action="store_true", help="Keep generated files and process logs."
+    )
+    return parser
+
+
+def _server_url(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    from app import db
+
+    return db.database_url()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.http_seconds is not None:
+        from dataclasses import replace
+
+        sizes = replace(sizes, http_seconds=args.http_seconds)
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    if repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
+    chosen = args.only or list(SCENARIOS)
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+
+    server = _server_url(args.database_url)
+    scratch = Scratch(server)
+    work_dir = Path(tempfile.mkdtemp(prefix="spine-bench-"))
+    ctx = Context(
+        scratch=scratch, sizes=sizes, repeat=repeat, work_dir=work_dir, http_client=args.http_client
+    )
+    progress(
+        f"bench: {', '.join(chosen)}; {'quick' if args.quick else 'full'} sizes; "
+        f"{repeat} measured run(s) after a warm-up; work dir {work_dir}"
+    )
+    errors: dict[str, str] = {}
+    try:
+        dropped = scratch.drop_leftovers()
+        if dropped:
+            progress(f"dropped {len(dropped)} database(s) left by earlier runs")
+        applied = scratch.create_template()
+        progress(f"template {scratch.template}: {len(applied)} migration(s) applied")
+        for name in chosen:
+            run: Callable[[Context], None] = SCENARIOS[name]
+            progress(f"--- {name}")
+            began = time.monotonic()
+            try:
+                run(ctx)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one broken scenario must not lose the others' figures
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                progress(f"{name} FAILED: {errors[name]}")
+            progress(f"{name} took {time.monotonic() - began:.0f}s")
+    finally:
+        scratch.drop_all()
+        if args.keep_work_dir:
+            progress(f"work dir kept: {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    elapsed = time.monotonic() - started
+    print()
+    print(report.table(ctx.rows))
+    extra = report.notes(ctx.rows)
+    if extra:
+        print()
+        print(extra)
+    for name, message in errors.items():
+        print(f"\n{name}: FAILED: {message}")
+    payload = {
+        "started_at": started_at.isoformat(),
+        "duration_s": round(elapsed, 1),
+        "options": {
+            "quick": args.quick,
+            "repeat": repeat,
+            "only": chosen,
+            "sizes": dict(vars(sizes)),
+        },
+        "machine": report.machine(server),
+        "rows": [row.as_json() for row in ctx.rows],
+        "errors": errors,
+    }
+    path = report.write_json(payload, args.json)
+    print(f"\nfull run took {elapsed / 60:.1f} min; results: {path}")
+    return 1 if errors else 0

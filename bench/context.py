@@ -1,0 +1,56 @@
+"""Sizes of a run (full or `--quick`) and what a scenario is handed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.harness import Row, Scratch
+
+
+@dataclass(frozen=True)
+class Sizes:
+    drain_executions: int = 5_000
+    drain_processes: tuple[int, ...] = (1, 2, 4)
+    wakeup_executions: int = 200
+    wakeup_processes: int = 2
+    ingest_rows: int = 1_000_000
+    ingest_symbols: int = 50
+    ingest_days: int = 20
+    warmup_rows: int = 50_000
+    http_seconds: float = 15.0
+    http_warmup_seconds: float = 3.0
+    http_concurrency: int = 32
+    http_rows: int = 100_000
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    drain_executions=300,
+    drain_processes=(1, 2),
+    wakeup_executions=30,
+    ingest_rows=20_000,
+    ingest_symbols=10,
+    ingest_days=5,
+    warmup_rows=2_000,
+    http_seconds=2.0,
+    http_warmup_seconds=0.5,
+    http_concurrency=8,
+    http_rows=5_000,
+)
+
+
+@dataclass
+class Context:
+    """Everything a scenario needs; rows it measures are appended to `rows`."""
+
+    scratch: Scratch
+    sizes: Sizes
+    repeat: int
+    work_dir: Path  # generated files and process logs, removed at the end
+    http_client: str = "auto"  # "auto" (wrk when installed), "wrk" or "httpx"
+    rows: list[Row] = field(default_factory=list)
+    shared: dict[str, object] = field(default_factory=dict)  # e.g. a loaded OTC database
+
+    def log_path(self, name: str) -> Path:
+        return self.work_dir / f"{name}.log"

@@ -1,0 +1,18 @@
+"""The scenarios, in the order a full run takes them (engine first, then OTC, then HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.context import Context
+from bench.scenarios import drain, http, otc, wakeup
+
+__all__ = ["SCENARIOS"]
+
+SCENARIOS: dict[str, Callable[[Context], None]] = {
+    "drain": drain.run,
+    "wakeup": wakeup.run,
+    "ingest": otc.run_ingest,
+    "metrics": otc.run_metrics,
+    "http": http.run,
+}

@@ -1,0 +1,190 @@
+"""Drain: N `noop` executions through the real worker pool vs a bare SKIP LOCKED loop.
+
+Market Spine: `spine worker start --max-concurrent P` runs as a subprocess and
+is ready (every process LISTENs) before anything is enqueued. Then N pending
+executions, each with its `created` event, are inserted in one statement with
+the same NOTIFY `dispatcher.submit` sends, so every worker wakes at the commit.
+Time = last `completed_at` minus the commit (both on the database clock).
+
+Baseline: P processes (psycopg, sync, autocommit) on a bare table with a
+partial index on pending rows; each loops "claim one with FOR UPDATE SKIP
+LOCKED" + "mark it done" (two short transactions) until the table is empty.
+Timed the same way: last `completed_at` minus the moment they are released.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import datetime
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+import psycopg
+
+from bench.context import Context
+from bench.harness import Row, Target, WorkerPool, connect, progress, wait_until
+
+NAME = "drain"
+
+_ENQUEUE = """
+WITH new AS (
+    INSERT INTO executions (pipeline, params, lane, trigger_source)
+    SELECT 'noop', '{}'::jsonb, 'normal', 'bench' FROM generate_series(1, %(n)s)
+    RETURNING id, lane, trigger_source
+), created AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
+    FROM new
+)
+SELECT count(*) AS n, pg_notify('spine_executions', 'normal') AS notified FROM new
+"""
+
+_BARE_TABLE = """
+DROP TABLE IF EXISTS bench_jobs;
+CREATE TABLE bench_jobs (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    status       TEXT NOT NULL DEFAULT 'pending',
+    worker       INTEGER,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    completed_at TIMESTAMPTZ
+);
+CREATE INDEX bench_jobs_pending ON bench_jobs (id) WHERE status = 'pending';
+"""
+
+_BARE_CLAIM = """
+UPDATE bench_jobs SET status = 'running', worker = %s
+WHERE id = (
+    SELECT id FROM bench_jobs WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+_BARE_DONE = "UPDATE bench_jobs SET status = 'done', completed_at = clock_timestamp() WHERE id = %s"
+
+
+def run(ctx: Context) -> None:
+    n = ctx.sizes.drain_executions
+    url = ctx.scratch.create(NAME)
+    try:
+        with connect(url) as conn:
+            conn.execute(_BARE_TABLE.encode())
+        for processes in ctx.sizes.drain_processes:
+            spine: list[float] = []
+            bare: list[float] = []
+            log = ctx.log_path(f"drain-pool-{processes}")
+            with WorkerPool(url, processes, log) as pool:
+                for attempt in range(ctx.repeat + 1):  # the first is the warm-up
+                    measured = attempt > 0
+                    tag = f"run {attempt}/{ctx.repeat}" if measured else "warm-up"
+                    rate = n / _drain_spine(url, n)
+                    bare_rate = n / _drain_bare(url, n, processes)
+                    progress(
+                        f"drain x{processes} {tag}: spine {rate:,.0f}/s, bare {bare_rate:,.0f}/s"
+                    )
+                    if measured:
+                        spine.append(rate)
+                        bare.append(bare_rate)
+                pids = pool.worker_pids()
+            ctx.rows.append(
+                Row(
+                    scenario=NAME,
+                    label=f"{n:,} noop, {processes} worker process{'es' if processes > 1 else ''}",
+                    unit="exec/s",
+                    spine=spine,
+                    baseline=bare,
+                    target=Target("ratio_min", 0.6),
+                    notes={"executions": n, "processes": processes, "worker_pids": pids},
+                )
+            )
+    finally:
+        ctx.scratch.drop(url)
+
+
+def _drain_spine(url: str, n: int) -> float:
+    """Seconds for the running pool to drain `n` noop executions enqueued at once."""
+    with connect(url) as conn:
+        conn.execute("TRUNCATE executions, execution_events")
+        conn.execute("VACUUM ANALYZE executions")
+        conn.execute(_ENQUEUE, {"n": n})
+        begun = _now(conn)
+
+        def drained() -> bool:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) "
+                "AS done, count(*) FILTER (WHERE status = 'failed') AS failed FROM executions"
+            ).fetchone()
+            assert row is not None
+            if row["failed"]:
+                raise RuntimeError(f"{row['failed']} noop execution(s) failed")
+            return int(row["done"]) >= n
+
+        wait_until(drained, timeout=max(120.0, n / 20), interval=0.05, what="spine drain")
+        row = conn.execute("SELECT max(completed_at) AS last FROM executions").fetchone()
+        assert row is not None
+        return _seconds(begun, row["last"])
+
+
+def _drain_bare(url: str, n: int, processes: int) -> float:
+    """Seconds for `processes` bare claim loops to drain `n` rows of a bare table."""
+    with connect(url) as conn:
+        conn.execute("TRUNCATE bench_jobs RESTART IDENTITY")
+        conn.execute("VACUUM ANALYZE bench_jobs")
+        conn.execute(
+            "INSERT INTO bench_jobs (status) SELECT 'pending' FROM generate_series(1, %s)", (n,)
+        )
+        mp = multiprocessing.get_context("spawn")
+        go = mp.Event()
+        ready = mp.Semaphore(0)
+        procs = [
+            mp.Process(target=_bare_worker, args=(url, i, go, ready), name=f"bench-bare-{i}")
+            for i in range(processes)
+        ]
+        for proc in procs:
+            proc.start()
+        try:
+            for _ in procs:
+                if not ready.acquire(timeout=60):
+                    raise TimeoutError("bare workers did not connect")
+            begun = _now(conn)
+            go.set()
+            for proc in procs:
+                proc.join(timeout=max(120.0, n / 20))
+        finally:
+            for proc in procs:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+        if any(proc.exitcode != 0 for proc in procs):
+            raise RuntimeError("a bare drain worker failed")
+        row = conn.execute(
+            "SELECT max(completed_at) AS last, count(*) FILTER (WHERE status <> 'done') AS left "
+            "FROM bench_jobs"
+        ).fetchone()
+        assert row is not None
+        if row["left"]:
+            raise RuntimeError(f"{row['left']} bare job(s) left undone")
+        return _seconds(begun, row["last"])
+
+
+def _bare_worker(url: str, worker: int, go: EventType, ready: Any) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        ready.release()
+        go.wait()
+        while True:
+            row = conn.execute(_BARE_CLAIM, (worker,)).fetchone()
+            if row is None:
+                return
+            conn.execute(_BARE_DONE, (row[0],))
+
+
+def _now(conn: psycopg.Connection[Any]) -> datetime:
+    row = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    assert row is not None
+    value: datetime = row["now"]
+    return value
+
+
+def _seconds(begun: datetime, ended: datetime | None) -> float:
+    if ended is None:
+        raise RuntimeError("nothing completed")
+    return max((ended - begun).total_seconds(), 1e-6)
