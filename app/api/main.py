@@ -1,0 +1,202 @@
+"""create_app(): the one place the API is assembled.
+
+Routes, the lifespan (one async pool per process, opened at start-up and
+closed at shutdown), the connection dependency, error mapping, OpenAPI, the
+body size limit, hardened JSON decoding and the bearer-token guard are all
+wired here, so reading this file tells what every request goes through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Router
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException, ValidationException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from app import __version__
+from app.api.errors import MalformedBody, exception_to_response
+from app.api.routes.executions import ExecutionsController
+from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
+from app.api.routes.otc import OtcController
+from app.config import Settings, get_settings
+from app.db import AsyncConn, open_async_pool
+from app.logs import configure_logging
+
+__all__ = ["create_app"]
+
+API_PREFIX = "/api/v1"
+CONNECT_TIMEOUT = 10.0  # seconds a request waits for a pooled connection before a 503
+MAX_JSON_DEPTH = 32
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+DESCRIPTION = """\
+Market Spine ingests OTC equity trades, computes daily per-symbol metrics and
+runs work as **executions** of registered **pipelines**, claimed by a worker pool.
+
+* Errors are `application/problem+json` (RFC 9457), naming the offending field.
+* Lists are keyset-paginated: follow the `Link: <...>; rel="next"` header; `cursor` is opaque.
+* Money (prices, notional, VWAP) is stored and computed as exact NUMERIC; responses
+  carry JSON numbers (IEEE-754 doubles), so a client sees at most a double's rounding.
+* When `SPINE_API_TOKEN` is set, POST endpoints need `Authorization: Bearer <token>`;
+  reads too when `SPINE_API_TOKEN_READS=1`. Health probes stay open.
+"""
+
+
+class SpineRequest(Request[Any, Any, State]):
+    """A request whose JSON body is refused with a 400, not a 500, when it is hostile.
+
+    Litestar's decoder raises UnicodeDecodeError for bad UTF-8 and RecursionError
+    for very deep nesting; PostgreSQL refuses NUL in text and jsonb. All three
+    are the client's mistake, so they are reported as such before any handler runs.
+    """
+
+    async def json(self) -> Any:
+        try:
+            value = await super().json()
+        except UnicodeDecodeError:
+            raise MalformedBody("request body is not valid UTF-8") from None
+        except RecursionError:
+            raise MalformedBody(_too_deep()) from None
+        _check_json(value)
+        return value
+
+
+def _too_deep() -> str:
+    return f"request body JSON is nested more than {MAX_JSON_DEPTH} levels deep"
+
+
+def _check_json(value: Any) -> None:
+    """Iteratively (no recursion to exhaust): depth <= MAX_JSON_DEPTH, no NUL in any string."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise MalformedBody("request body JSON contains a NUL character (\\u0000)")
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise MalformedBody(_too_deep())
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
+    """NUL in a path or query value can never match anything and PostgreSQL refuses it: 400."""
+    if "\x00" in request.scope["path"]:
+        raise ValidationException(
+            detail="the URL path contains a NUL character",
+            extra=[{"key": "path", "message": "NUL character", "source": "path"}],
+        )
+    for key, value in request.query_params.multi_items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise ValidationException(
+                detail=f"query parameter `{key.replace(chr(0), '')}` contains a NUL character",
+                extra=[{"key": key, "message": "NUL character", "source": "query"}],
+            )
+
+
+def token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """SPINE_API_TOKEN: required on mutating calls (and on reads with SPINE_API_TOKEN_READS=1).
+
+    Compared in constant time; a refusal never echoes what was presented.
+    """
+    settings: Settings = connection.app.state.settings
+    token = settings.api_token
+    if not token or handler.opt.get("public"):
+        return
+    if connection.scope.get("method") not in MUTATING_METHODS and not settings.api_token_reads:
+        return
+    scheme, _, presented = connection.headers.get("authorization", "").partition(" ")
+    # Digests of equal length: the comparison's time reveals neither content nor length.
+    valid = hmac.compare_digest(_digest(presented.strip()), _digest(token))
+    if scheme.lower() != "bearer" or not valid:
+        raise NotAuthorizedException(
+            detail="this call needs `Authorization: Bearer <token>` with the configured token",
+            headers={"WWW-Authenticate": 'Bearer realm="market-spine"'},
+        )
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+async def provide_conn(state: State) -> AsyncIterator[AsyncConn]:
+    """One pooled connection per request, returned to the pool when the request ends."""
+    async with state.pool.connection(timeout=CONNECT_TIMEOUT) as conn:
+        yield conn
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The API application; `spine api` serves it with uvicorn (factory mode)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await open_async_pool(settings=settings, name="spine-api")
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[ExecutionsController, OtcController, liveness, readiness, list_pipelines],
+        guards=[token_guard],
+        dependencies={"conn": Provide(provide_conn)},
+    )
+    return Litestar(
+        route_handlers=[api],
+        lifespan=[lifespan],
+        state=State(
+            {
+                "settings": settings,
+                "max_body_bytes": settings.max_body_bytes,
+                "migrations": migrations_on_disk(),
+            }
+        ),
+        request_class=SpineRequest,
+        request_max_body_size=settings.max_body_bytes,
+        before_request=reject_nul_in_url,
+        exception_handlers={Exception: exception_to_response},
+        openapi_config=_openapi_config(),
+        logging_config=None,  # app.logs configures logging for every process
+    )
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Market Spine",
+        version=__version__,
+        description=DESCRIPTION,
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin()],
+        use_handler_docstrings=True,
+        tags=[
+            Tag(name="executions", description="Submit and follow pipeline runs."),
+            Tag(name="otc", description="OTC trades and daily metrics."),
+            Tag(name="pipelines", description="What can be submitted."),
+            Tag(name="health", description="Liveness and readiness probes (no token needed)."),
+        ],
+        components=Components(
+            security_schemes={
+                "bearerAuth": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="SPINE_API_TOKEN; needed only when the server sets one.",
+                )
+            }
+        ),
+    )

@@ -1,0 +1,67 @@
+"""Keyset pagination: opaque cursors and the `Link: <...>; rel="next"` header.
+
+A cursor is the sort key of the last row of a page, JSON-encoded with a tag
+naming the listing it belongs to, in URL-safe base64. Clients treat it as
+opaque; a cursor that does not decode, or belongs to another listing, is a 400
+naming the `cursor` parameter (never a 500).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Request
+from litestar.datastructures import ResponseHeader
+from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
+
+__all__ = ["LINK_HEADER", "Cursor", "Limit", "decode_cursor", "encode_cursor", "next_link"]
+
+T = TypeVar("T")
+MAX_CURSOR_LENGTH = 512
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (at most 500).")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=MAX_CURSOR_LENGTH,
+        description='Opaque: from the previous page\'s `Link: <...>; rel="next"` header.',
+    ),
+]
+LINK_HEADER = ResponseHeader(
+    name="Link",
+    description='`<url>; rel="next"` when another page follows.',
+    value='</api/v1/executions?limit=50&cursor=...>; rel="next"',  # documents the type: string
+    documentation_only=True,
+)
+
+
+def encode_cursor(kind: str, *key: Any) -> str:
+    raw = msgspec.json.encode([kind, *key])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str, kind: str, key_type: type[T]) -> T:
+    """The key inside `cursor`, converted to `key_type` (a tuple type); 400 if it is not ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = msgspec.json.decode(raw, type=list[Any])
+        if not decoded or decoded[0] != kind:
+            raise ValueError("another listing's cursor")
+        return msgspec.convert(decoded[1:], key_type)
+    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise ValidationException(
+            detail="`cursor` is not a cursor from this listing; use the Link header's URL",
+            extra=[{"key": "cursor", "message": "invalid cursor", "source": "query"}],
+        ) from None
+
+
+def next_link(request: Request[Any, Any, Any], cursor: str) -> str:
+    """The Link header value for the next page: this request's URL with `cursor` replaced."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    query.append(("cursor", cursor))
+    return f'<{request.url.path}?{urlencode(query)}>; rel="next"'

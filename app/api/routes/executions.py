@@ -1,0 +1,172 @@
+"""Executions: submit, list, inspect, follow events, cancel.
+
+Thin handlers: the dispatcher validates and records, the repository reads;
+these only translate between HTTP and those calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+
+from app.api.errors import problem_responses
+from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, encode_cursor, next_link
+from app.api.routes import MUTATING, READS, DbConn
+from app.api.schemas import EventResponse, ExecutionCreate, ExecutionResponse, Lane, Status
+from app.db import AsyncConn
+from app.dispatcher import submit
+from app.errors import Conflict, NotFound
+from app.repositories import executions as repo
+
+__all__ = ["ExecutionsController"]
+
+CURSOR_KIND = "executions"
+ExecutionId = Annotated[str, PathParameter(description="The execution's id.", max_length=100)]
+LOCATION_HEADER = ResponseHeader(
+    name="Location",
+    description="The execution's URL.",
+    value="/api/v1/executions/{id}",
+    documentation_only=True,
+)
+
+
+class ExecutionsController(Controller):
+    path = "/executions"
+    tags = ["executions"]
+
+    @post(
+        "/",
+        status_code=202,
+        operation_id="createExecution",
+        summary="Submit an execution",
+        security=MUTATING,
+        response_headers=[LOCATION_HEADER],
+        responses={
+            200: ResponseSpec(
+                data_container=ExecutionResponse,
+                description="`logical_key` is held by an active execution: that one, unchanged.",
+            ),
+            **problem_responses(400, 401, 413, 422, 503),
+        },
+    )
+    async def create_execution(
+        self, data: JSONBody[ExecutionCreate], conn: DbConn, request: Request[Any, Any, Any]
+    ) -> Response[ExecutionResponse]:
+        """Record a pending execution for a worker to run (202); the API never runs it."""
+        execution, created = await submit(
+            conn,
+            data.pipeline,
+            data.params,
+            lane=data.lane,
+            logical_key=data.logical_key,
+            trigger_source="api",
+        )
+        location = request.app.route_reverse("get_execution", execution_id=execution.id)
+        return Response(
+            ExecutionResponse.from_row(execution),
+            status_code=202 if created else 200,
+            headers={"Location": location},
+        )
+
+    @get(
+        "/",
+        operation_id="listExecutions",
+        summary="List executions",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 503),
+    )
+    async def list_executions(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        status: FromQuery[Status | None] = None,
+        pipeline: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        lane: FromQuery[Lane | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Response[list[ExecutionResponse]]:
+        """Newest first, filtered by status, pipeline and lane; keyset-paginated."""
+        before = decode_cursor(cursor, CURSOR_KIND, tuple[dt.datetime, str]) if cursor else None
+        rows = await repo.list_page(
+            conn, limit=limit + 1, status=status, pipeline=pipeline, lane=lane, before=before
+        )
+        page = rows[:limit]
+        headers = {}
+        if len(rows) > limit:
+            last = page[-1]
+            headers["Link"] = next_link(
+                request, encode_cursor(CURSOR_KIND, last.created_at, last.id)
+            )
+        return Response([ExecutionResponse.from_row(r) for r in page], headers=headers)
+
+    @get(
+        "/{execution_id:str}",
+        name="get_execution",
+        operation_id="getExecution",
+        summary="Get an execution",
+        security=READS,
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def get_execution(self, conn: DbConn, execution_id: ExecutionId) -> ExecutionResponse:
+        """One execution, or 404."""
+        return ExecutionResponse.from_row(await _existing(conn, execution_id))
+
+    @get(
+        "/{execution_id:str}/events",
+        operation_id="listExecutionEvents",
+        summary="List an execution's events",
+        security=READS,
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def list_events(
+        self,
+        conn: DbConn,
+        execution_id: ExecutionId,
+        after: Annotated[
+            int,
+            QueryParameter(
+                ge=0,
+                le=2**63 - 1,
+                description="Only events with a larger id: poll for news without re-reading.",
+            ),
+        ] = 0,
+    ) -> list[EventResponse]:
+        """Everything that happened to the execution, in order."""
+        events = await repo.list_events(conn, execution_id, after_id=after)
+        if not events:
+            await _existing(conn, execution_id)  # 404 when there is no such execution
+        return [EventResponse.from_row(e) for e in events]
+
+    @post(
+        "/{execution_id:str}/cancel",
+        status_code=202,
+        operation_id="cancelExecution",
+        summary="Cancel an execution",
+        security=MUTATING,
+        responses=problem_responses(400, 401, 404, 409, 503),
+    )
+    async def cancel_execution(self, conn: DbConn, execution_id: ExecutionId) -> ExecutionResponse:
+        """Cancel: a pending execution ends at once; a running one is asked to stop (202).
+
+        409 when it has already finished.
+        """
+        execution, outcome = await repo.request_cancel(conn, execution_id)
+        if execution is None:
+            raise NotFound(f"no execution with id {execution_id!r}")
+        if outcome == "finished":
+            raise Conflict(f"execution {execution_id} already finished ({execution.status})")
+        return ExecutionResponse.from_row(execution)
+
+
+async def _existing(conn: AsyncConn, execution_id: str) -> repo.Execution:
+    execution = await repo.get(conn, execution_id)
+    if execution is None:
+        raise NotFound(f"no execution with id {execution_id!r}")
+    return execution

@@ -1,0 +1,157 @@
+"""OTC reads: daily per-symbol metrics and normalized trades, keyset-paginated.
+
+Rows come from app.repositories.otc as exact Decimals and leave as JSON
+numbers (see `schemas.money`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, cast
+
+from litestar import Controller, Request, Response, get
+from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
+
+from app.api.errors import problem_responses
+from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, encode_cursor, next_link
+from app.api.routes import READS, DbConn
+from app.api.schemas import DailyMetricResponse, TradeResponse, money
+from app.repositories import otc
+
+__all__ = ["OtcController"]
+
+Side = Literal["B", "S"]
+SYMBOL_PATTERN = r"^[A-Za-z0-9.-]{1,12}$"
+SYMBOL_HELP = "1-12 of A-Z 0-9 . - (case-insensitive)."
+StartDate = Annotated[
+    dt.date | None, QueryParameter(description="First trade date, inclusive (YYYY-MM-DD).")
+]
+EndDate = Annotated[
+    dt.date | None, QueryParameter(description="Last trade date, inclusive (YYYY-MM-DD).")
+]
+
+
+def _check_range(start_date: dt.date | None, end_date: dt.date | None) -> None:
+    if start_date and end_date and start_date > end_date:
+        message = f"start_date {start_date} is after end_date {end_date}"
+        raise ValidationException(
+            detail=f"invalid date range: {message}",
+            extra=[{"key": "start_date", "message": message, "source": "query"}],
+        )
+
+
+class OtcController(Controller):
+    path = "/otc"
+    tags = ["otc"]
+
+    @get(
+        "/metrics/daily",
+        operation_id="listDailyMetrics",
+        summary="Daily metrics per symbol",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 503),
+    )
+    async def daily_metrics(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        symbol: Annotated[
+            str | None, QueryParameter(pattern=SYMBOL_PATTERN, description=SYMBOL_HELP)
+        ] = None,
+        start_date: StartDate = None,
+        end_date: EndDate = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[DailyMetricResponse]]:
+        """Trade count, volume, notional, VWAP, high and low per (symbol, trade date).
+
+        Ordered by symbol, then date. Prices and notional are exact NUMERIC in the
+        database and JSON numbers (doubles) here.
+        """
+        _check_range(start_date, end_date)
+        after = decode_cursor(cursor, "otc_metrics", tuple[str, dt.date]) if cursor else None
+        rows = await otc.daily_metrics(
+            conn,
+            symbol=symbol.upper() if symbol else None,
+            start_date=start_date,
+            end_date=end_date,
+            limit=limit + 1,
+            after=after,
+        )
+        page = rows[:limit]
+        headers = {}
+        if len(rows) > limit:
+            key = encode_cursor("otc_metrics", page[-1].symbol, page[-1].date)
+            headers["Link"] = next_link(request, key)
+        body = [
+            DailyMetricResponse(
+                symbol=r.symbol,
+                date=r.date,
+                trade_count=r.trade_count,
+                total_volume=r.total_volume,
+                total_notional=money(r.total_notional),
+                vwap=money(r.vwap),
+                high_price=money(r.high_price),
+                low_price=money(r.low_price),
+            )
+            for r in page
+        ]
+        return Response(body, headers=headers)
+
+    @get(
+        "/trades",
+        operation_id="listTrades",
+        summary="Trades of one symbol",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 503),
+    )
+    async def trades(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        symbol: Annotated[str, QueryParameter(pattern=SYMBOL_PATTERN, description=SYMBOL_HELP)],
+        start_date: StartDate = None,
+        end_date: EndDate = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[TradeResponse]]:
+        """One symbol's normalized trades (corrections applied), by date, time and trade id."""
+        _check_range(start_date, end_date)
+        after = (
+            decode_cursor(cursor, "otc_trades", tuple[dt.date, dt.datetime, str])
+            if cursor
+            else None
+        )
+        rows = await otc.trades(
+            conn,
+            symbol.upper(),
+            start_date=start_date,
+            end_date=end_date,
+            limit=limit + 1,
+            after=after,
+        )
+        page = rows[:limit]
+        headers = {}
+        if len(rows) > limit:
+            last = page[-1]
+            key = encode_cursor("otc_trades", last.trade_date, last.executed_at, last.trade_id)
+            headers["Link"] = next_link(request, key)
+        body = [
+            TradeResponse(
+                trade_id=r.trade_id,
+                symbol=r.symbol,
+                trade_date=r.trade_date,
+                executed_at=r.executed_at,
+                price=money(r.price),
+                size=r.size,
+                side=cast(Side, r.side),  # the table's CHECK constraint
+                venue=r.venue,
+            )
+            for r in page
+        ]
+        return Response(body, headers=headers)

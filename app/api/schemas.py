@@ -1,0 +1,265 @@
+"""Request and response types of the REST API (msgspec Structs).
+
+These are web types, kept apart from repository rows on purpose: a row gains a
+column without the API changing, and the API can rename or reshape a field
+without touching SQL. `from_row` converts at the edge. Constraints live in the
+types (`Annotated[..., msgspec.Meta(...)]`) so validation and the OpenAPI
+document come from the same place.
+
+Money (prices, notional, VWAP) is NUMERIC in the database and computed there
+exactly; responses carry it as JSON numbers (IEEE-754 doubles), so a client
+sees at most a float's rounding (about 15-17 significant digits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal, cast
+
+import msgspec
+
+from app.repositories import executions as repo
+
+__all__ = [
+    "DailyMetricResponse",
+    "EventResponse",
+    "EventType",
+    "ExecutionCreate",
+    "ExecutionResponse",
+    "FieldError",
+    "Lane",
+    "LivenessResponse",
+    "MigrationsReport",
+    "PipelineParam",
+    "PipelineResponse",
+    "Problem",
+    "ReadinessResponse",
+    "Status",
+    "TradeResponse",
+    "money",
+]
+
+Lane = Literal["normal", "backfill"]
+Status = Literal["pending", "queued", "running", "completed", "failed", "cancelled"]
+EventType = Literal[
+    "created",
+    "queued",
+    "started",
+    "progress",
+    "completed",
+    "failed",
+    "cancel_requested",
+    "cancelled",
+    "requeued",
+]
+
+PipelineName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=100,
+        description="A registered pipeline (GET /api/v1/pipelines lists them).",
+        examples=["otc_ingest"],
+    ),
+]
+LogicalKey = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        description=(
+            "Deduplication key: while an execution with this key is active "
+            "(pending, queued or running), submitting it again returns that execution."
+        ),
+        examples=["otc_ingest:2026-01-06"],
+    ),
+]
+Params = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="The pipeline's parameters; validated against the pipeline's own schema.",
+        examples=[{"file": "otc_sample.csv"}],
+    ),
+]
+Money = Annotated[
+    float,
+    msgspec.Meta(description="NUMERIC in the database; a JSON number (double) here."),
+]
+
+
+def money(value: Decimal | float | int) -> float:
+    """NUMERIC -> JSON number: the one place money loses exactness (a double's rounding)."""
+    return float(value)
+
+
+# ------------------------------------------------------------------ executions
+
+
+class ExecutionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of POST /executions; unknown fields are errors so a typo is never a silent default."""
+
+    pipeline: PipelineName
+    params: Params = msgspec.field(default_factory=dict)
+    lane: Annotated[
+        Lane, msgspec.Meta(description="`normal` is always claimed before `backfill`.")
+    ] = "normal"
+    logical_key: LogicalKey | None = None
+
+
+class ExecutionResponse(msgspec.Struct, kw_only=True):
+    """An execution as clients see it."""
+
+    id: str
+    pipeline: str
+    params: dict[str, Any]
+    lane: Lane
+    status: Status
+    trigger_source: str
+    logical_key: str | None
+    attempt: Annotated[int, msgspec.Meta(description="Times a worker has claimed it.")]
+    cancel_requested: bool
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: repo.Execution) -> ExecutionResponse:
+        return cls(
+            id=row.id,
+            pipeline=row.pipeline,
+            params=row.params,
+            lane=cast(Lane, row.lane),  # the table's CHECK constraint
+            status=row.status,
+            trigger_source=row.trigger_source,
+            logical_key=row.logical_key,
+            attempt=row.attempt,
+            cancel_requested=row.cancel_requested,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            error=row.error,
+        )
+
+
+class EventResponse(msgspec.Struct, kw_only=True):
+    """One state change (or progress report) of an execution."""
+
+    id: Annotated[int, msgspec.Meta(description="Increases with time: events sort by it.")]
+    execution_id: str
+    event_type: EventType
+    timestamp: dt.datetime
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: repo.Event) -> EventResponse:
+        return cls(
+            id=row.id,
+            execution_id=row.execution_id,
+            event_type=cast(EventType, row.event_type),  # the table's CHECK constraint
+            timestamp=row.timestamp,
+            payload=row.payload,
+        )
+
+
+# ------------------------------------------------------------------ pipelines
+
+
+class PipelineParam(msgspec.Struct, kw_only=True):
+    name: str
+    type: str
+    default: Annotated[str, msgspec.Meta(description="Python repr, or `(required)`.")]
+
+
+class PipelineResponse(msgspec.Struct, kw_only=True):
+    """A pipeline that can be submitted, with its parameters."""
+
+    name: str
+    description: str
+    params: list[PipelineParam]
+
+
+# ------------------------------------------------------------------ OTC
+
+
+class DailyMetricResponse(msgspec.Struct, kw_only=True):
+    """One symbol's metrics for one trade date (computed exactly in NUMERIC)."""
+
+    symbol: str
+    date: dt.date
+    trade_count: int
+    total_volume: Annotated[int, msgspec.Meta(description="Shares: the sum of trade sizes.")]
+    total_notional: Money
+    vwap: Annotated[
+        float,
+        msgspec.Meta(description="total_notional / total_volume, exact NUMERIC in the database."),
+    ]
+    high_price: Money
+    low_price: Money
+
+
+class TradeResponse(msgspec.Struct, kw_only=True):
+    """One normalized OTC trade (its latest values, corrections applied)."""
+
+    trade_id: str
+    symbol: str
+    trade_date: Annotated[
+        dt.date, msgspec.Meta(description="executed_at's calendar date in the market time zone.")
+    ]
+    executed_at: dt.datetime
+    price: Money
+    size: Annotated[int, msgspec.Meta(description="Shares.")]
+    side: Annotated[Literal["B", "S"], msgspec.Meta(description="B(uy) or S(ell).")]
+    venue: str
+
+
+# ------------------------------------------------------------------ health
+
+
+class LivenessResponse(msgspec.Struct, kw_only=True):
+    status: Literal["ok"]
+    version: str
+
+
+class MigrationsReport(msgspec.Struct, kw_only=True):
+    applied: int
+    pending: list[str]
+    changed: Annotated[
+        list[str], msgspec.Meta(description="Applied, but the file on disk differs since.")
+    ]
+
+
+class ReadinessResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """200 with status `ready`, or 503 with status `not_ready` and the reason."""
+
+    status: Literal["ready", "not_ready"]
+    database: Literal["ok", "unavailable"]
+    reason: str | None = None
+    migrations: MigrationsReport | None = None
+    live_workers: Annotated[
+        int | None, msgspec.Meta(description="Worker processes heartbeating (informational).")
+    ] = None
+
+
+# ------------------------------------------------------------------ errors
+
+
+class FieldError(msgspec.Struct, kw_only=True):
+    field: Annotated[str, msgspec.Meta(description="The offending field, e.g. `pipeline`.")]
+    message: str
+    source: Annotated[str, msgspec.Meta(description="body, query, path or header.")]
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: Annotated[str, msgspec.Meta(description="A URI naming the kind of problem.")] = (
+        "about:blank"
+    )
+    title: str
+    status: int
+    detail: str | None = None
+    instance: Annotated[str | None, msgspec.Meta(description="The request path.")] = None
+    errors: list[FieldError] | None = None
+    known_pipelines: list[str] | None = None

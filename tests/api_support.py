@@ -1,0 +1,55 @@
+"""Helpers for the API tests: a client on a fresh app, problem assertions, raw fixtures."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from app import db
+from app.api.main import create_app
+from app.config import get_settings
+from app.repositories import executions as repo
+
+Client = AsyncTestClient[Litestar]
+
+
+@asynccontextmanager
+async def api_client() -> AsyncIterator[Client]:
+    """A client on a new app, built now so it reads the test's environment."""
+    get_settings.cache_clear()
+    async with AsyncTestClient(create_app()) as client:
+        yield client
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert `response` is an RFC 9457 problem with `status`; return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["type"]
+    assert "Traceback" not in response.text
+    return body
+
+
+async def make_running(database_url: str, execution_id: str) -> None:
+    """Drive an execution to `running` the way a worker would (claim, then start)."""
+    async with await db.aconnect(database_url) as conn:
+        await repo.register_worker(conn, "api-test-worker", "test", 1)
+        claimed = await repo.claim(conn, "api-test-worker")
+        assert claimed is not None and claimed.id == execution_id
+        assert await repo.start(conn, execution_id, "api-test-worker") is not None
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
