@@ -1,5 +1,5 @@
 """Built-in pipelines; importing this package registers them."""
 
-from app.pipelines import builtin
+from app.pipelines import builtin, otc
 
-__all__ = ["builtin"]
+__all__ = ["builtin", "otc"]

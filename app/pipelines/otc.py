@@ -1,0 +1,199 @@
+"""OTC pipelines: `otc_ingest` (file -> raw -> trades -> metrics) and `otc_compute_metrics`.
+
+An ingest is one transaction: the COPY, the normalization and the metrics of
+one file commit together or not at all, so a worker killed half way leaves
+nothing behind and the retried execution starts clean. A retry of an
+execution whose load did commit returns that load's summary instead of
+loading again (otc_loads.execution_id is unique). Concurrent ingests COPY in
+parallel and then take turns on the trades lock.
+
+There is no separate `otc_normalize` pipeline: normalizing is part of the load
+that read the lines, and replaying an old load's lines later could undo newer
+corrections.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import msgspec
+import psycopg
+
+from app.config import get_settings
+from app.db import AsyncConn, AsyncPool
+from app.pipelines.base import PipelineContext
+from app.registry import Summary, pipeline
+from app.repositories import otc as repo
+from app.services import otc_connector, otc_metrics, otc_normalizer
+from app.services.otc_connector import InvalidInputFile, ProgressFn, resolve_input_path
+
+__all__ = ["ComputeMetricsParams", "IngestParams", "PhaseFn", "ingest_file"]
+
+PhaseFn = Callable[[str], Awaitable[None]]
+
+
+class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
+    file: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=1024,
+            description="Trades CSV, relative to SPINE_DATA_DIR (must stay inside it).",
+        ),
+    ] = "otc_sample.csv"
+
+    def __post_init__(self) -> None:
+        # Checked at submit (the dispatcher validates params) and again when run.
+        try:
+            resolve_input_path(get_settings().data_dir, self.file)
+        except InvalidInputFile as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
+    start_date: Annotated[
+        date | None, msgspec.Meta(description="First trade date (inclusive); none: the earliest.")
+    ] = None
+    end_date: Annotated[
+        date | None, msgspec.Meta(description="Last trade date (inclusive); none: the latest.")
+    ] = None
+    symbol: (
+        Annotated[
+            str,
+            msgspec.Meta(pattern=r"^[A-Z0-9.-]{1,12}$", description="Only this symbol; none: all."),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValueError("start_date must not be after end_date")
+
+
+@pipeline(
+    "otc_ingest",
+    "Load a trades CSV from the data directory: raw lines, normalized trades "
+    "(rejects kept with reasons, duplicates and corrections by trade_id), daily metrics.",
+    IngestParams,
+)
+async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
+    path = resolve_input_path(ctx.settings.data_dir, params.file)
+
+    async def on_bytes(done: int, total: int) -> None:
+        await ctx.progress(done, total, f"copying {params.file}")
+
+    return await ingest_file(
+        ctx.pool,
+        execution_id=ctx.execution_id,
+        path=path,
+        source_file=params.file,
+        market_tz=ctx.settings.market_tz,
+        progress=on_bytes,
+        phase=lambda message: ctx.progress(1, 1, message),
+    )
+
+
+@pipeline(
+    "otc_compute_metrics",
+    "Recompute daily OTC metrics from the stored trades for a date range (default: all), "
+    "optionally one symbol.",
+    ComputeMetricsParams,
+)
+async def otc_compute_metrics(ctx: PipelineContext, params: ComputeMetricsParams) -> Summary:
+    async with ctx.pool.connection() as conn:
+        changed = await otc_metrics.recompute(
+            conn, start_date=params.start_date, end_date=params.end_date, symbol=params.symbol
+        )
+    return {"metrics_rows": changed, **msgspec.to_builtins(params)}
+
+
+async def ingest_file(
+    pool: AsyncPool,
+    *,
+    execution_id: str,
+    path: Path,
+    source_file: str,
+    market_tz: str,
+    progress: ProgressFn | None = None,
+    phase: PhaseFn | None = None,
+) -> dict[str, Any]:
+    """Load `path` (already resolved inside the data directory) as one transaction.
+
+    Returns the summary: rows_read, inserted, duplicates, corrections, rejected,
+    rejects_by_reason, metrics_rows, and the load's id, file and checksum.
+    """
+    with otc_connector.open_input(path) as stream:
+        async with pool.connection() as conn:
+            done = await repo.get_load(conn, execution_id)
+            if done is not None and done.summary is not None:
+                return done.summary  # an earlier attempt of this execution committed it
+            try:
+                async with conn.transaction():
+                    return await _load(
+                        conn,
+                        stream,
+                        execution_id=execution_id,
+                        source_file=source_file,
+                        market_tz=market_tz,
+                        progress=progress,
+                        phase=phase,
+                    )
+            except psycopg.errors.UniqueViolation:
+                done = await repo.get_load(conn, execution_id)
+                if done is None or done.summary is None:
+                    raise
+                return done.summary  # another attempt committed it meanwhile
+
+
+async def _load(
+    conn: AsyncConn,
+    stream: BinaryIO,
+    *,
+    execution_id: str,
+    source_file: str,
+    market_tz: str,
+    progress: ProgressFn | None,
+    phase: PhaseFn | None,
+) -> dict[str, Any]:
+    size = os.fstat(stream.fileno()).st_size
+    load_id = await repo.create_load(
+        conn,
+        execution_id=execution_id,
+        source_file=source_file,
+        file_bytes=size,
+        market_tz=market_tz,
+    )
+    copied = await otc_connector.copy_file(
+        conn, stream, load_id, name=source_file, progress=progress
+    )
+    if phase is not None:
+        await phase(f"normalizing {copied.lines} lines")
+    result = await otc_normalizer.normalize(
+        conn,
+        load_id,
+        rows_read=copied.lines,
+        check_lines=copied.check_lines,
+        market_tz=market_tz,
+    )
+    if phase is not None:
+        await phase("recomputing metrics")
+    metrics_rows = await otc_metrics.recompute_touched(conn)
+    summary: dict[str, Any] = {
+        "rows_read": result.rows_read,
+        "inserted": result.inserted,
+        "duplicates": result.duplicates,
+        "corrections": result.corrections,
+        "rejected": result.rejected,
+        "rejects_by_reason": result.rejects_by_reason,
+        "metrics_rows": metrics_rows,
+        "load_id": load_id,
+        "file": source_file,
+        "file_bytes": copied.file_bytes,
+        "file_sha256": copied.sha256,
+    }
+    await repo.finish_load(conn, load_id, file_sha256=copied.sha256, summary=summary)
+    return summary

@@ -1,0 +1,289 @@
+"""Stream a trades CSV into otc_trades_raw with one COPY, whatever the file holds.
+
+Each line of the file becomes one raw row, in order, numbered by the server
+(line 1 is the header): the COPY uses a delimiter and quote character that
+never reach the server, so PostgreSQL never splits, unquotes or refuses a line,
+and malformed lines are judged later, one by one, instead of failing the file.
+Before the bytes go out, per chunk and with bytes-level operations only (no
+Python loop over lines unless a chunk holds a suspect line):
+
+- a UTF-8 byte-order mark is dropped and CRLF becomes LF;
+- bytes that are not UTF-8 text, NUL, stray CR and the two reserved control
+  characters become U+FFFD (such lines are rejected as `invalid_bytes`);
+- a line of just `\\.` is quoted so that PostgreSQL < 18 does not take it for
+  the end of the data;
+- a line longer than MAX_LINE_BYTES is cut there (it is rejected anyway), so
+  memory stays bounded by one chunk;
+- one regular expression proves most lines plainly valid; the numbers of the
+  other lines are collected for the normalizer, which parses them with the full
+  rules (`otc_parse_line`). The regex is deliberately narrower than those
+  rules: a plain line is always valid and yields the same values.
+
+What makes a file unloadable at all (a path outside the data directory, not a
+regular file, empty, a wrong header) raises `InvalidInputFile` with a message
+for people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from app.db import AsyncConn
+from app.errors import InvalidRequest
+from app.repositories import otc as repo
+
+__all__ = [
+    "CHUNK_BYTES",
+    "HEADER",
+    "MAX_LINE_BYTES",
+    "CopyResult",
+    "InvalidInputFile",
+    "copy_file",
+    "is_plain_line",
+    "open_input",
+    "resolve_input_path",
+]
+
+HEADER_FIELDS = ("trade_id", "symbol", "executed_at", "price", "size", "side", "venue")
+HEADER = ",".join(HEADER_FIELDS)
+CHUNK_BYTES = 1 << 20
+MAX_LINE_BYTES = 64 * 1024
+
+_BOM = b"\xef\xbb\xbf"
+_REPLACEMENT = "\ufffd".encode()
+_RESERVED = (b"\x00", b"\x01", b"\x02")  # NUL cannot be stored; 01/02 are COPY's delimiter/quote
+
+# A plainly valid line (see otc_parse_line in migrations/010 for the full rules).
+_PLAIN_FIELDS = (
+    rb"[0-9A-Za-z._:/#-]{1,64}",  # trade_id
+    rb"[A-Z0-9.-]{1,12}",  # symbol
+    # executed_at: a real date in 1900-2999 (29 February goes the long way), a time, an offset
+    rb"(?:19|2[0-9])[0-9]{2}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    rb"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    rb"[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    rb"(?:Z|[+-](?:0[0-9]|1[0-4]):?[0-5][0-9])",
+    rb"(?=[0-9.]*[1-9])[0-9]{1,12}(?:\.[0-9]{1,6})?",  # price: positive, <= 6 decimals
+    rb"0*[1-9][0-9]{0,17}",  # size: positive, fits BIGINT
+    rb"(?:[BbSs]|[Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])",  # side
+    rb"[A-Z]{4}",  # venue
+)
+_PLAIN = re.compile(b",".join(_PLAIN_FIELDS))
+_PLAIN_LINES = re.compile(rb"(?m)^" + b",".join(_PLAIN_FIELDS) + rb"\n")
+_END_MARKER_LINE = re.compile(rb"(?m)^\\\.$")
+
+ProgressFn = Callable[[int, int], Awaitable[None]]
+
+
+class InvalidInputFile(InvalidRequest):
+    """The input file cannot be loaded at all; the message says why."""
+
+
+def resolve_input_path(data_dir: Path, name: str) -> Path:
+    """The real path of `name` inside `data_dir`, or InvalidInputFile.
+
+    Refused: empty names, `..` anywhere, absolute paths outside the directory,
+    symbolic links (at any level) that lead outside it, and anything that is
+    not an existing regular file.
+    """
+    if not name or not name.strip() or "\x00" in name:
+        raise InvalidInputFile("file must be a non-empty path relative to the data directory")
+    if ".." in Path(name).parts:
+        raise InvalidInputFile(f"file {name!r} must not contain '..'")
+    base = data_dir.resolve()
+    candidate = Path(name) if Path(name).is_absolute() else base / name
+    real = candidate.resolve()
+    if not real.is_relative_to(base):
+        raise InvalidInputFile(f"file {name!r} is outside the data directory {str(base)!r}")
+    if not real.exists():
+        raise InvalidInputFile(f"file {name!r} does not exist in the data directory")
+    if not real.is_file():
+        raise InvalidInputFile(f"file {name!r} is not a regular file")
+    return real
+
+
+def open_input(path: Path) -> BinaryIO:
+    """Open a resolved input for reading without following a symlink or blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InvalidInputFile(f"cannot open {path.name!r}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidInputFile(f"{path.name!r} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def is_plain_line(line: bytes) -> bool:
+    """Whether the connector lets `line` (no newline) skip the full parse."""
+    return _PLAIN.fullmatch(line) is not None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    lines: int  # data lines copied (the header excluded)
+    file_bytes: int
+    sha256: str
+    check_lines: list[int] = field(repr=False)  # lines to parse with the full rules
+
+
+async def copy_file(
+    conn: AsyncConn,
+    stream: BinaryIO,
+    load_id: int,
+    *,
+    name: str = "input",
+    progress: ProgressFn | None = None,
+) -> CopyResult:
+    """COPY every data line of `stream` into otc_trades_raw under `load_id`.
+
+    Runs inside the caller's transaction. Reading and preparing the next chunk
+    (in a thread) overlaps with the server ingesting the previous one.
+    """
+    total = os.fstat(stream.fileno()).st_size
+    reader = _Reader(stream, name)
+    await asyncio.to_thread(reader.read_header)
+    await repo.begin_raw_copy(conn, load_id)
+    async with conn.cursor() as cur:
+        pending: asyncio.Future[bytes | None] | None = None
+        try:
+            async with cur.copy(repo.COPY_RAW_LINES) as copy:
+                pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
+                while (payload := await pending) is not None:
+                    pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
+                    await copy.write(payload)
+                    if progress is not None:
+                        await progress(reader.bytes_read, total)
+                pending = None
+        finally:
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await pending  # let the reading thread finish before the file closes
+        copied = cur.rowcount
+    if copied != reader.lines:
+        raise RuntimeError(f"server stored {copied} lines of {name!r}; {reader.lines} were sent")
+    return CopyResult(
+        lines=reader.lines,
+        file_bytes=reader.bytes_read,
+        sha256=reader.sha256.hexdigest(),
+        check_lines=reader.check_lines,
+    )
+
+
+class _Reader:
+    """Turns the file into COPY payloads of whole, sanitized lines; not thread-safe (one call
+    at a time)."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._stream = stream
+        self._name = name
+        self._rest = b""  # read but not yet sent: the start of a line
+        self._skipping = False  # dropping the tail of an over-long line
+        self._eof = False
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        self.lines = 0  # data lines sent so far
+        self.check_lines: list[int] = []
+
+    def _read(self) -> bytes:
+        data = self._stream.read(CHUNK_BYTES)
+        if data:
+            self.bytes_read += len(data)
+            self.sha256.update(data)
+        else:
+            self._eof = True
+        return data
+
+    def read_header(self) -> None:
+        buffer = b""
+        while b"\n" not in buffer and len(buffer) <= MAX_LINE_BYTES and not self._eof:
+            buffer += self._read()
+        if not buffer:
+            raise InvalidInputFile(f"{self._name!r} is empty; expected the header {HEADER!r}")
+        end = buffer.find(b"\n")
+        if end < 0 and len(buffer) > MAX_LINE_BYTES:
+            raise InvalidInputFile(
+                f"{self._name!r}: the first line is over {MAX_LINE_BYTES} bytes; "
+                f"expected the header {HEADER!r}"
+            )
+        header = buffer if end < 0 else buffer[:end]
+        self._rest = b"" if end < 0 else buffer[end + 1 :]
+        header = header.removeprefix(_BOM).rstrip(b"\r")
+        if header.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise InvalidInputFile(f"{self._name!r} is UTF-16; save it as UTF-8")
+        try:
+            text = header.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputFile(
+                f"{self._name!r}: the header is not UTF-8 text; expected {HEADER!r}"
+            ) from None
+        names = tuple(part.strip().strip('"').strip().lower() for part in text.split(","))
+        if names != HEADER_FIELDS:
+            shown = text if len(text) <= 200 else text[:200] + "..."
+            raise InvalidInputFile(
+                f"{self._name!r}: wrong header: expected {HEADER!r}, found {shown!r}"
+            )
+
+    def next_payload(self) -> bytes | None:
+        """The next run of whole lines, ready for COPY; None at the end of the file."""
+        while True:
+            if self._eof and not self._rest:
+                return None
+            data = self._rest + (b"" if self._eof else self._read())
+            self._rest = b""
+            if self._skipping:
+                end = data.find(b"\n")
+                if end < 0:
+                    continue  # still inside the over-long line: drop it
+                data = data[end + 1 :]
+                self._skipping = False
+            cut = data.rfind(b"\n")
+            body, rest = data[: cut + 1], data[cut + 1 :]
+            if self._eof and rest:
+                body, rest = data + b"\n", b""  # the last line had no newline
+            elif len(rest) > MAX_LINE_BYTES:
+                body += rest[:MAX_LINE_BYTES] + b"\n"
+                rest = b""
+                self._skipping = True
+            self._rest = rest
+            if body:
+                return self._prepare(body)
+
+    def _prepare(self, body: bytes) -> bytes:
+        if b"\r" in body:
+            body = body.replace(b"\r\n", b"\n")
+            if b"\r" in body:
+                body = body.replace(b"\r", _REPLACEMENT)
+        if not body.isascii():
+            body = body.decode("utf-8", "replace").encode("utf-8")
+        for reserved in _RESERVED:
+            if reserved in body:
+                body = body.replace(reserved, _REPLACEMENT)
+        if b"\\." in body:
+            body = _END_MARKER_LINE.sub(b"\x02\\\\.\x02", body)
+        first = self.lines + 2
+        if _PLAIN_LINES.sub(b"", body):
+            body = self._flag_lines(body, first)
+        self.lines += body.count(b"\n")
+        return body
+
+    def _flag_lines(self, body: bytes, first: int) -> bytes:
+        """Record which lines of `body` need the full parse; cut over-long ones."""
+        lines = body.split(b"\n")
+        lines.pop()  # body ends with a newline
+        cut = False
+        for index, line in enumerate(lines):
+            if _PLAIN.fullmatch(line) is None:
+                self.check_lines.append(first + index)
+                if len(line) > MAX_LINE_BYTES:
+                    lines[index] = line[:MAX_LINE_BYTES].decode("utf-8", "ignore").encode()
+                    cut = True
+        return b"\n".join(lines) + b"\n" if cut else body

@@ -1,0 +1,76 @@
+"""Raw lines of one load -> otc_trades, set-based, with every decision counted.
+
+Rules for a line are `otc_parse_line` (migrations/010); lines the connector
+proved plainly valid skip it. Then, per trade id:
+
+- a new id is inserted;
+- an id already stored with identical values is a duplicate: nothing changes;
+- an id stored with different values is a correction: the line's values
+  replace the stored ones (and both the old and the new (symbol, date) pairs
+  are marked for the metrics recompute).
+
+Within one file the last valid line for a trade id wins. It is classified as
+above against the stored trade; each earlier line for the same id is a
+duplicate when identical to that last line and a correction otherwise. So
+loading the same file twice gives the same duplicates/corrections split except
+that the first run's inserts become duplicates, and nothing changes the second
+time. Always: rows_read == inserted + duplicates + corrections + rejected.
+
+Cost: when every trade id of the file is new (the common case) the load is one
+plain INSERT ... SELECT; otherwise that INSERT is rolled back at its first
+conflict, redone with ON CONFLICT DO NOTHING, and `resolve_repeats` joins the
+skipped lines with the stored trades (sorting by trade id only when some id
+has several lines in the file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.db import AsyncConn
+from app.repositories import otc as repo
+
+__all__ = ["NormalizeResult", "normalize"]
+
+
+@dataclass(frozen=True)
+class NormalizeResult:
+    rows_read: int
+    inserted: int
+    duplicates: int
+    corrections: int
+    rejected: int
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        accounted = self.inserted + self.duplicates + self.corrections + self.rejected
+        if accounted != self.rows_read:
+            raise AssertionError(f"normalization lost lines: read {self.rows_read}, {self}")
+
+
+async def normalize(
+    conn: AsyncConn, load_id: int, *, rows_read: int, check_lines: Sequence[int], market_tz: str
+) -> NormalizeResult:
+    """Normalize load `load_id` inside the caller's transaction.
+
+    Takes the trades lock (held until commit). Leaves the changed (symbol,
+    trade_date) pairs in pg_temp.otc_touched for `otc_metrics.recompute_touched`.
+    """
+    await repo.lock_trades(conn)
+    await repo.parse_check_lines(conn, load_id, check_lines)
+    rejects_by_reason = await repo.count_rejects(conn, load_id)
+    rejected = sum(rejects_by_reason.values())
+    await repo.start_touched(conn)
+    inserted, every_line_inserted = await repo.insert_new_trades(conn, load_id, market_tz)
+    duplicates = corrections = 0
+    if not every_line_inserted:
+        duplicates, corrections = await repo.resolve_repeats(conn, load_id, market_tz)
+    return NormalizeResult(
+        rows_read=rows_read,
+        inserted=inserted,
+        duplicates=duplicates,
+        corrections=corrections,
+        rejected=rejected,
+        rejects_by_reason=rejects_by_reason,
+    )
