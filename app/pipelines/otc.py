@@ -82,9 +82,13 @@ class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
 )
 async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
     path = resolve_input_path(ctx.settings.data_dir, params.file)
+    size = path.stat().st_size
 
     async def on_bytes(done: int, total: int) -> None:
         await ctx.progress(done, total, f"copying {params.file}")
+
+    async def on_phase(message: str) -> None:
+        await ctx.progress(size, size, message)  # bytes all read; now the SQL steps
 
     return await ingest_file(
         ctx.pool,
@@ -93,7 +97,7 @@ async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
         source_file=params.file,
         market_tz=ctx.settings.market_tz,
         progress=on_bytes,
-        phase=lambda message: ctx.progress(1, 1, message),
+        phase=on_phase,
     )
 
 

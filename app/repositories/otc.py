@@ -151,7 +151,10 @@ async def finish_load(
 
 async def begin_raw_copy(conn: AsyncConn, load_id: int) -> None:
     """Arm otc_trades_raw's defaults for this transaction: this load's id, lines from 2."""
-    await conn.execute("CREATE TEMP SEQUENCE IF NOT EXISTS otc_line_seq")
+    cur = await conn.execute("SELECT to_regclass('pg_temp.otc_line_seq') IS NULL AS missing")
+    row = await cur.fetchone()
+    if row is not None and row["missing"]:
+        await conn.execute("CREATE TEMP SEQUENCE otc_line_seq")  # lives as long as the session
     await conn.execute(
         "SELECT set_config('spine.otc_load_id', %s, true), setval('pg_temp.otc_line_seq', 1)",
         (str(load_id),),
@@ -455,22 +458,25 @@ _AGGREGATES: LiteralString = """
 
 
 async def recompute_touched_metrics(conn: AsyncConn) -> int:
-    """Recompute the pairs in pg_temp.otc_touched; returns metric rows changed or deleted."""
-    await conn.execute("ANALYZE pg_temp.otc_touched")
+    """Recompute the pairs in pg_temp.otc_touched; returns metric rows changed or deleted.
+
+    One index range scan per pair (LATERAL): right for a few pairs and still
+    fine for all of them, whatever the statistics of a table that just grew.
+    """
     cur = await conn.execute(
         f"""
-        WITH pairs AS (SELECT DISTINCT symbol, trade_date FROM pg_temp.otc_touched),
-        fresh AS (
-            SELECT t.symbol, t.trade_date, {_AGGREGATES}
-              FROM otc_trades t JOIN pairs p USING (symbol, trade_date)
-             GROUP BY t.symbol, t.trade_date
+        WITH computed AS (
+            SELECT p.symbol, p.trade_date, a.*
+              FROM (SELECT DISTINCT symbol, trade_date FROM pg_temp.otc_touched) AS p
+             CROSS JOIN LATERAL (
+                   SELECT {_AGGREGATES} FROM otc_trades t
+                    WHERE t.symbol = p.symbol AND t.trade_date = p.trade_date) AS a
         ),
+        fresh AS (SELECT * FROM computed WHERE trade_count > 0),
         {_UPSERT_METRICS},
         deleted AS (
-            DELETE FROM otc_metrics_daily m USING pairs p
-             WHERE m.symbol = p.symbol AND m.trade_date = p.trade_date
-               AND NOT EXISTS (SELECT FROM otc_trades t
-                                WHERE t.symbol = p.symbol AND t.trade_date = p.trade_date)
+            DELETE FROM otc_metrics_daily m USING computed c
+             WHERE m.symbol = c.symbol AND m.trade_date = c.trade_date AND c.trade_count = 0
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM deleted) AS n

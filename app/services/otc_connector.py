@@ -47,6 +47,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "CopyResult",
     "InvalidInputFile",
+    "ProgressFn",
     "copy_file",
     "is_plain_line",
     "open_input",
