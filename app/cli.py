@@ -169,14 +169,25 @@ def up(procfile: str) -> None:
     cmd = [sys.executable, "-m", "honcho", "start", "-f", procfile, "-e", os.devnull]
     cmd += ["-p", str(settings.api_port)]
     proc = subprocess.Popen(cmd, env=env)  # noqa: S603 - our own interpreter and arguments
-    # honcho gets Ctrl-C from the terminal itself; forward SIGTERM so `kill` works the same.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+    stop_requested = False
+
+    def forward(signum: int, _frame: object) -> None:
+        # honcho may have had Ctrl-C from the terminal already; a repeat is harmless to it.
+        nonlocal stop_requested
+        stop_requested = True
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
     code = proc.wait()
     if started_db:
         embedded.stop(settings.state_dir)
         click.echo("embedded PostgreSQL stopped")
-    sys.exit(code)
+    # honcho answers a signal with 128+signal; a stop we were asked for is a clean exit.
+    sys.exit(0 if stop_requested and code in _HONCHO_SIGNAL_CODES else code)
+
+
+_HONCHO_SIGNAL_CODES = {0, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 
 
 # --------------------------------------------------------------------------- pipelines
