@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -385,6 +386,82 @@ def executions_prune(older_than: str) -> None:
     seconds = _parse_age(older_than)
     deleted = _run_async(_with_conn(lambda c: repo.prune_finished(c, older_than_seconds=seconds)))
     click.echo(f"pruned {deleted} finished execution(s) older than {older_than}")
+
+
+# --------------------------------------------------------------------------- OTC data
+
+
+@main.group("data")
+def data_group() -> None:
+    """Input files."""
+
+
+@data_group.command("generate")
+@click.option("--rows", type=click.IntRange(0), default=1_000_000, show_default=True)
+@click.option("--symbols", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3_650), default=5, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same file.")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def data_generate(rows: int, symbols: int, days: int, seed: int, out: Path) -> None:
+    """Write a synthetic trades CSV (random-walk prices) to OUT, for benchmarks."""
+    import time
+
+    from app.services.otc_generator import generate
+
+    started = time.perf_counter()
+    written = generate(out, rows, symbols, days, seed, market_tz=get_settings().market_tz)
+    took = time.perf_counter() - started
+    size_mb = out.stat().st_size / 1e6
+    click.echo(f"wrote {written:,} trades ({size_mb:.1f} MB) to {out} in {took:.1f}s")
+
+
+@main.group("query")
+def query_group() -> None:
+    """Read OTC results."""
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@query_group.command("metrics")
+@click.option("--symbol", default=None)
+@click.option("--start-date", default=None, help="YYYY-MM-DD (inclusive).")
+@click.option("--end-date", default=None, help="YYYY-MM-DD (inclusive).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@friendly_errors
+def query_metrics(
+    symbol: str | None, start_date: str | None, end_date: str | None, limit: int
+) -> None:
+    """Daily metrics per symbol, as a table."""
+    from app.repositories import otc
+
+    rows = _run_async(
+        _with_conn(
+            lambda c: otc.daily_metrics(
+                c,
+                symbol=symbol,
+                start_date=_date(start_date),
+                end_date=_date(end_date),
+                limit=limit,
+            )
+        )
+    )
+    if not rows:
+        click.echo("no metrics (has otc_ingest run?)")
+        return
+    header = f"{'symbol':<12} {'date':<10} {'trades':>7} {'volume':>12} {'notional':>18}"
+    click.echo(header + f" {'vwap':>12} {'high':>12} {'low':>12}")
+    for m in rows:
+        click.echo(
+            f"{m.symbol:<12} {m.date.isoformat():<10} {m.trade_count:>7} {m.total_volume:>12}"
+            f" {m.total_notional:>18.2f} {m.vwap:>12.6f} {m.high_price:>12} {m.low_price:>12}"
+        )
 
 
 # --------------------------------------------------------------------------- processes

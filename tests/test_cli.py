@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -93,3 +94,29 @@ def test_reset_asks_first(database_url: str, conn: Conn) -> None:
     done = spine("db", "reset", "--yes")
     assert done.exit_code == 0, done.output
     assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 0}
+
+
+def test_query_metrics_after_ingest(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.config import get_settings
+    from tests.support import ROOT, run_inline, run_sync
+
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    empty = spine("query", "metrics")
+    assert "no metrics" in empty.output
+    final = run_sync(run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"}))
+    assert final.status == "completed", final.error
+    result = spine("query", "metrics", "--symbol", "ACME", "--start-date", "2026-01-06")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["symbol", "date", "trades"]
+    assert all(line.startswith("ACME") for line in lines[1:])
+    assert "2026-01-06" in lines[1]
+
+
+def test_data_generate_writes_the_requested_rows(tmp_path: Path) -> None:
+    out = tmp_path / "trades.csv"
+    result = spine("data", "generate", "--rows", "500", "--symbols", "3", "--seed", "9", str(out))
+    assert result.exit_code == 0, result.output
+    assert "wrote 500 trades" in result.output
+    assert len(out.read_text().splitlines()) == 501
