@@ -36,7 +36,6 @@ __all__ = [
     "Reject",
     "Trade",
     "begin_raw_copy",
-    "count_rejects",
     "create_load",
     "daily_metrics",
     "finish_load",
@@ -46,6 +45,7 @@ __all__ = [
     "parse_check_lines",
     "recompute_metrics",
     "recompute_touched_metrics",
+    "record_rejects",
     "rejects",
     "resolve_repeats",
     "start_touched",
@@ -191,7 +191,7 @@ async def parse_check_lines(conn: AsyncConn, load_id: int, line_nos: Sequence[in
     )
 
 
-async def count_rejects(conn: AsyncConn, load_id: int) -> dict[str, int]:
+async def record_rejects(conn: AsyncConn, load_id: int) -> dict[str, int]:
     """Store the rejected lines of this load with their reasons; returns counts by reason."""
     await conn.execute(
         """

@@ -59,7 +59,7 @@ async def normalize(
     """
     await repo.lock_trades(conn)
     await repo.parse_check_lines(conn, load_id, check_lines)
-    rejects_by_reason = await repo.count_rejects(conn, load_id)
+    rejects_by_reason = await repo.record_rejects(conn, load_id)
     rejected = sum(rejects_by_reason.values())
     await repo.start_touched(conn)
     inserted, every_line_inserted = await repo.insert_new_trades(conn, load_id, market_tz)
