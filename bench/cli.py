@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from bench import report
 from bench.context import FULL, QUICK, Context
@@ -92,10 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{repeat} measured run(s) after a warm-up; work dir {work_dir}"
     )
     errors: dict[str, str] = {}
+    machine: dict[str, Any] = {}
     try:
         dropped = scratch.drop_leftovers()
         if dropped:
             progress(f"dropped {len(dropped)} database(s) left by earlier runs")
+        machine = report.machine(server)
+        progress(
+            f"{machine['cpus']} CPUs, {machine['memory_gib']} GiB, load average "
+            f"{machine['load_average'][0]:.2f}; {machine['postgresql']}"
+        )
         applied = scratch.create_template()
         progress(f"template {scratch.template}: {len(applied)} migration(s) applied")
         for name in chosen:
@@ -111,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"{name} FAILED: {errors[name]}")
             progress(f"{name} took {time.monotonic() - began:.0f}s")
     finally:
-        scratch.drop_all()
+        try:
+            scratch.drop_all()
+        except psycopg.Error as exc:  # the server went away: say so, keep the figures
+            errors["cleanup"] = f"could not drop the scratch databases: {exc}"
+            progress(errors["cleanup"])
         if args.keep_work_dir:
             progress(f"work dir kept: {work_dir}")
         else:
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "only": chosen,
             "sizes": dict(vars(sizes)),
         },
-        "machine": report.machine(server),
+        "machine": machine,
         "rows": [row.as_json() for row in ctx.rows],
         "errors": errors,
     }

@@ -186,6 +186,16 @@ def running(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait(timeout=5)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (those already gone count 0)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The process's resident-set high-water mark (VmHWM), 0 if it is gone."""
     try:

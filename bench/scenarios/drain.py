@@ -15,6 +15,7 @@ Timed the same way: last `completed_at` minus the moment they are released.
 from __future__ import annotations
 
 import multiprocessing
+from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
@@ -22,7 +23,16 @@ from typing import Any
 import psycopg
 
 from bench.context import Context
-from bench.harness import Row, Target, WorkerPool, connect, progress, wait_until
+from bench.harness import (
+    Row,
+    Target,
+    WorkerPool,
+    connect,
+    cpu_seconds,
+    median,
+    progress,
+    wait_until,
+)
 
 NAME = "drain"
 
@@ -61,6 +71,13 @@ RETURNING id
 _BARE_DONE = "UPDATE bench_jobs SET status = 'done', completed_at = clock_timestamp() WHERE id = %s"
 
 
+@dataclass(frozen=True)
+class Drained:
+    seconds: float
+    client_cpu_s: float  # worker processes (Python) CPU while draining
+    server_cpu_s: float  # their PostgreSQL backends' CPU while draining
+
+
 def run(ctx: Context) -> None:
     n = ctx.sizes.drain_executions
     url = ctx.scratch.create(NAME)
@@ -68,42 +85,66 @@ def run(ctx: Context) -> None:
         with connect(url) as conn:
             conn.execute(_BARE_TABLE.encode())
         for processes in ctx.sizes.drain_processes:
-            spine: list[float] = []
-            bare: list[float] = []
+            spine: list[Drained] = []
+            bare: list[Drained] = []
             log = ctx.log_path(f"drain-pool-{processes}")
             with WorkerPool(url, processes, log) as pool:
                 for attempt in range(ctx.repeat + 1):  # the first is the warm-up
-                    measured = attempt > 0
-                    tag = f"run {attempt}/{ctx.repeat}" if measured else "warm-up"
-                    rate = n / _drain_spine(url, n)
-                    bare_rate = n / _drain_bare(url, n, processes)
+                    a = _drain_spine(url, n, pool)
+                    b = _drain_bare(url, n, processes)
+                    tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
                     progress(
-                        f"drain x{processes} {tag}: spine {rate:,.0f}/s, bare {bare_rate:,.0f}/s"
+                        f"drain x{processes} {tag}: spine {n / a.seconds:,.0f}/s "
+                        f"(CPU/exec: worker {_us(a.client_cpu_s, n)} us, PostgreSQL "
+                        f"{_us(a.server_cpu_s, n)} us), bare {n / b.seconds:,.0f}/s "
+                        f"({_us(b.client_cpu_s, n)} us, {_us(b.server_cpu_s, n)} us)"
                     )
-                    if measured:
-                        spine.append(rate)
-                        bare.append(bare_rate)
-                pids = pool.worker_pids()
+                    if attempt:
+                        spine.append(a)
+                        bare.append(b)
+
+            def per_exec(runs: list[Drained], attr: str) -> float:
+                return round(median([1e6 * getattr(r, attr) / n for r in runs]))
+
             ctx.rows.append(
                 Row(
                     scenario=NAME,
                     label=f"{n:,} noop, {processes} worker process{'es' if processes > 1 else ''}",
                     unit="exec/s",
-                    spine=spine,
-                    baseline=bare,
+                    spine=[n / r.seconds for r in spine],
+                    baseline=[n / r.seconds for r in bare],
                     target=Target("ratio_min", 0.6),
-                    notes={"executions": n, "processes": processes, "worker_pids": pids},
+                    notes={
+                        "worker_cpu_us_per_exec": per_exec(spine, "client_cpu_s"),
+                        "pg_cpu_us_per_exec": per_exec(spine, "server_cpu_s"),
+                        "baseline_worker_cpu_us_per_exec": per_exec(bare, "client_cpu_s"),
+                        "baseline_pg_cpu_us_per_exec": per_exec(bare, "server_cpu_s"),
+                    },
                 )
             )
     finally:
         ctx.scratch.drop(url)
 
 
-def _drain_spine(url: str, n: int) -> float:
-    """Seconds for the running pool to drain `n` noop executions enqueued at once."""
+def _us(seconds: float, n: int) -> str:
+    return f"{1e6 * seconds / n:,.0f}"
+
+
+def _backend_pids(conn: psycopg.Connection[Any]) -> list[int]:
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return [int(r["pid"]) for r in rows]
+
+
+def _drain_spine(url: str, n: int, pool: WorkerPool) -> Drained:
+    """Time for the running pool to drain `n` noop executions enqueued at once."""
     with connect(url) as conn:
         conn.execute("TRUNCATE executions, execution_events")
         conn.execute("VACUUM ANALYZE executions")
+        workers, backends = pool.worker_pids(), _backend_pids(conn)
+        client0, server0 = cpu_seconds(workers), cpu_seconds(backends)
         conn.execute(_ENQUEUE, {"n": n})
         begun = _now(conn)
 
@@ -118,13 +159,14 @@ def _drain_spine(url: str, n: int) -> float:
             return int(row["done"]) >= n
 
         wait_until(drained, timeout=max(120.0, n / 20), interval=0.05, what="spine drain")
+        client, server = cpu_seconds(workers) - client0, cpu_seconds(backends) - server0
         row = conn.execute("SELECT max(completed_at) AS last FROM executions").fetchone()
         assert row is not None
-        return _seconds(begun, row["last"])
+        return Drained(_seconds(begun, row["last"]), client, server)
 
 
-def _drain_bare(url: str, n: int, processes: int) -> float:
-    """Seconds for `processes` bare claim loops to drain `n` rows of a bare table."""
+def _drain_bare(url: str, n: int, processes: int) -> Drained:
+    """Time for `processes` bare claim loops to drain `n` rows of a bare table."""
     with connect(url) as conn:
         conn.execute("TRUNCATE bench_jobs RESTART IDENTITY")
         conn.execute("VACUUM ANALYZE bench_jobs")
@@ -132,10 +174,12 @@ def _drain_bare(url: str, n: int, processes: int) -> float:
             "INSERT INTO bench_jobs (status) SELECT 'pending' FROM generate_series(1, %s)", (n,)
         )
         mp = multiprocessing.get_context("spawn")
-        go = mp.Event()
-        ready = mp.Semaphore(0)
+        go, close = mp.Event(), mp.Event()
+        ready, done = mp.Semaphore(0), mp.Semaphore(0)
         procs = [
-            mp.Process(target=_bare_worker, args=(url, i, go, ready), name=f"bench-bare-{i}")
+            mp.Process(
+                target=_bare_worker, args=(url, i, go, close, ready, done), name=f"bench-bare-{i}"
+            )
             for i in range(processes)
         ]
         for proc in procs:
@@ -144,10 +188,18 @@ def _drain_bare(url: str, n: int, processes: int) -> float:
             for _ in procs:
                 if not ready.acquire(timeout=60):
                     raise TimeoutError("bare workers did not connect")
+            pids = [p.pid for p in procs if p.pid is not None]
+            backends = _backend_pids(conn)
+            client0, server0 = cpu_seconds(pids), cpu_seconds(backends)
             begun = _now(conn)
             go.set()
+            for _ in procs:
+                if not done.acquire(timeout=max(120.0, n / 20)):
+                    raise TimeoutError("bare workers did not finish")
+            client, server = cpu_seconds(pids) - client0, cpu_seconds(backends) - server0
+            close.set()
             for proc in procs:
-                proc.join(timeout=max(120.0, n / 20))
+                proc.join(timeout=30)
         finally:
             for proc in procs:
                 if proc.is_alive():
@@ -162,10 +214,12 @@ def _drain_bare(url: str, n: int, processes: int) -> float:
         assert row is not None
         if row["left"]:
             raise RuntimeError(f"{row['left']} bare job(s) left undone")
-        return _seconds(begun, row["last"])
+        return Drained(_seconds(begun, row["last"]), client, server)
 
 
-def _bare_worker(url: str, worker: int, go: EventType, ready: Any) -> None:
+def _bare_worker(
+    url: str, worker: int, go: EventType, close: EventType, ready: Any, done: Any
+) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT 1")
         ready.release()
@@ -173,8 +227,10 @@ def _bare_worker(url: str, worker: int, go: EventType, ready: Any) -> None:
         while True:
             row = conn.execute(_BARE_CLAIM, (worker,)).fetchone()
             if row is None:
-                return
+                break
             conn.execute(_BARE_DONE, (row[0],))
+        done.release()
+        close.wait(timeout=120)  # keep the backend alive until its CPU time is read
 
 
 def _now(conn: psycopg.Connection[Any]) -> datetime:

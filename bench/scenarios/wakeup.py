@@ -81,7 +81,7 @@ def run(ctx: Context) -> None:
                     bare50.append(median(bare))
                     bare99.append(percentile(bare, 99))
         label = f"submit -> claim over {n} executions, {processes} idle worker processes"
-        notes = {"executions": n, "processes": processes}
+        notes = {"commit_ms": _commit_ms(url)}
         ctx.rows.append(
             Row(NAME, f"{label}, p50", "ms", p50s, bare50, Target("abs_max", 2.0), notes)
         )
@@ -122,6 +122,18 @@ async def _spine_latencies(url: str, n: int) -> list[float]:
     if len(rows) != n:
         raise RuntimeError(f"expected {n} created/queued pairs, found {len(rows)}")
     return [float(r["ms"]) for r in rows]
+
+
+def _commit_ms(url: str, n: int = 100) -> float:
+    """Median round trip of a one-row INSERT committed alone: the floor under both latencies."""
+    times = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id int)")
+        for i in range(n):
+            began = time.perf_counter()
+            conn.execute("INSERT INTO bench_commit_probe VALUES (%s)", (i,))
+            times.append((time.perf_counter() - began) * 1000)
+    return median(times)
 
 
 def _bare_latencies(url: str, n: int, processes: int) -> list[float]:
