@@ -41,6 +41,8 @@ def embedded_url(state_dir: Path, database: str = "postgres") -> str:
     if fresh:
         log.info("initialising embedded PostgreSQL in %s", pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
+    if not is_running(state_dir):  # a handle cached in this process to a server stopped since
+        server.start()
     return str(server.get_uri(database))
 
 

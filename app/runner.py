@@ -29,7 +29,7 @@ __all__ = ["Outcome", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "failed", "cancelled", "lost"]
+Outcome = Literal["completed", "failed", "cancelled", "requeued", "lost"]
 
 # How long to keep retrying a state change while the database is unreachable.
 RETRY_SECONDS = 120.0
@@ -85,6 +85,22 @@ async def run_pipeline(
     except ClaimLost:
         log.warning("lost the claim on %s while running; its result is discarded", execution_id)
         return "lost"
+    except psycopg.OperationalError as exc:
+        if execution.attempt >= settings.max_attempts:
+            status, error = "failed", f"database unavailable: {_one_line(exc)}"
+            payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
+        else:
+            # The database went away under the pipeline: not its fault; run it again.
+            reason = f"database unavailable: {_one_line(exc)}"
+            log.warning("requeueing %s (%s)", execution_id, reason)
+            requeued = await _retrying(
+                pool,
+                functools.partial(
+                    repo.requeue, execution_id=execution_id, worker_id=worker_id, reason=reason
+                ),
+                f"requeue {execution_id}",
+            )
+            return "requeued" if requeued else "lost"
     except Exception as exc:
         status = "failed"
         error = _one_line(exc)

@@ -276,3 +276,16 @@ def test_prune_removes_only_old_finished_executions(database_url: str, conn: Con
         "('recent-done', 'old-running', 'old-pending')"
     ).fetchone()
     assert orphans == {"n": 0}
+
+
+async def test_database_failure_under_a_pipeline_requeues_it(database_url: str, conn: Conn) -> None:
+    async def cut_off(ctx: PipelineContext, params: NoParams) -> Summary:
+        async with ctx.pool.connection() as c:
+            # A real server-side disconnect, as in a restart or failover.
+            await c.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return None
+
+    final = await run_inline(database_url, "cut_off", registry=_registry_with("cut_off", cut_off))
+    assert final.status == "pending"
+    assert final.worker_id is None
+    assert events_of(conn, final.id)[-1] == "requeued"

@@ -40,7 +40,10 @@ def completed_events_per_execution(conn: Conn) -> dict[int, int]:
 
 
 def otc_snapshot(conn: Conn) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    metrics = conn.execute("SELECT * FROM otc_metrics_daily ORDER BY symbol, date").fetchall()
+    metrics = conn.execute(
+        "SELECT symbol, trade_date, trade_count, total_volume, total_notional, vwap, high_price, "
+        "low_price FROM otc_metrics_daily ORDER BY symbol, trade_date"
+    ).fetchall()
     trades = conn.execute(
         "SELECT trade_id, symbol, executed_at, price, size, side, venue FROM otc_trades "
         "ORDER BY trade_id"
@@ -146,6 +149,7 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
     url = embedded.embedded_url(state)
     port = _free_port()
     api = worker = None
+    worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed in finally
     try:
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("CREATE DATABASE spine")
@@ -161,7 +165,7 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
         )  # fmt: skip
         worker = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "worker", "start", "--max-concurrent", "2"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
 
@@ -204,6 +208,7 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
                 stop_tree(proc.pid)
                 proc.wait()
         embedded.stop(state)
+        worker_log.close()
 
 
 def _free_port() -> int:

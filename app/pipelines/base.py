@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
@@ -42,10 +43,15 @@ class PipelineContext:
         if now - self._last_progress < PROGRESS_INTERVAL and (total is None or done < total):
             return
         self._last_progress = now
-        async with self.pool.connection() as conn:
-            state = await repo.record_progress(
-                conn, self.execution_id, self.worker_id, done=done, total=total, message=message
-            )
+        try:
+            async with self.pool.connection() as conn:
+                state = await repo.record_progress(
+                    conn, self.execution_id, self.worker_id, done=done, total=total, message=message
+                )
+        except psycopg.OperationalError as exc:
+            # Progress is best effort: a database blip must not fail the work itself.
+            self.log.warning("progress not recorded (%s)", str(exc).strip().split("\n")[0])
+            return
         self._raise_for(state)
 
     async def check_cancelled(self) -> None:

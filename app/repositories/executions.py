@@ -34,6 +34,7 @@ __all__ = [
     "record_progress",
     "recover_stale",
     "request_cancel",
+    "requeue",
     "start",
 ]
 
@@ -279,6 +280,28 @@ async def finish(
             "error": error,
             "payload": Jsonb(payload or {}),
         },
+    )
+    return await cur.fetchone() is not None
+
+
+_REQUEUE = f"""
+WITH r AS (
+    UPDATE executions
+    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN ('queued', 'running')
+    RETURNING id, attempt
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'requeued', %(payload)s || jsonb_build_object('attempt', attempt) FROM r
+)
+SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
+"""
+
+
+async def requeue(conn: AsyncConn, execution_id: str, worker_id: str, *, reason: str) -> bool:
+    """Give a held execution back to the queue (a transient failure); False if not held."""
+    cur = await conn.execute(
+        _REQUEUE, {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})}
     )
     return await cur.fetchone() is not None
 
