@@ -1,6 +1,7 @@
 """Test harness: a real PostgreSQL server, a migrated template, a fresh database per test.
 
-The server is the embedded one (under `.spine/test`) unless
+The server is the embedded one (under `.spine/test`, shared by concurrent
+pytest runs and stopped by the last one to finish) unless
 `SPINE_TEST_DATABASE_URL` (or `DATABASE_URL`) names one. The controlling
 pytest process migrates a template database once; every test gets its own
 database cloned from it, named with the xdist worker id, so `pytest -n auto`
@@ -40,10 +41,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     server = os.environ.get("SPINE_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not server:
-        was_running = embedded.is_running(TEST_STATE_DIR)
         server = embedded.embedded_url(TEST_STATE_DIR)
-        if not was_running:
-            os.environ[_STARTED_EMBEDDED] = "1"
+        _users_dir().mkdir(parents=True, exist_ok=True)
+        (_users_dir() / str(os.getpid())).touch()
+        os.environ[_STARTED_EMBEDDED] = "1"
     template = f"spine_tpl_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{template}"')
@@ -68,7 +69,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         for (name,) in leftovers:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if os.environ.pop(_STARTED_EMBEDDED, None):
-        embedded.stop(TEST_STATE_DIR)
+        (_users_dir() / str(os.getpid())).unlink(missing_ok=True)
+        if not _other_live_users():
+            embedded.stop(TEST_STATE_DIR)
+
+
+def _users_dir() -> Path:
+    """One file per pytest run using the shared embedded test server (named by pid)."""
+    return TEST_STATE_DIR / "users"
+
+
+def _other_live_users() -> bool:
+    """Whether another pytest run still uses the server; files of dead runs are cleared."""
+    alive = False
+    for entry in _users_dir().iterdir():
+        try:
+            os.kill(int(entry.name), 0)
+            alive = True
+        except (ValueError, ProcessLookupError):
+            entry.unlink(missing_ok=True)
+        except PermissionError:
+            alive = True
+    return alive
 
 
 _counter = itertools.count()

@@ -101,13 +101,18 @@ def resolve_input_path(data_dir: Path, name: str) -> Path:
         raise InvalidInputFile(f"file {name!r} must not contain '..'")
     base = data_dir.resolve()
     candidate = Path(name) if Path(name).is_absolute() else base / name
-    real = candidate.resolve()
-    if not real.is_relative_to(base):
-        raise InvalidInputFile(f"file {name!r} is outside the data directory {str(base)!r}")
-    if not real.exists():
-        raise InvalidInputFile(f"file {name!r} does not exist in the data directory")
-    if not real.is_file():
-        raise InvalidInputFile(f"file {name!r} is not a regular file")
+    shown = name if len(name) <= 200 else name[:200] + "…"
+    try:
+        real = candidate.resolve()
+        if not real.is_relative_to(base):
+            # The server's own paths stay out of messages that clients see.
+            raise InvalidInputFile(f"file {shown!r} is outside the data directory")
+        if not real.exists():
+            raise InvalidInputFile(f"file {shown!r} does not exist in the data directory")
+        if not real.is_file():
+            raise InvalidInputFile(f"file {shown!r} is not a regular file")
+    except OSError as exc:  # a name too long, a loop of links, a permission problem
+        raise InvalidInputFile(f"file {shown!r} cannot be used: {exc.strerror}") from None
     return real
 
 
