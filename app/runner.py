@@ -70,7 +70,7 @@ async def run_pipeline(
         cancel_event=cancel_event or asyncio.Event(),
     )
     started = time.perf_counter()
-    log.info("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
+    log.debug("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
     status: Literal["completed", "failed", "cancelled"]
     error: str | None = None
     payload: dict[str, Any]
