@@ -266,6 +266,9 @@ async def _follow(execution_id: str) -> str:
     async with await db.aconnect() as conn:
         await conn.execute(f"LISTEN {repo.EXECUTIONS_CHANNEL}")
         while True:
+            # Status first: the end and its event commit together, so once the status is
+            # terminal the events read next include the last one.
+            current = await repo.get(conn, execution_id)
             for event in await repo.list_events(conn, execution_id, after_id=last_id):
                 last_id = event.id
                 if event.event_type == "progress":
@@ -277,7 +280,6 @@ async def _follow(execution_id: str) -> str:
                     bar_shown = False
                 detail = event.payload.get("error") or event.payload.get("result") or ""
                 click.echo(f"{event.timestamp:%H:%M:%S} {event.event_type} {detail}".rstrip())
-            current = await repo.get(conn, execution_id)
             if current is None or current.status in repo.TERMINAL:
                 if current and current.error:
                     click.echo(f"error: {current.error}", err=True)
