@@ -166,7 +166,12 @@ def up(procfile: str) -> None:
     # Procfile lines run through sh: put this interpreter's `spine` first on PATH. Each
     # process reads `.env` itself (environment first), so honcho is given an empty one.
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "DATABASE_URL": url, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SPINE_API_HOST": settings.api_host,  # the Procfile's web line reads it
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+    }
     cmd = [sys.executable, "-m", "honcho", "start", "-f", procfile, "-e", os.devnull]
     cmd += ["-p", str(settings.api_port)]
     proc = subprocess.Popen(cmd, env=env)  # noqa: S603 - our own interpreter and arguments
@@ -541,7 +546,7 @@ def shell() -> None:
         pass
     banner = (
         "Market Spine shell. Preloaded: " + ", ".join(sorted(namespace)) + "\n"
-        "e.g. conn = await db.aconnect(); await submit(conn, 'noop')"
+        "e.g. (IPython) conn = await db.aconnect(); await submit(conn, 'noop')"
     )
     try:
         from IPython import start_ipython

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import typing
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -149,9 +150,17 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = N
             continue
         raw[name] = _coerce_bool(value) if kind is bool else value
     try:
-        return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(str(exc))) from None
+    try:
+        zoneinfo.ZoneInfo(settings.market_tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"SPINE_MARKET_TZ: {settings.market_tz!r} is not an IANA time zone "
+            "(like America/New_York)"
+        ) from None
+    return settings
 
 
 def _decode(kind: type, value: object) -> object:

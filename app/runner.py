@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -111,7 +112,11 @@ async def run_pipeline(
             "traceback": None if isinstance(exc, SpineError) else traceback.format_exc(),
         }
     else:
-        status, payload = "completed", {"result": summary}
+        try:
+            status, payload = "completed", {"result": msgspec.to_builtins(summary)}
+        except (TypeError, ValueError) as exc:
+            status, error = "failed", f"the pipeline's result is not JSON-able: {exc}"
+            payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
     payload["duration_s"] = round(time.perf_counter() - started, 6)
     if await _finish(pool, execution_id, worker_id, status=status, error=error, payload=payload):
         log.info(

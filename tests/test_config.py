@@ -77,3 +77,8 @@ def test_bad_setting_stops_the_cli_with_one_line(monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 1
     assert "SPINE_MAX_CONCURRENT" in result.output
     assert "Traceback" not in result.output
+
+
+def test_unknown_market_time_zone_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^SPINE_MARKET_TZ: 'Mars/Olympus' is not an IANA"):
+        load_settings({"SPINE_MARKET_TZ": "Mars/Olympus"})

@@ -289,3 +289,12 @@ async def test_database_failure_under_a_pipeline_requeues_it(database_url: str, 
     assert final.status == "pending"
     assert final.worker_id is None
     assert events_of(conn, final.id)[-1] == "requeued"
+
+
+async def test_a_result_that_is_not_json_fails_the_execution_cleanly(database_url: str) -> None:
+    async def odd(ctx: PipelineContext, params: NoParams) -> Summary:
+        return {"when": object()}
+
+    final = await run_inline(database_url, "odd", registry=_registry_with("odd", odd))
+    assert final.status == "failed"
+    assert final.error is not None and "not JSON-able" in final.error

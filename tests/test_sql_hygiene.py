@@ -48,6 +48,12 @@ def violations(path: Path, root: Path = ROOT) -> list[str]:
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
             if SQL.search(_text(node.left)):
                 found.append(f"{where}: %-formatted SQL")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            sides = (node.left, node.right)
+            if any(SQL.search(_text(x)) for x in sides) and not all(
+                isinstance(x, ast.Constant | ast.JoinedStr) or _is_constant(x) for x in sides
+            ):
+                found.append(f"{where}: SQL built with + from a non-constant")
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)

@@ -472,14 +472,17 @@ async def recover_stale(
     return await cur.fetchall()
 
 
-async def live_workers(conn: AsyncConn) -> list[dict[str, Any]]:
-    """Workers that have not stopped, with their heartbeat age in seconds."""
+async def live_workers(conn: AsyncConn, lease_timeout: float) -> list[dict[str, Any]]:
+    """Workers that have not stopped and heartbeat within the lease, with heartbeat age (s)."""
     cur = await conn.execute(
         """
         SELECT id, host, pid, started_at, heartbeat_at,
                extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s
-        FROM workers WHERE stopped_at IS NULL ORDER BY started_at
-        """
+        FROM workers
+        WHERE stopped_at IS NULL AND heartbeat_at >= now() - make_interval(secs => %s)
+        ORDER BY started_at
+        """,
+        (lease_timeout,),
     )
     return list(await cur.fetchall())
 

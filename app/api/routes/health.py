@@ -21,6 +21,7 @@ from app.api.schemas import (
     PipelineResponse,
     ReadinessResponse,
 )
+from app.config import get_settings
 from app.db import AsyncConn, AsyncPool
 from app.migrations import Migration, discover
 from app.registry import get_registry
@@ -117,7 +118,7 @@ async def _applied_migrations(conn: AsyncConn) -> dict[str, str]:
 
 async def _live_workers(conn: AsyncConn) -> int | None:
     try:
-        return len(await executions.live_workers(conn))
+        return len(await executions.live_workers(conn, get_settings().lease_timeout))
     except psycopg.errors.UndefinedTable:  # not migrated yet: readiness says so already
         return None
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from app.config import get_settings
 from app.db import AsyncConn
 from app.repositories import executions as repo
 
@@ -38,5 +39,5 @@ class LocalBackend:
     async def health(self) -> dict[str, Any]:
         assert self._pool is not None, "LocalBackend.health needs a pool (bind one)"
         async with self._pool.connection() as conn:
-            workers = await repo.live_workers(conn)
+            workers = await repo.live_workers(conn, get_settings().lease_timeout)
         return {"backend": self.name, "live_workers": len(workers), "workers": workers}
