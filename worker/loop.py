@@ -181,7 +181,7 @@ class Worker:
                         row["lost_worker"],
                         row["status"],
                     )
-            except psycopg.Error as exc:
+            except Exception as exc:  # the heartbeat must outlive any single failure
                 log.warning("heartbeat failed (%s); will retry", _first_line(exc))
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
