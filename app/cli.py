@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import functools
+import io
 import json
 import os
 import re
@@ -436,39 +438,80 @@ def _date(value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+_FORMAT = click.Choice(["table", "json", "csv"])
+
+
+def _emit(rows: list[msgspec.Struct], fmt: str, empty: str) -> None:
+    """Print API-shaped rows as a table, JSON (the API's objects) or CSV."""
+    if fmt == "json":
+        click.echo(msgspec.json.format(msgspec.json.encode(rows)).decode())
+        return
+    if not rows:
+        click.echo(empty, err=True)
+        return
+    records = [msgspec.to_builtins(r) for r in rows]
+    columns = list(records[0])
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        click.echo(out.getvalue(), nl=False)
+        return
+    widths = {c: max(len(c), *(len(str(r[c])) for r in records)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for r in records:
+        click.echo("  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
 @query_group.command("metrics")
 @click.option("--symbol", default=None)
-@click.option("--start-date", default=None, help="YYYY-MM-DD (inclusive).")
-@click.option("--end-date", default=None, help="YYYY-MM-DD (inclusive).")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--start", "--start-date", "start", default=None, help="YYYY-MM-DD (inclusive).")
+@click.option("--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
 @friendly_errors
 def query_metrics(
-    symbol: str | None, start_date: str | None, end_date: str | None, limit: int
+    symbol: str | None, start: str | None, end: str | None, limit: int, fmt: str
 ) -> None:
-    """Daily metrics per symbol, as a table."""
+    """Daily metrics per symbol and trade date (json: the API's objects)."""
+    from app.api.schemas import DailyMetricResponse
     from app.repositories import otc
 
     rows = _run_async(
         _with_conn(
             lambda c: otc.daily_metrics(
                 c,
-                symbol=symbol,
-                start_date=_date(start_date),
-                end_date=_date(end_date),
+                symbol=symbol.upper() if symbol else None,
+                start_date=_date(start),
+                end_date=_date(end),
                 limit=limit,
             )
         )
     )
-    if not rows:
-        click.echo("no metrics (has otc_ingest run?)")
-        return
-    header = f"{'symbol':<12} {'date':<10} {'trades':>7} {'volume':>12} {'notional':>18}"
-    click.echo(header + f" {'vwap':>12} {'high':>12} {'low':>12}")
-    for m in rows:
-        click.echo(
-            f"{m.symbol:<12} {m.date.isoformat():<10} {m.trade_count:>7} {m.total_volume:>12}"
-            f" {m.total_notional:>18.2f} {m.vwap:>12.6f} {m.high_price:>12} {m.low_price:>12}"
+    _emit([DailyMetricResponse.from_row(r) for r in rows], fmt, "no metrics (has otc_ingest run?)")
+
+
+@query_group.command("trades")
+@click.option("--symbol", required=True)
+@click.option("--start", "--start-date", "start", default=None, help="YYYY-MM-DD (inclusive).")
+@click.option("--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+@friendly_errors
+def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fmt: str) -> None:
+    """One symbol's normalized trades, oldest first (json: the API's objects)."""
+    from app.api.schemas import TradeResponse
+    from app.repositories import otc
+
+    rows = _run_async(
+        _with_conn(
+            lambda c: otc.trades(
+                c, symbol.upper(), start_date=_date(start), end_date=_date(end), limit=limit
+            )
         )
+    )
+    _emit([TradeResponse.from_row(r) for r in rows], fmt, f"no trades for {symbol.upper()}")
 
 
 # --------------------------------------------------------------------------- processes

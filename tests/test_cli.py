@@ -104,14 +104,29 @@ def test_query_metrics_after_ingest(database_url: str, monkeypatch: pytest.Monke
     get_settings.cache_clear()
     empty = spine("query", "metrics")
     assert "no metrics" in empty.output
+    assert spine("query", "metrics", "--format", "json").output.strip() == "[]"
     final = run_sync(run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"}))
     assert final.status == "completed", final.error
-    result = spine("query", "metrics", "--symbol", "ACME", "--start-date", "2026-01-06")
+    result = spine("query", "metrics", "--symbol", "acme", "--start", "2026-01-06")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split()[:3] == ["symbol", "date", "trades"]
+    assert lines[0].split()[:3] == ["symbol", "date", "trade_count"]
     assert all(line.startswith("ACME") for line in lines[1:])
     assert "2026-01-06" in lines[1]
+    as_json = json.loads(
+        spine(
+            "query", "metrics", "--symbol", "ACME", "--end", "2026-01-06", "--format", "json"
+        ).output
+    )
+    assert [m["date"] for m in as_json] == ["2026-01-05", "2026-01-06"]
+    assert set(as_json[0]) == {
+        "symbol", "date", "trade_count", "total_volume", "total_notional", "vwap",
+        "high_price", "low_price",
+    }  # fmt: skip
+    as_csv = spine("query", "metrics", "--format", "csv", "--limit", "3").output.splitlines()
+    assert as_csv[0].startswith("symbol,date,trade_count") and len(as_csv) == 4
+    trades = spine("query", "trades", "--symbol", "ACME", "--limit", "2", "--format", "json")
+    assert [t["symbol"] for t in json.loads(trades.output)] == ["ACME", "ACME"]
 
 
 def test_data_generate_writes_the_requested_rows(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, cast
 import msgspec
 
 from app.repositories import executions as repo
+from app.repositories import otc as otc_repo
 
 __all__ = [
     "DailyMetricResponse",
@@ -198,6 +199,19 @@ class DailyMetricResponse(msgspec.Struct, kw_only=True):
     high_price: Money
     low_price: Money
 
+    @classmethod
+    def from_row(cls, row: otc_repo.DailyMetric) -> DailyMetricResponse:
+        return cls(
+            symbol=row.symbol,
+            date=row.date,
+            trade_count=row.trade_count,
+            total_volume=row.total_volume,
+            total_notional=money(row.total_notional),
+            vwap=money(row.vwap),
+            high_price=money(row.high_price),
+            low_price=money(row.low_price),
+        )
+
 
 class TradeResponse(msgspec.Struct, kw_only=True):
     """One normalized OTC trade (its latest values, corrections applied)."""
@@ -212,6 +226,19 @@ class TradeResponse(msgspec.Struct, kw_only=True):
     size: Annotated[int, msgspec.Meta(description="Shares.")]
     side: Annotated[Literal["B", "S"], msgspec.Meta(description="B(uy) or S(ell).")]
     venue: str
+
+    @classmethod
+    def from_row(cls, row: otc_repo.Trade) -> TradeResponse:
+        return cls(
+            trade_id=row.trade_id,
+            symbol=row.symbol,
+            trade_date=row.trade_date,
+            executed_at=row.executed_at,
+            price=money(row.price),
+            size=row.size,
+            side=cast(Literal["B", "S"], row.side),  # the table's CHECK constraint
+            venue=row.venue,
+        )
 
 
 # ------------------------------------------------------------------ health

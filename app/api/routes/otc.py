@@ -7,7 +7,7 @@ numbers (see `schemas.money`).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
@@ -16,7 +16,7 @@ from litestar.params import QueryParameter
 from app.api.errors import problem_responses
 from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, encode_cursor, next_link
 from app.api.routes import READS, DbConn
-from app.api.schemas import DailyMetricResponse, TradeResponse, money
+from app.api.schemas import DailyMetricResponse, TradeResponse
 from app.repositories import otc
 
 __all__ = ["OtcController"]
@@ -86,19 +86,7 @@ class OtcController(Controller):
         if len(rows) > limit:
             key = encode_cursor("otc_metrics", page[-1].symbol, page[-1].date)
             headers["Link"] = next_link(request, key)
-        body = [
-            DailyMetricResponse(
-                symbol=r.symbol,
-                date=r.date,
-                trade_count=r.trade_count,
-                total_volume=r.total_volume,
-                total_notional=money(r.total_notional),
-                vwap=money(r.vwap),
-                high_price=money(r.high_price),
-                low_price=money(r.low_price),
-            )
-            for r in page
-        ]
+        body = [DailyMetricResponse.from_row(r) for r in page]
         return Response(body, headers=headers)
 
     @get(
@@ -141,17 +129,5 @@ class OtcController(Controller):
             last = page[-1]
             key = encode_cursor("otc_trades", last.trade_date, last.executed_at, last.trade_id)
             headers["Link"] = next_link(request, key)
-        body = [
-            TradeResponse(
-                trade_id=r.trade_id,
-                symbol=r.symbol,
-                trade_date=r.trade_date,
-                executed_at=r.executed_at,
-                price=money(r.price),
-                size=r.size,
-                side=cast(Side, r.side),  # the table's CHECK constraint
-                venue=r.venue,
-            )
-            for r in page
-        ]
+        body = [TradeResponse.from_row(r) for r in page]
         return Response(body, headers=headers)
