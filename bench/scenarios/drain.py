@@ -115,6 +115,16 @@ def run(ctx: Context) -> None:
                     baseline=[n / r.seconds for r in bare],
                     target=Target("ratio_min", 0.6),
                     notes={
+                        # CPU per execution, both processes and PostgreSQL: steadier than
+                        # wall time on a shared machine (bare CPU / spine CPU, like the ratio).
+                        "cpu_ratio": round(
+                            (per_exec(bare, "client_cpu_s") + per_exec(bare, "server_cpu_s"))
+                            / max(
+                                per_exec(spine, "client_cpu_s") + per_exec(spine, "server_cpu_s"),
+                                1,
+                            ),
+                            2,
+                        ),
                         "worker_cpu_us_per_exec": per_exec(spine, "client_cpu_s"),
                         "pg_cpu_us_per_exec": per_exec(spine, "server_cpu_s"),
                         "baseline_worker_cpu_us_per_exec": per_exec(bare, "client_cpu_s"),
