@@ -27,7 +27,7 @@ import psycopg
 
 from app import db, embedded
 from app.config import ConfigError, get_settings
-from app.errors import SpineError
+from app.errors import SpineError, first_line
 from app.logs import configure_logging
 from app.migrations import MigrationError, apply_pending, status
 from app.registry import get_registry
@@ -52,8 +52,7 @@ def friendly_errors(func: F) -> F:
         except MigrationError as exc:
             raise click.ClickException(f"migrations: {exc}") from None
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise click.ClickException(f"database unavailable: {first}") from None
+            raise click.ClickException(f"database unavailable: {first_line(exc)}") from None
 
     return wrapper  # type: ignore[return-value]
 

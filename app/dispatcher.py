@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import msgspec
+
 from app.db import AsyncConn
 from app.errors import InvalidRequest
 from app.orchestration.backends import get_backend
@@ -58,8 +60,6 @@ async def submit(
 
 def _canonical(typed: Any) -> dict[str, Any]:
     """The validated params with defaults filled in, as stored and shown."""
-    import msgspec
-
     result = msgspec.to_builtins(typed)
     assert isinstance(result, dict)
     return result

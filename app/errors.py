@@ -23,7 +23,14 @@ __all__ = [
     "NotFound",
     "SpineError",
     "UnknownPipeline",
+    "first_line",
 ]
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text (its type name when it has none): for logs and CLIs."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class SpineError(Exception):

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings, get_settings
 from app.db import AsyncConn
-from app.errors import CancelRequested, ClaimLost, SpineError
+from app.errors import CancelRequested, ClaimLost, SpineError, first_line
 from app.pipelines.base import PipelineContext
 from app.registry import Registry, get_registry
 from app.repositories import executions as repo
@@ -183,8 +183,6 @@ async def _retrying(
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return (
-        f"{type(exc).__name__}: {first}"[:500] if not isinstance(exc, SpineError) else first[:500]
-    )
+    """A domain error's message as is; anything else prefixed with its type."""
+    line = first_line(exc)
+    return (line if isinstance(exc, SpineError) else f"{type(exc).__name__}: {line}")[:500]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +14,7 @@ from app import db
 from app.api.main import create_app
 from app.config import get_settings
 from app.repositories import executions as repo
+from tests.support import free_port
 
 Client = AsyncTestClient[Litestar]
 
@@ -49,7 +49,5 @@ async def make_running(database_url: str, execution_id: str) -> None:
 
 
 def closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A local port nothing listens on: where an unreachable database "is"."""
+    return free_port()

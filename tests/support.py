@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+import psycopg
 
 from app import db
 from app.config import get_settings
@@ -24,6 +26,7 @@ from app.runner import run_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+Conn = psycopg.Connection[dict[str, object]]
 
 
 def wait_until(
@@ -51,12 +54,10 @@ async def run_inline(
     """Submit, claim and run one execution in this process (no worker pool)."""
     async with await db.aconnect(database_url) as conn:
         execution, _ = await submit(conn, pipeline, params or {}, registry=registry)
-        if await repo.get(conn, execution.id) is not None:
-            await conn.execute(
-                "INSERT INTO workers (id, host, pid) VALUES (%s, 'test', %s) "
-                "ON CONFLICT DO NOTHING",
-                (worker_id, os.getpid()),
-            )
+        await conn.execute(
+            "INSERT INTO workers (id, host, pid) VALUES (%s, 'test', %s) ON CONFLICT DO NOTHING",
+            (worker_id, os.getpid()),
+        )
         claimed = await repo.claim(conn, worker_id)
         assert claimed is not None and claimed.id == execution.id, "another execution was pending"
     pool = await db.open_async_pool(database_url, get_settings())
@@ -68,6 +69,36 @@ async def run_inline(
         final = await repo.get(conn, execution.id)
     assert final is not None
     return final
+
+
+def submit_many(
+    conn: psycopg.Connection[dict[str, object]], pipeline: str, count: int, params: str = "{}"
+) -> None:
+    """Bulk-enqueue like the dispatcher does (rows + created events), in one statement."""
+    conn.execute(
+        """
+        WITH new AS (
+            INSERT INTO executions (pipeline, params, trigger_source)
+            SELECT %s, %s::jsonb, 'test' FROM generate_series(1, %s)
+            RETURNING id
+        )
+        INSERT INTO execution_events (execution_id, event_type) SELECT id, 'created' FROM new
+        """,
+        (pipeline, params, count),
+    )
+    conn.execute("NOTIFY spine_executions")
+
+
+def status_counts(conn: Conn) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) AS n FROM executions GROUP BY status").fetchall()
+    return {str(r["status"]): int(r["n"]) for r in rows}  # type: ignore[call-overload]
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on right now (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def run_sync(coro: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,7 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.support import ROOT, spine_env, stop_tree, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import ROOT, free_port, spine_env, stop_tree, wait_until
 
 
 def get_json(client: httpx.Client, path: str, **params: Any) -> Any:

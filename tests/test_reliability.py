@@ -17,8 +17,17 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support import ROOT, spine_env, stop_tree, wait_until, worker_pid, worker_pool
-from tests.test_worker_pool import status_counts, submit_many
+from tests.support import (
+    ROOT,
+    free_port,
+    spine_env,
+    status_counts,
+    stop_tree,
+    submit_many,
+    wait_until,
+    worker_pid,
+    worker_pool,
+)
 
 Conn = psycopg.Connection[dict[str, object]]
 
@@ -147,7 +156,7 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
 
     state = tmp_path / "pg"
     url = embedded.embedded_url(state)
-    port = _free_port()
+    port = free_port()
     api = worker = None
     worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed in finally
     try:
@@ -209,11 +218,3 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
                 proc.wait()
         embedded.stop(state)
         worker_log.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -16,34 +16,15 @@ from tests.support import (
     ROOT,
     child_pids,
     spine_env,
+    status_counts,
     stop_tree,
+    submit_many,
     wait_until,
     worker_pid,
     worker_pool,
 )
 
 Conn = psycopg.Connection[dict[str, object]]
-
-
-def submit_many(conn: Conn, pipeline: str, count: int, params: str = "{}") -> None:
-    """Bulk-enqueue like the dispatcher does (rows + created events), in one statement."""
-    conn.execute(
-        """
-        WITH new AS (
-            INSERT INTO executions (pipeline, params, trigger_source)
-            SELECT %s, %s::jsonb, 'test' FROM generate_series(1, %s)
-            RETURNING id
-        )
-        INSERT INTO execution_events (execution_id, event_type) SELECT id, 'created' FROM new
-        """,
-        (pipeline, params, count),
-    )
-    conn.execute("NOTIFY spine_executions")
-
-
-def status_counts(conn: Conn) -> dict[str, int]:
-    rows = conn.execute("SELECT status, count(*) AS n FROM executions GROUP BY status").fetchall()
-    return {str(r["status"]): int(r["n"]) for r in rows}  # type: ignore[call-overload]
 
 
 def one_execution(conn: Conn) -> dict[str, object]:

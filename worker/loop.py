@@ -27,6 +27,7 @@ import psycopg
 
 from app import db
 from app.config import Settings
+from app.errors import first_line
 from app.repositories import executions as repo
 from app.runner import run_pipeline
 
@@ -112,7 +113,7 @@ class Worker:
                 async with pool.connection() as conn:
                     execution = await repo.claim(conn, self.id)
             except psycopg.OperationalError as exc:
-                log.warning("claim failed (%s); retrying after %.1fs", _first_line(exc), poll)
+                log.warning("claim failed (%s); retrying after %.1fs", first_line(exc), poll)
                 execution = None
             if execution is None:
                 with contextlib.suppress(TimeoutError):
@@ -153,7 +154,7 @@ class Worker:
                         else:
                             self._wake.set()
             except psycopg.OperationalError as exc:
-                log.warning("listener lost its connection (%s); reconnecting", _first_line(exc))
+                log.warning("listener lost its connection (%s); reconnecting", first_line(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -182,7 +183,7 @@ class Worker:
                         row["status"],
                     )
             except Exception as exc:  # the heartbeat must outlive any single failure
-                log.warning("heartbeat failed (%s); will retry", _first_line(exc))
+                log.warning("heartbeat failed (%s); will retry", first_line(exc))
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         await conn.close()
@@ -190,11 +191,6 @@ class Worker:
             self._thread_stop.wait(interval)  # this loop serves the heartbeat alone
         if conn is not None:
             await conn.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def main(settings: Settings, url: str | None = None) -> int:

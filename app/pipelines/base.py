@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
 from app.db import AsyncConn
-from app.errors import CancelRequested, ClaimLost
+from app.errors import CancelRequested, ClaimLost, first_line
 from app.repositories import executions as repo
 
 __all__ = ["PipelineContext"]
@@ -50,7 +50,7 @@ class PipelineContext:
                 )
         except psycopg.OperationalError as exc:
             # Progress is best effort: a database blip must not fail the work itself.
-            self.log.warning("progress not recorded (%s)", str(exc).strip().split("\n")[0])
+            self.log.warning("progress not recorded (%s)", first_line(exc))
             return
         self._raise_for(state)
 

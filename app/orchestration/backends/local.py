@@ -23,21 +23,18 @@ class LocalBackend:
     def __init__(self, pool: AsyncConnectionPool[AsyncConn] | None = None) -> None:
         self._pool = pool
 
-    def bind(self, pool: AsyncConnectionPool[AsyncConn]) -> LocalBackend:
-        return LocalBackend(pool)
-
     async def submit(self, execution_id: str) -> str | None:
         # The enqueue transaction's NOTIFY already woke the workers.
         return None
 
     async def cancel(self, execution_id: str) -> bool:
-        assert self._pool is not None, "LocalBackend.cancel needs a pool (bind one)"
+        assert self._pool is not None, "LocalBackend.cancel needs a pool"
         async with self._pool.connection() as conn:
             _, outcome = await repo.request_cancel(conn, execution_id)
         return outcome in {"cancelled", "requested", "already_requested"}
 
     async def health(self) -> dict[str, Any]:
-        assert self._pool is not None, "LocalBackend.health needs a pool (bind one)"
+        assert self._pool is not None, "LocalBackend.health needs a pool"
         async with self._pool.connection() as conn:
             workers = await repo.live_workers(conn, get_settings().lease_timeout)
         return {"backend": self.name, "live_workers": len(workers), "workers": workers}
