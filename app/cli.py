@@ -390,10 +390,14 @@ def _parse_age(value: str) -> float:
 @click.option("--older-than", "older_than", required=True, help="Age, like 30d, 12h or 90m.")
 @friendly_errors
 def executions_prune(older_than: str) -> None:
-    """Delete finished executions (and their events) older than the given age."""
+    """Delete finished executions (and their events) and gone workers older than the given age."""
     seconds = _parse_age(older_than)
     deleted = _run_async(_with_conn(lambda c: repo.prune_finished(c, older_than_seconds=seconds)))
-    click.echo(f"pruned {deleted} finished execution(s) older than {older_than}")
+    workers = _run_async(_with_conn(lambda c: repo.prune_workers(c, older_than_seconds=seconds)))
+    click.echo(
+        f"pruned {deleted} finished execution(s) and {workers} gone worker(s)"
+        f" older than {older_than}"
+    )
 
 
 # --------------------------------------------------------------------------- OTC data

@@ -1,7 +1,7 @@
 """run_pipeline(): the one place a pipeline runs.
 
-Called by a worker that has just claimed the execution: marks it running,
-runs the pipeline, and records how it ended. Each status change and its event
+Called by a worker with the execution it has just claimed (the claim already
+set it running): runs the pipeline and records how it ended. Each status change and its event
 commit together, and only while this worker still holds the execution.
 """
 
@@ -39,25 +39,17 @@ T = TypeVar("T")
 
 async def run_pipeline(
     pool: AsyncConnectionPool[AsyncConn],
-    execution_id: str,
+    execution: repo.Execution,
     worker_id: str,
     *,
     settings: Settings | None = None,
     registry: Registry | None = None,
     cancel_event: asyncio.Event | None = None,
 ) -> Outcome:
-    """Run a claimed (queued) execution to its end; returns how it ended."""
+    """Run an execution this worker has claimed (it is `running`) to its end."""
     settings = settings or get_settings()
     registry = registry or get_registry()
-    execution = await _retrying(
-        pool, lambda conn: repo.start(conn, execution_id, worker_id), f"start {execution_id}"
-    )
-    if execution is None:
-        log.warning(
-            "execution %s is no longer held by %s; not starting it", execution_id, worker_id
-        )
-        return "lost"
-
+    execution_id = execution.id
     logger = logging.LoggerAdapter(
         logging.getLogger(f"spine.pipeline.{execution.pipeline}"),
         {"execution_id": execution_id},

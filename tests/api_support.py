@@ -40,12 +40,12 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def make_running(database_url: str, execution_id: str) -> None:
-    """Drive an execution to `running` the way a worker would (claim, then start)."""
+    """Drive an execution to `running` the way a worker would (its claim starts it)."""
     async with await db.aconnect(database_url) as conn:
         await repo.register_worker(conn, "api-test-worker", "test", 1)
         claimed = await repo.claim(conn, "api-test-worker")
         assert claimed is not None and claimed.id == execution_id
-        assert await repo.start(conn, execution_id, "api-test-worker") is not None
+        assert claimed.status == "running"
 
 
 def closed_port() -> int:

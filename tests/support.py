@@ -62,7 +62,7 @@ async def run_inline(
         assert claimed is not None and claimed.id == execution.id, "another execution was pending"
     pool = await db.open_async_pool(database_url, get_settings())
     try:
-        await run_pipeline(pool, execution.id, worker_id, registry=registry)
+        await run_pipeline(pool, claimed, worker_id, registry=registry)
     finally:
         await pool.close()
     async with await db.aconnect(database_url) as conn:

@@ -114,7 +114,7 @@ async def test_claim_takes_normal_lane_first_then_oldest(database_url: str) -> N
         order = []
         while (claimed := await repo.claim(aconn, "w")) is not None:
             order.append(claimed.id)
-            assert claimed.status == "queued" and claimed.attempt == 1
+            assert claimed.status == "running" and claimed.attempt == 1
     assert order == [normal_1.id, normal_2.id, old_backfill.id]
 
 
@@ -206,7 +206,7 @@ async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> 
         )
         await repo.claim(aconn, "a")
         assert not await repo.finish(aconn, execution.id, "b", status="completed")
-        assert await repo.start(aconn, execution.id, "b") is None
+        assert (await repo.claim_state(aconn, execution.id, "b")).held is False
         assert await repo.finish(aconn, execution.id, "a", status="completed")
         final = await repo.get(aconn, execution.id)
     assert final is not None and final.status == "completed"
@@ -224,7 +224,6 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
         for attempt in (1, 2):
             claimed = await repo.claim(aconn, "dead")
             assert claimed is not None and claimed.attempt == attempt
-            await repo.start(aconn, execution.id, "dead")
             # A live worker's execution is never touched.
             recovered = await repo.recover_stale(aconn, lease_timeout=30, max_attempts=2)
             assert [r["id"] for r in recovered] == [execution.id]
@@ -234,6 +233,27 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
     assert final.error is not None and final.error.startswith("worker lost: dead")
     assert events_of(conn, execution.id) == [
         "created", "queued", "started", "requeued", "queued", "started", "failed",
+    ]  # fmt: skip
+
+
+async def test_recovery_ends_a_cancel_requested_execution_as_cancelled(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "noop", {})
+        await aconn.execute(
+            "INSERT INTO workers (id, host, pid, heartbeat_at) "
+            "VALUES ('dead', 'h', 1, now() - interval '1 hour')"
+        )
+        assert await repo.claim(aconn, "dead") is not None
+        _, outcome = await repo.request_cancel(aconn, execution.id)
+        assert outcome == "requested"
+        recovered = await repo.recover_stale(aconn, lease_timeout=30, max_attempts=3)
+        assert [(r["id"], r["status"]) for r in recovered] == [(execution.id, "cancelled")]
+        final = await repo.get(aconn, execution.id)
+    assert final is not None and final.status == "cancelled" and final.completed_at is not None
+    assert events_of(conn, execution.id) == [
+        "created", "queued", "started", "cancel_requested", "cancelled",
     ]  # fmt: skip
 
 
@@ -252,7 +272,12 @@ def test_prune_removes_only_old_finished_executions(database_url: str, conn: Con
 
     conn.execute(
         """
-        INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1);
+        INSERT INTO workers (id, host, pid, heartbeat_at, stopped_at) VALUES
+            ('w', 'h', 1, now() - interval '40 days', NULL),
+            ('gone', 'h', 2, now() - interval '40 days', now() - interval '40 days'),
+            ('silent', 'h', 3, now() - interval '40 days', NULL),
+            ('recently-stopped', 'h', 4, now() - interval '40 days', now()),
+            ('live', 'h', 5, now(), NULL);
         INSERT INTO executions (id, pipeline, trigger_source, status, worker_id, created_at,
                                 completed_at)
         VALUES ('old-done', 'noop', 't', 'completed', 'w', now() - interval '40 days',
@@ -268,7 +293,7 @@ def test_prune_removes_only_old_finished_executions(database_url: str, conn: Con
     )
     result = CliRunner().invoke(main, ["executions", "prune", "--older-than", "30d"])
     assert result.exit_code == 0, result.output
-    assert "pruned 2" in result.output
+    assert "pruned 2 finished execution(s) and 2 gone worker(s)" in result.output
     left = {r["id"] for r in conn.execute("SELECT id FROM executions").fetchall()}
     assert left == {"recent-done", "old-running", "old-pending"}
     orphans = conn.execute(
@@ -276,6 +301,9 @@ def test_prune_removes_only_old_finished_executions(database_url: str, conn: Con
         "('recent-done', 'old-running', 'old-pending')"
     ).fetchone()
     assert orphans == {"n": 0}
+    # 'w' is silent too, but still named by a running execution: recovery needs it.
+    workers = {r["id"] for r in conn.execute("SELECT id FROM workers").fetchall()}
+    assert workers == {"w", "recently-stopped", "live"}
 
 
 async def test_database_failure_under_a_pipeline_requeues_it(database_url: str, conn: Conn) -> None:

@@ -104,3 +104,27 @@ def test_concurrent_db_init_is_safe(bare_url: str) -> None:
     with db.connect(bare_url) as conn:
         row = conn.execute("SELECT count(*) AS n, count(DISTINCT name) AS d FROM schema_migrations")
         assert row.fetchone() == {"n": len(discover()), "d": len(discover())}
+
+
+def test_claim_order_survives_the_upgrade_to_a_sequence(bare_url: str, tmp_path: Path) -> None:
+    """004 numbers the rows already queued in the order they were claimed in before it."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(migrations_dir().glob("00[1-3]_*.sql")):
+        shutil.copy(path, before)
+    with db.connect(bare_url) as conn:
+        apply_pending(conn, before)
+        conn.execute(
+            """
+            INSERT INTO executions (id, pipeline, trigger_source, lane, created_at) VALUES
+                ('b-old', 'noop', 't', 'backfill', now() - interval '3 minutes'),
+                ('n-new', 'noop', 't', 'normal', now() - interval '1 minute'),
+                ('n-old', 'noop', 't', 'normal', now() - interval '2 minutes')
+            """
+        )
+        apply_pending(conn)
+        conn.execute(
+            "INSERT INTO executions (id, pipeline, trigger_source) VALUES ('n-later', 'noop', 't')"
+        )
+        rows = conn.execute("SELECT id FROM executions ORDER BY priority, seq").fetchall()
+    assert [r["id"] for r in rows] == ["n-old", "n-new", "n-later", "b-old"]

@@ -1,7 +1,8 @@
 """One worker process: a claim loop, a listener and a heartbeat.
 
-- Claim: one short statement (see repositories.executions.claim); the
-  pipeline then runs outside any transaction.
+- Claim: one short statement that takes the next pending execution and
+  starts it (see repositories.executions.claim); the pipeline then runs
+  outside any transaction.
 - Wake-up: LISTEN on a dedicated connection; a poll every `poll_interval`
   covers a lost notification or a broken listener.
 - Liveness: a heartbeat thread with its own connection, so a pipeline that
@@ -85,9 +86,7 @@ class Worker:
             await repo.register_worker(conn, self.id, socket.gethostname(), os.getpid())
         heartbeat = threading.Thread(target=self._heartbeat_thread, name="heartbeat", daemon=True)
         heartbeat.start()
-        pool = await db.open_async_pool(
-            self.url, self.settings, name=f"worker-{os.getpid()}", check=False
-        )
+        pool = await db.open_async_pool(self.url, self.settings, name=f"worker-{os.getpid()}")
         listener = asyncio.create_task(self._listen())
         log.info("worker %s started", self.id)
         try:
@@ -124,7 +123,7 @@ class Worker:
             try:
                 await run_pipeline(
                     pool,
-                    execution.id,
+                    execution,
                     self.id,
                     settings=self.settings,
                     cancel_event=self._cancel,

@@ -35,7 +35,6 @@ __all__ = [
     "recover_stale",
     "request_cancel",
     "requeue",
-    "start",
 ]
 
 EXECUTIONS_CHANNEL = "spine_executions"
@@ -104,7 +103,7 @@ WITH new AS (
     SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
     FROM new
 )
-SELECT new.*, pg_notify('{EXECUTIONS_CHANNEL}', new.lane) AS notified FROM new
+SELECT * FROM new
 """
 
 _ACTIVE_BY_KEY = f"""
@@ -122,10 +121,16 @@ async def insert(
     trigger_source: str,
     logical_key: str | None,
 ) -> tuple[Execution, bool]:
-    """Insert a pending execution with its `created` event and a NOTIFY.
+    """Insert a pending execution with its `created` event, then wake the workers.
 
     Returns (execution, created). When `logical_key` is already held by an
     active execution, that one is returned with created=False.
+
+    `conn` is in autocommit mode: the insert is one statement, so it commits
+    alone, and the NOTIFY follows as a statement of its own. Sent inside the
+    insert's transaction it would hold PostgreSQL's notify-queue lock across
+    the commit's WAL flush and serialize concurrent submits; a NOTIFY lost to
+    a crash in between is covered by the workers' poll.
     """
     args = {
         "pipeline": pipeline,
@@ -135,14 +140,13 @@ async def insert(
         "logical_key": logical_key,
     }
     while True:
-        async with conn.transaction():
-            row = await (await conn.execute(_INSERT, args)).fetchone()
-            if row is not None:
-                row.pop("notified")
-                return _execution(row), True
-            existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
-            if existing is not None:
-                return _execution(existing), False
+        row = await (await conn.execute(_INSERT, args)).fetchone()
+        if row is not None:
+            await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
+            return _execution(row), True
+        existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
+        if existing is not None:
+            return _execution(existing), False
         # The holder finished between our insert and our look-up: try again.
 
 
@@ -204,46 +208,35 @@ _CLAIM = f"""
 WITH next AS MATERIALIZED (
     SELECT id FROM executions
     WHERE status = 'pending'
-    ORDER BY priority, created_at, id
+    ORDER BY priority, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE executions e
-    SET status = 'queued', worker_id = %(worker)s, queued_at = now(), attempt = e.attempt + 1
+    SET status = 'running', worker_id = %(worker)s, queued_at = now(), started_at = now(),
+        attempt = e.attempt + 1
     FROM next
     WHERE e.id = next.id
     RETURNING e.{_COLUMNS.replace(", ", ", e.")}
-), queued AS (
+), logged AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'queued', jsonb_build_object('worker_id', worker_id, 'attempt', attempt)
-    FROM claimed
+    SELECT claimed.id, step.event_type,
+           jsonb_build_object('worker_id', claimed.worker_id, 'attempt', claimed.attempt)
+    FROM claimed, (VALUES (1, 'queued'), (2, 'started')) AS step (n, event_type)
+    ORDER BY step.n
 )
 SELECT * FROM claimed
 """
 
 
 async def claim(conn: AsyncConn, worker_id: str) -> Execution | None:
-    """Claim the next pending execution (normal lane first, then oldest) for `worker_id`."""
+    """Claim the next pending execution (normal lane first, then oldest) and start it.
+
+    One statement takes the row, sets it `running` and writes both the `queued`
+    and the `started` event: a local worker starts what it claims at once, so a
+    separate queued -> running transaction would cost a commit and say nothing.
+    """
     row = await (await conn.execute(_CLAIM, {"worker": worker_id})).fetchone()
-    return _execution(row) if row else None
-
-
-_START = f"""
-WITH s AS (
-    UPDATE executions SET status = 'running', started_at = now()
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status = 'queued'
-    RETURNING {_COLUMNS}
-), started AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'started', jsonb_build_object('worker_id', worker_id, 'attempt', attempt) FROM s
-)
-SELECT * FROM s
-"""
-
-
-async def start(conn: AsyncConn, execution_id: str, worker_id: str) -> Execution | None:
-    """queued -> running; None when this worker no longer holds it."""
-    row = await (await conn.execute(_START, {"id": execution_id, "worker": worker_id})).fetchone()
     return _execution(row) if row else None
 
 
@@ -429,7 +422,12 @@ async def mark_stopped(conn: AsyncConn, worker_id: str) -> None:
 
 _RECOVER = f"""
 WITH stale AS (
-    SELECT e.id, e.worker_id
+    -- What each becomes: cancelled if someone asked for that, failed once it has
+    -- used up its attempts, else pending for another worker.
+    SELECT e.id, e.worker_id,
+           CASE WHEN e.cancel_requested THEN 'cancelled'
+                WHEN e.attempt >= %(max_attempts)s THEN 'failed'
+                ELSE 'pending' END AS outcome
     FROM executions e
     LEFT JOIN workers w ON w.id = e.worker_id
     WHERE e.status IN ('queued', 'running')
@@ -439,22 +437,23 @@ WITH stale AS (
     FOR UPDATE OF e SKIP LOCKED
 ), recovered AS (
     UPDATE executions e
-    SET status = CASE WHEN e.attempt >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
-        worker_id = CASE WHEN e.attempt >= %(max_attempts)s THEN e.worker_id END,
-        queued_at = NULL,
-        started_at = CASE WHEN e.attempt >= %(max_attempts)s THEN e.started_at END,
-        completed_at = CASE WHEN e.attempt >= %(max_attempts)s THEN now() END,
-        error = CASE WHEN e.attempt >= %(max_attempts)s
+    SET status = stale.outcome,
+        worker_id = CASE WHEN stale.outcome <> 'pending' THEN e.worker_id END,
+        queued_at = CASE WHEN stale.outcome <> 'pending' THEN e.queued_at END,
+        started_at = CASE WHEN stale.outcome <> 'pending' THEN e.started_at END,
+        completed_at = CASE WHEN stale.outcome <> 'pending' THEN now() END,
+        error = CASE WHEN stale.outcome = 'failed'
                      THEN 'worker lost: ' || stale.worker_id
                           || ' stopped heartbeating; gave up after ' || e.attempt || ' attempt(s)'
                 END
     FROM stale
     -- Re-checked here: only what is still held by that same stale worker is touched.
-    WHERE e.id = stale.id AND e.worker_id = stale.worker_id AND e.status IN ('queued', 'running')
+    WHERE e.id = stale.id AND e.worker_id = stale.worker_id
+      AND e.status IN ('queued', 'running')
     RETURNING e.id, e.status, e.attempt, stale.worker_id AS lost_worker
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE 'failed' END,
+    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE status END,
            jsonb_build_object('reason', 'worker lost', 'worker_id', lost_worker, 'attempt', attempt)
     FROM recovered
 )
@@ -467,7 +466,11 @@ FROM recovered
 async def recover_stale(
     conn: AsyncConn, *, lease_timeout: float, max_attempts: int
 ) -> Sequence[dict[str, Any]]:
-    """Requeue executions held by workers that stopped heartbeating (fail after max_attempts)."""
+    """Requeue executions held by workers that stopped heartbeating.
+
+    One that was asked to cancel ends `cancelled`; one that has used up
+    `max_attempts` ends `failed`.
+    """
     cur = await conn.execute(_RECOVER, {"lease": lease_timeout, "max_attempts": max_attempts})
     return await cur.fetchall()
 
@@ -501,6 +504,9 @@ async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: i
                 SELECT id FROM executions
                 WHERE status IN ('completed', 'failed', 'cancelled')
                   AND completed_at < now() - make_interval(secs => %(age)s)
+                  -- Implied by the line above (nothing completes before it is
+                  -- created); it lets the scan use idx_executions_created.
+                  AND created_at < now() - make_interval(secs => %(age)s)
                 LIMIT %(batch)s
                 FOR UPDATE SKIP LOCKED
             )
@@ -511,3 +517,22 @@ async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: i
         total += cur.rowcount
         if cur.rowcount < batch:
             return total
+
+
+async def prune_workers(conn: AsyncConn, *, older_than_seconds: float) -> int:
+    """Delete the rows of workers gone longer than the cut-off (stopped, or silent).
+
+    A row still named by an active execution stays: recovery reads it.
+    """
+    cur = await conn.execute(
+        """
+        DELETE FROM workers w
+        WHERE COALESCE(w.stopped_at, w.heartbeat_at) < now() - make_interval(secs => %(age)s)
+          AND NOT EXISTS (
+              SELECT 1 FROM executions e
+              WHERE e.worker_id = w.id AND e.status IN ('queued', 'running')
+          )
+        """,
+        {"age": older_than_seconds},
+    )
+    return cur.rowcount
