@@ -7,6 +7,8 @@ API opens its async pool in its lifespan, each worker process opens its own.
 from __future__ import annotations
 
 import functools
+import time
+import weakref
 
 import psycopg
 from psycopg.rows import dict_row
@@ -48,20 +50,43 @@ async def aconnect(url: str | None = None) -> AsyncConn:
     )
 
 
+class _CheckWhenIdle:
+    """Test a pooled connection before use only if it sat idle for a while.
+
+    The pool's own check sends an empty query on every checkout: a round trip
+    per request, a quarter of a cheap GET's time. A connection handed back by
+    another request a moment ago was working then; one idle longer than
+    `after` seconds may have been cut by a server restart or a firewall, so it
+    is tested. A connection that broke within that moment fails its statement
+    instead (the API answers 503, a worker retries) and the pool discards it.
+    """
+
+    def __init__(self, after: float = 1.0) -> None:
+        self.after = after
+        self._returned: weakref.WeakKeyDictionary[AsyncConn, float] = weakref.WeakKeyDictionary()
+
+    async def reset(self, conn: AsyncConn) -> None:
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConn) -> None:
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned > self.after:
+            await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_async_pool(
     url: str | None = None,
     settings: Settings | None = None,
     *,
     name: str = "spine",
-    check: bool = True,
+    check_idle_after: float = 1.0,
 ) -> AsyncConnectionPool[AsyncConn]:
     """An opened async pool; the caller closes it (`await pool.close()`).
 
-    `check` tests each connection before handing it out (one empty round trip),
-    so a server restart costs a request nothing; the worker, which retries its
-    statements anyway, turns it off for throughput.
+    Connections idle longer than `check_idle_after` seconds are tested before use.
     """
     settings = settings or get_settings()
+    idle_check = _CheckWhenIdle(check_idle_after)
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
         url or database_url(settings),
         min_size=settings.db_pool_min,
@@ -69,7 +94,8 @@ async def open_async_pool(
         kwargs={"autocommit": True, "row_factory": dict_row},
         name=name,
         open=False,
-        check=AsyncConnectionPool.check_connection if check else None,
+        check=idle_check.check,
+        reset=idle_check.reset,
     )
     await pool.open(wait=False)
     return pool
