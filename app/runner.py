@@ -13,7 +13,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 import psycopg
@@ -26,11 +26,19 @@ from app.pipelines.base import PipelineContext
 from app.registry import Registry, get_registry
 from app.repositories import executions as repo
 
-__all__ = ["Outcome", "run_pipeline"]
+__all__ = ["Outcome", "Ran", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["completed", "failed", "cancelled", "requeued", "lost"]
+
+
+class Ran(NamedTuple):
+    """How an execution ended, and the next one if the end claimed it."""
+
+    outcome: Outcome
+    next: repo.Execution | None = None
+
 
 # How long to keep retrying a state change while the database is unreachable.
 RETRY_SECONDS = 120.0
@@ -45,8 +53,14 @@ async def run_pipeline(
     settings: Settings | None = None,
     registry: Registry | None = None,
     cancel_event: asyncio.Event | None = None,
-) -> Outcome:
-    """Run an execution this worker has claimed (it is `running`) to its end."""
+    claim_next: Callable[[], bool] | None = None,
+) -> Ran:
+    """Run an execution this worker has claimed (it is `running`) to its end.
+
+    When `claim_next()` says so at the end, the statement that records the end
+    also claims the next execution (returned in `Ran.next`): one commit per
+    execution for a busy worker instead of two.
+    """
     settings = settings or get_settings()
     registry = registry or get_registry()
     execution_id = execution.id
@@ -77,7 +91,7 @@ async def run_pipeline(
         status, payload = "cancelled", {"reason": str(exc)}
     except ClaimLost:
         log.warning("lost the claim on %s while running; its result is discarded", execution_id)
-        return "lost"
+        return Ran("lost")
     except psycopg.OperationalError as exc:
         if execution.attempt >= settings.max_attempts:
             status, error = "failed", f"database unavailable: {_one_line(exc)}"
@@ -93,7 +107,7 @@ async def run_pipeline(
                 ),
                 f"requeue {execution_id}",
             )
-            return "requeued" if requeued else "lost"
+            return Ran("requeued" if requeued else "lost")
     except Exception as exc:
         status = "failed"
         error = _one_line(exc)
@@ -110,13 +124,63 @@ async def run_pipeline(
             status, error = "failed", f"the pipeline's result is not JSON-able: {exc}"
             payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
     payload["duration_s"] = round(time.perf_counter() - started, 6)
-    if await _finish(pool, execution_id, worker_id, status=status, error=error, payload=payload):
+    next_execution = None
+    if claim_next is not None and claim_next():
+        finished, next_execution = await _finish_and_claim(
+            pool, execution_id, worker_id, status=status, error=error, payload=payload
+        )
+    else:
+        finished = await _finish(
+            pool, execution_id, worker_id, status=status, error=error, payload=payload
+        )
+    if finished:
         log.info(
             "%s %s %s in %.3fs", execution.pipeline, execution_id, status, payload["duration_s"]
         )
-        return status
+        return Ran(status, next_execution)
     log.warning("execution %s was taken from %s before it could finish", execution_id, worker_id)
-    return "lost"
+    return Ran("lost", next_execution)
+
+
+async def _finish_and_claim(
+    pool: AsyncConnectionPool[AsyncConn],
+    execution_id: str,
+    worker_id: str,
+    *,
+    status: Literal["completed", "failed", "cancelled"],
+    error: str | None,
+    payload: dict[str, Any],
+) -> tuple[bool, repo.Execution | None]:
+    """Record the end and claim the next in one statement; on any error, the end alone.
+
+    If the connection broke, the combined statement may have committed unseen,
+    claim included: after recording the end, anything this worker holds is
+    given back, since it is running nothing now.
+    """
+    try:
+        async with pool.connection() as conn:
+            return await repo.finish_and_claim(
+                conn, execution_id, worker_id, status=status, error=error, payload=payload
+            )
+    except psycopg.Error as exc:
+        log.warning("recording the end of %s failed (%s); retrying", execution_id, _one_line(exc))
+        finished = await _finish(
+            pool, execution_id, worker_id, status=status, error=error, payload=payload
+        )
+        if isinstance(exc, psycopg.OperationalError):
+            await _release_held(pool, worker_id)
+        return finished, None
+
+
+async def _release_held(pool: AsyncConnectionPool[AsyncConn], worker_id: str) -> None:
+    """Give back executions this worker holds but is not running (see repo.release_held)."""
+    released = await _retrying(
+        pool,
+        functools.partial(repo.release_held, worker_id=worker_id, reason=repo.CLAIM_ANSWER_LOST),
+        "release claims",
+    )
+    for execution_id in released:
+        log.warning("gave back %s: claimed, but its claim's answer was lost", execution_id)
 
 
 async def _finish(

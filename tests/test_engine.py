@@ -326,3 +326,42 @@ async def test_a_result_that_is_not_json_fails_the_execution_cleanly(database_ur
     final = await run_inline(database_url, "odd", registry=_registry_with("odd", odd))
     assert final.status == "failed"
     assert final.error is not None and "not JSON-able" in final.error
+
+
+async def test_finishing_claims_the_next_in_the_same_statement(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        first, _ = await submit(aconn, "noop", {})
+        second, _ = await submit(aconn, "noop", {})
+        await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
+        claimed = await repo.claim(aconn, "w")
+        assert claimed is not None and claimed.id == first.id
+        finished, following = await repo.finish_and_claim(aconn, first.id, "w", status="completed")
+        assert finished and following is not None
+        assert following.id == second.id and following.status == "running"
+        assert following.worker_id == "w" and following.attempt == 1
+        # Nothing left to claim; a finish of what "w" no longer holds writes nothing.
+        assert await repo.finish_and_claim(aconn, second.id, "w", status="completed") == (
+            True,
+            None,
+        )
+        assert await repo.finish_and_claim(aconn, second.id, "w", status="failed") == (False, None)
+    assert events_of(conn, first.id) == ["created", "queued", "started", "completed"]
+    assert events_of(conn, second.id) == ["created", "queued", "started", "completed"]
+
+
+async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "noop", {})
+        await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
+        assert await repo.claim(aconn, "w") is not None  # its answer "lost" on the way
+        reason = repo.CLAIM_ANSWER_LOST
+        assert await repo.release_held(aconn, "w", reason=reason) == [execution.id]
+        assert await repo.release_held(aconn, "w", reason=reason) == []
+        back = await repo.get(aconn, execution.id)
+    assert back is not None and back.status == "pending" and back.worker_id is None
+    assert back.attempt == 0
+    assert events_of(conn, execution.id) == ["created", "queued", "started", "requeued"]

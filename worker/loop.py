@@ -2,14 +2,18 @@
 
 - Claim: one short statement that takes the next pending execution and
   starts it (see repositories.executions.claim); the pipeline then runs
-  outside any transaction.
+  outside any transaction. While there is work, the statement that records
+  an execution's end also claims the next, so a busy worker commits once per
+  execution. A claim whose answer was lost to a broken connection is given
+  back before the next claim.
 - Wake-up: LISTEN on a dedicated connection; a poll every `poll_interval`
   covers a lost notification or a broken listener.
 - Liveness: a heartbeat thread with its own connection, so a pipeline that
   hogs the event loop cannot starve it; the same thread sweeps executions held
   by workers whose heartbeat went stale and requeues them.
 - Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
-  execution finishes, then the process exits 0. The supervisor's SIGKILL is
+  execution finishes (one its end claimed is given back), then the process
+  exits 0. The supervisor's SIGKILL is
   the immediate stop.
 """
 
@@ -106,27 +110,38 @@ class Worker:
 
     async def _claim_loop(self, pool: db.AsyncPool) -> None:
         poll = self.settings.poll_interval
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                async with pool.connection() as conn:
-                    execution = await repo.claim(conn, self.id)
-            except psycopg.OperationalError as exc:
-                log.warning("claim failed (%s); retrying after %.1fs", first_line(exc), poll)
-                execution = None
+        execution: repo.Execution | None = None
+        unsure = False  # a claim may have committed without us seeing its answer
+        while True:
+            if self._stopping.is_set():
+                if execution is not None:  # claimed by the last finish: give it back
+                    await self._release(pool, repo.GIVEN_BACK_ON_STOP)
+                return
             if execution is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
-                continue
+                self._wake.clear()
+                try:
+                    async with pool.connection() as conn:
+                        if unsure:
+                            await self._release_on(conn, repo.CLAIM_ANSWER_LOST)
+                            unsure = False
+                        execution = await repo.claim(conn, self.id)
+                except psycopg.OperationalError as exc:
+                    log.warning("claim failed (%s); retrying after %.1fs", first_line(exc), poll)
+                    unsure = True
+                if execution is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                    continue
             self._current = execution.id
             self._cancel = asyncio.Event()
             try:
-                await run_pipeline(
+                ran = await run_pipeline(
                     pool,
                     execution,
                     self.id,
                     settings=self.settings,
                     cancel_event=self._cancel,
+                    claim_next=lambda: not self._stopping.is_set(),
                 )
             except Exception:
                 # Could not even record the outcome: exit, so the lease hands it to another.
@@ -135,6 +150,18 @@ class Worker:
             finally:
                 self._current = None
             self.processed += 1
+            execution = ran.next
+
+    async def _release(self, pool: db.AsyncPool, reason: str) -> None:
+        try:
+            async with pool.connection() as conn:
+                await self._release_on(conn, reason)
+        except psycopg.OperationalError as exc:
+            log.warning("could not give back claims (%s); the lease will", first_line(exc))
+
+    async def _release_on(self, conn: db.AsyncConn, reason: str) -> None:
+        for execution_id in await repo.release_held(conn, self.id, reason=reason):
+            log.info("gave back %s (%s)", execution_id, reason)
 
     async def _listen(self) -> None:
         """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""

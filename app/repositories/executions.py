@@ -204,8 +204,10 @@ async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> 
 
 # ------------------------------------------------------------------ worker side
 
-_CLAIM = f"""
-WITH next AS MATERIALIZED (
+# The claim's CTEs, shared by claim() and finish_and_claim(): take the next
+# pending execution and start it, writing its `queued` and `started` events.
+_CLAIM_CTES = f"""
+next AS MATERIALIZED (
     SELECT id FROM executions
     WHERE status = 'pending'
     ORDER BY priority, seq
@@ -224,7 +226,10 @@ WITH next AS MATERIALIZED (
            jsonb_build_object('worker_id', claimed.worker_id, 'attempt', claimed.attempt)
     FROM claimed, (VALUES (1, 'queued'), (2, 'started')) AS step (n, event_type)
     ORDER BY step.n
-)
+)"""
+
+_CLAIM = f"""
+WITH {_CLAIM_CTES}
 SELECT * FROM claimed
 """
 
@@ -240,8 +245,9 @@ async def claim(conn: AsyncConn, worker_id: str) -> Execution | None:
     return _execution(row) if row else None
 
 
-_FINISH = """
-WITH f AS (
+# Ending a held execution: only while this worker still holds it.
+_FINISH_CTES = """
+f AS (
     UPDATE executions
     SET status = %(status)s, completed_at = now(), error = %(error)s
     WHERE id = %(id)s AND worker_id = %(worker)s AND status IN ('queued', 'running')
@@ -249,9 +255,32 @@ WITH f AS (
 ), ended AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
     SELECT id, %(status)s, %(payload)s FROM f
-)
+)"""
+
+_FINISH = f"""
+WITH {_FINISH_CTES}
 SELECT id FROM f
 """
+
+_FINISH_AND_CLAIM = f"""
+WITH {_FINISH_CTES}, {_CLAIM_CTES}
+SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+"""
+
+Ending = Literal["completed", "failed", "cancelled"]
+
+
+def _finish_args(
+    execution_id: str, worker_id: str, status: Ending, error: str | None, payload: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": execution_id,
+        "worker": worker_id,
+        "status": status,
+        "error": error,
+        "payload": Jsonb(payload),
+    }
 
 
 async def finish(
@@ -259,22 +288,34 @@ async def finish(
     execution_id: str,
     worker_id: str,
     *,
-    status: Literal["completed", "failed", "cancelled"],
+    status: Ending,
     error: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> bool:
     """End a held execution; False when this worker no longer held it (nothing written)."""
-    cur = await conn.execute(
-        _FINISH,
-        {
-            "id": execution_id,
-            "worker": worker_id,
-            "status": status,
-            "error": error,
-            "payload": Jsonb(payload or {}),
-        },
-    )
-    return await cur.fetchone() is not None
+    args = _finish_args(execution_id, worker_id, status, error, payload or {})
+    return await (await conn.execute(_FINISH, args)).fetchone() is not None
+
+
+async def finish_and_claim(
+    conn: AsyncConn,
+    execution_id: str,
+    worker_id: str,
+    *,
+    status: Ending,
+    error: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> tuple[bool, Execution | None]:
+    """finish() and claim() in one statement, so a busy worker commits once per execution.
+
+    Returns (finished, the next execution or None). Both parts commit together;
+    the claim is made whether or not the finish found the execution still held.
+    """
+    args = _finish_args(execution_id, worker_id, status, error, payload or {})
+    row = await (await conn.execute(_FINISH_AND_CLAIM, args)).fetchone()
+    assert row is not None
+    finished = bool(row.pop("finished"))
+    return finished, (_execution(row) if row["id"] is not None else None)
 
 
 _REQUEUE = f"""
@@ -297,6 +338,39 @@ async def requeue(conn: AsyncConn, execution_id: str, worker_id: str, *, reason:
         _REQUEUE, {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})}
     )
     return await cur.fetchone() is not None
+
+
+_RELEASE_HELD = f"""
+WITH r AS (
+    UPDATE executions
+    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL,
+        attempt = attempt - 1
+    WHERE worker_id = %(worker)s AND status IN ('queued', 'running')
+    RETURNING id, attempt
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'requeued', jsonb_build_object('reason', %(reason)s::text, 'attempt', attempt)
+    FROM r
+)
+SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
+"""
+
+CLAIM_ANSWER_LOST = "claimed but not run: the claim's answer was lost"
+GIVEN_BACK_ON_STOP = "claimed but not run: the worker is stopping"
+
+
+async def release_held(conn: AsyncConn, worker_id: str, *, reason: str) -> list[str]:
+    """Give back every execution held by a worker that is running none of them.
+
+    Two cases: a worker stopping with the execution its last finish claimed,
+    and a claim whose commit succeeded while its connection broke, which leaves
+    an execution held by a live worker that never learned of it (its heartbeat
+    would keep it from recovery forever). The attempt is not counted: the
+    execution never ran. The `requeued` event carries `reason`.
+    """
+    args = {"worker": worker_id, "reason": reason}
+    rows = await (await conn.execute(_RELEASE_HELD, args)).fetchall()
+    return [str(r["id"]) for r in rows]
 
 
 _PROGRESS = """
