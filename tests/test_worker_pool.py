@@ -141,3 +141,31 @@ def test_spine_run_wait_exit_code(
         assert "completed" in out
     else:
         assert "invalid params for sleep" in err
+
+
+_PROBE = """
+import os, signal, sys
+from app.config import get_settings
+from worker import pool
+
+def probe(settings, url, parent_pid):
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    print("child", signal.SIGTERM in blocked and signal.SIGINT in blocked, flush=True)
+    os._exit(0)
+
+pool._child_main = probe
+supervisor = pool.Supervisor(get_settings(), processes=1)
+signal.signal(signal.SIGTERM, supervisor._on_signal)
+supervisor._spawn(0)
+supervisor._children[0].join(10)
+print("parent", signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []), flush=True)
+"""
+
+
+def test_a_new_child_holds_stop_signals_until_its_handlers_are_its_own() -> None:
+    """Between fork and reset, the supervisor's handler is the child's: no signal may run it."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split("\n")
+    assert "child True" in out  # blocked from the fork on (the real child unblocks them)
+    assert "parent False" in out  # and the supervisor takes signals again at once

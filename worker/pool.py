@@ -28,6 +28,7 @@ log = logging.getLogger("spine.supervisor")
 
 _PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_MAX = 10.0
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 STABLE_AFTER = 10.0  # seconds a child must live for its restart not to count as a crash loop
 
 
@@ -42,9 +43,12 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
         sys.exit(0)
-    # Fresh signal dispositions: the worker installs its own handlers.
+    # Fresh signal dispositions (the worker installs its own handlers), then let
+    # through what arrived since the fork: until here the supervisor's handler
+    # was this process's too, and must never run in a child.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     configure_logging(settings.log_level)
     from worker.loop import main
 
@@ -70,7 +74,12 @@ class Supervisor:
             name=f"spine-worker-{slot}",
             daemon=False,
         )
-        proc.start()
+        # Held across the fork; the child unblocks them once its handlers are its own.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         self._children[slot] = proc
         self._started_at[slot] = time.monotonic()
         log.info("started worker process %d (slot %d)", proc.pid, slot)
