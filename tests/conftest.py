@@ -32,6 +32,25 @@ _TEMPLATE = "SPINE_TEST_TEMPLATE"
 _STARTED_EMBEDDED = "_SPINE_TEST_STARTED_EMBEDDED"
 
 
+def _hide_developer_dotenv() -> None:
+    """The suite runs on defaults, whatever a developer's ./.env says.
+
+    Settings read `.env` beneath the environment, and an empty variable means
+    "unset": so an empty value for each name the file sets hides it, in this
+    process and in every process a test starts (they inherit the environment).
+    """
+    dotenv = ROOT / ".env"
+    if not dotenv.is_file():
+        return
+    from honcho.environ import parse
+
+    for name in parse(dotenv.read_text(encoding="utf-8")):
+        os.environ.setdefault(name, "")
+
+
+_hide_developer_dotenv()
+
+
 def _is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 

@@ -51,6 +51,7 @@ def test_dotenv_fills_gaps_but_environment_wins(
     dotenv = tmp_path / ".env"
     dotenv.write_text("SPINE_MAX_CONCURRENT=7\nSPINE_MAX_ATTEMPTS=9\n")
     monkeypatch.setenv("SPINE_MAX_ATTEMPTS", "2")
+    monkeypatch.delenv("SPINE_MAX_CONCURRENT", raising=False)
     s = load_settings(dotenv=dotenv)
     assert (s.max_concurrent, s.max_attempts) == (7, 2)
 
