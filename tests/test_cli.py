@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -10,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from app.cli import main
+from tests.support import ROOT, spine_env
 
 Conn = psycopg.Connection[dict[str, object]]
 
@@ -135,3 +138,38 @@ def test_data_generate_writes_the_requested_rows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "wrote 500 trades" in result.output
     assert len(out.read_text().splitlines()) == 501
+
+
+_SHELL_SESSION = """\
+async def go():
+    async with await db.aconnect() as c:
+        execution, created = await submit(c, "noop")
+        print("submitted", execution.id, created)
+
+asyncio.run(go())
+print(type(registry).__name__, settings.max_attempts, executions.__name__, otc.__name__)
+"""
+
+
+def test_shell_preloads_what_it_names_and_can_submit(database_url: str, conn: Conn) -> None:
+    """`spine shell` without IPython: the stdlib console, its namespace, a real submit."""
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "shell"],
+        input=_SHELL_SESSION,
+        env=spine_env(database_url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "Preloaded: asyncio, db, dispatcher, executions, otc, registry, settings" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    submitted = [line for line in done.stdout.splitlines() if "submitted" in line]
+    assert len(submitted) == 1 and submitted[0].endswith(" True"), done.stdout
+    execution_id = submitted[0].split()[-2]
+    assert "Registry 3 app.repositories.executions app.repositories.otc" in done.stdout
+    row = conn.execute(
+        "SELECT pipeline, trigger_source FROM executions WHERE id = %s", (execution_id,)
+    )
+    assert row.fetchone() == {"pipeline": "noop", "trigger_source": "api"}
