@@ -477,3 +477,36 @@ def test_read_queries_page_by_keyset(loader: Loader) -> None:
         v["trade_count"] for (s, d), v in expected.items() if s == "ACME" and d.day in (6, 7)
     )
     assert len(acme) == count
+
+
+def test_both_ways_of_leaving_out_flagged_lines_load_the_same(
+    loader: Loader, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few flagged lines: a hashed NOT IN; many (past HASHED_EXCLUSION_MAX): anti join + sort."""
+    from app.repositories import otc as otc_repo
+
+    def load(exclusion_max: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
+        conn.execute("TRUNCATE otc_loads, otc_trades_raw, otc_trades, otc_metrics_daily CASCADE")
+        monkeypatch.setattr(otc_repo, "HASHED_EXCLUSION_MAX", exclusion_max)
+        summary = loader.ingest(SAMPLE)
+        # Both loads read the sample twice over: the second one exercises resolve_repeats.
+        again = loader.ingest(SAMPLE)
+        rows = conn.execute(
+            "SELECT trade_id, symbol, executed_at, trade_date, price, size, side, venue, line_no"
+            " FROM otc_trades ORDER BY trade_id"
+        ).fetchall()
+        daily = conn.execute(
+            "SELECT symbol, trade_date, trade_count, total_volume, total_notional, vwap"
+            " FROM otc_metrics_daily ORDER BY symbol, trade_date"
+        ).fetchall()
+        for key in ("load_id", "file_sha256"):
+            summary.pop(key, None)
+            again.pop(key, None)
+        return {"first": summary, "again": again}, rows, daily
+
+    assert len(SAMPLE_BAD_LINES) < otc_repo.HASHED_EXCLUSION_MAX
+    few = load(otc_repo.HASHED_EXCLUSION_MAX)
+    many = load(0)
+    assert few == many
+    assert few[0]["first"]["rejected"] == len(SAMPLE_BAD_LINES)
+    assert few[0]["again"]["duplicates"] > 0

@@ -174,7 +174,8 @@ async def parse_check_lines(conn: AsyncConn, load_id: int, line_nos: Sequence[in
     await conn.execute(
         """
         CREATE TEMP TABLE otc_check_lines ON COMMIT DROP AS
-        SELECT DISTINCT unnest(%s::bigint[]) AS line_no
+        SELECT DISTINCT line_no FROM unnest(%s::bigint[]) AS line_no
+        WHERE line_no IS NOT NULL  -- NOT IN would match nothing past a NULL
         """,
         (list(line_nos),),
     )
@@ -213,29 +214,45 @@ async def record_rejects(conn: AsyncConn, load_id: int) -> dict[str, int]:
 # The load's valid lines, typed: the plain lines straight from raw (the connector
 # proved them valid, so the casts cannot fail), plus the flagged lines that
 # otc_parse_line accepted. OFFSET 0 keeps the timestamp parsed once per line.
+# {exclude_flagged} keeps the flagged lines out of the raw branch (see below).
 _VALID_LINES: LiteralString = """
     SELECT line_no, trade_id, symbol, executed_at,
            (executed_at AT TIME ZONE %(tz)s)::date AS trade_date, price, size, side, venue
-      FROM (SELECT r.line_no,
-                   split_part(r.line, ',', 1) AS trade_id,
-                   split_part(r.line, ',', 2) AS symbol,
-                   split_part(r.line, ',', 3)::timestamptz AS executed_at,
-                   split_part(r.line, ',', 4)::numeric(18, 6) AS price,
-                   split_part(r.line, ',', 5)::bigint AS size,
-                   upper(left(split_part(r.line, ',', 6), 1)) AS side,
-                   split_part(r.line, ',', 7) AS venue
-              FROM otc_trades_raw r
-             WHERE r.load_id = %(load_id)s
-               -- NOT IN over the (small) flagged set is a hashed filter on the scan,
-               -- so rows keep the file's order. NOT EXISTS planned as a hash anti
-               -- join hashed the raw side and handed rows on in hash order: random
-               -- primary-key inserts, which made the insert twice as slow.
-               AND r.line_no NOT IN (SELECT line_no FROM pg_temp.otc_check_lines)
+      FROM ((SELECT r.line_no,
+                    split_part(r.line, ',', 1) AS trade_id,
+                    split_part(r.line, ',', 2) AS symbol,
+                    split_part(r.line, ',', 3)::timestamptz AS executed_at,
+                    split_part(r.line, ',', 4)::numeric(18, 6) AS price,
+                    split_part(r.line, ',', 5)::bigint AS size,
+                    upper(left(split_part(r.line, ',', 6), 1)) AS side,
+                    split_part(r.line, ',', 7) AS venue
+               FROM otc_trades_raw r
+              WHERE r.load_id = %(load_id)s
+              {exclude_flagged})
             UNION ALL
             SELECT line_no, trade_id, symbol, executed_at, price, size, side, venue
               FROM pg_temp.otc_checked WHERE reason IS NULL
             OFFSET 0) AS v
 """
+
+# How the raw branch leaves out the flagged lines, keeping the file's order
+# (inserts in file order are what keep otc_trades' primary key cheap):
+# - up to HASHED_EXCLUSION_MAX flagged lines, NOT IN: a hashed filter on the raw
+#   scan. (NOT EXISTS could plan as a hash anti join that hashed the raw side,
+#   whose estimate is one row for a new load, and emitted rows in hash order:
+#   that made the insert twice as slow.)
+# - beyond that (a file of mostly unusual lines) the planner would not hash the
+#   NOT IN list and would rescan it per line, so an anti join and a sort.
+HASHED_EXCLUSION_MAX = 1_000_000
+_EXCLUDE_FEW = sql.SQL("AND r.line_no NOT IN (SELECT line_no FROM pg_temp.otc_check_lines)")
+_EXCLUDE_MANY = sql.SQL(
+    "AND NOT EXISTS (SELECT FROM pg_temp.otc_check_lines c WHERE c.line_no = r.line_no)"
+    " ORDER BY r.line_no"
+)
+
+
+def _exclude_flagged(flagged: int) -> sql.SQL:
+    return _EXCLUDE_FEW if flagged <= HASHED_EXCLUSION_MAX else _EXCLUDE_MANY
 
 
 def _same_trade(a: str, b: str) -> str:
@@ -285,29 +302,36 @@ _INSERT_VALID: LiteralString = f"""
 """
 
 
-async def insert_new_trades(conn: AsyncConn, load_id: int, market_tz: str) -> tuple[int, bool]:
+async def insert_new_trades(
+    conn: AsyncConn, load_id: int, market_tz: str, *, flagged: int
+) -> tuple[int, bool]:
     """Insert the valid lines whose trade id is new; returns (inserted, every_line_inserted).
 
     First as a plain INSERT (the common case, a file of new trades, and the
     cheapest); if some id exists already or repeats in the file, that attempt
     is rolled back and `ON CONFLICT DO NOTHING` inserts each new id once,
-    leaving the other lines to `resolve_repeats`.
+    leaving the other lines to `resolve_repeats`. `flagged` is how many lines
+    the connector flagged (see `_exclude_flagged`).
     """
     params = {"load_id": load_id, "tz": market_tz}
+    exclude = _exclude_flagged(flagged)
     try:
         async with conn.transaction():  # a savepoint
-            cur = await conn.execute(sql.SQL(_INSERT_VALID).format(on_conflict=sql.SQL("")), params)
+            query = sql.SQL(_INSERT_VALID).format(on_conflict=sql.SQL(""), exclude_flagged=exclude)
+            cur = await conn.execute(query, params)
             return _count(await cur.fetchone()), True
     except psycopg.errors.UniqueViolation:
         pass
+    on_conflict = sql.SQL("ON CONFLICT (trade_id) DO NOTHING")
     cur = await conn.execute(
-        sql.SQL(_INSERT_VALID).format(on_conflict=sql.SQL("ON CONFLICT (trade_id) DO NOTHING")),
-        params,
+        sql.SQL(_INSERT_VALID).format(on_conflict=on_conflict, exclude_flagged=exclude), params
     )
     return _count(await cur.fetchone()), False
 
 
-async def resolve_repeats(conn: AsyncConn, load_id: int, market_tz: str) -> tuple[int, int]:
+async def resolve_repeats(
+    conn: AsyncConn, load_id: int, market_tz: str, *, flagged: int
+) -> tuple[int, int]:
     """Settle the lines `insert_new_trades` skipped; returns (duplicates, corrections).
 
     For each trade id with such lines, the file's last valid line for it wins.
@@ -321,13 +345,15 @@ async def resolve_repeats(conn: AsyncConn, load_id: int, market_tz: str) -> tupl
     # The skipped lines, each with the trade stored under its id: stored before
     # this load (new_in_load false) or inserted by it from an earlier line.
     await conn.execute(
-        f"""
-        CREATE TEMP TABLE otc_skipped ON COMMIT DROP AS
-        SELECT v.*, t.load_id = %(load_id)s AS new_in_load, {_SAME_V_T} AS same_as_stored
-          FROM ({_VALID_LINES}) AS v
-          JOIN otc_trades t ON t.trade_id = v.trade_id
-         WHERE NOT (t.load_id = %(load_id)s AND t.line_no = v.line_no)
-        """,
+        sql.SQL(
+            f"""
+            CREATE TEMP TABLE otc_skipped ON COMMIT DROP AS
+            SELECT v.*, t.load_id = %(load_id)s AS new_in_load, {_SAME_V_T} AS same_as_stored
+              FROM ({_VALID_LINES}) AS v
+              JOIN otc_trades t ON t.trade_id = v.trade_id
+             WHERE NOT (t.load_id = %(load_id)s AND t.line_no = v.line_no)
+            """
+        ).format(exclude_flagged=_exclude_flagged(flagged)),
         params,
     )
     cur = await conn.execute(

@@ -62,10 +62,15 @@ async def normalize(
     rejects_by_reason = await repo.record_rejects(conn, load_id)
     rejected = sum(rejects_by_reason.values())
     await repo.start_touched(conn)
-    inserted, every_line_inserted = await repo.insert_new_trades(conn, load_id, market_tz)
+    flagged = len(check_lines)
+    inserted, every_line_inserted = await repo.insert_new_trades(
+        conn, load_id, market_tz, flagged=flagged
+    )
     duplicates = corrections = 0
     if not every_line_inserted:
-        duplicates, corrections = await repo.resolve_repeats(conn, load_id, market_tz)
+        duplicates, corrections = await repo.resolve_repeats(
+            conn, load_id, market_tz, flagged=flagged
+        )
     return NormalizeResult(
         rows_read=rows_read,
         inserted=inserted,
