@@ -393,7 +393,10 @@ def executions_prune(older_than: str) -> None:
     """Delete finished executions (and their events) and gone workers older than the given age."""
     seconds = _parse_age(older_than)
     deleted = _run_async(_with_conn(lambda c: repo.prune_finished(c, older_than_seconds=seconds)))
-    workers = _run_async(_with_conn(lambda c: repo.prune_workers(c, older_than_seconds=seconds)))
+    lease = get_settings().lease_timeout
+    workers = _run_async(
+        _with_conn(lambda c: repo.prune_workers(c, older_than_seconds=seconds, lease_timeout=lease))
+    )
     click.echo(
         f"pruned {deleted} finished execution(s) and {workers} gone worker(s)"
         f" older than {older_than}"

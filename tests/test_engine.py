@@ -365,3 +365,47 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
     assert back is not None and back.status == "pending" and back.worker_id is None
     assert back.attempt == 0
     assert events_of(conn, execution.id) == ["created", "queued", "started", "requeued"]
+
+
+async def test_a_heartbeat_puts_back_a_pruned_worker_row(database_url: str, conn: Conn) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        await repo.register_worker(aconn, "w", "h", 1)
+        await aconn.execute("DELETE FROM workers WHERE id = 'w'")
+        await repo.heartbeat(aconn, "w", "h", 1)
+        await repo.heartbeat(aconn, "w", "h", 1)
+    assert conn.execute("SELECT id, stopped_at FROM workers").fetchall() == [
+        {"id": "w", "stopped_at": None}
+    ]
+
+
+async def test_pruning_workers_never_takes_a_row_younger_than_the_lease(
+    database_url: str, conn: Conn
+) -> None:
+    conn.execute(
+        """
+        INSERT INTO workers (id, host, pid, heartbeat_at) VALUES
+            ('beat-10s-ago', 'h', 1, now() - interval '10 seconds'),
+            ('silent-2min', 'h', 2, now() - interval '2 minutes')
+        """
+    )
+    async with await db.aconnect(database_url) as aconn:
+        assert await repo.prune_workers(aconn, older_than_seconds=1, lease_timeout=60) == 1
+    assert conn.execute("SELECT id FROM workers").fetchall() == [{"id": "beat-10s-ago"}]
+
+
+async def test_a_given_back_execution_that_was_cancelled_ends_cancelled(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "noop", {})
+        await repo.register_worker(aconn, "w", "h", 1)
+        assert await repo.claim(aconn, "w") is not None
+        _, outcome = await repo.request_cancel(aconn, execution.id)
+        assert outcome == "requested"
+        reason = repo.GIVEN_BACK_ON_STOP
+        assert await repo.release_held(aconn, "w", reason=reason) == [execution.id]
+        final = await repo.get(aconn, execution.id)
+    assert final is not None and final.status == "cancelled" and final.completed_at is not None
+    assert events_of(conn, execution.id) == [
+        "created", "queued", "started", "cancel_requested", "cancelled",
+    ]  # fmt: skip

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -56,6 +57,9 @@ class Worker:
         self._wake = asyncio.Event()
         self._current: str | None = None
         self._cancel = asyncio.Event()
+        # Cancel notices seen lately: one can arrive between a claim's commit
+        # and the moment its execution becomes `_current`.
+        self._recent_cancels: collections.deque[str] = collections.deque(maxlen=256)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_stop = threading.Event()
 
@@ -116,6 +120,8 @@ class Worker:
             if self._stopping.is_set():
                 if execution is not None:  # claimed by the last finish: give it back
                     await self._release(pool, repo.GIVEN_BACK_ON_STOP)
+                elif unsure:
+                    await self._release(pool, repo.CLAIM_ANSWER_LOST)
                 return
             if execution is None:
                 self._wake.clear()
@@ -134,6 +140,8 @@ class Worker:
                     continue
             self._current = execution.id
             self._cancel = asyncio.Event()
+            if execution.id in self._recent_cancels:
+                self._cancel.set()
             try:
                 ran = await run_pipeline(
                     pool,
@@ -175,6 +183,7 @@ class Worker:
                     self._wake.set()  # anything enqueued while we were not listening
                     async for note in conn.notifies():
                         if note.channel == repo.CANCEL_CHANNEL:
+                            self._recent_cancels.append(note.payload)
                             if note.payload == self._current:
                                 self._cancel.set()
                         else:
@@ -195,7 +204,7 @@ class Worker:
             try:
                 if conn is None or conn.closed:
                     conn = await db.aconnect(self.url)
-                await repo.heartbeat(conn, self.id)
+                await repo.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
                 recovered = await repo.recover_stale(
                     conn,
                     lease_timeout=self.settings.lease_timeout,

@@ -74,14 +74,16 @@ class Supervisor:
             name=f"spine-worker-{slot}",
             daemon=False,
         )
-        # Held across the fork; the child unblocks them once its handlers are its own.
+        # Held across the fork (the child unblocks them once its handlers are its
+        # own) and until the child is registered, so a stop that arrived meanwhile
+        # is handled after that and its broadcast reaches the new child too.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             proc.start()
+            self._children[slot] = proc
+            self._started_at[slot] = time.monotonic()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        self._children[slot] = proc
-        self._started_at[slot] = time.monotonic()
         log.info("started worker process %d (slot %d)", proc.pid, slot)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -107,6 +109,8 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("supervisor %d starting %d worker process(es)", os.getpid(), self.size)
         for slot in range(self.size):
+            if self._stopping:
+                break
             self._spawn(slot)
         exit_code = 0
         while self._children:

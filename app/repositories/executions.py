@@ -8,14 +8,18 @@ what another did.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
+import psycopg
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ACTIVE",
@@ -142,8 +146,13 @@ async def insert(
     while True:
         row = await (await conn.execute(_INSERT, args)).fetchone()
         if row is not None:
-            await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
-            return _execution(row), True
+            execution = _execution(row)
+            try:
+                await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
+            except psycopg.Error as exc:
+                # Committed already: the submit stands, and the workers' poll finds it.
+                log.warning("execution %s stored; NOTIFY failed (%s)", execution.id, exc)
+            return execution, True
         existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
         if existing is not None:
             return _execution(existing), False
@@ -342,14 +351,21 @@ async def requeue(conn: AsyncConn, execution_id: str, worker_id: str, *, reason:
 
 _RELEASE_HELD = f"""
 WITH r AS (
+    -- Back to pending, the attempt not counted; one whose cancel was requested
+    -- meanwhile ends cancelled instead (it never ran).
     UPDATE executions
-    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL,
+    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
+        worker_id = CASE WHEN cancel_requested THEN worker_id END,
+        queued_at = CASE WHEN cancel_requested THEN queued_at END,
+        started_at = CASE WHEN cancel_requested THEN started_at END,
+        completed_at = CASE WHEN cancel_requested THEN now() END,
         attempt = attempt - 1
     WHERE worker_id = %(worker)s AND status IN ('queued', 'running')
-    RETURNING id, attempt
+    RETURNING id, status, attempt
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'requeued', jsonb_build_object('reason', %(reason)s::text, 'attempt', attempt)
+    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE status END,
+           jsonb_build_object('reason', %(reason)s::text, 'attempt', attempt)
     FROM r
 )
 SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
@@ -486,8 +502,19 @@ async def register_worker(conn: AsyncConn, worker_id: str, host: str, pid: int) 
     )
 
 
-async def heartbeat(conn: AsyncConn, worker_id: str) -> None:
-    await conn.execute("UPDATE workers SET heartbeat_at = now() WHERE id = %s", (worker_id,))
+async def heartbeat(conn: AsyncConn, worker_id: str, host: str, pid: int) -> None:
+    """Keep the worker's row fresh, putting it back if it is gone.
+
+    A row that vanished (pruned while this worker was cut off from the
+    database) would make every execution it claims look orphaned to recovery.
+    """
+    await conn.execute(
+        """
+        INSERT INTO workers (id, host, pid) VALUES (%s, %s, %s)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+        """,
+        (worker_id, host, pid),
+    )
 
 
 async def mark_stopped(conn: AsyncConn, worker_id: str) -> None:
@@ -593,20 +620,22 @@ async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: i
             return total
 
 
-async def prune_workers(conn: AsyncConn, *, older_than_seconds: float) -> int:
+async def prune_workers(conn: AsyncConn, *, older_than_seconds: float, lease_timeout: float) -> int:
     """Delete the rows of workers gone longer than the cut-off (stopped, or silent).
 
-    A row still named by an active execution stays: recovery reads it.
+    Never a row younger than the lease: a live worker heartbeats well within
+    it. A row still named by an active execution stays: recovery reads it.
     """
     cur = await conn.execute(
         """
         DELETE FROM workers w
-        WHERE COALESCE(w.stopped_at, w.heartbeat_at) < now() - make_interval(secs => %(age)s)
+        WHERE COALESCE(w.stopped_at, w.heartbeat_at)
+              < now() - make_interval(secs => greatest(%(age)s, %(lease)s))
           AND NOT EXISTS (
               SELECT 1 FROM executions e
               WHERE e.worker_id = w.id AND e.status IN ('queued', 'running')
           )
         """,
-        {"age": older_than_seconds},
+        {"age": older_than_seconds, "lease": lease_timeout},
     )
     return cur.rowcount
