@@ -51,27 +51,30 @@ async def aconnect(url: str | None = None) -> AsyncConn:
 
 
 class _CheckWhenIdle:
-    """Test a pooled connection before use only if it sat idle for a while.
+    """Test a pooled connection before use only if it may have sat idle a while.
 
     The pool's own check sends an empty query on every checkout: a round trip
-    per request, a quarter of a cheap GET's time. A connection handed back by
-    another request a moment ago was working then; one idle longer than
-    `after` seconds may have been cut by a server restart or a firewall, so it
-    is tested. A connection that broke within that moment fails its statement
-    instead (the API answers 503, a worker retries) and the pool discards it.
+    per request, a quarter of a cheap GET's time. A connection handed out less
+    than `after` seconds ago was working a moment ago; one handed out earlier
+    may have idled long enough to be cut by a server restart or a firewall, so
+    it is tested. (Time since the last checkout bounds the idle time from
+    above, so this errs towards testing. The pool's `reset` hook could stamp
+    the return instead, but with one the pool returns connections through a
+    background task, and back-to-back checkouts find it empty.) A connection
+    that broke within that moment fails its statement instead (the API answers
+    503, a worker retries) and the pool discards it.
     """
 
     def __init__(self, after: float = 1.0) -> None:
         self.after = after
-        self._returned: weakref.WeakKeyDictionary[AsyncConn, float] = weakref.WeakKeyDictionary()
-
-    async def reset(self, conn: AsyncConn) -> None:
-        self._returned[conn] = time.monotonic()
+        self._handed_out: weakref.WeakKeyDictionary[AsyncConn, float] = weakref.WeakKeyDictionary()
 
     async def check(self, conn: AsyncConn) -> None:
-        returned = self._returned.get(conn)
-        if returned is None or time.monotonic() - returned > self.after:
+        now = time.monotonic()
+        last = self._handed_out.get(conn)
+        if last is None or now - last > self.after:
             await AsyncConnectionPool.check_connection(conn)
+        self._handed_out[conn] = now
 
 
 async def open_async_pool(
@@ -95,7 +98,6 @@ async def open_async_pool(
         name=name,
         open=False,
         check=idle_check.check,
-        reset=idle_check.reset,
     )
     await pool.open(wait=False)
     return pool
