@@ -124,15 +124,12 @@ async def run_pipeline(
             status, error = "failed", f"the pipeline's result is not JSON-able: {exc}"
             payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
     payload["duration_s"] = round(time.perf_counter() - started, 6)
+    end = repo.End(status, error, payload)
     next_execution = None
     if claim_next is not None and claim_next():
-        finished, next_execution = await _finish_and_claim(
-            pool, execution_id, worker_id, status=status, error=error, payload=payload
-        )
+        finished, next_execution = await _finish_and_claim(pool, execution_id, worker_id, end)
     else:
-        finished = await _finish(
-            pool, execution_id, worker_id, status=status, error=error, payload=payload
-        )
+        finished = await _finish(pool, execution_id, worker_id, end)
     if finished:
         log.info(
             "%s %s %s in %.3fs", execution.pipeline, execution_id, status, payload["duration_s"]
@@ -143,13 +140,7 @@ async def run_pipeline(
 
 
 async def _finish_and_claim(
-    pool: AsyncConnectionPool[AsyncConn],
-    execution_id: str,
-    worker_id: str,
-    *,
-    status: Literal["completed", "failed", "cancelled"],
-    error: str | None,
-    payload: dict[str, Any],
+    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: repo.End
 ) -> tuple[bool, repo.Execution | None]:
     """Record the end and claim the next in one statement; on any error, the end alone.
 
@@ -159,14 +150,10 @@ async def _finish_and_claim(
     """
     try:
         async with pool.connection() as conn:
-            return await repo.finish_and_claim(
-                conn, execution_id, worker_id, status=status, error=error, payload=payload
-            )
+            return await repo.finish_and_claim(conn, execution_id, worker_id, end)
     except psycopg.Error as exc:
         log.warning("recording the end of %s failed (%s); retrying", execution_id, _one_line(exc))
-        finished = await _finish(
-            pool, execution_id, worker_id, status=status, error=error, payload=payload
-        )
+        finished = await _finish(pool, execution_id, worker_id, end)
         if isinstance(exc, psycopg.OperationalError):
             await _release_held(pool, worker_id)
         return finished, None
@@ -184,13 +171,7 @@ async def _release_held(pool: AsyncConnectionPool[AsyncConn], worker_id: str) ->
 
 
 async def _finish(
-    pool: AsyncConnectionPool[AsyncConn],
-    execution_id: str,
-    worker_id: str,
-    *,
-    status: Literal["completed", "failed", "cancelled"],
-    error: str | None,
-    payload: dict[str, Any],
+    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: repo.End
 ) -> bool:
     """Record the end, retrying through a database outage so a result is never dropped."""
     while True:
@@ -198,24 +179,19 @@ async def _finish(
             return await _retrying(
                 pool,
                 functools.partial(
-                    repo.finish,
-                    execution_id=execution_id,
-                    worker_id=worker_id,
-                    status=status,
-                    error=error,
-                    payload=payload,
+                    repo.finish, execution_id=execution_id, worker_id=worker_id, end=end
                 ),
                 f"record the end of {execution_id}",
             )
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
-            if payload.get("recording_error"):
+            if end.payload.get("recording_error"):
                 raise
             # The result itself could not be stored (say, it is not JSON-able): record that.
             log.exception("recording the end of %s failed", execution_id)
-            status, error = "failed", f"recording the result failed: {_one_line(exc)}"
-            payload = {"error": error, "recording_error": True}
+            error = f"recording the result failed: {_one_line(exc)}"
+            end = repo.End("failed", error, {"error": error, "recording_error": True})
 
 
 async def _retrying(

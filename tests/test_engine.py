@@ -205,9 +205,9 @@ async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> 
             "INSERT INTO workers (id, host, pid) VALUES ('a', 'h', 1), ('b', 'h', 2)"
         )
         await repo.claim(aconn, "a")
-        assert not await repo.finish(aconn, execution.id, "b", status="completed")
+        assert not await repo.finish(aconn, execution.id, "b", repo.End("completed"))
         assert (await repo.claim_state(aconn, execution.id, "b")).held is False
-        assert await repo.finish(aconn, execution.id, "a", status="completed")
+        assert await repo.finish(aconn, execution.id, "a", repo.End("completed"))
         final = await repo.get(aconn, execution.id)
     assert final is not None and final.status == "completed"
 
@@ -337,16 +337,21 @@ async def test_finishing_claims_the_next_in_the_same_statement(
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
         claimed = await repo.claim(aconn, "w")
         assert claimed is not None and claimed.id == first.id
-        finished, following = await repo.finish_and_claim(aconn, first.id, "w", status="completed")
+        finished, following = await repo.finish_and_claim(
+            aconn, first.id, "w", repo.End("completed")
+        )
         assert finished and following is not None
         assert following.id == second.id and following.status == "running"
         assert following.worker_id == "w" and following.attempt == 1
         # Nothing left to claim; a finish of what "w" no longer holds writes nothing.
-        assert await repo.finish_and_claim(aconn, second.id, "w", status="completed") == (
+        assert await repo.finish_and_claim(aconn, second.id, "w", repo.End("completed")) == (
             True,
             None,
         )
-        assert await repo.finish_and_claim(aconn, second.id, "w", status="failed") == (False, None)
+        assert await repo.finish_and_claim(aconn, second.id, "w", repo.End("failed")) == (
+            False,
+            None,
+        )
     assert events_of(conn, first.id) == ["created", "queued", "started", "completed"]
     assert events_of(conn, second.id) == ["created", "queued", "started", "completed"]
 

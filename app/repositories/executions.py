@@ -19,27 +19,30 @@ from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 
-log = logging.getLogger(__name__)
-
 __all__ = [
     "ACTIVE",
     "EXECUTIONS_CHANNEL",
     "TERMINAL",
     "ClaimState",
+    "End",
     "Event",
     "Execution",
     "claim",
     "claim_state",
     "finish",
+    "finish_and_claim",
     "get",
     "insert",
     "list_events",
     "list_page",
     "record_progress",
     "recover_stale",
+    "release_held",
     "request_cancel",
     "requeue",
 ]
+
+log = logging.getLogger(__name__)
 
 EXECUTIONS_CHANNEL = "spine_executions"
 CANCEL_CHANNEL = "spine_cancel"
@@ -277,51 +280,42 @@ SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
 FROM (SELECT) AS one LEFT JOIN claimed ON true
 """
 
-Ending = Literal["completed", "failed", "cancelled"]
+
+class End(msgspec.Struct, frozen=True):
+    """How a held execution ended: the status, the error (failed), the event's payload."""
+
+    status: Literal["completed", "failed", "cancelled"]
+    error: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-def _finish_args(
-    execution_id: str, worker_id: str, status: Ending, error: str | None, payload: dict[str, Any]
-) -> dict[str, Any]:
+def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
     return {
         "id": execution_id,
         "worker": worker_id,
-        "status": status,
-        "error": error,
-        "payload": Jsonb(payload),
+        "status": end.status,
+        "error": end.error,
+        "payload": Jsonb(end.payload),
     }
 
 
-async def finish(
-    conn: AsyncConn,
-    execution_id: str,
-    worker_id: str,
-    *,
-    status: Ending,
-    error: str | None = None,
-    payload: dict[str, Any] | None = None,
-) -> bool:
+async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -> bool:
     """End a held execution; False when this worker no longer held it (nothing written)."""
-    args = _finish_args(execution_id, worker_id, status, error, payload or {})
+    args = _finish_args(execution_id, worker_id, end)
     return await (await conn.execute(_FINISH, args)).fetchone() is not None
 
 
 async def finish_and_claim(
-    conn: AsyncConn,
-    execution_id: str,
-    worker_id: str,
-    *,
-    status: Ending,
-    error: str | None = None,
-    payload: dict[str, Any] | None = None,
+    conn: AsyncConn, execution_id: str, worker_id: str, end: End
 ) -> tuple[bool, Execution | None]:
     """finish() and claim() in one statement, so a busy worker commits once per execution.
 
     Returns (finished, the next execution or None). Both parts commit together;
     the claim is made whether or not the finish found the execution still held.
     """
-    args = _finish_args(execution_id, worker_id, status, error, payload or {})
-    row = await (await conn.execute(_FINISH_AND_CLAIM, args)).fetchone()
+    row = await (
+        await conn.execute(_FINISH_AND_CLAIM, _finish_args(execution_id, worker_id, end))
+    ).fetchone()
     assert row is not None
     finished = bool(row.pop("finished"))
     return finished, (_execution(row) if row["id"] is not None else None)
