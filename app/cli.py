@@ -444,7 +444,20 @@ def _date(value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-_FORMAT = click.Choice(["table", "json", "csv"])
+# Options the query commands share.
+_START_OPTION = click.option(
+    "--start", "--start-date", "start", default=None, help="YYYY-MM-DD (inclusive)."
+)
+_END_OPTION = click.option(
+    "--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive)."
+)
+_FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 
 
 def _emit(rows: list[msgspec.Struct], fmt: str, empty: str) -> None:
@@ -472,10 +485,10 @@ def _emit(rows: list[msgspec.Struct], fmt: str, empty: str) -> None:
 
 @query_group.command("metrics")
 @click.option("--symbol", default=None)
-@click.option("--start", "--start-date", "start", default=None, help="YYYY-MM-DD (inclusive).")
-@click.option("--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive).")
+@_START_OPTION
+@_END_OPTION
 @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
-@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+@_FORMAT_OPTION
 @friendly_errors
 def query_metrics(
     symbol: str | None, start: str | None, end: str | None, limit: int, fmt: str
@@ -500,10 +513,10 @@ def query_metrics(
 
 @query_group.command("trades")
 @click.option("--symbol", required=True)
-@click.option("--start", "--start-date", "start", default=None, help="YYYY-MM-DD (inclusive).")
-@click.option("--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive).")
+@_START_OPTION
+@_END_OPTION
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+@_FORMAT_OPTION
 @friendly_errors
 def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fmt: str) -> None:
     """One symbol's normalized trades, oldest first (json: the API's objects)."""

@@ -1,8 +1,9 @@
 """submit(): the one way an execution comes to exist.
 
 Validates the pipeline name and its params before anything is stored, then
-inserts the execution and its `created` event with a NOTIFY in one
-transaction, and hands it to the configured backend.
+inserts the execution and its `created` event in one statement (the NOTIFY
+that wakes the workers follows the commit), and hands it to the configured
+backend.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """run_pipeline(): the one place a pipeline runs.
 
 Called by a worker with the execution it has just claimed (the claim already
-set it running): runs the pipeline and records how it ended. Each status change and its event
-commit together, and only while this worker still holds the execution.
+set it running): runs the pipeline and records how it ended. Each status
+change and its event commit together, and only while this worker still holds
+the execution.
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ Outcome = Literal["completed", "failed", "cancelled", "requeued", "lost"]
 
 
 class Ran(NamedTuple):
-    """How an execution ended, and the next one if the end claimed it."""
+    """How an execution ended, and the next one if the end claimed it.
+
+    `claim_unsure`: the statement that was to record the end and claim the
+    next lost its connection, so a claim may have committed unseen; the worker
+    gives back what it holds before it claims again.
+    """
 
     outcome: Outcome
     next: repo.Execution | None = None
+    claim_unsure: bool = False
 
 
 # How long to keep retrying a state change while the database is unreachable.
@@ -125,49 +132,40 @@ async def run_pipeline(
             payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
     payload["duration_s"] = round(time.perf_counter() - started, 6)
     end = repo.End(status, error, payload)
-    next_execution = None
+    next_execution, unsure = None, False
     if claim_next is not None and claim_next():
-        finished, next_execution = await _finish_and_claim(pool, execution_id, worker_id, end)
+        finished, next_execution, unsure = await _finish_and_claim(
+            pool, execution_id, worker_id, end
+        )
     else:
         finished = await _finish(pool, execution_id, worker_id, end)
     if finished:
         log.info(
             "%s %s %s in %.3fs", execution.pipeline, execution_id, status, payload["duration_s"]
         )
-        return Ran(status, next_execution)
+        return Ran(status, next_execution, unsure)
     log.warning("execution %s was taken from %s before it could finish", execution_id, worker_id)
-    return Ran("lost", next_execution)
+    return Ran("lost", next_execution, unsure)
 
 
 async def _finish_and_claim(
     pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: repo.End
-) -> tuple[bool, repo.Execution | None]:
+) -> tuple[bool, repo.Execution | None, bool]:
     """Record the end and claim the next in one statement; on any error, the end alone.
 
-    If the connection broke, the combined statement may have committed unseen,
-    claim included: after recording the end, anything this worker holds is
-    given back, since it is running nothing now.
+    Returns (finished, next execution, claim unsure): when the connection
+    broke, the combined statement may have committed unseen, claim included.
     """
     try:
         async with pool.connection() as conn:
-            return await repo.finish_and_claim(conn, execution_id, worker_id, end)
+            finished, next_execution = await repo.finish_and_claim(
+                conn, execution_id, worker_id, end
+            )
+            return finished, next_execution, False
     except psycopg.Error as exc:
         log.warning("recording the end of %s failed (%s); retrying", execution_id, _one_line(exc))
         finished = await _finish(pool, execution_id, worker_id, end)
-        if isinstance(exc, psycopg.OperationalError):
-            await _release_held(pool, worker_id)
-        return finished, None
-
-
-async def _release_held(pool: AsyncConnectionPool[AsyncConn], worker_id: str) -> None:
-    """Give back executions this worker holds but is not running (see repo.release_held)."""
-    released = await _retrying(
-        pool,
-        functools.partial(repo.release_held, worker_id=worker_id, reason=repo.CLAIM_ANSWER_LOST),
-        "release claims",
-    )
-    for execution_id in released:
-        log.warning("gave back %s: claimed, but its claim's answer was lost", execution_id)
+        return finished, None, isinstance(exc, psycopg.OperationalError)
 
 
 async def _finish(

@@ -42,7 +42,7 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 async def make_running(database_url: str, execution_id: str) -> None:
     """Drive an execution to `running` the way a worker would (its claim starts it)."""
     async with await db.aconnect(database_url) as conn:
-        await repo.register_worker(conn, "api-test-worker", "test", 1)
+        await repo.heartbeat(conn, "api-test-worker", "test", 1)
         claimed = await repo.claim(conn, "api-test-worker")
         assert claimed is not None and claimed.id == execution_id
         assert claimed.status == "running"

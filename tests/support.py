@@ -54,10 +54,7 @@ async def run_inline(
     """Submit, claim and run one execution in this process (no worker pool)."""
     async with await db.aconnect(database_url) as conn:
         execution, _ = await submit(conn, pipeline, params or {}, registry=registry)
-        await conn.execute(
-            "INSERT INTO workers (id, host, pid) VALUES (%s, 'test', %s) ON CONFLICT DO NOTHING",
-            (worker_id, os.getpid()),
-        )
+        await repo.heartbeat(conn, worker_id, "test", os.getpid())
         claimed = await repo.claim(conn, worker_id)
         assert claimed is not None and claimed.id == execution.id, "another execution was pending"
     pool = await db.open_async_pool(database_url, get_settings())

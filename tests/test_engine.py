@@ -374,7 +374,7 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
 
 async def test_a_heartbeat_puts_back_a_pruned_worker_row(database_url: str, conn: Conn) -> None:
     async with await db.aconnect(database_url) as aconn:
-        await repo.register_worker(aconn, "w", "h", 1)
+        await repo.heartbeat(aconn, "w", "h", 1)
         await aconn.execute("DELETE FROM workers WHERE id = 'w'")
         await repo.heartbeat(aconn, "w", "h", 1)
         await repo.heartbeat(aconn, "w", "h", 1)
@@ -403,7 +403,7 @@ async def test_a_given_back_execution_that_was_cancelled_ends_cancelled(
 ) -> None:
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "noop", {})
-        await repo.register_worker(aconn, "w", "h", 1)
+        await repo.heartbeat(aconn, "w", "h", 1)
         assert await repo.claim(aconn, "w") is not None
         _, outcome = await repo.request_cancel(aconn, execution.id)
         assert outcome == "requested"

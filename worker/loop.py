@@ -13,8 +13,7 @@
   by workers whose heartbeat went stale and requeues them.
 - Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
   execution finishes (one its end claimed is given back), then the process
-  exits 0. The supervisor's SIGKILL is
-  the immediate stop.
+  exits 0. The supervisor's SIGKILL is the immediate stop.
 """
 
 from __future__ import annotations
@@ -91,7 +90,7 @@ class Worker:
         if handle_signals:
             self.install_signal_handlers()
         async with await db.aconnect(self.url) as conn:
-            await repo.register_worker(conn, self.id, socket.gethostname(), os.getpid())
+            await repo.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
         heartbeat = threading.Thread(target=self._heartbeat_thread, name="heartbeat", daemon=True)
         heartbeat.start()
         pool = await db.open_async_pool(self.url, self.settings, name=f"worker-{os.getpid()}")
@@ -158,7 +157,7 @@ class Worker:
             finally:
                 self._current = None
             self.processed += 1
-            execution = ran.next
+            execution, unsure = ran.next, ran.claim_unsure
 
     async def _release(self, pool: db.AsyncPool, reason: str) -> None:
         try:

@@ -490,17 +490,12 @@ async def request_cancel(conn: AsyncConn, execution_id: str) -> tuple[Execution 
 # ------------------------------------------------------------------ workers and recovery
 
 
-async def register_worker(conn: AsyncConn, worker_id: str, host: str, pid: int) -> None:
-    await conn.execute(
-        "INSERT INTO workers (id, host, pid) VALUES (%s, %s, %s)", (worker_id, host, pid)
-    )
-
-
 async def heartbeat(conn: AsyncConn, worker_id: str, host: str, pid: int) -> None:
-    """Keep the worker's row fresh, putting it back if it is gone.
+    """Register the worker (its first heartbeat) or keep its row fresh.
 
-    A row that vanished (pruned while this worker was cut off from the
-    database) would make every execution it claims look orphaned to recovery.
+    Also puts back a row that vanished (pruned while this worker was cut off
+    from the database): without it every execution the worker claims would
+    look orphaned to recovery.
     """
     await conn.execute(
         """

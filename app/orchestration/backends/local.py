@@ -24,7 +24,7 @@ class LocalBackend:
         self._pool = pool
 
     async def submit(self, execution_id: str) -> str | None:
-        # The enqueue transaction's NOTIFY already woke the workers.
+        # repo.insert's NOTIFY, sent after the commit, already woke the workers.
         return None
 
     async def cancel(self, execution_id: str) -> bool:
