@@ -16,7 +16,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings, get_settings
 
-__all__ = ["AsyncConn", "AsyncPool", "aconnect", "connect", "database_url", "open_async_pool"]
+__all__ = [
+    "AsyncConn",
+    "AsyncPool",
+    "aconnect",
+    "connect",
+    "database_url",
+    "drop_everything",
+    "open_async_pool",
+]
 
 AsyncConn = psycopg.AsyncConnection[dict[str, object]]
 AsyncPool = AsyncConnectionPool[AsyncConn]
@@ -101,3 +109,10 @@ async def open_async_pool(
     )
     await pool.open(wait=False)
     return pool
+
+
+def drop_everything(conn: psycopg.Connection[dict[str, object]]) -> None:
+    """Drop every table, function and row of the `public` schema (`spine db reset`)."""
+    with conn.transaction():
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")

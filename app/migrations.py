@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 
@@ -57,7 +58,7 @@ class Migration:
 @dataclass(frozen=True)
 class MigrationState:
     name: str
-    state: str  # "applied", "pending", "changed" or "missing" (applied, no longer on disk)
+    state: Literal["applied", "pending", "changed", "missing"]  # missing: applied, not on disk
     applied_at: datetime | None
 
 
@@ -80,33 +81,60 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return found
 
 
+_APPLIED = "SELECT name, checksum, applied_at FROM schema_migrations"
+
+
 def _applied(conn: psycopg.Connection[dict[str, object]]) -> dict[str, dict[str, object]]:
     exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS e").fetchone()
     if not exists or not exists["e"]:
         return {}
-    rows = conn.execute("SELECT name, checksum, applied_at FROM schema_migrations").fetchall()
-    return {str(r["name"]): r for r in rows}
+    return {str(r["name"]): r for r in conn.execute(_APPLIED).fetchall()}
+
+
+async def applied_async(
+    conn: psycopg.AsyncConnection[dict[str, object]],
+) -> dict[str, dict[str, object]]:
+    """What `schema_migrations` records, by name (empty before the first migration)."""
+    cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS e")
+    exists = await cur.fetchone()
+    if not exists or not exists["e"]:
+        return {}
+    return {str(r["name"]): r for r in await (await conn.execute(_APPLIED)).fetchall()}
+
+
+def compare(
+    on_disk: list[Migration], applied: dict[str, dict[str, object]]
+) -> list[MigrationState]:
+    """Each migration's state: applied, pending, changed (since applied) or missing (from disk).
+
+    The one place that judges migrations: `spine db status` and the API's
+    readiness both read it.
+    """
+    applied = dict(applied)
+    states = []
+    for m in on_disk:
+        row = applied.pop(m.name, None)
+        if row is None:
+            states.append(MigrationState(m.name, "pending", None))
+        else:
+            state: Literal["applied", "changed"] = (
+                "applied" if row["checksum"] == m.checksum else "changed"
+            )
+            states.append(MigrationState(m.name, state, _when(row)))
+    for name, row in sorted(applied.items()):
+        states.append(MigrationState(name, "missing", _when(row)))
+    return states
+
+
+def _when(row: dict[str, object]) -> datetime | None:
+    at = row.get("applied_at")
+    return at if isinstance(at, datetime) else None
 
 
 def status(
     conn: psycopg.Connection[dict[str, object]], directory: Path | None = None
 ) -> list[MigrationState]:
-    applied = _applied(conn)
-    states = []
-    for m in discover(directory):
-        row = applied.pop(m.name, None)
-        if row is None:
-            states.append(MigrationState(m.name, "pending", None))
-        else:
-            at = row["applied_at"]
-            assert isinstance(at, datetime)
-            state = "applied" if row["checksum"] == m.checksum else "changed"
-            states.append(MigrationState(m.name, state, at))
-    for name, row in sorted(applied.items()):
-        at = row["applied_at"]
-        assert isinstance(at, datetime)
-        states.append(MigrationState(name, "missing", at))
-    return states
+    return compare(discover(directory), _applied(conn))
 
 
 def apply_pending(

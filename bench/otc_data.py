@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 
 from app import db
+from app.catalog import default_registry
 from app.config import get_settings
-from app.dispatcher import submit
-from app.services.otc_generator import generate
+from app.engine.submit import submit
+from app.otc.generator import generate
 from bench.context import Context
 from bench.harness import connect, progress
 
@@ -70,7 +71,7 @@ class Finished:
 def run_execution(
     url: str, pipeline: str, params: dict[str, Any], *, timeout: float = 900.0
 ) -> Finished:
-    """Submit through the dispatcher, wait for the pool to finish it, return its timings."""
+    """Submit through `submit`, wait for the pool to finish it, return its timings."""
     return asyncio.run(_run_execution(url, pipeline, params, deadline_s=timeout))
 
 
@@ -78,7 +79,9 @@ async def _run_execution(
     url: str, pipeline: str, params: dict[str, Any], *, deadline_s: float
 ) -> Finished:
     async with await db.aconnect(url) as conn:
-        execution, _ = await submit(conn, pipeline, params, trigger_source="bench")
+        execution, _ = await submit(
+            conn, default_registry(), get_settings(), pipeline, params, trigger_source="bench"
+        )
         deadline = time.monotonic() + deadline_s
         while True:
             cur = await conn.execute(

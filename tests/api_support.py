@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from app import db
 from app.api.main import create_app
 from app.config import get_settings
-from app.repositories import executions as repo
+from app.engine import leases, workers
 from tests.support import free_port
 
 Client = AsyncTestClient[Litestar]
@@ -42,8 +42,8 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 async def make_running(database_url: str, execution_id: str) -> None:
     """Drive an execution to `running` the way a worker would (its claim starts it)."""
     async with await db.aconnect(database_url) as conn:
-        await repo.heartbeat(conn, "api-test-worker", "test", 1)
-        claimed = await repo.claim(conn, "api-test-worker")
+        await workers.heartbeat(conn, "api-test-worker", "test", 1)
+        claimed = await leases.claim(conn, "api-test-worker")
         assert claimed is not None and claimed.id == execution_id
         assert claimed.status == "running"
 

@@ -18,15 +18,30 @@ import psutil
 import psycopg
 
 from app import db
+from app.catalog import default_registry
 from app.config import get_settings
-from app.dispatcher import submit
-from app.registry import Registry
-from app.repositories import executions as repo
-from app.runner import run_pipeline
+from app.engine import executions, leases, models, workers
+from app.engine import submit as engine_submit
+from app.engine.registry import Registry
+from app.engine.run import run_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 Conn = psycopg.Connection[dict[str, object]]
+
+
+async def submit(
+    conn: db.AsyncConn,
+    pipeline: str,
+    params: dict[str, Any] | None = None,
+    *,
+    registry: Registry | None = None,
+    **options: Any,
+) -> tuple[models.Execution, bool]:
+    """`app.engine.submit.submit` with the built-in registry and the test's settings."""
+    return await engine_submit.submit(
+        conn, registry or default_registry(), get_settings(), pipeline, params, **options
+    )
 
 
 def wait_until(
@@ -50,20 +65,26 @@ async def run_inline(
     *,
     registry: Registry | None = None,
     worker_id: str = "inline-test-worker",
-) -> repo.Execution:
+) -> models.Execution:
     """Submit, claim and run one execution in this process (no worker pool)."""
     async with await db.aconnect(database_url) as conn:
         execution, _ = await submit(conn, pipeline, params or {}, registry=registry)
-        await repo.heartbeat(conn, worker_id, "test", os.getpid())
-        claimed = await repo.claim(conn, worker_id)
+        await workers.heartbeat(conn, worker_id, "test", os.getpid())
+        claimed = await leases.claim(conn, worker_id)
         assert claimed is not None and claimed.id == execution.id, "another execution was pending"
     pool = await db.open_async_pool(database_url, get_settings())
     try:
-        await run_pipeline(pool, claimed, worker_id, registry=registry)
+        await run_pipeline(
+            pool,
+            claimed,
+            worker_id,
+            settings=get_settings(),
+            registry=registry or default_registry(),
+        )
     finally:
         await pool.close()
     async with await db.aconnect(database_url) as conn:
-        final = await repo.get(conn, execution.id)
+        final = await executions.get(conn, execution.id)
     assert final is not None
     return final
 

@@ -114,7 +114,9 @@ async def test_pipelines_lists_names_descriptions_and_params(client: Client) -> 
     by_name = {p["name"]: p for p in response.json()}
     assert {"noop", "sleep"} <= set(by_name)
     assert by_name["noop"]["params"] == []
-    assert by_name["sleep"]["params"] == [{"name": "seconds", "type": "float", "default": "1.0"}]
+    assert by_name["sleep"]["params"] == [
+        {"name": "seconds", "type": "float", "default": "1.0", "description": "How long to sleep."}
+    ]
     assert all(p["description"] for p in by_name.values())
 
 

@@ -163,12 +163,15 @@ def test_shell_preloads_what_it_names_and_can_submit(database_url: str, conn: Co
         timeout=60,
         check=True,
     )
-    assert "Preloaded: asyncio, db, dispatcher, executions, otc, registry, settings" in done.stderr
+    assert (
+        "Preloaded: asyncio, db, executions, leases, otc, registry, settings, submit, workers"
+        in done.stderr
+    )
     assert "Traceback" not in done.stderr, done.stderr
     submitted = [line for line in done.stdout.splitlines() if "submitted" in line]
     assert len(submitted) == 1 and submitted[0].endswith(" True"), done.stdout
     execution_id = submitted[0].split()[-2]
-    assert "Registry 3 app.repositories.executions app.repositories.otc" in done.stdout
+    assert "Registry 3 app.engine.executions app.otc.reads" in done.stdout
     row = conn.execute(
         "SELECT pipeline, trigger_source FROM executions WHERE id = %s", (execution_id,)
     )

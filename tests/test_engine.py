@@ -10,12 +10,13 @@ import psycopg
 import pytest
 
 from app import db
-from app.dispatcher import submit
+from app.catalog import default_registry
+from app.config import get_settings
+from app.engine import executions, leases, models, workers
+from app.engine.context import PipelineContext
+from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.errors import InvalidParams, InvalidRequest, UnknownPipeline
-from app.pipelines.base import PipelineContext
-from app.registry import NoParams, Pipeline, Registry, Summary, get_registry
-from app.repositories import executions as repo
-from tests.support import run_inline
+from tests.support import run_inline, submit
 
 Conn = psycopg.Connection[dict[str, object]]
 
@@ -29,19 +30,16 @@ def events_of(conn: Conn, execution_id: str) -> list[str]:
 
 
 def test_registry_refuses_duplicate_names() -> None:
-    registry = Registry()
-
     async def run(ctx: PipelineContext, params: NoParams) -> Summary:
         return None
 
-    registry.register(Pipeline("x", "first", NoParams, run))
-    with pytest.raises(ValueError, match="already registered"):
-        registry.register(Pipeline("x", "second", NoParams, run))
+    with pytest.raises(ValueError, match="two pipelines are named 'x'"):
+        Registry([Pipeline("x", "first", NoParams, run), Pipeline("x", "second", NoParams, run)])
 
 
 def test_unknown_pipeline_lists_known_ones() -> None:
     with pytest.raises(UnknownPipeline) as info:
-        get_registry().get("nope")
+        default_registry().get("nope")
     assert "noop" in str(info.value)
     assert "sleep" in str(info.value)
 
@@ -52,12 +50,12 @@ def test_unknown_pipeline_lists_known_ones() -> None:
 )
 def test_params_errors_name_the_field(params: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidParams, match=field.replace(".", r"\.")):
-        get_registry().get("sleep").validate(params)
+        default_registry().get("sleep").validate(params, get_settings())
 
 
 def test_unknown_param_is_an_error_not_ignored() -> None:
     with pytest.raises(InvalidParams, match="seconds_typo"):
-        get_registry().get("sleep").validate({"seconds_typo": 1})
+        default_registry().get("sleep").validate({"seconds_typo": 1}, get_settings())
 
 
 async def test_submit_records_pending_with_created_event(database_url: str, conn: Conn) -> None:
@@ -112,7 +110,7 @@ async def test_claim_takes_normal_lane_first_then_oldest(database_url: str) -> N
         normal_2, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
         order = []
-        while (claimed := await repo.claim(aconn, "w")) is not None:
+        while (claimed := await leases.claim(aconn, "w")) is not None:
             order.append(claimed.id)
             assert claimed.status == "running" and claimed.attempt == 1
     assert order == [normal_1.id, normal_2.id, old_backfill.id]
@@ -126,9 +124,7 @@ async def test_noop_runs_through_every_state(database_url: str, conn: Conn) -> N
 
 
 def _registry_with(name: str, run: Any, params: type[msgspec.Struct] = NoParams) -> Registry:
-    registry = Registry()
-    registry.register(Pipeline(name, "test pipeline", params, run))
-    return registry
+    return Registry([Pipeline(name, "test pipeline", params, run)])
 
 
 async def test_failure_keeps_one_line_error_and_traceback_in_event(
@@ -164,9 +160,9 @@ async def test_result_summary_is_stored_in_completed_event(database_url: str, co
 async def test_cancel_pending_ends_at_once(database_url: str, conn: Conn) -> None:
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "sleep", {"seconds": 60})
-        after, outcome = await repo.request_cancel(aconn, execution.id)
-        _, outcome_again = await repo.request_cancel(aconn, execution.id)
-        missing, outcome_missing = await repo.request_cancel(aconn, "no-such-id")
+        after, outcome = await executions.request_cancel(aconn, execution.id)
+        _, outcome_again = await executions.request_cancel(aconn, execution.id)
+        missing, outcome_missing = await executions.request_cancel(aconn, "no-such-id")
     assert outcome == "cancelled" and after is not None and after.status == "cancelled"
     assert outcome_again == "finished"
     assert missing is None and outcome_missing == "missing"
@@ -189,7 +185,7 @@ async def test_cancel_running_stops_at_next_check(database_url: str, conn: Conn)
     await asyncio.wait_for(started.wait(), timeout=10)
     execution_id = str(conn.execute("SELECT id FROM executions").fetchone()["id"])  # type: ignore[index]
     async with await db.aconnect(database_url) as aconn:
-        _, outcome = await repo.request_cancel(aconn, execution_id)
+        _, outcome = await executions.request_cancel(aconn, execution_id)
     assert outcome == "requested"
     final = await asyncio.wait_for(task, timeout=10)
     assert final.status == "cancelled"
@@ -204,11 +200,11 @@ async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> 
         await aconn.execute(
             "INSERT INTO workers (id, host, pid) VALUES ('a', 'h', 1), ('b', 'h', 2)"
         )
-        await repo.claim(aconn, "a")
-        assert not await repo.finish(aconn, execution.id, "b", repo.End("completed"))
-        assert (await repo.claim_state(aconn, execution.id, "b")).held is False
-        assert await repo.finish(aconn, execution.id, "a", repo.End("completed"))
-        final = await repo.get(aconn, execution.id)
+        await leases.claim(aconn, "a")
+        assert not await leases.finish(aconn, execution.id, "b", models.End("completed"))
+        assert (await leases.claim_state(aconn, execution.id, "b")).held is False
+        assert await leases.finish(aconn, execution.id, "a", models.End("completed"))
+        final = await executions.get(aconn, execution.id)
     assert final is not None and final.status == "completed"
 
 
@@ -222,12 +218,12 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
             "('dead', 'h', 1, now() - interval '1 hour'), ('live', 'h', 2, now())"
         )
         for attempt in (1, 2):
-            claimed = await repo.claim(aconn, "dead")
+            claimed = await leases.claim(aconn, "dead")
             assert claimed is not None and claimed.attempt == attempt
             # A live worker's execution is never touched.
-            recovered = await repo.recover_stale(aconn, lease_timeout=30, max_attempts=2)
+            recovered = await workers.recover_stale(aconn, lease_timeout=30, max_attempts=2)
             assert [r["id"] for r in recovered] == [execution.id]
-        final = await repo.get(aconn, execution.id)
+        final = await executions.get(aconn, execution.id)
     assert final is not None
     assert final.status == "failed"
     assert final.error is not None and final.error.startswith("worker lost: dead")
@@ -245,12 +241,12 @@ async def test_recovery_ends_a_cancel_requested_execution_as_cancelled(
             "INSERT INTO workers (id, host, pid, heartbeat_at) "
             "VALUES ('dead', 'h', 1, now() - interval '1 hour')"
         )
-        assert await repo.claim(aconn, "dead") is not None
-        _, outcome = await repo.request_cancel(aconn, execution.id)
+        assert await leases.claim(aconn, "dead") is not None
+        _, outcome = await executions.request_cancel(aconn, execution.id)
         assert outcome == "requested"
-        recovered = await repo.recover_stale(aconn, lease_timeout=30, max_attempts=3)
+        recovered = await workers.recover_stale(aconn, lease_timeout=30, max_attempts=3)
         assert [(r["id"], r["status"]) for r in recovered] == [(execution.id, "cancelled")]
-        final = await repo.get(aconn, execution.id)
+        final = await executions.get(aconn, execution.id)
     assert final is not None and final.status == "cancelled" and final.completed_at is not None
     assert events_of(conn, execution.id) == [
         "created", "queued", "started", "cancel_requested", "cancelled",
@@ -261,8 +257,8 @@ async def test_recovery_leaves_live_workers_alone(database_url: str) -> None:
     async with await db.aconnect(database_url) as aconn:
         await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('live', 'h', 1)")
-        await repo.claim(aconn, "live")
-        assert await repo.recover_stale(aconn, lease_timeout=30, max_attempts=3) == []
+        await leases.claim(aconn, "live")
+        assert await workers.recover_stale(aconn, lease_timeout=30, max_attempts=3) == []
 
 
 def test_prune_removes_only_old_finished_executions(database_url: str, conn: Conn) -> None:
@@ -335,20 +331,20 @@ async def test_finishing_claims_the_next_in_the_same_statement(
         first, _ = await submit(aconn, "noop", {})
         second, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
-        claimed = await repo.claim(aconn, "w")
+        claimed = await leases.claim(aconn, "w")
         assert claimed is not None and claimed.id == first.id
-        finished, following = await repo.finish_and_claim(
-            aconn, first.id, "w", repo.End("completed")
+        finished, following = await leases.finish_and_claim(
+            aconn, first.id, "w", models.End("completed")
         )
         assert finished and following is not None
         assert following.id == second.id and following.status == "running"
         assert following.worker_id == "w" and following.attempt == 1
         # Nothing left to claim; a finish of what "w" no longer holds writes nothing.
-        assert await repo.finish_and_claim(aconn, second.id, "w", repo.End("completed")) == (
+        assert await leases.finish_and_claim(aconn, second.id, "w", models.End("completed")) == (
             True,
             None,
         )
-        assert await repo.finish_and_claim(aconn, second.id, "w", repo.End("failed")) == (
+        assert await leases.finish_and_claim(aconn, second.id, "w", models.End("failed")) == (
             False,
             None,
         )
@@ -362,11 +358,11 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
-        assert await repo.claim(aconn, "w") is not None  # its answer "lost" on the way
-        reason = repo.CLAIM_ANSWER_LOST
-        assert await repo.release_held(aconn, "w", reason=reason) == [execution.id]
-        assert await repo.release_held(aconn, "w", reason=reason) == []
-        back = await repo.get(aconn, execution.id)
+        assert await leases.claim(aconn, "w") is not None  # its answer "lost" on the way
+        reason = leases.CLAIM_ANSWER_LOST
+        assert await leases.release_held(aconn, "w", reason=reason) == [execution.id]
+        assert await leases.release_held(aconn, "w", reason=reason) == []
+        back = await executions.get(aconn, execution.id)
     assert back is not None and back.status == "pending" and back.worker_id is None
     assert back.attempt == 0
     assert events_of(conn, execution.id) == ["created", "queued", "started", "requeued"]
@@ -374,10 +370,10 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
 
 async def test_a_heartbeat_puts_back_a_pruned_worker_row(database_url: str, conn: Conn) -> None:
     async with await db.aconnect(database_url) as aconn:
-        await repo.heartbeat(aconn, "w", "h", 1)
+        await workers.heartbeat(aconn, "w", "h", 1)
         await aconn.execute("DELETE FROM workers WHERE id = 'w'")
-        await repo.heartbeat(aconn, "w", "h", 1)
-        await repo.heartbeat(aconn, "w", "h", 1)
+        await workers.heartbeat(aconn, "w", "h", 1)
+        await workers.heartbeat(aconn, "w", "h", 1)
     assert conn.execute("SELECT id, stopped_at FROM workers").fetchall() == [
         {"id": "w", "stopped_at": None}
     ]
@@ -394,7 +390,7 @@ async def test_pruning_workers_never_takes_a_row_younger_than_the_lease(
         """
     )
     async with await db.aconnect(database_url) as aconn:
-        assert await repo.prune_workers(aconn, older_than_seconds=1, lease_timeout=60) == 1
+        assert await workers.prune_workers(aconn, older_than_seconds=1, lease_timeout=60) == 1
     assert conn.execute("SELECT id FROM workers").fetchall() == [{"id": "beat-10s-ago"}]
 
 
@@ -403,13 +399,13 @@ async def test_a_given_back_execution_that_was_cancelled_ends_cancelled(
 ) -> None:
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "noop", {})
-        await repo.heartbeat(aconn, "w", "h", 1)
-        assert await repo.claim(aconn, "w") is not None
-        _, outcome = await repo.request_cancel(aconn, execution.id)
+        await workers.heartbeat(aconn, "w", "h", 1)
+        assert await leases.claim(aconn, "w") is not None
+        _, outcome = await executions.request_cancel(aconn, execution.id)
         assert outcome == "requested"
-        reason = repo.GIVEN_BACK_ON_STOP
-        assert await repo.release_held(aconn, "w", reason=reason) == [execution.id]
-        final = await repo.get(aconn, execution.id)
+        reason = leases.GIVEN_BACK_ON_STOP
+        assert await leases.release_held(aconn, "w", reason=reason) == [execution.id]
+        final = await executions.get(aconn, execution.id)
     assert final is not None and final.status == "cancelled" and final.completed_at is not None
     assert events_of(conn, execution.id) == [
         "created", "queued", "started", "cancel_requested", "cancelled",

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from app import db
 from app.config import get_settings
-from app.pipelines.otc import ingest_file
-from app.services.otc_connector import MAX_LINE_BYTES, InvalidInputFile
+from app.otc.connector import MAX_LINE_BYTES, InvalidInputFile
+from app.otc.pipelines import ingest_file
 
 Conn = psycopg.Connection[dict[str, Any]]
 HEADER = b"trade_id,symbol,executed_at,price,size,side,venue\n"
@@ -226,7 +226,7 @@ def test_columns_quotes_and_blank_lines(files: Files, conn: Conn) -> None:
 def test_a_fifo_is_refused_without_hanging(files: Files, tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)
-    from app.services.otc_connector import open_input, resolve_input_path
+    from app.otc.connector import open_input, resolve_input_path
 
     with pytest.raises(InvalidInputFile, match="not a regular file"):
         resolve_input_path(tmp_path, "pipe.csv")

@@ -7,8 +7,8 @@ import io
 from datetime import date
 from pathlib import Path
 
-from app.services.otc_connector import HEADER, is_plain_line
-from app.services.otc_generator import SAMPLE_BAD_LINES, generate, trading_days, write_sample
+from app.otc.connector import HEADER, is_plain_line
+from app.otc.generator import SAMPLE_BAD_LINES, generate, trading_days, write_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,10 +24,10 @@ import pytest
 
 from app import db
 from app.config import get_settings
-from app.pipelines.otc import ingest_file
-from app.repositories import otc as repo
-from app.services import otc_metrics
-from app.services.otc_generator import SAMPLE_BAD_LINES, generate
+from app.otc import metrics as otc_metrics
+from app.otc import reads
+from app.otc.generator import SAMPLE_BAD_LINES, generate
+from app.otc.pipelines import ingest_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "otc_sample.csv"
@@ -446,16 +446,16 @@ def test_range_recompute_restores_metrics(loader: Loader, conn: Conn) -> None:
 def test_read_queries_page_by_keyset(loader: Loader) -> None:
     loader.ingest(SAMPLE)
 
-    async def pages() -> tuple[list[repo.DailyMetric], list[repo.Trade]]:
+    async def pages() -> tuple[list[reads.DailyMetric], list[reads.Trade]]:
         async with loader.pool.connection() as c:
-            seen: list[repo.DailyMetric] = []
+            seen: list[reads.DailyMetric] = []
             after = None
-            while page := await repo.daily_metrics(c, limit=7, after=after):
+            while page := await reads.daily_metrics(c, limit=7, after=after):
                 seen += page
                 after = (page[-1].symbol, page[-1].date)
-            acme: list[repo.Trade] = []
+            acme: list[reads.Trade] = []
             key = None
-            while page_t := await repo.trades(
+            while page_t := await reads.trades(
                 c, "ACME", start_date=date(2026, 1, 6), end_date=date(2026, 1, 7), limit=100,
                 after=key,
             ):  # fmt: skip
@@ -483,7 +483,7 @@ def test_both_ways_of_leaving_out_flagged_lines_load_the_same(
     loader: Loader, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Few flagged lines: a hashed NOT IN; many (past HASHED_EXCLUSION_MAX): anti join + sort."""
-    from app.repositories import otc as otc_repo
+    from app.otc import normalize_steps as otc_repo
 
     def load(exclusion_max: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
         conn.execute("TRUNCATE otc_loads, otc_trades_raw, otc_trades, otc_metrics_daily CASCADE")

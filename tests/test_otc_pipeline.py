@@ -12,11 +12,10 @@ import psycopg
 import pytest
 
 from app import db
+from app.catalog import default_registry
 from app.config import get_settings
-from app.dispatcher import submit
 from app.errors import InvalidParams
-from app.registry import get_registry
-from tests.support import run_inline
+from tests.support import run_inline, submit
 
 ROOT = Path(__file__).resolve().parent.parent
 Conn = psycopg.Connection[dict[str, Any]]
@@ -35,7 +34,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str)
 
 
 def validate(file: object) -> Any:
-    return get_registry().get("otc_ingest").validate({"file": file})
+    return default_registry().get("otc_ingest").validate({"file": file}, get_settings())
 
 
 def test_files_inside_the_data_directory_are_accepted(data_dir: Path) -> None:
@@ -45,7 +44,9 @@ def test_files_inside_the_data_directory_are_accepted(data_dir: Path) -> None:
     for name in ("otc_sample.csv", "sub/day.csv", "link.csv", "sub/up.csv",
                  str(data_dir / "otc_sample.csv"), "./otc_sample.csv"):  # fmt: skip
         assert validate(name).file == name
-    assert get_registry().get("otc_ingest").validate({}).file == "otc_sample.csv"
+    assert (
+        default_registry().get("otc_ingest").validate({}, get_settings()).file == "otc_sample.csv"
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,12 +86,14 @@ def test_files_outside_or_missing_are_refused_at_submit(
 
 def test_unknown_params_are_refused(data_dir: Path) -> None:
     with pytest.raises(InvalidParams, match="path"):
-        get_registry().get("otc_ingest").validate({"file": "otc_sample.csv", "path": "x"})
-    compute = get_registry().get("otc_compute_metrics")
+        default_registry().get("otc_ingest").validate(
+            {"file": "otc_sample.csv", "path": "x"}, get_settings()
+        )
+    compute = default_registry().get("otc_compute_metrics")
     with pytest.raises(InvalidParams, match="start_date must not be after end_date"):
-        compute.validate({"start_date": "2026-01-09", "end_date": "2026-01-05"})
+        compute.validate({"start_date": "2026-01-09", "end_date": "2026-01-05"}, get_settings())
     with pytest.raises(InvalidParams, match=r"params\.symbol"):
-        compute.validate({"symbol": "acme; drop table"})
+        compute.validate({"symbol": "acme; drop table"}, get_settings())
 
 
 def completed_result(conn: Conn, execution_id: str) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from app import db
 from app.config import get_settings
-from app.pipelines.otc import ingest_file
-from app.services import otc_connector
+from app.otc import connector as otc_connector
+from app.otc.pipelines import ingest_file
 
 Conn = psycopg.Connection[dict[str, Any]]
 VALID = ["T1", "ACME", "2026-01-05T15:00:00Z", "10.5", "100", "B", "OTCN"]

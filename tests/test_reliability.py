@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import pytest
 
-from app.repositories import executions as repo
+from app.engine import leases
 from tests.support import (
     ROOT,
     free_port,
@@ -152,7 +152,7 @@ def test_sigterm_during_a_1000_noop_drain_loses_and_doubles_nothing(
               AND payload ->> 'reason' = %s) AS given_back,
             (SELECT count(*) FROM execution_events WHERE event_type = 'requeued') AS requeued
         """,
-        (repo.GIVEN_BACK_ON_STOP,),
+        (leases.GIVEN_BACK_ON_STOP,),
     ).fetchone()
     assert extra is not None
     assert extra["extra_starts"] == extra["given_back"] == extra["requeued"]

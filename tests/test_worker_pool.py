@@ -146,7 +146,7 @@ def test_spine_run_wait_exit_code(
 _PROBE = """
 import os, signal, sys
 from app.config import get_settings
-from worker import pool
+from worker import supervisor as pool
 
 def probe(settings, url, parent_pid):
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])

@@ -1,6 +1,8 @@
-"""`python -m worker`: the same as `spine worker start`."""
+"""`python -m worker`: the worker pool, as `spine worker start` runs it (without the CLI)."""
 
-from app.cli import main
+import sys
+
+from worker.supervisor import main
 
 if __name__ == "__main__":
-    main(["worker", "start"])
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """One worker process: a claim loop, a listener and a heartbeat.
 
 - Claim: one short statement that takes the next pending execution and
-  starts it (see repositories.executions.claim); the pipeline then runs
+  starts it (see app.engine.leases.claim); the pipeline then runs
   outside any transaction. While there is work, the statement that records
   an execution's end also claims the next, so a busy worker commits once per
   execution. A claim whose answer was lost to a broken connection is given
@@ -31,10 +31,14 @@ import uuid
 import psycopg
 
 from app import db
+from app.catalog import default_registry
 from app.config import Settings
+from app.engine import leases, workers
+from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, Execution
+from app.engine.registry import Registry
+from app.engine.retry import Backoff
+from app.engine.run import run_pipeline
 from app.errors import first_line
-from app.repositories import executions as repo
-from app.runner import run_pipeline
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -47,9 +51,12 @@ def new_worker_id() -> str:
 
 
 class Worker:
-    def __init__(self, settings: Settings, url: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, url: str | None = None, registry: Registry | None = None
+    ) -> None:
         self.settings = settings
         self.url = url or db.database_url(settings)
+        self.registry = registry or default_registry()
         self.id = new_worker_id()
         self.processed = 0
         self._stopping = asyncio.Event()
@@ -90,7 +97,7 @@ class Worker:
         if handle_signals:
             self.install_signal_handlers()
         async with await db.aconnect(self.url) as conn:
-            await repo.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
+            await workers.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
         heartbeat = threading.Thread(target=self._heartbeat_thread, name="heartbeat", daemon=True)
         heartbeat.start()
         pool = await db.open_async_pool(self.url, self.settings, name=f"worker-{os.getpid()}")
@@ -107,29 +114,29 @@ class Worker:
             await pool.close()
             with contextlib.suppress(psycopg.Error):
                 async with await db.aconnect(self.url) as conn:
-                    await repo.mark_stopped(conn, self.id)
+                    await workers.mark_stopped(conn, self.id)
             log.info("worker %s stopped after %d execution(s)", self.id, self.processed)
         return 0
 
     async def _claim_loop(self, pool: db.AsyncPool) -> None:
         poll = self.settings.poll_interval
-        execution: repo.Execution | None = None
+        execution: Execution | None = None
         unsure = False  # a claim may have committed without us seeing its answer
         while True:
             if self._stopping.is_set():
                 if execution is not None:  # claimed by the last finish: give it back
-                    await self._release(pool, repo.GIVEN_BACK_ON_STOP)
+                    await self._release(pool, leases.GIVEN_BACK_ON_STOP)
                 elif unsure:
-                    await self._release(pool, repo.CLAIM_ANSWER_LOST)
+                    await self._release(pool, leases.CLAIM_ANSWER_LOST)
                 return
             if execution is None:
                 self._wake.clear()
                 try:
                     async with pool.connection() as conn:
                         if unsure:
-                            await self._release_on(conn, repo.CLAIM_ANSWER_LOST)
+                            await self._release_on(conn, leases.CLAIM_ANSWER_LOST)
                             unsure = False
-                        execution = await repo.claim(conn, self.id)
+                        execution = await leases.claim(conn, self.id)
                 except psycopg.OperationalError as exc:
                     log.warning("claim failed (%s); retrying after %.1fs", first_line(exc), poll)
                     unsure = True
@@ -147,6 +154,7 @@ class Worker:
                     execution,
                     self.id,
                     settings=self.settings,
+                    registry=self.registry,
                     cancel_event=self._cancel,
                     claim_next=lambda: not self._stopping.is_set(),
                 )
@@ -167,21 +175,21 @@ class Worker:
             log.warning("could not give back claims (%s); the lease will", first_line(exc))
 
     async def _release_on(self, conn: db.AsyncConn, reason: str) -> None:
-        for execution_id in await repo.release_held(conn, self.id, reason=reason):
+        for execution_id in await leases.release_held(conn, self.id, reason=reason):
             log.info("gave back %s (%s)", execution_id, reason)
 
     async def _listen(self) -> None:
         """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""
-        delay = 0.1
+        backoff = Backoff(0.1, 5.0)
         while True:
             try:
                 async with await db.aconnect(self.url) as conn:
-                    await conn.execute(f"LISTEN {repo.EXECUTIONS_CHANNEL}")
-                    await conn.execute(f"LISTEN {repo.CANCEL_CHANNEL}")
-                    delay = 0.1
+                    await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
+                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    backoff.reset()
                     self._wake.set()  # anything enqueued while we were not listening
                     async for note in conn.notifies():
-                        if note.channel == repo.CANCEL_CHANNEL:
+                        if note.channel == CANCEL_CHANNEL:
                             self._recent_cancels.append(note.payload)
                             if note.payload == self._current:
                                 self._cancel.set()
@@ -189,8 +197,7 @@ class Worker:
                             self._wake.set()
             except psycopg.OperationalError as exc:
                 log.warning("listener lost its connection (%s); reconnecting", first_line(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(backoff.next())
 
     def _heartbeat_thread(self) -> None:
         """Heartbeat and recovery sweep, every lease_timeout/3, on a thread of its own."""
@@ -203,8 +210,8 @@ class Worker:
             try:
                 if conn is None or conn.closed:
                     conn = await db.aconnect(self.url)
-                await repo.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
-                recovered = await repo.recover_stale(
+                await workers.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
+                recovered = await workers.recover_stale(
                     conn,
                     lease_timeout=self.settings.lease_timeout,
                     max_attempts=self.settings.max_attempts,

@@ -29,8 +29,11 @@ from app.api.errors import MalformedBody, exception_to_response
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
 from app.api.routes.otc import OtcController
+from app.catalog import default_registry
 from app.config import Settings, get_settings
 from app.db import AsyncConn, open_async_pool
+from app.engine.backends import make_backend
+from app.engine.registry import Registry
 from app.logs import configure_logging
 
 __all__ = ["create_app"]
@@ -143,9 +146,14 @@ async def provide_conn(state: State) -> AsyncIterator[AsyncConn]:
         yield conn
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """The API application; `spine api` serves it with uvicorn (factory mode)."""
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Litestar:
+    """The API application; `spine api` serves it with uvicorn (factory mode).
+
+    Settings and the pipeline registry are read here once and handed to every
+    handler through the app's state.
+    """
     settings = settings or get_settings()
+    registry = registry or default_registry()
     configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -169,6 +177,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State(
             {
                 "settings": settings,
+                "registry": registry,
+                "backend": make_backend(settings),
                 "max_body_bytes": settings.max_body_bytes,
                 "migrations": migrations_on_disk(),
             }

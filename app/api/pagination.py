@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Request
+from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
-__all__ = ["LINK_HEADER", "Cursor", "Limit", "decode_cursor", "encode_cursor", "next_link"]
+__all__ = [
+    "LINK_HEADER",
+    "Cursor",
+    "Limit",
+    "decode_cursor",
+    "encode_cursor",
+    "next_link",
+    "paged",
+]
 
 T = TypeVar("T")
 MAX_CURSOR_LENGTH = 512
@@ -65,3 +74,27 @@ def next_link(request: Request[Any, Any, Any], cursor: str) -> str:
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     query.append(("cursor", cursor))
     return f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+
+
+R = TypeVar("R")
+
+
+def paged(
+    request: Request[Any, Any, Any],
+    rows: Sequence[T],
+    limit: int,
+    *,
+    kind: str,
+    key: Callable[[T], tuple[Any, ...]],
+    to_response: Callable[[T], R],
+) -> Response[list[R]]:
+    """One page from `limit + 1` rows: the first `limit`, and a Link header when more follow.
+
+    The handler asked its query for one row more than the page; that row's
+    presence is the only sign of a next page (nothing is ever counted).
+    """
+    page = rows[:limit]
+    headers = {}
+    if len(rows) > limit:
+        headers["Link"] = next_link(request, encode_cursor(kind, *key(page[-1])))
+    return Response([to_response(r) for r in page], headers=headers)

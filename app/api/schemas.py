@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
-from app.repositories import executions as repo
-from app.repositories import otc as otc_repo
+from app.engine.models import Event, EventType, Execution, Lane, Status
+from app.otc.reads import DailyMetric, Trade
 
 __all__ = [
     "DailyMetricResponse",
@@ -39,20 +39,6 @@ __all__ = [
     "Status",
     "TradeResponse",
     "money",
-]
-
-Lane = Literal["normal", "backfill"]
-Status = Literal["pending", "queued", "running", "completed", "failed", "cancelled"]
-EventType = Literal[
-    "created",
-    "queued",
-    "started",
-    "progress",
-    "completed",
-    "failed",
-    "cancel_requested",
-    "cancelled",
-    "requeued",
 ]
 
 PipelineName = Annotated[
@@ -126,12 +112,12 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
     error: str | None
 
     @classmethod
-    def from_row(cls, row: repo.Execution) -> ExecutionResponse:
+    def from_row(cls, row: Execution) -> ExecutionResponse:
         return cls(
             id=row.id,
             pipeline=row.pipeline,
             params=row.params,
-            lane=cast(Lane, row.lane),  # the table's CHECK constraint
+            lane=row.lane,
             status=row.status,
             trigger_source=row.trigger_source,
             logical_key=row.logical_key,
@@ -154,11 +140,11 @@ class EventResponse(msgspec.Struct, kw_only=True):
     payload: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: repo.Event) -> EventResponse:
+    def from_row(cls, row: Event) -> EventResponse:
         return cls(
             id=row.id,
             execution_id=row.execution_id,
-            event_type=cast(EventType, row.event_type),  # the table's CHECK constraint
+            event_type=row.event_type,
             timestamp=row.timestamp,
             payload=row.payload,
         )
@@ -169,8 +155,9 @@ class EventResponse(msgspec.Struct, kw_only=True):
 
 class PipelineParam(msgspec.Struct, kw_only=True):
     name: str
-    type: str
-    default: Annotated[str, msgspec.Meta(description="Python repr, or `(required)`.")]
+    type: Annotated[str, msgspec.Meta(examples=["int", "date or none"])]
+    default: Annotated[str, msgspec.Meta(description="The default value, or `(required)`.")]
+    description: str | None = None
 
 
 class PipelineResponse(msgspec.Struct, kw_only=True):
@@ -200,7 +187,7 @@ class DailyMetricResponse(msgspec.Struct, kw_only=True):
     low_price: Money
 
     @classmethod
-    def from_row(cls, row: otc_repo.DailyMetric) -> DailyMetricResponse:
+    def from_row(cls, row: DailyMetric) -> DailyMetricResponse:
         return cls(
             symbol=row.symbol,
             date=row.date,
@@ -228,7 +215,7 @@ class TradeResponse(msgspec.Struct, kw_only=True):
     venue: str
 
     @classmethod
-    def from_row(cls, row: otc_repo.Trade) -> TradeResponse:
+    def from_row(cls, row: Trade) -> TradeResponse:
         return cls(
             trade_id=row.trade_id,
             symbol=row.symbol,

@@ -1,6 +1,6 @@
 """Wake-up: submit -> claim latency with the pool idle vs a bare LISTEN/NOTIFY round trip.
 
-Market Spine: `app.dispatcher.submit(conn, "noop")`, one at a time, with the
+Market Spine: `app.engine.submit.submit(conn, registry, settings, "noop")`, one at a time, with the
 worker pool idle (the previous execution finished and a short random pause
 passed, so the poll timer is not what wakes it). Latency = the `queued`
 event's timestamp minus the `created` event's, both `clock_timestamp()` on
@@ -24,7 +24,9 @@ from typing import Any
 import psycopg
 
 from app import db
-from app.dispatcher import submit
+from app.catalog import default_registry
+from app.config import get_settings
+from app.engine.submit import submit
 from bench.context import Context
 from bench.harness import Row, Target, WorkerPool, connect, median, percentile, progress
 
@@ -91,11 +93,14 @@ def run(ctx: Context) -> None:
 
 
 async def _spine_latencies(url: str, n: int) -> list[float]:
-    """Submit `n` noops one at a time through the dispatcher; ms from created to queued."""
+    """Submit `n` noops one at a time through `submit`; ms from created to queued."""
     ids: list[str] = []
+    registry, settings = default_registry(), get_settings()
     async with await db.aconnect(url) as conn:
         for _ in range(n):
-            execution, _created = await submit(conn, "noop", {}, trigger_source="bench")
+            execution, _created = await submit(
+                conn, registry, settings, "noop", {}, trigger_source="bench"
+            )
             ids.append(execution.id)
             deadline = time.monotonic() + 30
             while True:

@@ -1,6 +1,6 @@
 """Executions: submit, list, inspect, follow events, cancel.
 
-Thin handlers: the dispatcher validates and records, the repository reads;
+Thin handlers: `submit` validates and records, `app.engine.executions` reads;
 these only translate between HTTP and those calls.
 """
 
@@ -10,18 +10,19 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader
+from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, encode_cursor, next_link
+from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import MUTATING, READS, DbConn
-from app.api.schemas import EventResponse, ExecutionCreate, ExecutionResponse, Lane, Status
+from app.api.schemas import EventResponse, ExecutionCreate, ExecutionResponse
 from app.db import AsyncConn
-from app.dispatcher import submit
+from app.engine import executions
+from app.engine.models import Execution, Lane, Status
+from app.engine.submit import submit
 from app.errors import Conflict, NotFound
-from app.repositories import executions as repo
 
 __all__ = ["ExecutionsController"]
 
@@ -55,16 +56,23 @@ class ExecutionsController(Controller):
         },
     )
     async def create_execution(
-        self, data: JSONBody[ExecutionCreate], conn: DbConn, request: Request[Any, Any, Any]
+        self,
+        data: JSONBody[ExecutionCreate],
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        state: State,
     ) -> Response[ExecutionResponse]:
         """Record a pending execution for a worker to run (202); the API never runs it."""
         execution, created = await submit(
             conn,
+            state.registry,
+            state.settings,
             data.pipeline,
             data.params,
             lane=data.lane,
             logical_key=data.logical_key,
             trigger_source="api",
+            backend=state.backend,
         )
         location = request.app.route_reverse("get_execution", execution_id=execution.id)
         return Response(
@@ -94,17 +102,17 @@ class ExecutionsController(Controller):
     ) -> Response[list[ExecutionResponse]]:
         """Newest first, filtered by status, pipeline and lane; keyset-paginated."""
         before = decode_cursor(cursor, CURSOR_KIND, tuple[dt.datetime, str]) if cursor else None
-        rows = await repo.list_page(
+        rows = await executions.list_page(
             conn, limit=limit + 1, status=status, pipeline=pipeline, lane=lane, before=before
         )
-        page = rows[:limit]
-        headers = {}
-        if len(rows) > limit:
-            last = page[-1]
-            headers["Link"] = next_link(
-                request, encode_cursor(CURSOR_KIND, last.created_at, last.id)
-            )
-        return Response([ExecutionResponse.from_row(r) for r in page], headers=headers)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind=CURSOR_KIND,
+            key=lambda e: (e.created_at, e.id),
+            to_response=ExecutionResponse.from_row,
+        )
 
     @get(
         "/{execution_id:str}",
@@ -139,7 +147,7 @@ class ExecutionsController(Controller):
         ] = 0,
     ) -> list[EventResponse]:
         """Everything that happened to the execution, in order."""
-        events = await repo.list_events(conn, execution_id, after_id=after)
+        events = await executions.list_events(conn, execution_id, after_id=after)
         if not events:
             await _existing(conn, execution_id)  # 404 when there is no such execution
         return [EventResponse.from_row(e) for e in events]
@@ -152,12 +160,14 @@ class ExecutionsController(Controller):
         security=MUTATING,
         responses=problem_responses(400, 401, 404, 409, 503),
     )
-    async def cancel_execution(self, conn: DbConn, execution_id: ExecutionId) -> ExecutionResponse:
+    async def cancel_execution(
+        self, conn: DbConn, execution_id: ExecutionId, state: State
+    ) -> ExecutionResponse:
         """Cancel: a pending execution ends at once; a running one is asked to stop (202).
 
         409 when it has already finished.
         """
-        execution, outcome = await repo.request_cancel(conn, execution_id)
+        execution, outcome = await state.backend.cancel(conn, execution_id)
         if execution is None:
             raise NotFound(f"no execution with id {execution_id!r}")
         if outcome == "finished":
@@ -165,8 +175,8 @@ class ExecutionsController(Controller):
         return ExecutionResponse.from_row(execution)
 
 
-async def _existing(conn: AsyncConn, execution_id: str) -> repo.Execution:
-    execution = await repo.get(conn, execution_id)
+async def _existing(conn: AsyncConn, execution_id: str) -> Execution:
+    execution = await executions.get(conn, execution_id)
     if execution is None:
         raise NotFound(f"no execution with id {execution_id!r}")
     return execution

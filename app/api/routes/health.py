@@ -21,11 +21,9 @@ from app.api.schemas import (
     PipelineResponse,
     ReadinessResponse,
 )
-from app.config import get_settings
 from app.db import AsyncConn, AsyncPool
-from app.migrations import Migration, discover
-from app.registry import get_registry
-from app.repositories import executions
+from app.engine.registry import Registry
+from app.migrations import Migration, applied_async, compare, discover
 
 __all__ = ["list_pipelines", "liveness", "readiness"]
 
@@ -57,8 +55,8 @@ async def readiness(state: State) -> Response[ReadinessResponse]:
     pool: AsyncPool = state.pool
     try:
         async with pool.connection(timeout=READY_TIMEOUT) as conn:
-            applied = await _applied_migrations(conn)
-            live_workers = await _live_workers(conn)
+            states = compare(state.migrations, await applied_async(conn))
+            live_workers = await _live_workers(conn, state)
     except psycopg.OperationalError as exc:
         reason = f"database unavailable ({type(exc).__name__})"
         return Response(
@@ -66,10 +64,10 @@ async def readiness(state: State) -> Response[ReadinessResponse]:
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    on_disk = state.migrations
-    pending = [m.name for m in on_disk if m.name not in applied]
-    changed = [m.name for m in on_disk if m.name in applied and applied[m.name] != m.checksum]
-    report = MigrationsReport(applied=len(applied), pending=pending, changed=changed)
+    pending = [m.name for m in states if m.state == "pending"]
+    changed = [m.name for m in states if m.state == "changed"]
+    applied = sum(m.state != "pending" for m in states)
+    report = MigrationsReport(applied=applied, pending=pending, changed=changed)
     reasons = []
     if pending:
         reasons.append(f"pending migrations: {', '.join(pending)} (run `spine db init`)")
@@ -95,32 +93,30 @@ async def readiness(state: State) -> Response[ReadinessResponse]:
     security=READS,
     responses=problem_responses(401),
 )
-async def list_pipelines() -> list[PipelineResponse]:
-    """The pipelines that can be submitted, with their parameters (name, type, default)."""
+async def list_pipelines(state: State) -> list[PipelineResponse]:
+    """The pipelines that can be submitted, with their parameters (type, default, description)."""
+    registry: Registry = state.registry
     return [
         PipelineResponse(
             name=p.name,
             description=p.description,
-            params=[PipelineParam(name=n, type=t, default=d) for n, t, d in p.param_docs()],
+            params=[
+                PipelineParam(
+                    name=d.name, type=d.type, default=d.default, description=d.description
+                )
+                for d in p.param_docs()
+            ],
         )
-        for p in get_registry()
+        for p in registry
     ]
 
 
-async def _applied_migrations(conn: AsyncConn) -> dict[str, str]:
-    """name -> checksum of applied migrations (none when the table does not exist yet)."""
+async def _live_workers(conn: AsyncConn, state: State) -> int | None:
     try:
-        cur = await conn.execute("SELECT name, checksum FROM schema_migrations")
-    except psycopg.errors.UndefinedTable:
-        return {}
-    return {str(r["name"]): str(r["checksum"]) for r in await cur.fetchall()}
-
-
-async def _live_workers(conn: AsyncConn) -> int | None:
-    try:
-        return len(await executions.live_workers(conn, get_settings().lease_timeout))
+        health = await state.backend.health(conn)
     except psycopg.errors.UndefinedTable:  # not migrated yet: readiness says so already
         return None
+    return int(health["live_workers"])
 
 
 def migrations_on_disk() -> list[Migration]:

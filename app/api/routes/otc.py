@@ -1,27 +1,26 @@
 """OTC reads: daily per-symbol metrics and normalized trades, keyset-paginated.
 
-Rows come from app.repositories.otc as exact Decimals and leave as JSON
+Rows come from app.otc.reads as exact Decimals and leave as JSON
 numbers (see `schemas.money`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
 from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, encode_cursor, next_link
+from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import READS, DbConn
 from app.api.schemas import DailyMetricResponse, TradeResponse
-from app.repositories import otc
+from app.otc import reads
 
 __all__ = ["OtcController"]
 
-Side = Literal["B", "S"]
 SYMBOL_PATTERN = r"^[A-Za-z0-9.-]{1,12}$"
 SYMBOL_HELP = "1-12 of A-Z 0-9 . - (case-insensitive)."
 StartDate = Annotated[
@@ -73,7 +72,7 @@ class OtcController(Controller):
         """
         _check_range(start_date, end_date)
         after = decode_cursor(cursor, "otc_metrics", tuple[str, dt.date]) if cursor else None
-        rows = await otc.daily_metrics(
+        rows = await reads.daily_metrics(
             conn,
             symbol=symbol.upper() if symbol else None,
             start_date=start_date,
@@ -81,13 +80,14 @@ class OtcController(Controller):
             limit=limit + 1,
             after=after,
         )
-        page = rows[:limit]
-        headers = {}
-        if len(rows) > limit:
-            key = encode_cursor("otc_metrics", page[-1].symbol, page[-1].date)
-            headers["Link"] = next_link(request, key)
-        body = [DailyMetricResponse.from_row(r) for r in page]
-        return Response(body, headers=headers)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="otc_metrics",
+            key=lambda m: (m.symbol, m.date),
+            to_response=DailyMetricResponse.from_row,
+        )
 
     @get(
         "/trades",
@@ -115,7 +115,7 @@ class OtcController(Controller):
             if cursor
             else None
         )
-        rows = await otc.trades(
+        rows = await reads.trades(
             conn,
             symbol.upper(),
             start_date=start_date,
@@ -123,11 +123,11 @@ class OtcController(Controller):
             limit=limit + 1,
             after=after,
         )
-        page = rows[:limit]
-        headers = {}
-        if len(rows) > limit:
-            last = page[-1]
-            key = encode_cursor("otc_trades", last.trade_date, last.executed_at, last.trade_id)
-            headers["Link"] = next_link(request, key)
-        body = [TradeResponse.from_row(r) for r in page]
-        return Response(body, headers=headers)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="otc_trades",
+            key=lambda t: (t.trade_date, t.executed_at, t.trade_id),
+            to_response=TradeResponse.from_row,
+        )

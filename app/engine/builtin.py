@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
-from app.pipelines.base import PipelineContext
-from app.registry import NoParams, Summary, pipeline
+from app.engine.context import PipelineContext
+from app.engine.registry import NoParams, Pipeline, Summary
+
+__all__ = ["PIPELINES", "SleepParams"]
 
 
-@pipeline("noop", "Does nothing; for health checks and benchmarks.", NoParams)
-async def noop(ctx: PipelineContext, params: NoParams) -> Summary:
+async def _noop(ctx: PipelineContext, params: NoParams) -> Summary:
     return None
 
 
@@ -19,10 +20,7 @@ class SleepParams(msgspec.Struct, forbid_unknown_fields=True):
     seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400, description="How long to sleep.")] = 1.0
 
 
-@pipeline(
-    "sleep", "Sleeps for `seconds`, reporting progress; stops early when cancelled.", SleepParams
-)
-async def sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
+async def _sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
     step = 1.0
     slept = 0.0
     while slept < params.seconds:
@@ -31,3 +29,14 @@ async def sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
         slept += chunk
         await ctx.progress(int(slept * 1000), int(params.seconds * 1000), f"slept {slept:.1f}s")
     return {"slept_seconds": params.seconds}
+
+
+PIPELINES: tuple[Pipeline[Any], ...] = (
+    Pipeline("noop", "Does nothing; for health checks and benchmarks.", NoParams, _noop),
+    Pipeline(
+        "sleep",
+        "Sleeps for `seconds`, reporting progress; stops early when cancelled.",
+        SleepParams,
+        _sleep,
+    ),
+)

@@ -20,12 +20,14 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import AsyncConn
+from app.engine import leases
+from app.engine.context import PipelineContext
+from app.engine.models import End, Execution
+from app.engine.registry import Registry
+from app.engine.retry import Backoff
 from app.errors import CancelRequested, ClaimLost, SpineError, first_line
-from app.pipelines.base import PipelineContext
-from app.registry import Registry, get_registry
-from app.repositories import executions as repo
 
 __all__ = ["Outcome", "Ran", "run_pipeline"]
 
@@ -43,7 +45,7 @@ class Ran(NamedTuple):
     """
 
     outcome: Outcome
-    next: repo.Execution | None = None
+    next: Execution | None = None
     claim_unsure: bool = False
 
 
@@ -54,11 +56,11 @@ T = TypeVar("T")
 
 async def run_pipeline(
     pool: AsyncConnectionPool[AsyncConn],
-    execution: repo.Execution,
+    execution: Execution,
     worker_id: str,
     *,
-    settings: Settings | None = None,
-    registry: Registry | None = None,
+    settings: Settings,
+    registry: Registry,
     cancel_event: asyncio.Event | None = None,
     claim_next: Callable[[], bool] | None = None,
 ) -> Ran:
@@ -68,8 +70,6 @@ async def run_pipeline(
     also claims the next execution (returned in `Ran.next`): one commit per
     execution for a busy worker instead of two.
     """
-    settings = settings or get_settings()
-    registry = registry or get_registry()
     execution_id = execution.id
     logger = logging.LoggerAdapter(
         logging.getLogger(f"spine.pipeline.{execution.pipeline}"),
@@ -92,7 +92,7 @@ async def run_pipeline(
         if execution.cancel_requested:
             raise CancelRequested("cancelled before it started")
         pipeline = registry.get(execution.pipeline)
-        params = pipeline.validate(execution.params)
+        params = pipeline.validate(execution.params, settings)
         summary = await pipeline.run(ctx, params)
     except CancelRequested as exc:
         status, payload = "cancelled", {"reason": str(exc)}
@@ -110,7 +110,7 @@ async def run_pipeline(
             requeued = await _retrying(
                 pool,
                 functools.partial(
-                    repo.requeue, execution_id=execution_id, worker_id=worker_id, reason=reason
+                    leases.requeue, execution_id=execution_id, worker_id=worker_id, reason=reason
                 ),
                 f"requeue {execution_id}",
             )
@@ -131,7 +131,7 @@ async def run_pipeline(
             status, error = "failed", f"the pipeline's result is not JSON-able: {exc}"
             payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
     payload["duration_s"] = round(time.perf_counter() - started, 6)
-    end = repo.End(status, error, payload)
+    end = End(status, error, payload)
     next_execution, unsure = None, False
     if claim_next is not None and claim_next():
         finished, next_execution, unsure = await _finish_and_claim(
@@ -149,8 +149,8 @@ async def run_pipeline(
 
 
 async def _finish_and_claim(
-    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: repo.End
-) -> tuple[bool, repo.Execution | None, bool]:
+    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: End
+) -> tuple[bool, Execution | None, bool]:
     """Record the end and claim the next in one statement; on any error, the end alone.
 
     Returns (finished, next execution, claim unsure): when the connection
@@ -158,7 +158,7 @@ async def _finish_and_claim(
     """
     try:
         async with pool.connection() as conn:
-            finished, next_execution = await repo.finish_and_claim(
+            finished, next_execution = await leases.finish_and_claim(
                 conn, execution_id, worker_id, end
             )
             return finished, next_execution, False
@@ -169,7 +169,7 @@ async def _finish_and_claim(
 
 
 async def _finish(
-    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: repo.End
+    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: End
 ) -> bool:
     """Record the end, retrying through a database outage so a result is never dropped."""
     while True:
@@ -177,7 +177,7 @@ async def _finish(
             return await _retrying(
                 pool,
                 functools.partial(
-                    repo.finish, execution_id=execution_id, worker_id=worker_id, end=end
+                    leases.finish, execution_id=execution_id, worker_id=worker_id, end=end
                 ),
                 f"record the end of {execution_id}",
             )
@@ -189,7 +189,7 @@ async def _finish(
             # The result itself could not be stored (say, it is not JSON-able): record that.
             log.exception("recording the end of %s failed", execution_id)
             error = f"recording the result failed: {_one_line(exc)}"
-            end = repo.End("failed", error, {"error": error, "recording_error": True})
+            end = End("failed", error, {"error": error, "recording_error": True})
 
 
 async def _retrying(
@@ -199,7 +199,7 @@ async def _retrying(
 ) -> T:
     """Run one statement, retrying through a database outage (restart, failover)."""
     deadline = time.monotonic() + RETRY_SECONDS
-    delay = 0.1
+    backoff = Backoff(0.1, 2.0)
     while True:
         try:
             async with pool.connection() as conn:
@@ -208,8 +208,7 @@ async def _retrying(
             if time.monotonic() > deadline:
                 raise
             log.warning("cannot %s yet (%s); retrying", what, _one_line(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await asyncio.sleep(backoff.next())
 
 
 def _one_line(exc: BaseException) -> str:

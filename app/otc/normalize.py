@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.db import AsyncConn
-from app.repositories import otc as repo
+from app.otc import metrics, normalize_steps
 
-__all__ = ["NormalizeResult", "normalize"]
+__all__ = ["NormalizeResult", "normalize_load"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class NormalizeResult:
     corrections: int
     rejected: int
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    metrics_rows: int = 0
 
     def __post_init__(self) -> None:
         accounted = self.inserted + self.duplicates + self.corrections + self.rejected
@@ -49,33 +50,36 @@ class NormalizeResult:
             raise AssertionError(f"normalization lost lines: read {self.rows_read}, {self}")
 
 
-async def normalize(
+async def normalize_load(
     conn: AsyncConn, load_id: int, *, rows_read: int, check_lines: Sequence[int], market_tz: str
 ) -> NormalizeResult:
-    """Normalize load `load_id` inside the caller's transaction.
+    """Normalize load `load_id`'s raw lines into otc_trades and recompute the metrics it touched.
 
-    Takes the trades lock (held until commit). Leaves the changed (symbol,
-    trade_date) pairs in pg_temp.otc_touched for `otc_metrics.recompute_touched`.
+    One transaction (a savepoint inside the caller's): it takes the trades lock,
+    held until the caller commits, and owns the temporary tables the steps
+    share, so no caller has to know their order.
     """
-    await repo.lock_trades(conn)
-    await repo.parse_check_lines(conn, load_id, check_lines)
-    rejects_by_reason = await repo.record_rejects(conn, load_id)
-    rejected = sum(rejects_by_reason.values())
-    await repo.start_touched(conn)
-    flagged = len(check_lines)
-    inserted, every_line_inserted = await repo.insert_new_trades(
-        conn, load_id, market_tz, flagged=flagged
-    )
-    duplicates = corrections = 0
-    if not every_line_inserted:
-        duplicates, corrections = await repo.resolve_repeats(
+    async with conn.transaction():
+        await metrics.lock_trades(conn)
+        await normalize_steps.parse_check_lines(conn, load_id, check_lines)
+        rejects_by_reason = await normalize_steps.record_rejects(conn, load_id)
+        await normalize_steps.start_touched(conn)
+        flagged = len(check_lines)
+        inserted, every_line_inserted = await normalize_steps.insert_new_trades(
             conn, load_id, market_tz, flagged=flagged
         )
+        duplicates = corrections = 0
+        if not every_line_inserted:
+            duplicates, corrections = await normalize_steps.resolve_repeats(
+                conn, load_id, market_tz, flagged=flagged
+            )
+        metrics_rows = await metrics.recompute_touched(conn)
     return NormalizeResult(
         rows_read=rows_read,
         inserted=inserted,
         duplicates=duplicates,
         corrections=corrections,
-        rejected=rejected,
+        rejected=sum(rejects_by_reason.values()),
         rejects_by_reason=rejects_by_reason,
+        metrics_rows=metrics_rows,
     )

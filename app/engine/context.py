@@ -17,8 +17,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
 from app.db import AsyncConn
+from app.engine import leases
+from app.engine.models import ClaimState
 from app.errors import CancelRequested, ClaimLost, first_line
-from app.repositories import executions as repo
 
 __all__ = ["PipelineContext"]
 
@@ -45,7 +46,7 @@ class PipelineContext:
         self._last_progress = now
         try:
             async with self.pool.connection() as conn:
-                state = await repo.record_progress(
+                state = await leases.record_progress(
                     conn, self.execution_id, self.worker_id, done=done, total=total, message=message
                 )
         except psycopg.OperationalError as exc:
@@ -58,7 +59,7 @@ class PipelineContext:
         """A cancellation point without a progress event (asks the database)."""
         self._raise_if_cancel_signalled()
         async with self.pool.connection() as conn:
-            state = await repo.claim_state(conn, self.execution_id, self.worker_id)
+            state = await leases.claim_state(conn, self.execution_id, self.worker_id)
         self._raise_for(state)
 
     async def sleep(self, seconds: float) -> None:
@@ -73,7 +74,7 @@ class PipelineContext:
         if self.cancel_event.is_set():
             raise CancelRequested(f"execution {self.execution_id} was cancelled")
 
-    def _raise_for(self, state: repo.ClaimState) -> None:
+    def _raise_for(self, state: ClaimState) -> None:
         if not state.held:
             raise ClaimLost(f"execution {self.execution_id} is no longer held by {self.worker_id}")
         if state.cancel_requested:

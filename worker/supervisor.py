@@ -20,6 +20,7 @@ import time
 from multiprocessing.process import BaseProcess
 
 from app.config import Settings
+from app.engine.retry import Backoff
 from app.logs import configure_logging
 
 __all__ = ["Supervisor"]
@@ -64,7 +65,8 @@ class Supervisor:
         self._children: dict[int, BaseProcess] = {}  # slot -> process
         self._stopping = False
         self._signals = 0
-        self._failures: dict[int, int] = {}
+        self._crashed: dict[int, bool] = {}  # slot -> died with an error since it last ran stably
+        self._backoff: dict[int, Backoff] = {}
         self._started_at: dict[int, float] = {}
 
     def _spawn(self, slot: int) -> None:
@@ -132,11 +134,14 @@ class Supervisor:
 
     def _restart(self, slot: int, pid: int | None, code: int | None) -> None:
         lived = time.monotonic() - self._started_at.get(slot, 0.0)
-        # A child that ran a while before dying is not a crash loop: no back-off.
-        previous = 0 if lived > STABLE_AFTER else self._failures.get(slot, 0)
-        failures = previous + (0 if code == 0 else 1)
-        self._failures[slot] = failures
-        delay = min(RESTART_BACKOFF_MAX, 0.25 * 2 ** (failures - 2)) if failures > 1 else 0.0
+        backoff = self._backoff.setdefault(slot, Backoff(0.25, RESTART_BACKOFF_MAX))
+        if lived > STABLE_AFTER:  # a child that ran a while before dying is no crash loop
+            backoff.reset()
+            self._crashed[slot] = False
+        # The first crash restarts at once; crashes in a row back off.
+        delay = backoff.next() if code != 0 and self._crashed.get(slot) else 0.0
+        if code != 0:
+            self._crashed[slot] = True
         log.warning(
             "worker process %s died (%s); restarting%s",
             pid,
@@ -155,3 +160,18 @@ def _describe(code: int | None) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"
+
+
+def main(processes: int | None = None) -> int:
+    """Run a pool on the configured database until SIGTERM/SIGINT; a bad setting is one line."""
+    from app import db
+    from app.config import ConfigError, get_settings
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        print(f"configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    # Resolves (or starts) the embedded server; opens no connection before the fork.
+    return Supervisor(settings, db.database_url(settings), processes).run()

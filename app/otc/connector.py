@@ -39,7 +39,7 @@ from typing import BinaryIO
 
 from app.db import AsyncConn
 from app.errors import InvalidRequest
-from app.repositories import otc as repo
+from app.otc import loads
 
 __all__ = [
     "CHUNK_BYTES",
@@ -157,11 +157,11 @@ async def copy_file(
     total = os.fstat(stream.fileno()).st_size
     reader = _Reader(stream, name)
     await asyncio.to_thread(reader.read_header)
-    await repo.begin_raw_copy(conn, load_id)
+    await loads.begin_raw_copy(conn, load_id)
     async with conn.cursor() as cur:
         pending: asyncio.Future[bytes | None] | None = None
         try:
-            async with cur.copy(repo.COPY_RAW_LINES) as copy:
+            async with cur.copy(loads.COPY_RAW_LINES) as copy:
                 pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
                 while (payload := await pending) is not None:
                     pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))

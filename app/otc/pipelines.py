@@ -23,15 +23,15 @@ from typing import Annotated, Any, BinaryIO
 import msgspec
 import psycopg
 
-from app.config import get_settings
+from app.config import Settings
 from app.db import AsyncConn, AsyncPool
-from app.pipelines.base import PipelineContext
-from app.registry import Summary, pipeline
-from app.repositories import otc as repo
-from app.services import otc_connector, otc_metrics, otc_normalizer
-from app.services.otc_connector import InvalidInputFile, ProgressFn, resolve_input_path
+from app.engine.context import PipelineContext
+from app.engine.registry import Pipeline, Summary
+from app.otc import connector, loads, metrics
+from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
+from app.otc.normalize import normalize_load
 
-__all__ = ["ComputeMetricsParams", "IngestParams", "PhaseFn", "ingest_file"]
+__all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "PhaseFn", "ingest_file"]
 
 PhaseFn = Callable[[str], Awaitable[None]]
 
@@ -46,12 +46,13 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ] = "otc_sample.csv"
 
-    def __post_init__(self) -> None:
-        # Checked at submit (the dispatcher validates params) and again when run.
-        try:
-            resolve_input_path(get_settings().data_dir, self.file)
-        except InvalidInputFile as exc:
-            raise ValueError(str(exc)) from None
+
+def _check_ingest(params: IngestParams, settings: Settings) -> None:
+    """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
+    try:
+        resolve_input_path(settings.data_dir, params.file)
+    except InvalidInputFile as exc:
+        raise ValueError(str(exc)) from None
 
 
 class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,12 +75,6 @@ class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("start_date must not be after end_date")
 
 
-@pipeline(
-    "otc_ingest",
-    "Load a trades CSV from the data directory: raw lines, normalized trades "
-    "(rejects kept with reasons, duplicates and corrections by trade_id), daily metrics.",
-    IngestParams,
-)
 async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
     path = resolve_input_path(ctx.settings.data_dir, params.file)
     size = path.stat().st_size
@@ -101,15 +96,9 @@ async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
     )
 
 
-@pipeline(
-    "otc_compute_metrics",
-    "Recompute daily OTC metrics from the stored trades for a date range (default: all), "
-    "optionally one symbol.",
-    ComputeMetricsParams,
-)
 async def otc_compute_metrics(ctx: PipelineContext, params: ComputeMetricsParams) -> Summary:
     async with ctx.pool.connection() as conn:
-        changed = await otc_metrics.recompute(
+        changed = await metrics.recompute(
             conn, start_date=params.start_date, end_date=params.end_date, symbol=params.symbol
         )
     return {"metrics_rows": changed, **msgspec.to_builtins(params)}
@@ -130,9 +119,9 @@ async def ingest_file(
     Returns the summary: rows_read, inserted, duplicates, corrections, rejected,
     rejects_by_reason, metrics_rows, and the load's id, file and checksum.
     """
-    with otc_connector.open_input(path) as stream:
+    with connector.open_input(path) as stream:
         async with pool.connection() as conn:
-            done = await repo.get_load(conn, execution_id)
+            done = await loads.get_load(conn, execution_id)
             if done is not None and done.summary is not None:
                 return done.summary  # an earlier attempt of this execution committed it
             try:
@@ -147,7 +136,7 @@ async def ingest_file(
                         phase=phase,
                     )
             except psycopg.errors.UniqueViolation:
-                done = await repo.get_load(conn, execution_id)
+                done = await loads.get_load(conn, execution_id)
                 if done is None or done.summary is None:
                     raise
                 return done.summary  # another attempt committed it meanwhile
@@ -164,28 +153,23 @@ async def _load(
     phase: PhaseFn | None,
 ) -> dict[str, Any]:
     size = os.fstat(stream.fileno()).st_size
-    load_id = await repo.create_load(
+    load_id = await loads.create_load(
         conn,
         execution_id=execution_id,
         source_file=source_file,
         file_bytes=size,
         market_tz=market_tz,
     )
-    copied = await otc_connector.copy_file(
-        conn, stream, load_id, name=source_file, progress=progress
-    )
+    copied = await connector.copy_file(conn, stream, load_id, name=source_file, progress=progress)
     if phase is not None:
         await phase(f"normalizing {copied.lines} lines")
-    result = await otc_normalizer.normalize(
+    result = await normalize_load(
         conn,
         load_id,
         rows_read=copied.lines,
         check_lines=copied.check_lines,
         market_tz=market_tz,
     )
-    if phase is not None:
-        await phase("recomputing metrics")
-    metrics_rows = await otc_metrics.recompute_touched(conn)
     summary: dict[str, Any] = {
         "rows_read": result.rows_read,
         "inserted": result.inserted,
@@ -193,11 +177,30 @@ async def _load(
         "corrections": result.corrections,
         "rejected": result.rejected,
         "rejects_by_reason": result.rejects_by_reason,
-        "metrics_rows": metrics_rows,
+        "metrics_rows": result.metrics_rows,
         "load_id": load_id,
         "file": source_file,
         "file_bytes": copied.file_bytes,
         "file_sha256": copied.sha256,
     }
-    await repo.finish_load(conn, load_id, file_sha256=copied.sha256, summary=summary)
+    await loads.finish_load(conn, load_id, file_sha256=copied.sha256, summary=summary)
     return summary
+
+
+PIPELINES: tuple[Pipeline[Any], ...] = (
+    Pipeline(
+        "otc_ingest",
+        "Load a trades CSV from the data directory: raw lines, normalized trades "
+        "(rejects kept with reasons, duplicates and corrections by trade_id), daily metrics.",
+        IngestParams,
+        otc_ingest,
+        check=_check_ingest,
+    ),
+    Pipeline(
+        "otc_compute_metrics",
+        "Recompute daily OTC metrics from the stored trades for a date range (default: all), "
+        "optionally one symbol.",
+        ComputeMetricsParams,
+        otc_compute_metrics,
+    ),
+)

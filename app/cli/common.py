@@ -1,0 +1,78 @@
+"""What every command group shares: running a coroutine, a connection, parsing values."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+import psycopg
+
+from app import db
+
+__all__ = ["parse_age", "parse_date", "parse_params", "redact", "run_async", "with_conn"]
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to its end from a (synchronous) click command."""
+    return asyncio.run(coro)
+
+
+def with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
+    """Open one autocommit connection, call `func` with it, close it."""
+
+    async def go() -> T:
+        async with await db.aconnect() as conn:
+            return await func(conn)
+
+    return run_async(go())
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(value: str) -> float:
+    """`30d`, `12h`, `90m`, `45s`, `2w` -> seconds."""
+    match = _AGE.match(value)
+    if not match:
+        raise click.BadParameter(f"{value!r}: use a number and a unit, like 30d, 12h or 90m")
+    return float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+
+
+def parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`-p key=value`: values are JSON when they parse as JSON, else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return (
+        psycopg.conninfo.make_conninfo(url, password="***")  # noqa: S106 - a mask, not a secret
+        if "password" in (psycopg.conninfo.conninfo_to_dict(url))
+        else url
+    )

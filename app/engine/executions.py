@@ -1,0 +1,268 @@
+"""Executions SQL: insert (submit), reads, cancel and prune.
+
+Every status change and its event are one statement (data-modifying CTEs),
+so they commit together. The worker side (claim, finish, progress) is in
+`leases`; heartbeats and recovery are in `workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
+
+from app.db import AsyncConn
+from app.engine.models import ACTIVE, CANCEL_CHANNEL, EXECUTIONS_CHANNEL, TERMINAL, Event, Execution
+
+__all__ = [
+    "ACTIVE_SQL",
+    "COLUMNS",
+    "HELD_SQL",
+    "CancelOutcome",
+    "get",
+    "insert",
+    "list_events",
+    "list_page",
+    "prune_finished",
+    "request_cancel",
+    "to_execution",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    """A constant tuple as an SQL list literal, e.g. ('pending', 'queued')."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+ACTIVE_SQL = _sql_list(ACTIVE)
+HELD_SQL = _sql_list(("queued", "running"))
+TERMINAL_SQL = _sql_list(TERMINAL)
+
+COLUMNS = (
+    "id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id, "
+    "cancel_requested, created_at, queued_at, started_at, completed_at, error"
+)
+
+
+def to_execution(row: dict[str, Any]) -> Execution:
+    return msgspec.convert(row, Execution, from_attributes=False)
+
+
+# ------------------------------------------------------------------ submit
+
+_INSERT = f"""
+WITH new AS (
+    INSERT INTO executions (pipeline, params, lane, trigger_source, logical_key)
+    VALUES (%(pipeline)s, %(params)s, %(lane)s, %(trigger_source)s, %(logical_key)s)
+    ON CONFLICT (logical_key)
+        -- The partial unique index's own predicate, so the conflict target matches it.
+        WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
+        DO NOTHING
+    RETURNING {COLUMNS}
+), created AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
+    FROM new
+)
+SELECT * FROM new
+"""
+
+_ACTIVE_BY_KEY = f"""
+SELECT {COLUMNS} FROM executions
+WHERE logical_key = %s AND status IN {ACTIVE_SQL}
+"""
+
+
+async def insert(
+    conn: AsyncConn,
+    *,
+    pipeline: str,
+    params: dict[str, Any],
+    lane: str,
+    trigger_source: str,
+    logical_key: str | None,
+) -> tuple[Execution, bool]:
+    """Insert a pending execution with its `created` event, then wake the workers.
+
+    Returns (execution, created). When `logical_key` is already held by an
+    active execution, that one is returned with created=False.
+
+    `conn` is in autocommit mode: the insert is one statement, so it commits
+    alone, and the NOTIFY follows as a statement of its own. Sent inside the
+    insert's transaction it would hold PostgreSQL's notify-queue lock across
+    the commit's WAL flush and serialize concurrent submits; a NOTIFY lost to
+    a crash in between is covered by the workers' poll.
+    """
+    args = {
+        "pipeline": pipeline,
+        "params": Jsonb(params),
+        "lane": lane,
+        "trigger_source": trigger_source,
+        "logical_key": logical_key,
+    }
+    while True:
+        row = await (await conn.execute(_INSERT, args)).fetchone()
+        if row is not None:
+            execution = to_execution(row)
+            try:
+                await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
+            except psycopg.Error as exc:
+                # Committed already: the submit stands, and the workers' poll finds it.
+                log.warning("execution %s stored; NOTIFY failed (%s)", execution.id, exc)
+            return execution, True
+        existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
+        if existing is not None:
+            return to_execution(existing), False
+        # The holder finished between our insert and our look-up: try again.
+
+
+# ------------------------------------------------------------------ read
+
+
+async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
+    cur = await conn.execute(f"SELECT {COLUMNS} FROM executions WHERE id = %s", (execution_id,))
+    row = await cur.fetchone()
+    return to_execution(row) if row else None
+
+
+async def list_page(
+    conn: AsyncConn,
+    *,
+    limit: int,
+    status: str | None = None,
+    pipeline: str | None = None,
+    lane: str | None = None,
+    before: tuple[datetime, str] | None = None,
+) -> list[Execution]:
+    """Newest first; `before` is the (created_at, id) keyset cursor of the previous page."""
+    cur = await conn.execute(
+        f"""
+        SELECT {COLUMNS} FROM executions
+        WHERE (%(status)s::text IS NULL OR status = %(status)s)
+          AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
+          AND (%(lane)s::text IS NULL OR lane = %(lane)s)
+          AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
+        ORDER BY created_at DESC, id DESC
+        LIMIT %(limit)s
+        """,
+        {
+            "status": status,
+            "pipeline": pipeline,
+            "lane": lane,
+            "at": before[0] if before else None,
+            "id": before[1] if before else None,
+            "limit": limit,
+        },
+    )
+    return [to_execution(r) for r in await cur.fetchall()]
+
+
+async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
+    cur = await conn.execute(
+        """
+        SELECT id, execution_id, event_type, timestamp, payload FROM execution_events
+        WHERE execution_id = %s AND id > %s ORDER BY id
+        """,
+        (execution_id, after_id),
+    )
+    return [msgspec.convert(r, Event) for r in await cur.fetchall()]
+
+
+# ------------------------------------------------------------------ cancel
+
+CancelOutcome = Literal["cancelled", "requested", "already_requested", "finished", "missing"]
+
+
+async def request_cancel(
+    conn: AsyncConn, execution_id: str
+) -> tuple[Execution | None, CancelOutcome]:
+    """Cancel: pending ends at once; queued/running is asked to stop.
+
+    Returns (execution after the change, outcome) where outcome is one of
+    "cancelled", "requested", "already_requested", "finished" or "missing".
+    """
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT status, cancel_requested FROM executions WHERE id = %s FOR UPDATE",
+            (execution_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None, "missing"
+        outcome: CancelOutcome
+        if row["status"] in TERMINAL:
+            outcome = "finished"
+        elif row["status"] == "pending":
+            await conn.execute(
+                """
+                WITH c AS (
+                    UPDATE executions
+                    SET status = 'cancelled', cancel_requested = true, completed_at = now()
+                    WHERE id = %(id)s RETURNING id
+                )
+                INSERT INTO execution_events (execution_id, event_type, payload)
+                SELECT id, e.type, e.payload FROM c, (VALUES
+                    (1, 'cancel_requested', '{}'::jsonb),
+                    (2, 'cancelled', '{"reason": "cancelled before it started"}'::jsonb)
+                ) AS e (n, type, payload)
+                ORDER BY e.n
+                """,
+                {"id": execution_id},
+            )
+            outcome = "cancelled"
+        elif row["cancel_requested"]:
+            outcome = "already_requested"
+        else:
+            await conn.execute(
+                """
+                WITH c AS (
+                    UPDATE executions SET cancel_requested = true WHERE id = %(id)s RETURNING id
+                )
+                INSERT INTO execution_events (execution_id, event_type)
+                SELECT id, 'cancel_requested' FROM c
+                """,
+                {"id": execution_id},
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (CANCEL_CHANNEL, execution_id))
+            outcome = "requested"
+        execution = await get(conn, execution_id)
+    return execution, outcome
+
+
+# ------------------------------------------------------------------ prune
+
+
+async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: int = 5000) -> int:
+    """Delete finished executions (and, by cascade, their events) older than the cut-off.
+
+    Active executions are never touched. Works in batches so a big prune never
+    holds long locks or builds one huge transaction.
+    """
+    total = 0
+    while True:
+        cur = await conn.execute(
+            f"""
+            WITH doomed AS (
+                SELECT id FROM executions
+                WHERE status IN {TERMINAL_SQL}
+                  AND completed_at < now() - make_interval(secs => %(age)s)
+                  -- Implied by the line above (nothing completes before it is
+                  -- created); it lets the scan use idx_executions_created.
+                  AND created_at < now() - make_interval(secs => %(age)s)
+                LIMIT %(batch)s
+                FOR UPDATE SKIP LOCKED
+            )
+            DELETE FROM executions e USING doomed WHERE e.id = doomed.id
+            """,
+            {"age": older_than_seconds, "batch": batch},
+        )
+        total += cur.rowcount
+        if cur.rowcount < batch:
+            return total

@@ -1,0 +1,237 @@
+"""Leases: what a worker does to the executions it holds.
+
+Claim, finish (optionally claiming the next in the same statement), requeue,
+give back, progress. Every change is guarded by "still held by me" in its
+WHERE clause, so a worker that lost its claim can never overwrite what another
+did, and every status change writes its event in the same statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from psycopg.types.json import Jsonb
+
+from app.db import AsyncConn
+from app.engine.executions import COLUMNS, HELD_SQL, to_execution
+from app.engine.models import EXECUTIONS_CHANNEL, ClaimState, End, Execution
+
+__all__ = [
+    "CLAIM_ANSWER_LOST",
+    "GIVEN_BACK_ON_STOP",
+    "claim",
+    "claim_state",
+    "finish",
+    "finish_and_claim",
+    "record_progress",
+    "release_held",
+    "requeue",
+]
+
+
+# The claim's CTEs, shared by claim() and finish_and_claim(): take the next
+# pending execution and start it, writing its `queued` and `started` events.
+_CLAIM_CTES = f"""
+next AS MATERIALIZED (
+    SELECT id FROM executions
+    WHERE status = 'pending'
+    ORDER BY priority, seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE executions e
+    SET status = 'running', worker_id = %(worker)s, queued_at = now(), started_at = now(),
+        attempt = e.attempt + 1
+    FROM next
+    WHERE e.id = next.id
+    RETURNING e.{COLUMNS.replace(", ", ", e.")}
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT claimed.id, step.event_type,
+           jsonb_build_object('worker_id', claimed.worker_id, 'attempt', claimed.attempt)
+    FROM claimed, (VALUES (1, 'queued'), (2, 'started')) AS step (n, event_type)
+    ORDER BY step.n
+)"""
+
+_CLAIM = f"""
+WITH {_CLAIM_CTES}
+SELECT * FROM claimed
+"""
+
+
+async def claim(conn: AsyncConn, worker_id: str) -> Execution | None:
+    """Claim the next pending execution (normal lane first, then oldest) and start it.
+
+    One statement takes the row, sets it `running` and writes both the `queued`
+    and the `started` event: a local worker starts what it claims at once, so a
+    separate queued -> running transaction would cost a commit and say nothing.
+    """
+    row = await (await conn.execute(_CLAIM, {"worker": worker_id})).fetchone()
+    return to_execution(row) if row else None
+
+
+# Ending a held execution: only while this worker still holds it.
+_FINISH_CTES = f"""
+f AS (
+    UPDATE executions
+    SET status = %(status)s, completed_at = now(), error = %(error)s
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
+    RETURNING id
+), ended AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, %(status)s, %(payload)s FROM f
+)"""
+
+_FINISH = f"""
+WITH {_FINISH_CTES}
+SELECT id FROM f
+"""
+
+_FINISH_AND_CLAIM = f"""
+WITH {_FINISH_CTES}, {_CLAIM_CTES}
+SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+"""
+
+
+def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
+    return {
+        "id": execution_id,
+        "worker": worker_id,
+        "status": end.status,
+        "error": end.error,
+        "payload": Jsonb(end.payload),
+    }
+
+
+async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -> bool:
+    """End a held execution; False when this worker no longer held it (nothing written)."""
+    args = _finish_args(execution_id, worker_id, end)
+    return await (await conn.execute(_FINISH, args)).fetchone() is not None
+
+
+async def finish_and_claim(
+    conn: AsyncConn, execution_id: str, worker_id: str, end: End
+) -> tuple[bool, Execution | None]:
+    """finish() and claim() in one statement, so a busy worker commits once per execution.
+
+    Returns (finished, the next execution or None). Both parts commit together;
+    the claim is made whether or not the finish found the execution still held.
+    """
+    row = await (
+        await conn.execute(_FINISH_AND_CLAIM, _finish_args(execution_id, worker_id, end))
+    ).fetchone()
+    assert row is not None
+    finished = bool(row.pop("finished"))
+    return finished, (to_execution(row) if row["id"] is not None else None)
+
+
+_REQUEUE = f"""
+WITH r AS (
+    UPDATE executions
+    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
+    RETURNING id, attempt
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'requeued', %(payload)s || jsonb_build_object('attempt', attempt) FROM r
+)
+SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
+"""
+
+
+async def requeue(conn: AsyncConn, execution_id: str, worker_id: str, *, reason: str) -> bool:
+    """Give a held execution back to the queue (a transient failure); False if not held."""
+    cur = await conn.execute(
+        _REQUEUE, {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})}
+    )
+    return await cur.fetchone() is not None
+
+
+_RELEASE_HELD = f"""
+WITH r AS (
+    -- Back to pending, the attempt not counted; one whose cancel was requested
+    -- meanwhile ends cancelled instead (it never ran).
+    UPDATE executions
+    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
+        worker_id = CASE WHEN cancel_requested THEN worker_id END,
+        queued_at = CASE WHEN cancel_requested THEN queued_at END,
+        started_at = CASE WHEN cancel_requested THEN started_at END,
+        completed_at = CASE WHEN cancel_requested THEN now() END,
+        attempt = attempt - 1
+    WHERE worker_id = %(worker)s AND status IN {HELD_SQL}
+    RETURNING id, status, attempt
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE status END,
+           jsonb_build_object('reason', %(reason)s::text, 'attempt', attempt)
+    FROM r
+)
+SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
+"""
+
+CLAIM_ANSWER_LOST = "claimed but not run: the claim's answer was lost"
+GIVEN_BACK_ON_STOP = "claimed but not run: the worker is stopping"
+
+
+async def release_held(conn: AsyncConn, worker_id: str, *, reason: str) -> list[str]:
+    """Give back every execution held by a worker that is running none of them.
+
+    Two cases: a worker stopping with the execution its last finish claimed,
+    and a claim whose commit succeeded while its connection broke, which leaves
+    an execution held by a live worker that never learned of it (its heartbeat
+    would keep it from recovery forever). The attempt is not counted: the
+    execution never ran. The `requeued` event carries `reason`.
+    """
+    args = {"worker": worker_id, "reason": reason}
+    rows = await (await conn.execute(_RELEASE_HELD, args)).fetchall()
+    return [str(r["id"]) for r in rows]
+
+
+_PROGRESS = f"""
+WITH held AS (
+    SELECT id, cancel_requested FROM executions
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
+), p AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'progress', %(payload)s FROM held
+)
+SELECT
+    EXISTS (SELECT 1 FROM held) AS held,
+    COALESCE((SELECT cancel_requested FROM held), false) AS cancel_requested
+"""
+
+
+async def record_progress(
+    conn: AsyncConn,
+    execution_id: str,
+    worker_id: str,
+    *,
+    done: int,
+    total: int | None,
+    message: str,
+) -> ClaimState:
+    payload = {"done": done, "total": total, "message": message}
+    cur = await conn.execute(
+        _PROGRESS, {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return msgspec.convert(row, ClaimState)
+
+
+async def claim_state(conn: AsyncConn, execution_id: str, worker_id: str) -> ClaimState:
+    cur = await conn.execute(
+        f"""
+        SELECT
+            COALESCE(bool_or(worker_id = %(worker)s AND status IN {HELD_SQL}), false)
+                AS held,
+            COALESCE(bool_or(cancel_requested), false) AS cancel_requested
+        FROM executions WHERE id = %(id)s
+        """,
+        {"id": execution_id, "worker": worker_id},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return msgspec.convert(row, ClaimState)

@@ -1,0 +1,105 @@
+"""The engine's one vocabulary: statuses, lanes, event types, channels and rows.
+
+The API's schemas, the CLI and the SQL modules all take these names from
+here, so a status or a lane is spelled once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal, get_args
+
+import msgspec
+
+__all__ = [
+    "ACTIVE",
+    "CANCEL_CHANNEL",
+    "EVENT_TYPES",
+    "EXECUTIONS_CHANNEL",
+    "LANES",
+    "STATUSES",
+    "TERMINAL",
+    "ClaimState",
+    "End",
+    "EndStatus",
+    "Event",
+    "EventType",
+    "Execution",
+    "Lane",
+    "Status",
+]
+
+Status = Literal["pending", "queued", "running", "completed", "failed", "cancelled"]
+"""pending → (queued →) running → completed | failed, and cancelled from any active state."""
+EndStatus = Literal["completed", "failed", "cancelled"]
+Lane = Literal["normal", "backfill"]
+"""`normal` is always claimed before `backfill`."""
+EventType = Literal[
+    "created",
+    "queued",
+    "started",
+    "progress",
+    "completed",
+    "failed",
+    "cancel_requested",
+    "cancelled",
+    "requeued",
+]
+
+STATUSES: Final[tuple[Status, ...]] = get_args(Status)
+LANES: Final[tuple[Lane, ...]] = get_args(Lane)
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
+ACTIVE: Final[tuple[Status, ...]] = ("pending", "queued", "running")
+TERMINAL: Final[tuple[EndStatus, ...]] = get_args(EndStatus)
+HELD: Final[tuple[Status, ...]] = ("queued", "running")
+"""The states in which an execution belongs to a worker (`worker_id` names it)."""
+
+EXECUTIONS_CHANNEL: Final = "spine_executions"
+"""NOTIFY channel: something became claimable (payload: the lane or `requeued`)."""
+CANCEL_CHANNEL: Final = "spine_cancel"
+"""NOTIFY channel: a running execution was asked to stop (payload: its id)."""
+
+
+class Execution(msgspec.Struct, frozen=True):
+    """An executions row."""
+
+    id: str
+    pipeline: str
+    params: dict[str, Any]
+    lane: Lane
+    status: Status
+    trigger_source: str
+    logical_key: str | None
+    attempt: int
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: str | None
+
+
+class Event(msgspec.Struct, frozen=True):
+    """An execution_events row: one thing that happened to an execution."""
+
+    id: int
+    execution_id: str
+    event_type: EventType
+    timestamp: datetime
+    payload: dict[str, Any]
+
+
+class End(msgspec.Struct, frozen=True):
+    """How a held execution ended: the status, the error (failed), the event's payload."""
+
+    status: EndStatus
+    error: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ClaimState(msgspec.Struct, frozen=True):
+    """Whether a worker still holds an execution, and whether its cancel was asked for."""
+
+    held: bool
+    cancel_requested: bool

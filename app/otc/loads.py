@@ -1,0 +1,99 @@
+"""OTC loads: one row per file loaded by one execution, and the raw lines' COPY target.
+
+A load's row carries its summary once it committed, so a retried execution
+whose load did commit returns that summary instead of loading again
+(otc_loads.execution_id is unique).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, LiteralString
+
+import msgspec
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from app.db import AsyncConn
+
+__all__ = [
+    "COPY_RAW_LINES",
+    "Load",
+    "begin_raw_copy",
+    "count",
+    "create_load",
+    "finish_load",
+    "get_load",
+]
+
+# Every line becomes one row with one column: \x01 and \x02 never reach the
+# server (the connector replaces them), so no line is ever split or quoted by COPY.
+COPY_RAW_LINES: LiteralString = (
+    "COPY otc_trades_raw (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+)
+
+
+class Load(msgspec.Struct, frozen=True):
+    """An otc_loads row: one file loaded by one execution."""
+
+    id: int
+    execution_id: str
+    source_file: str
+    file_bytes: int
+    file_sha256: str | None
+    market_tz: str
+    started_at: datetime
+    finished_at: datetime | None
+    summary: dict[str, Any] | None
+
+
+async def get_load(conn: AsyncConn, execution_id: str) -> Load | None:
+    async with conn.cursor(row_factory=class_row(Load)) as cur:
+        await cur.execute("SELECT * FROM otc_loads WHERE execution_id = %s", (execution_id,))
+        return await cur.fetchone()
+
+
+async def create_load(
+    conn: AsyncConn, *, execution_id: str, source_file: str, file_bytes: int, market_tz: str
+) -> int:
+    """Insert the load's row; returns its id. Blocks while another attempt holds the id."""
+    cur = await conn.execute(
+        """
+        INSERT INTO otc_loads (execution_id, source_file, file_bytes, market_tz)
+        VALUES (%s, %s, %s, %s) RETURNING id
+        """,
+        (execution_id, source_file, file_bytes, market_tz),
+    )
+    return count(await cur.fetchone(), "id")
+
+
+async def finish_load(
+    conn: AsyncConn, load_id: int, *, file_sha256: str, summary: dict[str, Any]
+) -> None:
+    await conn.execute(
+        """
+        UPDATE otc_loads SET file_sha256 = %s, summary = %s, finished_at = clock_timestamp()
+        WHERE id = %s
+        """,
+        (file_sha256, Jsonb(summary), load_id),
+    )
+
+
+async def begin_raw_copy(conn: AsyncConn, load_id: int) -> None:
+    """Arm otc_trades_raw's defaults for this transaction: this load's id, lines from 2."""
+    cur = await conn.execute("SELECT to_regclass('pg_temp.otc_line_seq') IS NULL AS missing")
+    row = await cur.fetchone()
+    if row is not None and row["missing"]:
+        await conn.execute("CREATE TEMP SEQUENCE otc_line_seq")  # lives as long as the session
+    await conn.execute(
+        "SELECT set_config('spine.otc_load_id', %s, true), setval('pg_temp.otc_line_seq', 1)",
+        (str(load_id),),
+    )
+
+
+def count(row: dict[str, object] | None, key: str = "n") -> int:
+    """The integer a one-row aggregate returned."""
+    value = None if row is None else row[key]
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer {key!r}, got {value!r}")
+    return value

@@ -1,0 +1,132 @@
+"""OTC reads for the API and the CLI: daily metrics and one symbol's trades.
+
+Rows are msgspec Structs with exact Decimals, ordered for keyset pagination:
+pass the last row's key as `after` to get the next page.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from psycopg import sql
+from psycopg.rows import class_row, kwargs_row
+
+from app.db import AsyncConn
+
+__all__ = ["DailyMetric", "Trade", "daily_metrics", "trades"]
+
+
+class DailyMetric(msgspec.Struct, frozen=True):
+    """One symbol's metrics for one trade date; money and prices are exact Decimals."""
+
+    symbol: str
+    date: date
+    trade_count: int
+    total_volume: int
+    total_notional: Decimal
+    vwap: Decimal
+    high_price: Decimal
+    low_price: Decimal
+
+
+class Trade(msgspec.Struct, frozen=True):
+    trade_id: str
+    symbol: str
+    executed_at: datetime
+    trade_date: date
+    price: Decimal
+    size: int
+    side: str
+    venue: str
+
+
+async def daily_metrics(
+    conn: AsyncConn,
+    *,
+    symbol: str | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    limit: int = 100,
+    after: tuple[str, date] | None = None,
+) -> list[DailyMetric]:
+    """Metrics ordered by (symbol, date); `after` is the last row's (symbol, date)."""
+    conditions: list[sql.Composable] = []
+    if symbol is not None:
+        conditions.append(sql.SQL("symbol = %(symbol)s"))
+    if start_date is not None:
+        conditions.append(sql.SQL("trade_date >= %(start)s"))
+    if end_date is not None:
+        conditions.append(sql.SQL("trade_date <= %(end)s"))
+    if after is not None:
+        conditions.append(sql.SQL("(symbol, trade_date) > (%(after_symbol)s, %(after_date)s)"))
+    query = sql.SQL(
+        """
+        SELECT symbol, trade_date AS date, trade_count, total_volume, total_notional, vwap,
+               high_price, low_price
+          FROM otc_metrics_daily
+         WHERE {where}
+         ORDER BY symbol, trade_date
+         LIMIT %(limit)s
+        """
+    ).format(where=sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true"))
+    params = {
+        "symbol": symbol,
+        "start": start_date,
+        "end": end_date,
+        "after_symbol": after[0] if after else None,
+        "after_date": after[1] if after else None,
+        "limit": limit,
+    }
+    async with conn.cursor(row_factory=kwargs_row(_daily_metric)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+def _daily_metric(*, total_volume: Decimal, **values: Any) -> DailyMetric:
+    return DailyMetric(total_volume=int(total_volume), **values)
+
+
+async def trades(
+    conn: AsyncConn,
+    symbol: str,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    limit: int = 100,
+    after: tuple[date, datetime, str] | None = None,
+) -> list[Trade]:
+    """One symbol's trades ordered by (trade_date, executed_at, trade_id); `after` is the last
+    row's (trade_date, executed_at, trade_id)."""
+    conditions: list[sql.Composable] = [sql.SQL("symbol = %(symbol)s")]
+    if start_date is not None:
+        conditions.append(sql.SQL("trade_date >= %(start)s"))
+    if end_date is not None:
+        conditions.append(sql.SQL("trade_date <= %(end)s"))
+    if after is not None:
+        conditions.append(
+            sql.SQL("(trade_date, executed_at, trade_id) > (%(a_date)s, %(a_time)s, %(a_id)s)")
+        )
+    query = sql.SQL(
+        """
+        SELECT trade_id, symbol, executed_at, trade_date, price, size, side, venue
+          FROM otc_trades
+         WHERE {where}
+         ORDER BY trade_date, executed_at, trade_id
+         LIMIT %(limit)s
+        """
+    ).format(where=sql.SQL(" AND ").join(conditions))
+    params = {
+        "symbol": symbol,
+        "start": start_date,
+        "end": end_date,
+        "a_date": after[0] if after else None,
+        "a_time": after[1] if after else None,
+        "a_id": after[2] if after else None,
+        "limit": limit,
+    }
+    async with conn.cursor(row_factory=class_row(Trade)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
