@@ -1,5 +1,8 @@
 """Test harness: a real PostgreSQL server, a migrated template, a fresh database per test.
 
+`tests/unit` needs no server: `pytest tests/unit` starts none. The fixtures
+that hand out databases are in `tests/integration/conftest.py`.
+
 The server is the embedded one (under `.spine/test`, shared by concurrent
 pytest runs and stopped by the last one to finish) unless
 `SPINE_TEST_DATABASE_URL` (or `DATABASE_URL`) names one. The controlling
@@ -10,10 +13,8 @@ never shares state between tests.
 
 from __future__ import annotations
 
-import itertools
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,14 +22,13 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from app import db, embedded
-from app.config import get_settings
 from app.migrations import apply_pending
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_STATE_DIR = ROOT / ".spine" / "test"
 
-_SERVER = "SPINE_TEST_SERVER_URL"
-_TEMPLATE = "SPINE_TEST_TEMPLATE"
+SERVER_ENV = "SPINE_TEST_SERVER_URL"
+TEMPLATE_ENV = "SPINE_TEST_TEMPLATE"
 _STARTED_EMBEDDED = "_SPINE_TEST_STARTED_EMBEDDED"
 
 
@@ -55,8 +55,15 @@ def _is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+def _only_unit_tests(config: pytest.Config) -> bool:
+    """Whether every path asked for is under tests/unit: then no server is started."""
+    unit = ROOT / "tests" / "unit"
+    paths = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
+    return bool(paths) and all(p.is_relative_to(unit) for p in paths)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if not _is_controller(config) or os.environ.get(_TEMPLATE):
+    if not _is_controller(config) or os.environ.get(TEMPLATE_ENV) or _only_unit_tests(config):
         return
     server = os.environ.get("SPINE_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not server:
@@ -70,14 +77,14 @@ def pytest_configure(config: pytest.Config) -> None:
     with db.connect(make_conninfo(server, dbname=template)) as conn:
         apply_pending(conn)
     # xdist workers are spawned after this hook and inherit the environment.
-    os.environ[_SERVER] = server
-    os.environ[_TEMPLATE] = template
+    os.environ[SERVER_ENV] = server
+    os.environ[TEMPLATE_ENV] = template
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if not _is_controller(config) or _TEMPLATE not in os.environ:
+    if not _is_controller(config) or TEMPLATE_ENV not in os.environ:
         return
-    server, template = os.environ.pop(_SERVER), os.environ.pop(_TEMPLATE)
+    server, template = os.environ.pop(SERVER_ENV), os.environ.pop(TEMPLATE_ENV)
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
         # Databases a crashed test left behind.
@@ -110,44 +117,3 @@ def _other_live_users() -> bool:
         except PermissionError:
             alive = True
     return alive
-
-
-_counter = itertools.count()
-
-
-def _fresh_database_name() -> str:
-    run = os.environ[_TEMPLATE].removeprefix("spine_tpl_")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
-    return f"spine_t_{run}_{worker}_{os.getpid()}_{next(_counter)}"
-
-
-@pytest.fixture
-def database_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database; DATABASE_URL and the settings point at it."""
-    server, template = os.environ[_SERVER], os.environ[_TEMPLATE]
-    name = _fresh_database_name()
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    url = make_conninfo(server, dbname=name)
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("SPINE_STATE_DIR", str(tmp_path / "state"))
-    get_settings.cache_clear()
-    try:
-        yield url
-    finally:
-        get_settings.cache_clear()
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
-    """An autocommit connection to the test's database."""
-    with db.connect(database_url) as connection:
-        yield connection
-
-
-@pytest.fixture
-def server_url() -> str:
-    """The test server's maintenance URL, for tests that create databases of their own."""
-    return os.environ[_SERVER]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psutil
 import psycopg
@@ -45,14 +45,14 @@ async def submit(
 
 
 def wait_until(
-    condition: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.02
+    condition: Callable[[], T | bool | None], *, timeout: float = 30.0, interval: float = 0.02
 ) -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
         if result:
-            return result
+            return cast(T, result)  # `cond and row` returns the row once cond holds
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)

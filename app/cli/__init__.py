@@ -15,9 +15,9 @@ import psycopg
 from app.cli.data import data_group
 from app.cli.db import db_group
 from app.cli.executions import executions_group
-from app.cli.pipelines import list_pipelines, run
 from app.cli.processes import api, shell, up, worker_group
 from app.cli.query import query_group
+from app.cli.run import list_pipelines, run
 from app.config import ConfigError, get_settings
 from app.errors import SpineError, first_line
 from app.logs import configure_logging

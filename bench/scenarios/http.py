@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from bench import otc_data
 from bench.baseline_app import URL_VARIABLE

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*ROOT.glob("app/**/*.py"), *ROOT.glob("worker/**/*.py")])
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|LISTEN|NOTIFY|COPY|CREATE|DROP|ALTER|WITH)\b")
 CONSTANT = re.compile(r"^_?[A-Z][A-Z0-9_]*$")

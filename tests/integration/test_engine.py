@@ -10,8 +10,6 @@ import psycopg
 import pytest
 
 from app import db
-from app.catalog import default_registry
-from app.config import get_settings
 from app.engine import executions, leases, models, workers
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
@@ -27,35 +25,6 @@ def events_of(conn: Conn, execution_id: str) -> list[str]:
         (execution_id,),
     ).fetchall()
     return [str(r["event_type"]) for r in rows]
-
-
-def test_registry_refuses_duplicate_names() -> None:
-    async def run(ctx: PipelineContext, params: NoParams) -> Summary:
-        return None
-
-    with pytest.raises(ValueError, match="two pipelines are named 'x'"):
-        Registry([Pipeline("x", "first", NoParams, run), Pipeline("x", "second", NoParams, run)])
-
-
-def test_unknown_pipeline_lists_known_ones() -> None:
-    with pytest.raises(UnknownPipeline) as info:
-        default_registry().get("nope")
-    assert "noop" in str(info.value)
-    assert "sleep" in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("params", "field"),
-    [({"seconds": "soon"}, "params.seconds"), ({"seconds": -1}, "params.seconds")],
-)
-def test_params_errors_name_the_field(params: dict[str, Any], field: str) -> None:
-    with pytest.raises(InvalidParams, match=field.replace(".", r"\.")):
-        default_registry().get("sleep").validate(params, get_settings())
-
-
-def test_unknown_param_is_an_error_not_ignored() -> None:
-    with pytest.raises(InvalidParams, match="seconds_typo"):
-        default_registry().get("sleep").validate({"seconds_typo": 1}, get_settings())
 
 
 async def test_submit_records_pending_with_created_event(database_url: str, conn: Conn) -> None:

@@ -29,7 +29,7 @@ from app.otc import reads
 from app.otc.generator import SAMPLE_BAD_LINES, generate
 from app.otc.pipelines import ingest_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "otc_sample.csv"
 HEADER = "trade_id,symbol,executed_at,price,size,side,venue"
 NY = ZoneInfo("America/New_York")

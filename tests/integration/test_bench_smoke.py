@@ -11,12 +11,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("drain", "wakeup", "ingest", "metrics", "http")
 
 
@@ -39,7 +40,7 @@ def test_quick_bench_runs_every_scenario(server_url: str, tmp_path: Path) -> Non
 
     results = json.loads(out.read_text())
     assert results["errors"] == {}
-    by_scenario: dict[str, list[dict[str, object]]] = {}
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
     for row in results["rows"]:
         by_scenario.setdefault(row["scenario"], []).append(row)
     assert set(by_scenario) == set(SCENARIOS)

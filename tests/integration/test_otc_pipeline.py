@@ -17,7 +17,7 @@ from app.config import get_settings
 from app.errors import InvalidParams
 from tests.support import run_inline, submit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 Conn = psycopg.Connection[dict[str, Any]]
 
 

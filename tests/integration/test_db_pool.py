@@ -21,7 +21,7 @@ async def _backend_pid(pool: db.AsyncPool) -> int:
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
     assert row is not None
-    return int(row["pid"])  # type: ignore[call-overload]
+    return int(str(row["pid"]))
 
 
 def _terminate(conn: Conn, pid: int) -> None:

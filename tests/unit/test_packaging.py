@@ -32,7 +32,7 @@ from honcho.environ import parse_procfile
 from app.cli import main
 from app.config import load_settings, setting_docs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "api", "worker")
 # Procfile entry -> the compose service that runs the same command.
 PROCFILE_TO_COMPOSE = {"web": "api", "worker": "worker"}

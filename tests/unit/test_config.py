@@ -57,7 +57,7 @@ def test_dotenv_fills_gaps_but_environment_wins(
 
 
 def test_env_example_documents_every_setting() -> None:
-    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     for variable, _default, meaning in setting_docs():
         assert f"{variable}=" in example, variable
         assert meaning, f"{variable} has no description"

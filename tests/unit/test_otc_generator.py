@@ -10,7 +10,7 @@ from pathlib import Path
 from app.otc.connector import HEADER, is_plain_line
 from app.otc.generator import SAMPLE_BAD_LINES, generate, trading_days, write_sample
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _text(**kwargs: object) -> str:

@@ -1,0 +1,60 @@
+"""Fixtures of the integration tests: a fresh database per test, cloned from the template.
+
+The server and the migrated template are set up once per run by the root
+`tests/conftest.py` (its `pytest_configure`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from app import db
+from app.config import get_settings
+from tests.conftest import SERVER_ENV, TEMPLATE_ENV
+
+_counter = itertools.count()
+
+
+def _fresh_database_name() -> str:
+    run = os.environ[TEMPLATE_ENV].removeprefix("spine_tpl_")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    return f"spine_t_{run}_{worker}_{os.getpid()}_{next(_counter)}"
+
+
+@pytest.fixture
+def database_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database; DATABASE_URL and the settings point at it."""
+    server, template = os.environ[SERVER_ENV], os.environ[TEMPLATE_ENV]
+    name = _fresh_database_name()
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = make_conninfo(server, dbname=name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SPINE_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        get_settings.cache_clear()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    """An autocommit connection to the test's database."""
+    with db.connect(database_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def server_url() -> str:
+    """The test server's maintenance URL, for tests that create databases of their own."""
+    return os.environ[SERVER_ENV]
