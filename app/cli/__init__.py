@@ -7,6 +7,8 @@ a user can cause into one line on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -27,7 +29,31 @@ __all__ = ["main"]
 
 
 class SpineGroup(click.Group):
-    """The root group: a user's mistake is one line on stderr and exit 1, never a traceback."""
+    """The root group: a user's mistake is one line on stderr and a non-zero exit.
+
+    Errors the commands raise become click's one-line `Error: ...` (exit 1); a
+    usage mistake (unknown option, bad value) is one line too, naming the
+    command's --help, instead of click's three-line usage block (exit 2).
+    """
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
+        if extra.get("standalone_mode", True) is False:
+            return super().main(args, prog_name, **extra)
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"Error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -41,7 +67,7 @@ class SpineGroup(click.Group):
         except psycopg.OperationalError as exc:
             raise click.ClickException(f"database unavailable: {first_line(exc)}") from None
         except psycopg.ProgrammingError as exc:  # e.g. DATABASE_URL is not a connection string
-            raise click.ClickException(f"database: {first_line(exc)}") from None
+            raise click.ClickException(f"DATABASE_URL: {first_line(exc)}") from None
         except OSError as exc:  # a file or directory that is missing or not writable
             raise click.ClickException(first_line(exc)) from None
 

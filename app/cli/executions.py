@@ -9,7 +9,7 @@ from app import db
 from app.cli.common import parse_age, with_conn
 from app.config import get_settings
 from app.engine import executions, workers
-from app.engine.models import Event, Execution
+from app.engine.models import STATUSES, Event, Execution
 from app.errors import Conflict, NotFound
 
 __all__ = ["executions_group"]
@@ -21,7 +21,7 @@ def executions_group() -> None:
 
 
 @executions_group.command("list")
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice(STATUSES), default=None)
 @click.option("--pipeline", default=None)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
 def executions_list(status: str | None, pipeline: str | None, limit: int) -> None:

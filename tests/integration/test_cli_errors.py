@@ -1,0 +1,69 @@
+"""Every command group refuses bad input with one line on stderr and a non-zero exit.
+
+Run as real subprocesses (`python -m app.cli`), so what is checked is exactly
+what a user sees: no traceback, no usage block, one line naming the mistake.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, spine_env
+
+CASES = [
+    # (command group, arguments, extra environment, what the line must say)
+    ("db", ["db", "status"], {"DATABASE_URL": "notaurl"}, "DATABASE_URL"),
+    ("db", ["db", "reset", "--bogus"], {}, "No such option '--bogus'"),
+    ("list/run", ["run", "nope"], {}, "unknown pipeline 'nope'"),
+    ("list/run", ["run", "otc_ingest", "-p", "file=missing.csv"], {}, "missing.csv"),
+    ("list/run", ["run", "sleep", "--lane", "fast"], {}, "'--lane'"),
+    ("executions", ["executions", "show", "no-such-id"], {}, "no execution no-such-id"),
+    ("executions", ["executions", "cancel", "no-such-id"], {}, "no execution no-such-id"),
+    ("executions", ["executions", "list", "--status", "done"], {}, "'done' is not one of"),
+    ("executions", ["executions", "prune", "--older-than", "soon"], {}, "'soon'"),
+    ("data", ["data", "generate", "--rows", "10", "/nonexistent/dir/x.csv"], {}, "/nonexistent"),
+    ("query", ["query", "metrics", "--start", "2026-13-01"], {}, "is not a date"),
+    ("query", ["query", "trades", "--symbol", "ACME", "--end", "yesterday"], {}, "is not a date"),
+    ("worker", ["worker", "start"], {"SPINE_MAX_CONCURRENT": "0"}, "SPINE_MAX_CONCURRENT"),
+    ("api", ["api", "--port", "70000"], {}, "'--port'"),
+    ("up", ["up", "--procfile", "no/such/Procfile"], {}, "no/such/Procfile not found"),
+]
+
+
+def _spine(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("group", "args", "extra", "expected"), CASES, ids=[" ".join(c[1]) for c in CASES]
+)
+def test_bad_invocation_is_one_line_and_a_non_zero_exit(
+    database_url: str, group: str, args: list[str], extra: dict[str, str], expected: str
+) -> None:
+    done = _spine(args, spine_env(database_url, **extra), ROOT)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0, (group, done.stdout)
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: ")
+    assert expected in lines[0]
+    assert "'spine " in lines[0] or "--help" not in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_every_command_group_has_a_case() -> None:
+    from app.cli import main
+
+    covered = {args[0] for _, args, _, _ in CASES}
+    assert set(main.commands) - {"shell"} <= covered | {"list"}
