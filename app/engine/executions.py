@@ -17,7 +17,15 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
-from app.engine.models import ACTIVE, CANCEL_CHANNEL, EXECUTIONS_CHANNEL, TERMINAL, Event, Execution
+from app.engine.models import (
+    ACTIVE,
+    CANCEL_CHANNEL,
+    EXECUTIONS_CHANNEL,
+    HELD,
+    TERMINAL,
+    Event,
+    Execution,
+)
 
 __all__ = [
     "ACTIVE_SQL",
@@ -42,7 +50,7 @@ def _sql_list(values: Iterable[str]) -> str:
 
 
 ACTIVE_SQL = _sql_list(ACTIVE)
-HELD_SQL = _sql_list(("queued", "running"))
+HELD_SQL = _sql_list(HELD)
 TERMINAL_SQL = _sql_list(TERMINAL)
 
 COLUMNS = (

@@ -16,6 +16,7 @@ __all__ = [
     "CANCEL_CHANNEL",
     "EVENT_TYPES",
     "EXECUTIONS_CHANNEL",
+    "HELD",
     "LANES",
     "STATUSES",
     "TERMINAL",
