@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from app.engine import builtin
 from app.engine.registry import Registry
+from app.finra import pipelines as finra
 from app.otc import pipelines as otc
 
 __all__ = ["default_registry"]
@@ -15,4 +16,4 @@ __all__ = ["default_registry"]
 
 def default_registry() -> Registry:
     """Every built-in pipeline, by name."""
-    return Registry([*builtin.PIPELINES, *otc.PIPELINES])
+    return Registry([*builtin.PIPELINES, *otc.PIPELINES, *finra.PIPELINES])

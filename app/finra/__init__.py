@@ -1,0 +1,6 @@
+"""FINRA OTC Transparency: weekly OTC volume per (symbol, venue), restatements, market share.
+
+`pipelines` (finra_weekly_ingest) -> `connector` (file -> raw lines) ->
+`normalize` (raw lines -> finra_weekly_volume, in one transaction);
+`reads` holds the analytics SQL the API and the CLI share.
+"""

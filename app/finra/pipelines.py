@@ -1,0 +1,150 @@
+"""FINRA pipelines: `finra_weekly_ingest` (a weekly OTC Transparency file -> weekly volume).
+
+An ingest is one transaction: the COPY of the raw lines, the rejects and the
+replacement of the week's rows commit together or not at all, so a worker
+killed half way leaves nothing behind. A retry of an execution whose load did
+commit returns that load's summary instead of loading again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import psycopg
+
+from app.config import Settings
+from app.db import AsyncConn, AsyncPool
+from app.engine.context import PipelineContext
+from app.engine.registry import Pipeline, Summary
+from app.files import InvalidInputFile, open_input, resolve_input_path
+from app.finra import connector, loads
+from app.finra.normalize import normalize_load
+
+__all__ = ["PIPELINES", "IngestParams", "ingest_file"]
+
+
+class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
+    file: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=1024,
+            description="FINRA weekly file (pipe-delimited), relative to SPINE_DATA_DIR.",
+            examples=["finra/finra_otc_weekly_otc_20251215.csv"],
+        ),
+    ]
+    week: Annotated[
+        date | None,
+        msgspec.Meta(description="The week's Monday; none: the file's lastUpdateDate."),
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.week is not None and self.week.weekday() != 0:
+            raise ValueError(f"week {self.week} is not a Monday")
+
+
+def _check_ingest(params: IngestParams, settings: Settings) -> None:
+    """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
+    try:
+        resolve_input_path(settings.data_dir, params.file)
+    except InvalidInputFile as exc:
+        raise ValueError(str(exc)) from None
+
+
+async def finra_weekly_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
+    path = resolve_input_path(ctx.settings.data_dir, params.file)
+    await ctx.progress(0, None, f"loading {params.file}")
+    return await ingest_file(
+        ctx.pool, execution_id=ctx.execution_id, path=path, source_file=params.file, week=params.week
+    )
+
+
+async def ingest_file(
+    pool: AsyncPool, *, execution_id: str, path: Path, source_file: str, week: date | None = None
+) -> dict[str, Any]:
+    """Load `path` (already resolved inside the data directory) as one transaction.
+
+    Returns the summary: rows_read, inserted, changed, removed, unchanged,
+    rejected, rejects_by_reason, the week and lastUpdateDate, the load's id,
+    file and checksum, and db_seconds (the load's SQL, from COPY to the end).
+    """
+    prepared = await asyncio.to_thread(_read, path, source_file)
+    async with pool.connection() as conn:
+        done = await loads.get_summary(conn, execution_id)
+        if done is not None:
+            return done  # an earlier attempt of this execution committed it
+        try:
+            async with conn.transaction():
+                return await _load(
+                    conn, prepared, execution_id=execution_id, source_file=source_file, week=week
+                )
+        except psycopg.errors.UniqueViolation:
+            done = await loads.get_summary(conn, execution_id)
+            if done is None:
+                raise
+            return done  # another attempt committed it meanwhile
+
+
+def _read(path: Path, source_file: str) -> connector.PreparedFile:
+    with open_input(path) as stream:
+        return connector.prepare(stream, source_file)
+
+
+async def _load(
+    conn: AsyncConn,
+    prepared: connector.PreparedFile,
+    *,
+    execution_id: str,
+    source_file: str,
+    week: date | None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    load_id = await loads.create_load(
+        conn, execution_id=execution_id, source_file=source_file, file_bytes=prepared.file_bytes
+    )
+    await connector.copy_lines(conn, prepared, load_id)
+    result = await normalize_load(conn, load_id, rows_read=prepared.lines, week=week)
+    summary: dict[str, Any] = {
+        "rows_read": result.rows_read,
+        "inserted": result.inserted,
+        "changed": result.changed,
+        "removed": result.removed,
+        "unchanged": result.unchanged,
+        "rejected": result.rejected,
+        "rejects_by_reason": result.rejects_by_reason,
+        "week": result.week.isoformat() if result.week else None,
+        "last_update_date": (
+            result.last_update_date.isoformat() if result.last_update_date else None
+        ),
+        "load_id": load_id,
+        "file": source_file,
+        "file_bytes": prepared.file_bytes,
+        "file_sha256": prepared.sha256,
+        "db_seconds": round(time.perf_counter() - started, 4),
+    }
+    await loads.finish_load(
+        conn,
+        load_id,
+        file_sha256=prepared.sha256,
+        week_start=result.week,
+        last_update_date=result.last_update_date,
+        summary=summary,
+    )
+    return summary
+
+
+PIPELINES: tuple[Pipeline[Any], ...] = (
+    Pipeline(
+        "finra_weekly_ingest",
+        "Load a FINRA OTC Transparency weekly file (per symbol and venue) from the data "
+        "directory: rejects kept with reasons; a republished week replaces the stored one.",
+        IngestParams,
+        finra_weekly_ingest,
+        check=_check_ingest,
+    ),
+)
