@@ -107,8 +107,14 @@ class Symbol:
 
 
 def read_file(path: Path) -> list[dict[str, str]]:
+    """The file's rows that have a symbol and an MPID.
+
+    FINRA's file for 2025-12-29 has one line with an empty symbol (and issue
+    name), which the ingest rejects as `empty_symbol`; the others are clean.
+    """
     with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter="|"))
+        rows = list(csv.DictReader(f, delimiter="|"))
+    return [r for r in rows if r["issueSymbolIdentifier"].strip() and r["MPID"].strip()]
 
 
 def totals(rows: list[dict[str, str]]) -> tuple[int, int]:

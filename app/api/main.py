@@ -27,6 +27,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from app import __version__
 from app.api.errors import MalformedBody, exception_to_response
 from app.api.routes.executions import ExecutionsController
+from app.api.routes.finra import FinraController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
 from app.api.routes.otc import OtcController
 from app.catalog import default_registry
@@ -167,7 +168,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     api = Router(
         path=API_PREFIX,
-        route_handlers=[ExecutionsController, OtcController, liveness, readiness, list_pipelines],
+        route_handlers=[
+            ExecutionsController,
+            OtcController,
+            FinraController,
+            liveness,
+            readiness,
+            list_pipelines,
+        ],
         guards=[token_guard],
         dependencies={"conn": Provide(provide_conn)},
     )
@@ -203,6 +211,10 @@ def _openapi_config() -> OpenAPIConfig:
         tags=[
             Tag(name="executions", description="Submit and follow pipeline runs."),
             Tag(name="otc", description="OTC trades and daily metrics."),
+            Tag(
+                name="finra",
+                description="FINRA OTC Transparency weeks: venue market share, symbol HHI.",
+            ),
             Tag(name="pipelines", description="What can be submitted."),
             Tag(name="health", description="Liveness and readiness probes (no token needed)."),
         ],

@@ -6,6 +6,7 @@ import click
 
 from app.api.schemas import DailyMetricResponse, TradeResponse
 from app.cli.common import parse_date, with_conn
+from app.cli.query_finra import finra_group
 from app.cli.render import emit
 from app.otc import reads
 
@@ -14,7 +15,7 @@ __all__ = ["query_group"]
 
 @click.group("query")
 def query_group() -> None:
-    """Read OTC results."""
+    """Read OTC results and FINRA weeks."""
 
 
 # Options the query commands share.
@@ -69,3 +70,6 @@ def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fm
         )
     )
     emit([TradeResponse.from_row(r) for r in rows], fmt, f"no trades for {symbol.upper()}")
+
+
+query_group.add_command(finra_group)

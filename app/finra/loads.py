@@ -23,7 +23,8 @@ async def get_summary(conn: AsyncConn, execution_id: str) -> dict[str, Any] | No
         "SELECT summary FROM finra_loads WHERE execution_id = %s", (execution_id,)
     )
     row = await cur.fetchone()
-    return None if row is None else row["summary"]  # type: ignore[no-any-return]
+    summary = None if row is None else row["summary"]
+    return summary if isinstance(summary, dict) else None
 
 
 async def create_load(
@@ -38,8 +39,9 @@ async def create_load(
         (execution_id, source_file, file_bytes),
     )
     row = await cur.fetchone()
-    assert row is not None
-    return int(row["id"])
+    load_id = None if row is None else row["id"]
+    assert isinstance(load_id, int)
+    return load_id
 
 
 async def finish_load(

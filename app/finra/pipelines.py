@@ -60,7 +60,11 @@ async def finra_weekly_ingest(ctx: PipelineContext, params: IngestParams) -> Sum
     path = resolve_input_path(ctx.settings.data_dir, params.file)
     await ctx.progress(0, None, f"loading {params.file}")
     return await ingest_file(
-        ctx.pool, execution_id=ctx.execution_id, path=path, source_file=params.file, week=params.week
+        ctx.pool,
+        execution_id=ctx.execution_id,
+        path=path,
+        source_file=params.file,
+        week=params.week,
     )
 
 

@@ -24,10 +24,13 @@ __all__ = [
     "SymbolWeek",
     "VenueWeek",
     "WeekSummary",
+    "latest_week",
+    "sort_value",
     "symbol_history",
     "symbols",
     "venue_history",
     "venues",
+    "week_loaded",
     "weeks",
 ]
 
@@ -179,6 +182,23 @@ _SYMBOL_HISTORY: LiteralString = (
      ORDER BY cur.week LIMIT %(limit)s
 """
 )
+
+
+async def week_loaded(conn: AsyncConn, week: date) -> bool:
+    """Whether any row of `week` is stored (so an empty listing is a filter, not a 404)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT FROM finra_weekly_volume WHERE week_start = %s) AS loaded", (week,)
+    )
+    row = await cur.fetchone()
+    return row is not None and row["loaded"] is True
+
+
+async def latest_week(conn: AsyncConn) -> date | None:
+    """The most recent loaded week, if any."""
+    cur = await conn.execute("SELECT max(week_start) AS week FROM finra_weekly_volume")
+    row = await cur.fetchone()
+    week = None if row is None else row["week"]
+    return week if isinstance(week, date) else None
 
 
 async def weeks(

@@ -1,0 +1,249 @@
+"""FINRA OTC Transparency reads: loaded weeks, venue market share, symbol concentration.
+
+Thin handlers over app.finra.reads (the analytics are SQL); every listing is
+keyset-paginated with `paged`. Percentages and HHIs leave as exact Decimals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.exceptions import ValidationException
+from litestar.params import PathParameter, QueryParameter
+
+from app.api.errors import problem_responses
+from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.api.routes import READS, DbConn
+from app.api.schemas_finra import (
+    FinraSymbolHistoryResponse,
+    FinraSymbolResponse,
+    FinraVenueHistoryResponse,
+    FinraVenueResponse,
+    FinraWeekResponse,
+)
+from app.db import AsyncConn
+from app.errors import NotFound
+from app.finra import reads
+from app.finra.reads import SymbolSort
+
+__all__ = ["FinraController"]
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9.-]{1,16}$"
+MPID_PATTERN = r"^[A-Za-z0-9]{1,8}$"
+Week = Annotated[
+    str,
+    PathParameter(
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="The week's Monday (YYYY-MM-DD)."
+    ),
+]
+SymbolPath = Annotated[
+    str, PathParameter(pattern=SYMBOL_PATTERN, description="A symbol (case-insensitive).")
+]
+MpidPath = Annotated[
+    str, PathParameter(pattern=MPID_PATTERN, description="A venue's MPID (case-insensitive).")
+]
+
+
+async def _loaded_week(conn: AsyncConn, text: str) -> dt.date:
+    """The path's week as a date (400 if it is not one), or 404 when nothing is loaded for it."""
+    try:
+        week = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValidationException(
+            detail=f"week {text!r} is not a date (YYYY-MM-DD)",
+            extra=[{"key": "week", "message": "not a date", "source": "path"}],
+        ) from None
+    if not await reads.week_loaded(conn, week):
+        raise NotFound(f"no FINRA data loaded for the week of {week}")
+    return week
+
+
+class FinraController(Controller):
+    path = "/finra"
+    tags = ["finra"]
+
+    @get(
+        "/weeks",
+        operation_id="listFinraWeeks",
+        summary="Loaded FINRA weeks",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 503),
+    )
+    async def weeks(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[FinraWeekResponse]]:
+        """Each loaded (week, tier), oldest first: rows, symbols, venues, shares, trades."""
+        after = decode_cursor(cursor, "finra_weeks", tuple[dt.date, str]) if cursor else None
+        rows = await reads.weeks(conn, limit=limit + 1, after=after)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="finra_weeks",
+            key=lambda w: (w.week, w.tier),
+            to_response=FinraWeekResponse.from_row,
+        )
+
+    @get(
+        "/weeks/{week:str}/venues",
+        operation_id="listFinraVenues",
+        summary="Venues of a week by market share",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def venues(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        week: Week,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[FinraVenueResponse]]:
+        """The week's venues (MPIDs) by shares, with their share of the week's shares and trades.
+
+        `share_of_shares_pct` is 100 x the venue's shares / the week's shares, rounded to
+        4 decimals (exact NUMERIC); `rank` is 1 for the most shares, ties by MPID.
+        """
+        monday = await _loaded_week(conn, week)
+        after = decode_cursor(cursor, "finra_venues", tuple[int])[0] if cursor else None
+        rows = await reads.venues(conn, monday, limit=limit + 1, after=after)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="finra_venues",
+            key=lambda v: (v.rank,),
+            to_response=FinraVenueResponse.from_row,
+        )
+
+    @get(
+        "/weeks/{week:str}/symbols",
+        operation_id="listFinraSymbols",
+        summary="Symbols of a week: volume, top venue, HHI",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def symbols(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        week: Week,
+        symbol: Annotated[
+            str | None, QueryParameter(pattern=SYMBOL_PATTERN, description="Only this symbol.")
+        ] = None,
+        mpid: Annotated[
+            str | None,
+            QueryParameter(pattern=MPID_PATTERN, description="Only symbols this venue traded."),
+        ] = None,
+        min_shares: Annotated[
+            int | None,
+            QueryParameter(ge=0, le=2**62, description="Only symbols with at least these shares."),
+        ] = None,
+        sort: Annotated[
+            SymbolSort, QueryParameter(description="Descending; ties by symbol ascending.")
+        ] = "shares",
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[FinraSymbolResponse]]:
+        """The week's symbols with their venues' concentration (HHI, 0 to 10,000).
+
+        Sorted by `sort` descending (a null HHI last), then symbol.
+        """
+        monday = await _loaded_week(conn, week)
+        kind = f"finra_symbols_{sort}"
+        after = decode_cursor(cursor, kind, tuple[Decimal, str]) if cursor else None
+        rows = await reads.symbols(
+            conn,
+            monday,
+            symbol=symbol.upper() if symbol else None,
+            mpid=mpid.upper() if mpid else None,
+            min_shares=min_shares,
+            sort=sort,
+            limit=limit + 1,
+            after=after,
+        )
+        return paged(
+            request,
+            rows,
+            limit,
+            kind=kind,
+            key=lambda s: (reads.sort_value(s, sort), s.symbol),
+            to_response=FinraSymbolResponse.from_row,
+        )
+
+    @get(
+        "/symbols/{symbol:str}/history",
+        operation_id="getFinraSymbolHistory",
+        summary="One symbol in every loaded week",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def symbol_history(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        symbol: SymbolPath,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[FinraSymbolHistoryResponse]]:
+        """The symbol's week objects, oldest first, with `shares_change_pct` against the
+        week before (null when the symbol has no row 7 days earlier)."""
+        after = decode_cursor(cursor, "finra_symbol_history", tuple[dt.date])[0] if cursor else None
+        rows = await reads.symbol_history(conn, symbol.upper(), limit=limit + 1, after=after)
+        if not rows and after is None:
+            raise NotFound(f"no FINRA data for symbol {symbol.upper()!r}")
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="finra_symbol_history",
+            key=lambda s: (s.week,),
+            to_response=FinraSymbolHistoryResponse.from_row,
+        )
+
+    @get(
+        "/venues/{mpid:str}/history",
+        operation_id="getFinraVenueHistory",
+        summary="One venue in every loaded week",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def venue_history(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        mpid: MpidPath,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[FinraVenueHistoryResponse]]:
+        """The venue's week objects (share and rank), oldest first, with `shares_change_pct`
+        against the week before (null when the venue has no row 7 days earlier)."""
+        after = decode_cursor(cursor, "finra_venue_history", tuple[dt.date])[0] if cursor else None
+        rows = await reads.venue_history(conn, mpid.upper(), limit=limit + 1, after=after)
+        if not rows and after is None:
+            raise NotFound(f"no FINRA data for venue {mpid.upper()!r}")
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="finra_venue_history",
+            key=lambda v: (v.week,),
+            to_response=FinraVenueHistoryResponse.from_row,
+        )

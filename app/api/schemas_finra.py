@@ -1,0 +1,128 @@
+"""Response types of the FINRA OTC Transparency routes (msgspec Structs).
+
+Kept apart from `app.finra.reads`' rows, like `schemas.py` does for OTC: the
+field names here are the published contract, shared by the API and
+`spine query finra --format json`. Percentages and the HHI are exact Decimals
+computed by PostgreSQL (round(numeric, 4), the HHI to 2 decimals), never floats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from app.finra.reads import SymbolWeek, VenueWeek, WeekSummary
+
+__all__ = [
+    "FinraSymbolHistoryResponse",
+    "FinraSymbolResponse",
+    "FinraVenueHistoryResponse",
+    "FinraVenueResponse",
+    "FinraWeekResponse",
+]
+
+Pct = Annotated[
+    Decimal | None,
+    msgspec.Meta(description="A percentage, exact NUMERIC rounded to 4 decimals; null if 0/0."),
+]
+ChangePct = Annotated[
+    Decimal | None,
+    msgspec.Meta(
+        description=(
+            "100 x (shares - shares 7 days earlier) / shares 7 days earlier, rounded to 4 "
+            "decimals; null when that week has no row (or 0 shares)."
+        )
+    ),
+]
+
+
+class FinraWeekResponse(msgspec.Struct, kw_only=True):
+    """One loaded (week, tier): its size and the lastUpdateDate of its publication."""
+
+    week: Annotated[dt.date, msgspec.Meta(description="The week's Monday.")]
+    tier: Annotated[str, msgspec.Meta(description="FINRA's tierDescription, e.g. OTC.")]
+    rows: int
+    symbols: int
+    venues: int
+    shares: int
+    trades: int
+    last_update_date: dt.date
+
+    @classmethod
+    def from_row(cls, row: WeekSummary) -> FinraWeekResponse:
+        return cls(**msgspec.structs.asdict(row))
+
+
+class FinraVenueResponse(msgspec.Struct, kw_only=True):
+    """One venue (MPID) in one week, every tier of it: volume and market share."""
+
+    week: dt.date
+    mpid: str
+    participant_name: str
+    shares: int
+    trades: int
+    symbols: Annotated[int, msgspec.Meta(description="Symbols the venue traded that week.")]
+    share_of_shares_pct: Pct
+    share_of_trades_pct: Pct
+    rank: Annotated[
+        int, msgspec.Meta(description="1 = most shares that week; ties: MPID ascending.")
+    ]
+
+    @classmethod
+    def from_row(cls, row: VenueWeek) -> FinraVenueResponse:
+        values = msgspec.structs.asdict(row)
+        del values["shares_change_pct"]
+        return cls(**values)
+
+
+class FinraVenueHistoryResponse(FinraVenueResponse, kw_only=True):
+    """A venue's week, with the change of its shares from the week before."""
+
+    shares_change_pct: ChangePct
+
+    @classmethod
+    def from_row(cls, row: VenueWeek) -> FinraVenueHistoryResponse:
+        return cls(**msgspec.structs.asdict(row))
+
+
+class FinraSymbolResponse(msgspec.Struct, kw_only=True):
+    """One symbol in one week: volume, its top venue, and how concentrated its venues are."""
+
+    week: dt.date
+    symbol: str
+    issue_name: str
+    shares: int
+    trades: int
+    venues: int
+    top_mpid: Annotated[
+        str, msgspec.Meta(description="The venue with the most shares; ties: MPID ascending.")
+    ]
+    top_mpid_share_pct: Pct
+    hhi: Annotated[
+        Decimal | None,
+        msgspec.Meta(
+            description=(
+                "Herfindahl-Hirschman index of the venues' shares of shares: sum of "
+                "(100 x venue / symbol)^2, 0 to 10,000, rounded to 2 decimals; null if 0 shares."
+            )
+        ),
+    ]
+
+    @classmethod
+    def from_row(cls, row: SymbolWeek) -> FinraSymbolResponse:
+        values = msgspec.structs.asdict(row)
+        del values["shares_change_pct"]
+        return cls(**values)
+
+
+class FinraSymbolHistoryResponse(FinraSymbolResponse, kw_only=True):
+    """A symbol's week, with the change of its shares from the week before."""
+
+    shares_change_pct: ChangePct
+
+    @classmethod
+    def from_row(cls, row: SymbolWeek) -> FinraSymbolHistoryResponse:
+        return cls(**msgspec.structs.asdict(row))
