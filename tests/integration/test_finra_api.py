@@ -108,7 +108,7 @@ async def test_top_five_venues_of_the_first_week(loaded: Client) -> None:
     }  # fmt: skip
     every, pages = await follow(loaded, f"{BASE}/weeks/{FIRST}/venues?limit=4")
     assert [v["rank"] for v in every] == list(range(1, len(every) + 1)) and pages >= 2
-    total = sum(dec(v["share_of_shares_pct"]) or 0 for v in every)
+    total = sum((dec(v["share_of_shares_pct"]) or Decimal(0) for v in every), Decimal(0))
     assert abs(total - 100) < Decimal("0.001")
 
 
