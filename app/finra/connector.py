@@ -112,7 +112,11 @@ def _check_header(header: bytes, name: str) -> None:
 
 
 async def copy_lines(conn: AsyncConn, prepared: PreparedFile, load_id: int) -> None:
-    """COPY the prepared lines into finra_weekly_raw under `load_id` (caller's transaction)."""
+    """COPY the prepared lines into finra_weekly_raw under `load_id` (caller's transaction).
+
+    They stay in the temporary table finra_stage_lines (line_no, line) until the
+    commit, so the normalizer reads this file's lines without a scan of every load's.
+    """
     await conn.execute(_CREATE_STAGE)
     async with conn.cursor() as cur:
         async with cur.copy(_COPY_STAGE) as copy:

@@ -42,8 +42,7 @@ _PARSE: LiteralString = """
                btrim(f[1]) AS tier, btrim(f[2]) AS symbol, btrim(f[3]) AS issue_name,
                btrim(f[4]) AS participant_name, btrim(f[5]) AS mpid,
                btrim(f[6]) AS shares_text, btrim(f[7]) AS trades_text, btrim(f[8]) AS date_text
-          FROM finra_weekly_raw, string_to_array(line, '|') AS f
-         WHERE load_id = %(load_id)s
+          FROM finra_stage_lines, string_to_array(line, '|') AS f
     ), judged AS MATERIALIZED (
         SELECT split.*, finra_parse_date(date_text) AS last_update_date,
                CASE
@@ -171,7 +170,7 @@ async def normalize_load(
     params: dict[str, object] = {"load_id": load_id}
     async with conn.transaction():
         await conn.execute(_LOCK)
-        await conn.execute(_PARSE, params)
+        await conn.execute(_PARSE)
         await conn.execute(_RECORD_REJECTS, params)
         cur = await conn.execute(_REJECT_COUNTS)
         rejects = {str(r["reason"]): int(r["n"]) for r in await cur.fetchall()}  # type: ignore[call-overload]
