@@ -177,3 +177,38 @@ async def test_unknown_weeks_symbols_and_foreign_cursors(loaded: Client) -> None
     problem(await loaded.get(f"{BASE}/weeks?cursor=garbage"), 400)
     empty = await get(loaded, f"{BASE}/weeks/{FIRST}/symbols?symbol=ZZZZZZ")
     assert empty == []  # a filter that matches nothing is an empty page, not a 404
+
+
+async def test_ingest_params_are_checked_at_submit(loaded: Client) -> None:
+    url = "/api/v1/executions"
+    good = {"file": "finra/finra_otc_weekly_otc_20251215.csv"}
+    ok = await loaded.post(url, json={"pipeline": "finra_weekly_ingest", "params": good})
+    assert ok.status_code == 202, ok.text
+    for params, message in [
+        ({"file": "../pyproject.toml"}, "'..'"),
+        ({"file": "/etc/passwd"}, "outside the data directory"),
+        ({"file": "finra/missing.csv"}, "does not exist"),
+        ({**good, "week": "2025-12-16"}, "not a Monday"),
+        ({**good, "week": "someday"}, "week"),
+        ({**good, "tier": "OTC"}, "tier"),
+        ({}, "file"),
+    ]:
+        response = await loaded.post(
+            url, json={"pipeline": "finra_weekly_ingest", "params": params}
+        )
+        assert message in problem(response, 422)["detail"], params
+
+
+async def test_a_refused_restatement_fails_its_execution_with_the_reason(
+    loaded: Client, database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = WEEK_FILES[min(WEEK_FILES)].read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].replace("2025-12-15", "2025-12-22")
+    (tmp_path / "mixed.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("SPINE_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    final = await run_inline(database_url, "finra_weekly_ingest", {"file": "mixed.csv"})
+    assert final.status == "failed"
+    assert final.error is not None and "mixes lastUpdateDate" in final.error
+    weeks = await get(loaded, f"{BASE}/weeks")
+    assert len(weeks) == 3  # nothing of the refused file was kept
