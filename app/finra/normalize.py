@@ -46,7 +46,7 @@ _PARSE: LiteralString = """
     ), judged AS MATERIALIZED (
         SELECT split.*, finra_parse_date(date_text) AS last_update_date,
                CASE
-                   WHEN line IS NULL OR btrim(line) = '' THEN 'empty_line'
+                   WHEN line IS NULL OR (fields = 1 AND tier = '') THEN 'empty_line'
                    WHEN strpos(line, U&'\\FFFD') > 0 THEN 'invalid_bytes'
                    WHEN fields <> 8 THEN 'wrong_column_count'
                    WHEN tier = '' THEN 'empty_tier'

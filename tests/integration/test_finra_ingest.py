@@ -200,12 +200,18 @@ def test_invalid_bytes_are_a_reason_too(loader: Loader) -> None:
     path.write_bytes(
         f"{header}\r\n{good}\r\n".encode()
         + b"OTC|AB\xff|Issue|Venue|OTCN|1|1|2025-12-15\r\n"
+        + b"   \r\n"  # blank
+        + b"\\.\n"  # COPY's end-of-data marker on its own: a line like any other
         + b"OTC|ABC|Issue|Venue|OTCN|1|1|2025-12-15\x00"  # NUL, and no final newline
     )
     summary = loader.ingest(path)
     _check_invariant(summary)
-    assert (summary["rows_read"], summary["inserted"]) == (3, 1)
-    assert summary["rejects_by_reason"] == {"invalid_bytes": 2}
+    assert (summary["rows_read"], summary["inserted"]) == (5, 1)
+    assert summary["rejects_by_reason"] == {
+        "invalid_bytes": 2,
+        "empty_line": 1,
+        "wrong_column_count": 1,
+    }
 
 
 def test_mixed_dates_and_bad_headers_are_refused(loader: Loader, conn: Conn) -> None:
