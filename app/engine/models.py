@@ -17,6 +17,7 @@ __all__ = [
     "EVENT_TYPES",
     "EXECUTIONS_CHANNEL",
     "LANES",
+    "SCHEDULES_CHANNEL",
     "STATUSES",
     "TERMINAL",
     "ClaimState",
@@ -58,6 +59,8 @@ EXECUTIONS_CHANNEL: Final = "spine_executions"
 """NOTIFY channel: something became claimable (payload: the lane or `requeued`)."""
 CANCEL_CHANNEL: Final = "spine_cancel"
 """NOTIFY channel: a running execution was asked to stop (payload: its id)."""
+SCHEDULES_CHANNEL: Final = "spine_schedules"
+"""NOTIFY channel: a schedule was created, changed or removed (payload: its name)."""
 
 
 class Execution(msgspec.Struct, frozen=True):
