@@ -41,7 +41,14 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 
 from app.api.schemas import FieldError, Problem
-from app.errors import Conflict, InvalidField, InvalidParams, InvalidRequest, NotFound, UnknownPipeline
+from app.errors import (
+    Conflict,
+    InvalidField,
+    InvalidParams,
+    InvalidRequest,
+    NotFound,
+    UnknownPipeline,
+)
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",

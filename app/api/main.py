@@ -29,6 +29,7 @@ from app.api.errors import MalformedBody, exception_to_response
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
 from app.api.routes.otc import OtcController
+from app.api.routes.schedules import SchedulesController
 from app.catalog import default_registry
 from app.config import Settings, get_settings
 from app.db import AsyncConn, open_async_pool
@@ -51,8 +52,9 @@ runs work as **executions** of registered **pipelines**, claimed by a worker poo
 * Lists are keyset-paginated: follow the `Link: <...>; rel="next"` header; `cursor` is opaque.
 * Money (prices, notional, VWAP) is stored and computed as exact NUMERIC; responses
   carry JSON numbers (IEEE-754 doubles), so a client sees at most a double's rounding.
-* When `SPINE_API_TOKEN` is set, POST endpoints need `Authorization: Bearer <token>`;
-  reads too when `SPINE_API_TOKEN_READS=1`. Health probes stay open.
+* When `SPINE_API_TOKEN` is set, POST, PUT, PATCH and DELETE endpoints need
+  `Authorization: Bearer <token>`; reads too when `SPINE_API_TOKEN_READS=1`.
+  Health probes stay open.
 """
 
 
@@ -167,7 +169,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     api = Router(
         path=API_PREFIX,
-        route_handlers=[ExecutionsController, OtcController, liveness, readiness, list_pipelines],
+        route_handlers=[
+            ExecutionsController,
+            SchedulesController,
+            OtcController,
+            liveness,
+            readiness,
+            list_pipelines,
+        ],
         guards=[token_guard],
         dependencies={"conn": Provide(provide_conn)},
     )
@@ -202,6 +211,7 @@ def _openapi_config() -> OpenAPIConfig:
         use_handler_docstrings=True,
         tags=[
             Tag(name="executions", description="Submit and follow pipeline runs."),
+            Tag(name="schedules", description="Cron and interval schedules the pools fire."),
             Tag(name="otc", description="OTC trades and daily metrics."),
             Tag(name="pipelines", description="What can be submitted."),
             Tag(name="health", description="Liveness and readiness probes (no token needed)."),

@@ -5,6 +5,7 @@ The clock is injected: every function takes `now`/`after` explicitly.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,7 @@ NY = ZoneInfo("America/New_York")
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 def slots(spec: Spec, after: datetime, until: datetime) -> list[datetime]:
@@ -92,7 +93,7 @@ def test_intervals_are_absolute_and_aligned_to_the_epoch() -> None:
     assert next_after(spec, utc(2026, 3, 8, 6, 58, 1)) == utc(2026, 3, 8, 7, 0)
     assert next_after(spec, utc(2026, 3, 8, 7, 0)) == utc(2026, 3, 8, 7, 5)  # strictly after
     across = slots(spec, utc(2026, 3, 8, 6, 50), utc(2026, 3, 8, 7, 10))
-    assert [b - a for a, b in zip(across, across[1:], strict=False)] == [timedelta(minutes=5)] * 3
+    assert [b - a for a, b in itertools.pairwise(across)] == [timedelta(minutes=5)] * 3
 
 
 # ------------------------------------------------------------------ the downtime rule
@@ -147,7 +148,13 @@ def test_logical_key_names_the_schedule_and_the_slot_in_utc() -> None:
         ("61 * * * *", None, "UTC", "cron", "Bad minute"),
         ("0 0 30 2 *", None, "UTC", "cron", "Bad day-of-month"),
         ("* * * * * *", None, "UTC", "cron", "expected 5 fields"),
-        ("0 18 * * *", 60, "UTC", "cron", "exactly one of `cron` and `interval_seconds` (got both)"),
+        (
+            "0 18 * * *",
+            60,
+            "UTC",
+            "cron",
+            "exactly one of `cron` and `interval_seconds` (got both)",
+        ),
         (None, None, "UTC", "cron", "(got neither)"),
         (None, 0, "UTC", "interval_seconds", "at least 1"),
         ("0 18 * * *", None, "Mars/Olympus", "timezone", "not an IANA time zone"),
@@ -173,7 +180,7 @@ def test_validate_checks_the_pipeline_and_its_params_and_fills_the_time_zone() -
     assert ok.timezone == "America/Chicago"
     with pytest.raises(UnknownPipeline):
         validate(ScheduleInput(name="x", pipeline="nope", cron="0 1 * * *"), registry, settings)
-    with pytest.raises(InvalidParams, match="params.seconds"):
+    with pytest.raises(InvalidParams, match=r"params\.seconds"):
         validate(
             ScheduleInput(name="x", pipeline="sleep", params={"seconds": "long"}, cron="0 1 * * *"),
             registry,
