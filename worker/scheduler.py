@@ -35,6 +35,7 @@ from app.errors import first_line
 __all__ = ["Scheduler"]
 
 log = logging.getLogger("spine.scheduler")
+MIN_WAIT = 0.02  # seconds
 
 
 class Scheduler:
@@ -71,6 +72,9 @@ class Scheduler:
             except psycopg.Error as exc:
                 log.warning("scheduler: %s; reconnecting", first_line(exc))
                 self._stop.wait(backoff.next())
+            except Exception:  # a bug must not end this pool's scheduling for good
+                log.exception("scheduler failed; restarting it")
+                self._stop.wait(backoff.next())
         log.info("scheduler stopped")
 
     async def _loop(self, listener: db.AsyncConn, conn: db.AsyncConn) -> None:
@@ -83,9 +87,9 @@ class Scheduler:
             wait = tick
             if report.next_due is not None:
                 until = (report.next_due - report.clock).total_seconds()
-                wait = min(tick, max(0.0, until - (time.monotonic() - started)))
-            if wait > 0:
-                # Returns at the first NOTIFY, or after `wait` seconds without one.
-                with contextlib.suppress(TimeoutError):
-                    async for _ in listener.notifies(timeout=wait, stop_after=1):
-                        pass
+                # Not below MIN_WAIT: a due schedule another pool holds is theirs to fire.
+                wait = min(tick, max(MIN_WAIT, until - (time.monotonic() - started)))
+            # Returns at the first NOTIFY, or after `wait` seconds without one.
+            with contextlib.suppress(TimeoutError):
+                async for _ in listener.notifies(timeout=wait, stop_after=1):
+                    pass

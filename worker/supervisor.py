@@ -1,9 +1,11 @@
 """The supervisor: keeps `max_concurrent` worker processes alive.
 
 It never touches the database (each child opens its own connections after
-the fork; slot 0's child also runs the pool's scheduler), restarts a child that dies, turns the first SIGTERM/SIGINT into a
-graceful stop of every child and the second into an immediate one. Children
-get SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG).
+the fork; slot 0's child also runs the pool's scheduler, see
+worker/scheduler.py), restarts a child that dies, turns the first
+SIGTERM/SIGINT into a graceful stop of every child and the second into an
+immediate one. Children get SIGTERM from the kernel if the supervisor itself
+dies (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import msgspec
 from app.api.schemas import ExecutionResponse, Lane, Params, PipelineName
 from app.engine.schedules import (
     DEFAULT_MISFIRE_GRACE,
+    MAX_SECONDS,
     NAME_PATTERN,
     Schedule,
     ScheduleInput,
@@ -52,7 +53,7 @@ Cron = Annotated[
 IntervalSeconds = Annotated[
     int,
     msgspec.Meta(
-        le=366 * 86_400,
+        le=MAX_SECONDS,
         description="Fire every N seconds (slots are multiples of N since the Unix epoch).",
     ),
 ]
@@ -68,7 +69,7 @@ Grace = Annotated[
     int,
     msgspec.Meta(
         ge=0,
-        le=366 * 86_400,
+        le=MAX_SECONDS,
         description=(
             "After downtime the most recent missed slot still fires if it is at most "
             "this many seconds old; older missed slots are skipped and recorded."

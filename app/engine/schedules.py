@@ -40,6 +40,7 @@ from app.errors import InvalidField
 
 __all__ = [
     "DEFAULT_MISFIRE_GRACE",
+    "MAX_SECONDS",
     "NAME_PATTERN",
     "Plan",
     "Schedule",
@@ -53,6 +54,8 @@ __all__ = [
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 DEFAULT_MISFIRE_GRACE = 300
+MAX_SECONDS = 366 * 86_400
+"""Longest interval and misfire grace: a year (and well inside an SQL integer)."""
 SKIP_COUNT_CAP = 100_000
 """A cron schedule's skipped slots are counted up to this many (a year of minutes is 525,600)."""
 _NAME = re.compile(NAME_PATTERN)
@@ -128,8 +131,10 @@ def validate(inp: ScheduleInput, registry: Registry, settings: Settings) -> Sche
     pipeline = registry.get(inp.pipeline)  # UnknownPipeline lists the known ones
     if inp.lane not in LANES:
         raise InvalidField("lane", f"unknown lane {inp.lane!r}; lanes: {', '.join(LANES)}")
-    if inp.misfire_grace_seconds < 0:
-        raise InvalidField("misfire_grace_seconds", "misfire_grace_seconds must be >= 0")
+    if not 0 <= inp.misfire_grace_seconds <= MAX_SECONDS:
+        raise InvalidField(
+            "misfire_grace_seconds", f"misfire_grace_seconds must be between 0 and {MAX_SECONDS}"
+        )
     spec = check_spec(inp.cron, inp.interval_seconds, inp.timezone or settings.market_tz)
     typed = pipeline.validate(inp.params, settings)
     params: dict[str, Any] = msgspec.to_builtins(typed)
@@ -149,8 +154,10 @@ def check_spec(cron: str | None, interval_seconds: int | None, timezone: str) ->
         raise InvalidField(
             "timezone", f"{timezone!r} is not an IANA time zone (like America/New_York)"
         ) from None
-    if interval_seconds is not None and interval_seconds < 1:
-        raise InvalidField("interval_seconds", "interval_seconds must be at least 1")
+    if interval_seconds is not None and not 1 <= interval_seconds <= MAX_SECONDS:
+        raise InvalidField(
+            "interval_seconds", f"interval_seconds must be at least 1 and at most {MAX_SECONDS}"
+        )
     if cron is not None:
         fields = cron.split()
         if len(fields) != 5:
@@ -160,7 +167,7 @@ def check_spec(cron: str | None, interval_seconds: int | None, timezone: str) ->
         cron = " ".join(fields)
         try:
             next(CronSim(cron, datetime.now(zone)))
-        except (CronSimError, StopIteration) as exc:
+        except (CronSimError, ValueError, OverflowError, LookupError, StopIteration) as exc:
             raise InvalidField("cron", f"invalid cron expression {cron!r}: {exc}") from None
     return Spec(cron, interval_seconds, timezone)
 

@@ -25,7 +25,7 @@ from app.engine import schedules_sql as sql
 from app.engine.models import EXECUTIONS_CHANNEL, Execution
 from app.engine.registry import Registry
 from app.engine.schedules import Schedule, ScheduleInput, logical_key, next_after, plan, validate
-from app.errors import InvalidField, NotFound, first_line
+from app.errors import Conflict, InvalidField, NotFound, first_line
 
 __all__ = [
     "FireReport",
@@ -96,7 +96,7 @@ async def patch(
         try:
             updated = await sql.update(conn, current.id, inp, next_fire_at)
         except psycopg.errors.UniqueViolation:
-            raise InvalidField("name", f"a schedule named {inp.name!r} exists already") from None
+            raise Conflict(f"a schedule named {inp.name!r} exists already") from None
         assert updated is not None  # locked above
     await sql.notify_changed(conn, updated.name)
     return updated
