@@ -181,10 +181,13 @@ async def list_page(conn: AsyncConn, *, limit: int, after: str | None = None) ->
     return [to_schedule(r) for r in await cur.fetchall()]
 
 
-async def delete(conn: AsyncConn, name: str) -> bool:
-    """Remove the schedule with its fires and skips; its executions stay."""
-    cur = await conn.execute("DELETE FROM schedules WHERE name = %s", (name,))
-    return cur.rowcount > 0
+async def delete(conn: AsyncConn, name: str) -> Schedule | None:
+    """Remove the schedule with its fires and skips (its executions stay); returns it."""
+    cur = await conn.execute(
+        f"DELETE FROM schedules WHERE name = %s RETURNING {SCHEDULE_COLUMNS}", (name,)
+    )
+    row = await cur.fetchone()
+    return to_schedule(row) if row else None
 
 
 class FireRow(msgspec.Struct, frozen=True):

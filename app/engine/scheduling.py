@@ -128,10 +128,13 @@ async def resume(conn: AsyncConn, name: str) -> Schedule:
     return schedule
 
 
-async def remove(conn: AsyncConn, name: str) -> None:
-    if not await sql.delete(conn, name):
+async def remove(conn: AsyncConn, name: str) -> Schedule:
+    """Delete the schedule and its fire history; returns what was removed."""
+    schedule = await sql.delete(conn, name)
+    if schedule is None:
         raise NotFound(f"no schedule named {name!r}")
     await sql.notify_changed(conn, name)
+    return schedule
 
 
 async def run_now(conn: AsyncConn, name: str) -> Execution:

@@ -121,7 +121,8 @@ async def test_list_is_paginated_by_name_and_delete_removes(client: Client) -> N
     link = first.headers["link"].split(";")[0].strip("<>")
     second = await client.get(link)
     assert [s["name"] for s in second.json()] == ["c"] and "link" not in second.headers
-    assert (await client.delete(f"{URL}/b")).status_code == 204
+    removed = await client.delete(f"{URL}/b")
+    assert removed.status_code == 200 and removed.json()["name"] == "b"
     problem(await client.get(f"{URL}/b"), 404)
     problem(await client.delete(f"{URL}/b"), 404)
 

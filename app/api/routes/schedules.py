@@ -148,14 +148,18 @@ class SchedulesController(Controller):
 
     @delete(
         "/{name:str}",
+        status_code=200,
         operation_id="deleteSchedule",
         summary="Remove a schedule",
         security=MUTATING,
         responses=problem_responses(400, 401, 404, 503),
     )
-    async def delete_schedule(self, conn: DbConn, name: ScheduleName) -> None:
-        """Removes the schedule and its fire history (204); its executions stay."""
-        await scheduling.remove(conn, name)
+    async def delete_schedule(self, conn: DbConn, name: ScheduleName) -> ScheduleResponse:
+        """Removes the schedule and its fire history (200 with what was removed).
+
+        Its executions stay.
+        """
+        return ScheduleResponse.from_row(await scheduling.remove(conn, name))
 
     @post(
         "/{name:str}/pause",
