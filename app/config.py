@@ -101,6 +101,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     market_tz: Annotated[
         str, msgspec.Meta(description="Time zone whose calendar date is a trade's trade date.")
     ] = msgspec.field(default="America/New_York", name="SPINE_MARKET_TZ")
+    scheduler_tick: Annotated[
+        float,
+        msgspec.Meta(
+            description="Most seconds a pool's scheduler sleeps between checks for due schedules.",
+            gt=0,
+            le=60,
+        ),
+    ] = msgspec.field(default=1.0, name="SPINE_SCHEDULER_TICK")
     log_level: Annotated[LogLevel, msgspec.Meta(description="Log level for every process.")] = (
         msgspec.field(default="INFO", name="SPINE_LOG_LEVEL")
     )

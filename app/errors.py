@@ -5,7 +5,8 @@ SpineError
  ├── Conflict          the request contradicts the current state           → HTTP 409
  └── InvalidRequest    bad input: unknown pipeline, bad params, bad file   → HTTP 422 / 400
       ├── UnknownPipeline
-      └── InvalidParams
+      ├── InvalidParams
+      └── InvalidField     one named field of the request is wrong
 ExecutionStopped       raised inside a running pipeline to stop it (not an API error)
  ├── CancelRequested   an operator asked for cancellation
  └── ClaimLost         this worker no longer holds the execution
@@ -18,6 +19,7 @@ __all__ = [
     "ClaimLost",
     "Conflict",
     "ExecutionStopped",
+    "InvalidField",
     "InvalidParams",
     "InvalidRequest",
     "NotFound",
@@ -58,6 +60,14 @@ class UnknownPipeline(InvalidRequest):
 
 class InvalidParams(InvalidRequest):
     pass
+
+
+class InvalidField(InvalidRequest):
+    """Bad input in one field; the API names it in the problem's `errors`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ExecutionStopped(Exception):

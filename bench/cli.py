@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="HTTP load generator: wrk when installed (auto), or the asyncio httpx client.",
     )
+    parser.add_argument(
+        "--schedules",
+        type=int,
+        default=0,
+        help="Create this many daily cron schedules before draining (their scheduler's cost).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Where to write the results JSON.")
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="Keep generated files and process logs."
@@ -77,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         sizes = replace(sizes, http_seconds=args.http_seconds)
+    if args.schedules:
+        from dataclasses import replace
+
+        sizes = replace(sizes, drain_schedules=args.schedules)
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     if repeat < 1:
         raise SystemExit("--repeat must be at least 1")

@@ -12,6 +12,7 @@ from bench.harness import Row, Scratch
 class Sizes:
     drain_executions: int = 5_000
     drain_processes: tuple[int, ...] = (1, 2, 4)
+    drain_schedules: int = 0  # schedules present while draining (none due): `--schedules`
     wakeup_executions: int = 200
     wakeup_processes: int = 2
     ingest_rows: int = 1_000_000

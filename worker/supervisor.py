@@ -1,9 +1,11 @@
 """The supervisor: keeps `max_concurrent` worker processes alive.
 
 It never touches the database (each child opens its own connections after
-the fork), restarts a child that dies, turns the first SIGTERM/SIGINT into a
-graceful stop of every child and the second into an immediate one. Children
-get SIGTERM from the kernel if the supervisor itself dies (PR_SET_PDEATHSIG).
+the fork; slot 0's child also runs the pool's scheduler, see
+worker/scheduler.py), restarts a child that dies, turns the first
+SIGTERM/SIGINT into a graceful stop of every child and the second into an
+immediate one. Children get SIGTERM from the kernel if the supervisor itself
+dies (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _child_main(settings: Settings, url: str | None, parent_pid: int) -> None:
+def _child_main(settings: Settings, url: str | None, parent_pid: int, slot: int) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
         sys.exit(0)
@@ -51,9 +53,20 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     configure_logging(settings.log_level)
+    from app import db
     from worker.loop import main
+    from worker.scheduler import Scheduler
 
-    sys.exit(main(settings, url))
+    # The pool's one scheduler lives in slot 0's process (worker/scheduler.py says why).
+    scheduler = Scheduler(settings, url or db.database_url(settings)) if slot == 0 else None
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        code = main(settings, url)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+    sys.exit(code)
 
 
 class Supervisor:
@@ -72,7 +85,7 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         proc = self._ctx.Process(
             target=_child_main,
-            args=(self.settings, self.url, os.getpid()),
+            args=(self.settings, self.url, os.getpid(), slot),
             name=f"spine-worker-{slot}",
             daemon=False,
         )

@@ -4,6 +4,7 @@
     Conflict                             409  conflict
     UnknownPipeline                      422  unknown-pipeline (lists the known ones)
     InvalidParams / InvalidRequest       422  invalid-params / invalid-request
+    InvalidField                         422  invalid-request, the field in `errors`
     malformed JSON, bad UTF-8, too deep  400  malformed-body
     Litestar validation (body, query)    400  validation-error (names the field)
     body over SPINE_MAX_BODY_BYTES       413  body-too-large
@@ -40,7 +41,14 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 
 from app.api.schemas import FieldError, Problem
-from app.errors import Conflict, InvalidParams, InvalidRequest, NotFound, UnknownPipeline
+from app.errors import (
+    Conflict,
+    InvalidField,
+    InvalidParams,
+    InvalidRequest,
+    NotFound,
+    UnknownPipeline,
+)
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -111,7 +119,15 @@ def problem_for(request: Request[Any, Any, Any], exc: Exception) -> tuple[Proble
     for kind, status, slug in _DOMAIN:
         if isinstance(exc, kind):
             known = exc.known if isinstance(exc, UnknownPipeline) else None
-            return _problem(status, slug, str(exc), request, known_pipelines=known), {}
+            errors = (
+                [FieldError(field=exc.field, message=str(exc), source="body")]
+                if isinstance(exc, InvalidField)
+                else None
+            )
+            problem = _problem(
+                status, slug, str(exc), request, known_pipelines=known, errors=errors
+            )
+            return problem, {}
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _http_problem(request, exc)
     if isinstance(exc, psycopg.DataError):

@@ -30,6 +30,7 @@ from app.api.routes.executions import ExecutionsController
 from app.api.routes.finra import FinraController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
 from app.api.routes.otc import OtcController
+from app.api.routes.schedules import SchedulesController
 from app.catalog import default_registry
 from app.config import Settings, get_settings
 from app.db import AsyncConn, open_async_pool
@@ -52,8 +53,9 @@ runs work as **executions** of registered **pipelines**, claimed by a worker poo
 * Lists are keyset-paginated: follow the `Link: <...>; rel="next"` header; `cursor` is opaque.
 * Money (prices, notional, VWAP) is stored and computed as exact NUMERIC; responses
   carry JSON numbers (IEEE-754 doubles), so a client sees at most a double's rounding.
-* When `SPINE_API_TOKEN` is set, POST endpoints need `Authorization: Bearer <token>`;
-  reads too when `SPINE_API_TOKEN_READS=1`. Health probes stay open.
+* When `SPINE_API_TOKEN` is set, POST, PUT, PATCH and DELETE endpoints need
+  `Authorization: Bearer <token>`; reads too when `SPINE_API_TOKEN_READS=1`.
+  Health probes stay open.
 """
 
 
@@ -170,6 +172,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         path=API_PREFIX,
         route_handlers=[
             ExecutionsController,
+            SchedulesController,
             OtcController,
             FinraController,
             liveness,
@@ -210,6 +213,7 @@ def _openapi_config() -> OpenAPIConfig:
         use_handler_docstrings=True,
         tags=[
             Tag(name="executions", description="Submit and follow pipeline runs."),
+            Tag(name="schedules", description="Cron and interval schedules the pools fire."),
             Tag(name="otc", description="OTC trades and daily metrics."),
             Tag(
                 name="finra",

@@ -20,6 +20,7 @@ from app.cli.executions import executions_group
 from app.cli.processes import api, shell, up, worker_group
 from app.cli.query import query_group
 from app.cli.run import list_pipelines, run
+from app.cli.schedules import schedules_group
 from app.config import ConfigError, get_settings
 from app.errors import SpineError, first_line
 from app.logs import configure_logging
@@ -85,6 +86,7 @@ for command in (
     list_pipelines,
     run,
     executions_group,
+    schedules_group,
     data_group,
     query_group,
     worker_group,

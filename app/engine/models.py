@@ -18,6 +18,7 @@ __all__ = [
     "EXECUTIONS_CHANNEL",
     "HELD",
     "LANES",
+    "SCHEDULES_CHANNEL",
     "STATUSES",
     "TERMINAL",
     "ClaimState",
@@ -59,6 +60,8 @@ EXECUTIONS_CHANNEL: Final = "spine_executions"
 """NOTIFY channel: something became claimable (payload: the lane or `requeued`)."""
 CANCEL_CHANNEL: Final = "spine_cancel"
 """NOTIFY channel: a running execution was asked to stop (payload: its id)."""
+SCHEDULES_CHANNEL: Final = "spine_schedules"
+"""NOTIFY channel: a schedule was created, changed or removed (payload: its name)."""
 
 
 class Execution(msgspec.Struct, frozen=True):

@@ -10,6 +10,9 @@ Baseline: P processes (psycopg, sync, autocommit) on a bare table with a
 partial index on pending rows; each loops "claim one with FOR UPDATE SKIP
 LOCKED" + "mark it done" (two short transactions) until the table is empty.
 Timed the same way: last `completed_at` minus the moment they are released.
+
+`--schedules N` first creates N daily cron schedules (none due while
+draining), so the row measures a pool whose scheduler has them to watch.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def run(ctx: Context) -> None:
     try:
         with connect(url) as conn:
             conn.execute(_BARE_TABLE.encode())
+            _add_schedules(conn, ctx.sizes.drain_schedules)
         for processes in ctx.sizes.drain_processes:
             spine: list[Drained] = []
             bare: list[Drained] = []
@@ -134,6 +138,26 @@ def run(ctx: Context) -> None:
             )
     finally:
         ctx.scratch.drop(url)
+
+
+def _add_schedules(conn: psycopg.Connection[Any], count: int) -> None:
+    """`count` daily cron schedules of `noop` at minutes spread over the day."""
+    if not count:
+        return
+    from app.engine.schedules import Spec, next_after
+
+    now = _now(conn)
+    crons = [f"{i % 60} {(i // 60) % 24} * * *" for i in range(count)]
+    nexts = [next_after(Spec(c, None, "America/New_York"), now) for c in crons]
+    conn.execute(
+        """
+        INSERT INTO schedules (name, pipeline, cron, timezone, next_fire_at)
+        SELECT 'bench-' || n, 'noop', c, 'America/New_York', at
+        FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS s (c, at, n)
+        """,
+        (crons, nexts),
+    )
+    progress(f"drain: {count} schedules, the first due at {min(nexts).isoformat()}")
 
 
 def _us(seconds: float, n: int) -> str:

@@ -148,7 +148,7 @@ import os, signal, sys
 from app.config import get_settings
 from worker import supervisor as pool
 
-def probe(settings, url, parent_pid):
+def probe(*_args):  # settings, url, parent_pid, slot
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     print("child", signal.SIGTERM in blocked and signal.SIGINT in blocked, flush=True)
     os._exit(0)

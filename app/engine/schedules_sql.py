@@ -1,0 +1,346 @@
+"""Schedules SQL: rows in and out, and the statements a fire is made of.
+
+`app.engine.scheduling` puts these together (validation, the clock, one
+transaction per fire); nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
+
+from app.db import AsyncConn
+from app.engine.executions import ACTIVE_SQL, COLUMNS, to_execution
+from app.engine.models import SCHEDULES_CHANNEL, Execution
+from app.engine.schedules import Schedule, ScheduleInput
+from app.errors import Conflict
+
+__all__ = [
+    "SCHEDULE_COLUMNS",
+    "FireRow",
+    "SkipRow",
+    "advance",
+    "claim_due",
+    "db_now",
+    "delete",
+    "get",
+    "insert",
+    "insert_fires",
+    "list_page",
+    "notify_changed",
+    "recent_fires",
+    "recent_skips",
+    "record_skips",
+    "set_enabled",
+    "to_schedule",
+    "update",
+    "upsert",
+]
+
+SCHEDULE_COLUMNS = (
+    "id, name, pipeline, params, lane, cron, interval_seconds, timezone, enabled, "
+    "misfire_grace_seconds, next_fire_at, last_fired_at, created_at, updated_at"
+)
+
+
+def to_schedule(row: dict[str, Any]) -> Schedule:
+    return msgspec.convert(row, Schedule, from_attributes=False)
+
+
+async def db_now(conn: AsyncConn) -> datetime:
+    """The database's clock: every pool on every host agrees on it."""
+    row = await (await conn.execute("SELECT now() AS now")).fetchone()
+    assert row is not None
+    now: datetime = row["now"]  # type: ignore[assignment]
+    return now
+
+
+async def notify_changed(conn: AsyncConn, name: str) -> None:
+    """Wake every pool's scheduler: a schedule's next slot may now be sooner."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (SCHEDULES_CHANNEL, name))
+
+
+def _args(inp: ScheduleInput, next_fire_at: datetime) -> dict[str, Any]:
+    return {
+        "name": inp.name,
+        "pipeline": inp.pipeline,
+        "params": Jsonb(inp.params),
+        "lane": inp.lane,
+        "cron": inp.cron,
+        "interval_seconds": inp.interval_seconds,
+        "timezone": inp.timezone,
+        "enabled": inp.enabled,
+        "grace": inp.misfire_grace_seconds,
+        "next_fire_at": next_fire_at,
+    }
+
+
+_INSERT = """
+INSERT INTO schedules (name, pipeline, params, lane, cron, interval_seconds, timezone,
+                       enabled, misfire_grace_seconds, next_fire_at)
+VALUES (%(name)s, %(pipeline)s, %(params)s, %(lane)s, %(cron)s, %(interval_seconds)s,
+        %(timezone)s, %(enabled)s, %(grace)s, %(next_fire_at)s)
+"""
+
+
+async def insert(conn: AsyncConn, inp: ScheduleInput, next_fire_at: datetime) -> Schedule:
+    """A new schedule; Conflict when the name is taken."""
+    try:
+        cur = await conn.execute(
+            f"{_INSERT} RETURNING {SCHEDULE_COLUMNS}", _args(inp, next_fire_at)
+        )
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"a schedule named {inp.name!r} exists already") from None
+    row = await cur.fetchone()
+    assert row is not None
+    return to_schedule(row)
+
+
+async def upsert(
+    conn: AsyncConn, inp: ScheduleInput, next_fire_at: datetime
+) -> tuple[Schedule, bool]:
+    """Create or replace the schedule by name; returns (schedule, created)."""
+    cur = await conn.execute(
+        f"""
+        {_INSERT}
+        ON CONFLICT (name) DO UPDATE SET
+            pipeline = EXCLUDED.pipeline, params = EXCLUDED.params, lane = EXCLUDED.lane,
+            cron = EXCLUDED.cron, interval_seconds = EXCLUDED.interval_seconds,
+            timezone = EXCLUDED.timezone, enabled = EXCLUDED.enabled,
+            misfire_grace_seconds = EXCLUDED.misfire_grace_seconds,
+            next_fire_at = EXCLUDED.next_fire_at, updated_at = now()
+        RETURNING {SCHEDULE_COLUMNS}, (xmax = 0) AS created
+        """,
+        _args(inp, next_fire_at),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    created = bool(row.pop("created"))
+    return to_schedule(row), created
+
+
+async def update(
+    conn: AsyncConn, schedule_id: int, inp: ScheduleInput, next_fire_at: datetime
+) -> Schedule | None:
+    """Rewrite every field of an existing schedule (PATCH merges before calling this)."""
+    cur = await conn.execute(
+        f"""
+        UPDATE schedules SET
+            name = %(name)s, pipeline = %(pipeline)s, params = %(params)s, lane = %(lane)s,
+            cron = %(cron)s, interval_seconds = %(interval_seconds)s, timezone = %(timezone)s,
+            enabled = %(enabled)s, misfire_grace_seconds = %(grace)s,
+            next_fire_at = %(next_fire_at)s, updated_at = now()
+        WHERE id = %(id)s
+        RETURNING {SCHEDULE_COLUMNS}
+        """,
+        {**_args(inp, next_fire_at), "id": schedule_id},
+    )
+    row = await cur.fetchone()
+    return to_schedule(row) if row else None
+
+
+async def set_enabled(
+    conn: AsyncConn, name: str, enabled: bool, next_fire_at: datetime | None
+) -> Schedule | None:
+    """Pause or resume; a resume also sets the next slot (slots while paused never fire)."""
+    cur = await conn.execute(
+        f"""
+        UPDATE schedules
+        SET enabled = %(enabled)s, updated_at = now(),
+            next_fire_at = COALESCE(%(next)s, next_fire_at)
+        WHERE name = %(name)s
+        RETURNING {SCHEDULE_COLUMNS}
+        """,
+        {"enabled": enabled, "next": next_fire_at, "name": name},
+    )
+    row = await cur.fetchone()
+    return to_schedule(row) if row else None
+
+
+async def get(conn: AsyncConn, name: str, *, lock: bool = False) -> Schedule | None:
+    sql = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = %s"
+    cur = await conn.execute(sql + (" FOR UPDATE" if lock else ""), (name,))
+    row = await cur.fetchone()
+    return to_schedule(row) if row else None
+
+
+async def list_page(conn: AsyncConn, *, limit: int, after: str | None = None) -> list[Schedule]:
+    """By name; `after` is the last name of the previous page (keyset)."""
+    cur = await conn.execute(
+        f"""
+        SELECT {SCHEDULE_COLUMNS} FROM schedules
+        WHERE %(after)s::text IS NULL OR name > %(after)s
+        ORDER BY name LIMIT %(limit)s
+        """,
+        {"after": after, "limit": limit},
+    )
+    return [to_schedule(r) for r in await cur.fetchall()]
+
+
+async def delete(conn: AsyncConn, name: str) -> Schedule | None:
+    """Remove the schedule with its fires and skips (its executions stay); returns it."""
+    cur = await conn.execute(
+        f"DELETE FROM schedules WHERE name = %s RETURNING {SCHEDULE_COLUMNS}", (name,)
+    )
+    row = await cur.fetchone()
+    return to_schedule(row) if row else None
+
+
+class FireRow(msgspec.Struct, frozen=True):
+    """One fire of a schedule, with its execution's status (None once pruned)."""
+
+    fire_at: datetime
+    manual: bool
+    fired_at: datetime
+    execution_id: str | None
+    status: str | None
+
+
+class SkipRow(msgspec.Struct, frozen=True):
+    """A run of slots that were not fired, and why."""
+
+    first_slot: datetime
+    last_slot: datetime
+    slots: int
+    reason: str
+    recorded_at: datetime
+
+
+async def recent_fires(conn: AsyncConn, schedule_id: int, limit: int) -> list[FireRow]:
+    cur = await conn.execute(
+        """
+        SELECT f.fire_at, f.manual, f.fired_at, f.execution_id, e.status
+        FROM schedule_fires f LEFT JOIN executions e ON e.id = f.execution_id
+        WHERE f.schedule_id = %s ORDER BY f.id DESC LIMIT %s
+        """,
+        (schedule_id, limit),
+    )
+    return [msgspec.convert(r, FireRow) for r in await cur.fetchall()]
+
+
+async def recent_skips(conn: AsyncConn, schedule_id: int, limit: int) -> list[SkipRow]:
+    cur = await conn.execute(
+        """
+        SELECT first_slot, last_slot, slots, reason, recorded_at FROM schedule_skips
+        WHERE schedule_id = %s ORDER BY id DESC LIMIT %s
+        """,
+        (schedule_id, limit),
+    )
+    return [msgspec.convert(r, SkipRow) for r in await cur.fetchall()]
+
+
+# ------------------------------------------------------------------ firing
+
+_CLAIM_DUE = f"""
+SELECT {SCHEDULE_COLUMNS} FROM schedules
+WHERE enabled AND next_fire_at <= %(now)s
+ORDER BY next_fire_at
+LIMIT %(batch)s
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def claim_due(conn: AsyncConn, now: datetime, batch: int) -> list[Schedule]:
+    """Lock the due schedules no other pool holds (inside the caller's transaction)."""
+    cur = await conn.execute(_CLAIM_DUE, {"now": now, "batch": batch})
+    return [to_schedule(r) for r in await cur.fetchall()]
+
+
+_FIRE = f"""
+WITH plan AS (
+    SELECT * FROM unnest(%(schedule_ids)s::bigint[], %(fire_ats)s::timestamptz[],
+                         %(execution_ids)s::text[], %(keys)s::text[], %(manual)s::boolean[],
+                         %(sources)s::text[])
+        AS p (schedule_id, fire_at, execution_id, logical_key, manual, trigger_source)
+), fired AS (
+    -- The slot's unique index: a slot some other transaction fired is skipped here.
+    INSERT INTO schedule_fires (schedule_id, fire_at, manual, execution_id)
+    SELECT schedule_id, fire_at, manual, execution_id FROM plan
+    ON CONFLICT (schedule_id, fire_at) WHERE NOT manual DO NOTHING
+    RETURNING schedule_id, fire_at, execution_id
+), new AS (
+    INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key)
+    SELECT f.execution_id, s.pipeline, s.params, s.lane, p.trigger_source, p.logical_key
+    FROM fired f
+    JOIN plan p ON p.execution_id = f.execution_id
+    JOIN schedules s ON s.id = f.schedule_id
+    ON CONFLICT (logical_key)
+        WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
+        DO NOTHING
+    RETURNING {COLUMNS}
+), created AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT n.id, 'created',
+           jsonb_build_object('trigger_source', n.trigger_source, 'lane', n.lane,
+                              'schedule', s.name, 'fire_at', f.fire_at)
+    FROM new n JOIN fired f ON f.execution_id = n.id JOIN schedules s ON s.id = f.schedule_id
+)
+SELECT * FROM new
+"""
+
+
+async def insert_fires(
+    conn: AsyncConn,
+    fires: list[tuple[int, datetime, str, str, bool, str]],
+) -> list[Execution]:
+    """Record fires and their executions (with `created` events) in one statement.
+
+    Each fire is (schedule_id, fire_at, execution_id, logical_key, manual,
+    trigger_source). Returns the executions created: a slot that was fired
+    already creates none.
+    """
+    if not fires:
+        return []
+    columns = (list(c) for c in zip(*fires, strict=True))
+    ids, fire_ats, execution_ids, keys, manual, sources = columns
+    cur = await conn.execute(
+        _FIRE,
+        {
+            "schedule_ids": ids,
+            "fire_ats": fire_ats,
+            "execution_ids": execution_ids,
+            "keys": keys,
+            "manual": manual,
+            "sources": sources,
+        },
+    )
+    return [to_execution(r) for r in await cur.fetchall()]
+
+
+async def advance(conn: AsyncConn, moves: list[tuple[int, datetime, datetime | None]]) -> None:
+    """Set each schedule's next slot (and its last fire): (schedule_id, next_fire_at, fired_at)."""
+    if not moves:
+        return
+    ids, nexts, fired = (list(c) for c in zip(*moves, strict=True))
+    await conn.execute(
+        """
+        UPDATE schedules s
+        SET next_fire_at = m.next_fire_at,
+            last_fired_at = COALESCE(m.fired_slot, s.last_fired_at)
+        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])
+            AS m (id, next_fire_at, fired_slot)
+        WHERE s.id = m.id
+        """,
+        (ids, nexts, fired),
+    )
+
+
+async def record_skips(
+    conn: AsyncConn, skips: list[tuple[int, datetime, datetime, int, str]]
+) -> None:
+    """Record runs of skipped slots: (schedule_id, first_slot, last_slot, slots, reason)."""
+    if not skips:
+        return
+    ids, firsts, lasts, counts, reasons = (list(c) for c in zip(*skips, strict=True))
+    await conn.execute(
+        """
+        INSERT INTO schedule_skips (schedule_id, first_slot, last_slot, slots, reason)
+        SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[],
+                             %s::integer[], %s::text[])
+        """,
+        (ids, firsts, lasts, counts, reasons),
+    )

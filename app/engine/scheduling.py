@@ -1,0 +1,240 @@
+"""What the API, the CLI and the worker pools do with schedules.
+
+Changes (create, replace, patch, pause, resume, remove) validate first, take
+the next slot from the database clock, store, and NOTIFY the pools. A fire
+(`fire_due`, `run_now`) is one transaction: the slot's row in
+`schedule_fires` (unique per slot), the execution and its `created` event,
+and the schedule's next slot commit together or not at all. The NOTIFY that
+wakes the workers follows the commit (see `app.engine.executions.insert` for
+why it is not sent inside it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+
+from app.config import Settings
+from app.db import AsyncConn
+from app.engine import schedules_sql as sql
+from app.engine.models import EXECUTIONS_CHANNEL, Execution
+from app.engine.registry import Registry
+from app.engine.schedules import Schedule, ScheduleInput, logical_key, next_after, plan, validate
+from app.errors import Conflict, InvalidField, NotFound, first_line
+
+__all__ = [
+    "FireReport",
+    "create",
+    "fire_due",
+    "patch",
+    "pause",
+    "remove",
+    "replace",
+    "resume",
+    "run_now",
+]
+
+log = logging.getLogger("spine.scheduler")
+
+DUE_BATCH = 100
+_FIELDS = {f.name for f in msgspec.structs.fields(ScheduleInput)}
+
+
+async def create(
+    conn: AsyncConn, registry: Registry, settings: Settings, inp: ScheduleInput
+) -> Schedule:
+    """A new schedule (Conflict when the name is taken)."""
+    inp = validate(inp, registry, settings)
+    schedule = await sql.insert(conn, inp, next_after(inp.spec, await sql.db_now(conn)))
+    await sql.notify_changed(conn, schedule.name)
+    return schedule
+
+
+async def replace(
+    conn: AsyncConn, registry: Registry, settings: Settings, inp: ScheduleInput
+) -> tuple[Schedule, bool]:
+    """Create or replace by name (PUT); returns (schedule, created)."""
+    inp = validate(inp, registry, settings)
+    schedule, created = await sql.upsert(conn, inp, next_after(inp.spec, await sql.db_now(conn)))
+    await sql.notify_changed(conn, schedule.name)
+    return schedule, created
+
+
+async def patch(
+    conn: AsyncConn, registry: Registry, settings: Settings, name: str, changes: dict[str, Any]
+) -> Schedule:
+    """Change some fields. Setting `cron` clears the interval and the other way round.
+
+    The next slot is recomputed when the timing or `enabled` changes, so a
+    changed schedule never fires a slot of its old timing.
+    """
+    unknown = set(changes) - _FIELDS
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidField(field, f"unknown field {field!r}")
+    async with conn.transaction():
+        current = await sql.get(conn, name, lock=True)
+        if current is None:
+            raise NotFound(f"no schedule named {name!r}")
+        merged: dict[str, Any] = {f: getattr(current, f) for f in _FIELDS}
+        if changes.get("cron") is not None:
+            merged["interval_seconds"] = None
+        if changes.get("interval_seconds") is not None:
+            merged["cron"] = None
+        merged.update(changes)
+        inp = validate(msgspec.convert(merged, ScheduleInput), registry, settings)
+        timing = ("cron", "interval_seconds", "timezone", "enabled")
+        if any(getattr(inp, f) != getattr(current, f) for f in timing):
+            next_fire_at = next_after(inp.spec, await sql.db_now(conn))
+        else:
+            next_fire_at = current.next_fire_at
+        try:
+            updated = await sql.update(conn, current.id, inp, next_fire_at)
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"a schedule named {inp.name!r} exists already") from None
+        assert updated is not None  # locked above
+    await sql.notify_changed(conn, updated.name)
+    return updated
+
+
+async def pause(conn: AsyncConn, name: str) -> Schedule:
+    """A paused schedule fires nothing until resumed."""
+    schedule = await sql.set_enabled(conn, name, False, None)
+    if schedule is None:
+        raise NotFound(f"no schedule named {name!r}")
+    await sql.notify_changed(conn, name)
+    return schedule
+
+
+async def resume(conn: AsyncConn, name: str) -> Schedule:
+    """Resume from the first slot after now: slots that passed while paused never fire."""
+    async with conn.transaction():
+        current = await sql.get(conn, name, lock=True)
+        if current is None:
+            raise NotFound(f"no schedule named {name!r}")
+        following = (
+            current.next_fire_at
+            if current.enabled
+            else next_after(current.spec, await sql.db_now(conn))
+        )
+        schedule = await sql.set_enabled(conn, name, True, following)
+        assert schedule is not None
+    await sql.notify_changed(conn, name)
+    return schedule
+
+
+async def remove(conn: AsyncConn, name: str) -> Schedule:
+    """Delete the schedule and its fire history; returns what was removed."""
+    schedule = await sql.delete(conn, name)
+    if schedule is None:
+        raise NotFound(f"no schedule named {name!r}")
+    await sql.notify_changed(conn, name)
+    return schedule
+
+
+async def run_now(conn: AsyncConn, name: str) -> Execution:
+    """Fire once now, as a manual trigger (`trigger_source = 'manual'`); the slots are untouched.
+
+    Works on a paused schedule too: pausing stops the clock, not the operator.
+    """
+    async with conn.transaction():
+        schedule = await sql.get(conn, name)
+        if schedule is None:
+            raise NotFound(f"no schedule named {name!r}")
+        now = await sql.db_now(conn)
+        execution_id = str(uuid.uuid4())
+        key = f"{logical_key(name, now)}:manual"
+        created = await sql.insert_fires(
+            conn, [(schedule.id, now, execution_id, key, True, "manual")]
+        )
+        await sql.advance(conn, [(schedule.id, schedule.next_fire_at, now)])
+    await _wake_workers(conn, created)
+    assert created, "a manual fire has a fresh key"
+    return created[0]
+
+
+class FireReport(msgspec.Struct, frozen=True):
+    """What one pass of `fire_due` did."""
+
+    fired: list[Execution]
+    skipped_slots: int
+    clock: datetime
+    """The clock the last transaction used (the database's `now()` unless one was passed)."""
+    next_due: datetime | None
+    """The earliest next slot of any enabled schedule (the scheduler sleeps until then)."""
+
+
+async def fire_due(
+    conn: AsyncConn, *, now: datetime | None = None, batch: int = DUE_BATCH
+) -> FireReport:
+    """Fire every due schedule this pool can lock, `batch` schedules per transaction.
+
+    `now` defaults to the database's clock; tests pass one in. Schedules
+    another pool holds are skipped (SKIP LOCKED): that pool fires them.
+    """
+    fired: list[Execution] = []
+    skipped = 0
+    clock = now
+    while True:
+        async with conn.transaction():
+            clock = now or await sql.db_now(conn)
+            due = await sql.claim_due(conn, clock, batch)
+            created, slots = await _fire_batch(conn, due, clock)
+        fired += created
+        skipped += slots
+        await _wake_workers(conn, created)
+        if len(due) < batch:
+            break
+    row = await (
+        await conn.execute("SELECT min(next_fire_at) AS at FROM schedules WHERE enabled")
+    ).fetchone()
+    next_due: datetime | None = row["at"] if row else None  # type: ignore[assignment]
+    assert clock is not None  # set by the first pass
+    return FireReport(fired=fired, skipped_slots=skipped, clock=clock, next_due=next_due)
+
+
+async def _fire_batch(
+    conn: AsyncConn, due: list[Schedule], now: datetime
+) -> tuple[list[Execution], int]:
+    fires: list[tuple[int, datetime, str, str, bool, str]] = []
+    moves: list[tuple[int, datetime, datetime | None]] = []
+    skips: list[tuple[int, datetime, datetime, int, str]] = []
+    for schedule in due:
+        step = plan(schedule.spec, schedule.next_fire_at, now, schedule.misfire_grace_seconds)
+        if step.fire_at is not None:
+            key = logical_key(schedule.name, step.fire_at)
+            fires.append((schedule.id, step.fire_at, str(uuid.uuid4()), key, False, "schedule"))
+        moves.append((schedule.id, step.next_fire_at, step.fire_at))
+        if step.skipped_first is not None and step.skipped_last is not None:
+            reason = (
+                "a later slot was due: only the most recent missed slot fires"
+                if step.fire_at is not None
+                else f"more than misfire_grace_seconds ({schedule.misfire_grace_seconds}) late"
+            )
+            skips.append((schedule.id, step.skipped_first, step.skipped_last, step.skipped, reason))
+            log.warning(
+                "schedule %s: skipped %d slot(s) from %s to %s (%s)",
+                schedule.name,
+                step.skipped,
+                step.skipped_first.isoformat(),
+                step.skipped_last.isoformat(),
+                reason,
+            )
+    created = await sql.insert_fires(conn, fires)
+    await sql.advance(conn, moves)
+    await sql.record_skips(conn, skips)
+    return created, sum(s[3] for s in skips)
+
+
+async def _wake_workers(conn: AsyncConn, created: list[Execution]) -> None:
+    """After the commit: one NOTIFY per lane that got work (the workers' poll covers a loss)."""
+    for lane in sorted({e.lane for e in created}):
+        try:
+            await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
+        except psycopg.Error as exc:
+            log.warning("fired; NOTIFY failed (%s)", first_line(exc))

@@ -1,0 +1,95 @@
+"""The pool's scheduler: fires due schedules, once per pool, inside the worker pool.
+
+Where it runs: a thread of the pool's first worker process (slot 0), started
+by that child after the fork. The supervisor itself stays free of database
+connections and threads, so every child it forks or re-forks starts from a
+clean parent; a dedicated child process would do as well but would change
+the pool's process count that operators (and tests) see. If slot 0 dies, the
+supervisor restarts it and the scheduler with it; meanwhile other pools (if
+any) keep firing, and the downtime rule covers a pool that was alone.
+
+How often: it sleeps until the earliest next slot of any enabled schedule,
+at most `SPINE_SCHEDULER_TICK` seconds, and wakes early on a NOTIFY on
+`spine_schedules` (a schedule was created, changed or removed). Exactly-once
+across pools comes from the database (SKIP LOCKED on the schedule row and a
+unique index per slot), not from this loop, so any number of pools may run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+
+import psycopg
+
+from app import db
+from app.config import Settings
+from app.engine.models import SCHEDULES_CHANNEL
+from app.engine.retry import Backoff
+from app.engine.scheduling import fire_due
+from app.errors import first_line
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("spine.scheduler")
+MIN_WAIT = 0.02  # seconds
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, url: str) -> None:
+        self.settings = settings
+        self.url = url
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run in a daemon thread with an event loop and connections of its own."""
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.run()), name="scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    async def run(self) -> None:
+        backoff = Backoff(0.1, 5.0)
+        while not self._stop.is_set():
+            try:
+                async with (
+                    await db.aconnect(self.url) as listener,
+                    await db.aconnect(self.url) as conn,
+                ):
+                    await listener.execute(f"LISTEN {SCHEDULES_CHANNEL}")
+                    backoff.reset()
+                    log.info("scheduler started")
+                    await self._loop(listener, conn)
+            except psycopg.Error as exc:
+                log.warning("scheduler: %s; reconnecting", first_line(exc))
+                self._stop.wait(backoff.next())
+            except Exception:  # a bug must not end this pool's scheduling for good
+                log.exception("scheduler failed; restarting it")
+                self._stop.wait(backoff.next())
+        log.info("scheduler stopped")
+
+    async def _loop(self, listener: db.AsyncConn, conn: db.AsyncConn) -> None:
+        tick = self.settings.scheduler_tick
+        while not self._stop.is_set():
+            started = time.monotonic()
+            report = await fire_due(conn)
+            for execution in report.fired:
+                log.info("fired %s (%s)", execution.logical_key, execution.id)
+            wait = tick
+            if report.next_due is not None:
+                until = (report.next_due - report.clock).total_seconds()
+                # Not below MIN_WAIT: a due schedule another pool holds is theirs to fire.
+                wait = min(tick, max(MIN_WAIT, until - (time.monotonic() - started)))
+            # Returns at the first NOTIFY, or after `wait` seconds without one.
+            with contextlib.suppress(TimeoutError):
+                async for _ in listener.notifies(timeout=wait, stop_after=1):
+                    pass
