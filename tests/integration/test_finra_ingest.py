@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ import psycopg
 import pytest
 
 from app.files import InvalidInputFile
+from app.finra import reads
 from tests.finra_support import (
     WEEK_FILES,
     Loader,
     data_lines,
     open_loader,
     read_file,
+    symbol_of,
     totals,
     venues_of,
 )
@@ -138,14 +141,42 @@ def test_a_restatement_reports_exactly_its_changes(loader: Loader, conn: Conn) -
         (WEEK,),
     ).fetchall()
     assert days == [{"d": date(2025, 12, 19)}]
-    # The analytics follow: the venue table from the doctored file.
-    top = conn.execute(
-        "SELECT mpid, sum(shares) AS s FROM finra_weekly_volume WHERE week_start = %s"
-        " GROUP BY mpid ORDER BY s DESC, mpid LIMIT 1",
-        (WEEK,),
-    ).fetchone()
-    expected = venues_of(read_file(path))[0]
-    assert top == {"mpid": expected.mpid, "s": expected.shares}
+    # The analytics follow: every venue and each touched symbol, as computed from the file.
+    doctored = read_file(path)
+    venues = loader.read(lambda c: reads.venues(c, WEEK, limit=100))
+    assert [
+        (
+            v.mpid,
+            v.shares,
+            v.trades,
+            v.symbols,
+            v.share_of_shares_pct,
+            v.share_of_trades_pct,
+            v.rank,
+        )
+        for v in venues
+    ] == [
+        (
+            e.mpid,
+            e.shares,
+            e.trades,
+            e.symbols,
+            e.share_of_shares_pct,
+            e.share_of_trades_pct,
+            e.rank,
+        )
+        for e in venues_of(doctored)
+    ]
+    for symbol, *_ in [*changes["changed"], ("ZZZZQ",)]:
+        [got] = loader.read(partial(reads.symbols, week=WEEK, symbol=symbol))
+        want = symbol_of(doctored, symbol)
+        assert (got.shares, got.trades, got.venues, got.top_mpid) == (
+            want.shares,
+            want.trades,
+            want.venues,
+            want.top_mpid,
+        )
+        assert (got.hhi, got.top_mpid_share_pct) == (want.hhi, want.top_mpid_share_pct)
 
 
 def test_an_older_restatement_is_refused_and_changes_nothing(loader: Loader, conn: Conn) -> None:
