@@ -8,13 +8,13 @@ import asyncio
 import csv
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app import db
 from app.config import get_settings
@@ -27,6 +27,7 @@ WEEK_FILES = {
     date(2025, 12, 22): FINRA_DIR / "finra_otc_weekly_otc_20251222.csv",
     date(2025, 12, 29): FINRA_DIR / "finra_otc_weekly_otc_20251229.csv",
 }
+T = TypeVar("T")
 HEADER = (
     "tierDescription|issueSymbolIdentifier|issueName|marketParticipantName|MPID|"
     "totalWeeklyShareQuantity|totalWeeklyTradeCount|lastUpdateDate"
@@ -59,6 +60,15 @@ class Loader:
                 week=week,
             )
         )
+
+    def read(self, query: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
+        """Run one read (say, an app.finra.reads function) on the test's pool."""
+
+        async def run() -> T:
+            async with self.pool.connection() as conn:
+                return await query(conn)
+
+        return self.runner.run(run())
 
 
 def open_loader(database_url: str, tmp_path: Path) -> Iterator[Loader]:

@@ -70,15 +70,15 @@ _PARSE: LiteralString = """
       FROM judged
 """
 
+# Records the rejects and counts them by reason.
 _RECORD_REJECTS: LiteralString = """
-    INSERT INTO finra_weekly_rejects (load_id, line_no, reason, line)
-    SELECT %(load_id)s, line_no, reason, left(line, 1000) FROM finra_parsed
-     WHERE reason IS NOT NULL
-"""
-
-_REJECT_COUNTS: LiteralString = """
-    SELECT reason, count(*) AS n FROM finra_parsed WHERE reason IS NOT NULL
-     GROUP BY reason ORDER BY reason
+    WITH recorded AS (
+        INSERT INTO finra_weekly_rejects (load_id, line_no, reason, line)
+        SELECT %(load_id)s, line_no, reason, left(line, 1000) FROM finra_parsed
+         WHERE reason IS NOT NULL
+        RETURNING reason
+    )
+    SELECT reason, count(*) AS n FROM recorded GROUP BY reason ORDER BY reason
 """
 
 _FILE_ROWS: LiteralString = """
@@ -99,45 +99,51 @@ _LATER_STORED: LiteralString = """
      ORDER BY tier LIMIT 1
 """
 
-_CLASSIFY: LiteralString = """
-    SELECT count(*) FILTER (WHERE v.symbol IS NULL) AS inserted,
-           count(*) FILTER (WHERE v.symbol IS NOT NULL AND
-                (r.shares, r.trades, r.issue_name, r.participant_name)
-                IS DISTINCT FROM (v.shares, v.trades, v.issue_name, v.participant_name)
-           ) AS changed
-      FROM finra_file_rows r
-      LEFT JOIN finra_weekly_volume v
-        ON v.week_start = %(week)s AND v.tier = r.tier AND v.symbol = r.symbol AND v.mpid = r.mpid
-"""
-
-_REMOVE: LiteralString = """
-    DELETE FROM finra_weekly_volume v
-     WHERE v.week_start = %(week)s
-       AND v.tier IN (SELECT DISTINCT tier FROM finra_file_rows)
-       AND NOT EXISTS (SELECT FROM finra_file_rows r
-                        WHERE r.tier = v.tier AND r.symbol = v.symbol AND r.mpid = v.mpid)
-"""
-
-# New keys are inserted; stored keys take the file's values (load_id moves only
-# when shares, trades or names change); identical rows are not written at all.
-_UPSERT: LiteralString = """
-    INSERT INTO finra_weekly_volume AS v (week_start, tier, symbol, issue_name, mpid,
-                                          participant_name, shares, trades, last_update_date,
-                                          load_id)
-    SELECT %(week)s, tier, symbol, issue_name, mpid, participant_name, shares, trades,
-           last_update_date, %(load_id)s
-      FROM finra_file_rows
-    ON CONFLICT (week_start, tier, symbol, mpid) DO UPDATE
-       SET issue_name = EXCLUDED.issue_name, participant_name = EXCLUDED.participant_name,
-           shares = EXCLUDED.shares, trades = EXCLUDED.trades,
-           last_update_date = EXCLUDED.last_update_date,
-           load_id = CASE WHEN (v.shares, v.trades, v.issue_name, v.participant_name)
-                               IS DISTINCT FROM (EXCLUDED.shares, EXCLUDED.trades,
-                                                 EXCLUDED.issue_name, EXCLUDED.participant_name)
-                          THEN EXCLUDED.load_id ELSE v.load_id END
-     WHERE (v.shares, v.trades, v.issue_name, v.participant_name, v.last_update_date)
-           IS DISTINCT FROM (EXCLUDED.shares, EXCLUDED.trades, EXCLUDED.issue_name,
-                             EXCLUDED.participant_name, EXCLUDED.last_update_date)
+# One statement, so every part sees the stored rows as they were before it:
+# the file's rows are classified against them, stored keys the file no longer
+# has are deleted, and the file's rows are upserted (new keys inserted; stored
+# keys take the file's values, load_id moving only when shares, trades or
+# names change; identical rows are not written at all).
+_APPLY: LiteralString = """
+    WITH classified AS (
+        SELECT count(*) FILTER (WHERE v.symbol IS NULL) AS inserted,
+               count(*) FILTER (WHERE v.symbol IS NOT NULL AND
+                    (r.shares, r.trades, r.issue_name, r.participant_name)
+                    IS DISTINCT FROM (v.shares, v.trades, v.issue_name, v.participant_name)
+               ) AS changed
+          FROM finra_file_rows r
+          LEFT JOIN finra_weekly_volume v
+            ON v.week_start = %(week)s AND v.tier = r.tier AND v.symbol = r.symbol
+           AND v.mpid = r.mpid
+    ), removed AS (
+        DELETE FROM finra_weekly_volume v
+         WHERE v.week_start = %(week)s
+           AND v.tier IN (SELECT DISTINCT tier FROM finra_file_rows)
+           AND NOT EXISTS (SELECT FROM finra_file_rows r
+                            WHERE r.tier = v.tier AND r.symbol = v.symbol AND r.mpid = v.mpid)
+        RETURNING 1
+    ), upserted AS (
+        INSERT INTO finra_weekly_volume AS v (week_start, tier, symbol, issue_name, mpid,
+                                              participant_name, shares, trades,
+                                              last_update_date, load_id)
+        SELECT %(week)s, tier, symbol, issue_name, mpid, participant_name, shares, trades,
+               last_update_date, %(load_id)s
+          FROM finra_file_rows
+        ON CONFLICT (week_start, tier, symbol, mpid) DO UPDATE
+           SET issue_name = EXCLUDED.issue_name, participant_name = EXCLUDED.participant_name,
+               shares = EXCLUDED.shares, trades = EXCLUDED.trades,
+               last_update_date = EXCLUDED.last_update_date,
+               load_id = CASE WHEN (v.shares, v.trades, v.issue_name, v.participant_name)
+                                   IS DISTINCT FROM (EXCLUDED.shares, EXCLUDED.trades,
+                                                     EXCLUDED.issue_name,
+                                                     EXCLUDED.participant_name)
+                              THEN EXCLUDED.load_id ELSE v.load_id END
+         WHERE (v.shares, v.trades, v.issue_name, v.participant_name, v.last_update_date)
+               IS DISTINCT FROM (EXCLUDED.shares, EXCLUDED.trades, EXCLUDED.issue_name,
+                                 EXCLUDED.participant_name, EXCLUDED.last_update_date)
+        RETURNING 1
+    )
+    SELECT inserted, changed, (SELECT count(*) FROM removed) AS removed FROM classified
 """
 
 
@@ -171,9 +177,8 @@ async def normalize_load(
     async with conn.transaction():
         await conn.execute(_LOCK)
         await conn.execute(_PARSE)
-        await conn.execute(_RECORD_REJECTS, params)
-        cur = await conn.execute(_REJECT_COUNTS)
-        rejects = {str(r["reason"]): int(r["n"]) for r in await cur.fetchall()}  # type: ignore[call-overload]
+        cur = await conn.execute(_RECORD_REJECTS, params)
+        rejects = {str(r["reason"]): _int(r["n"]) for r in await cur.fetchall()}
         await conn.execute(_FILE_ROWS)
         day = await _file_date(conn)
         week = _week_of(week, day)
@@ -182,12 +187,12 @@ async def normalize_load(
         if week is not None and day is not None and accepted:
             params |= {"week": week, "day": day}
             await _refuse_older(conn, params)
-            cur = await conn.execute(_CLASSIFY, params)
+            cur = await conn.execute(_APPLY, params)
             counts = await cur.fetchone()
             assert counts is not None
-            inserted, changed = int(counts["inserted"]), int(counts["changed"])  # type: ignore[call-overload]
-            removed = (await conn.execute(_REMOVE, params)).rowcount
-            await conn.execute(_UPSERT, params)
+            inserted, changed, removed = (
+                _int(counts[k]) for k in ("inserted", "changed", "removed")
+            )
     return NormalizeResult(
         rows_read=rows_read,
         inserted=inserted,
@@ -199,6 +204,12 @@ async def normalize_load(
         week=week,
         last_update_date=day,
     )
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"expected a count, got {value!r}")
+    return value
 
 
 async def _file_date(conn: AsyncConn) -> date | None:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from app.api.pagination import encode_cursor
 from app.config import get_settings
 from tests.api_support import Client, api_client, problem
-from tests.finra_support import WEEK_FILES, read_file, symbol_of, totals, venues_of
+from tests.finra_support import WEEK_FILES, read_file, rounded, symbol_of, totals, venues_of
 from tests.support import ROOT, run_inline
 
 BASE = "/api/v1/finra"
@@ -150,15 +151,18 @@ async def test_symbol_and_venue_history_with_week_over_week_change(loaded: Clien
     assert [h["shares"] for h in history] == shares
     assert history[0]["shares_change_pct"] is None  # no week before the first
     for h, before, now in zip(history[1:], shares[:-1], shares[1:], strict=True):
-        change = Decimal(100 * (now - before)) / Decimal(before)
-        assert dec(h["shares_change_pct"]) == change.quantize(Decimal("0.0001"))
+        change = rounded(Fraction(100 * (now - before), before), 4)
+        assert dec(h["shares_change_pct"]) == change
     venue = await get(loaded, f"{BASE}/venues/OTCN/history")
     expected = [next(v for v in venues_of(f) if v.mpid == "OTCN") for f in files]
     assert [(v["shares"], v["rank"]) for v in venue] == [(e.shares, e.rank) for e in expected]
     assert [dec(v["share_of_shares_pct"]) for v in venue] == [
         e.share_of_shares_pct for e in expected
     ]
-    assert venue[0]["shares_change_pct"] is None and venue[1]["shares_change_pct"] is not None
+    assert venue[0]["shares_change_pct"] is None
+    for v, last, this in zip(venue[1:], expected[:-1], expected[1:], strict=True):
+        change = rounded(Fraction(100 * (this.shares - last.shares), last.shares), 4)
+        assert dec(v["shares_change_pct"]) == change
 
 
 async def test_unknown_weeks_symbols_and_foreign_cursors(loaded: Client) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ import psycopg
 import pytest
 
 from app.files import InvalidInputFile
+from app.finra import reads
 from tests.finra_support import (
     WEEK_FILES,
     Loader,
     data_lines,
     open_loader,
     read_file,
+    symbol_of,
     totals,
     venues_of,
 )
@@ -58,6 +61,7 @@ def _from_file(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def test_three_real_weeks_load_whole_and_fast(loader: Loader, conn: Conn) -> None:
+    seconds: list[float] = []
     for week, path in WEEK_FILES.items():
         summary = loader.ingest(path)
         rows = len(read_file(path))
@@ -68,10 +72,13 @@ def test_three_real_weeks_load_whole_and_fast(loader: Loader, conn: Conn) -> Non
         empty = {"empty_symbol": lines - rows} if lines > rows else {}
         assert summary["rejects_by_reason"] == empty
         assert summary["changed"] == summary["removed"] == summary["unchanged"] == 0
-        # About 5,000 rows: under a second of database time (COPY through the upsert), even
-        # on a busy test machine; about 0.1-0.2 s when it is quiet.
-        assert summary["db_seconds"] < 1.0, summary
+        seconds.append(summary["db_seconds"])
         assert _stored(conn, week) == _from_file(path)
+    # About 5,000 rows a week: well under a second of database time, COPY through the
+    # upsert (0.1-0.2 s on a quiet machine; the PostgreSQL backend uses about 0.1 s of CPU).
+    # The wall clock of a shared test machine stalls now and then, so the best of the
+    # three weeks carries the claim and every week must stay under 2 s.
+    assert min(seconds) < 0.5 and max(seconds) < 2.0, seconds
     stored = conn.execute(
         "SELECT week_start, tier, sum(shares) AS shares, sum(trades) AS trades"
         " FROM finra_weekly_volume GROUP BY 1, 2 ORDER BY 1"
@@ -138,14 +145,42 @@ def test_a_restatement_reports_exactly_its_changes(loader: Loader, conn: Conn) -
         (WEEK,),
     ).fetchall()
     assert days == [{"d": date(2025, 12, 19)}]
-    # The analytics follow: the venue table from the doctored file.
-    top = conn.execute(
-        "SELECT mpid, sum(shares) AS s FROM finra_weekly_volume WHERE week_start = %s"
-        " GROUP BY mpid ORDER BY s DESC, mpid LIMIT 1",
-        (WEEK,),
-    ).fetchone()
-    expected = venues_of(read_file(path))[0]
-    assert top == {"mpid": expected.mpid, "s": expected.shares}
+    # The analytics follow: every venue and each touched symbol, as computed from the file.
+    doctored = read_file(path)
+    venues = loader.read(lambda c: reads.venues(c, WEEK, limit=100))
+    assert [
+        (
+            v.mpid,
+            v.shares,
+            v.trades,
+            v.symbols,
+            v.share_of_shares_pct,
+            v.share_of_trades_pct,
+            v.rank,
+        )
+        for v in venues
+    ] == [
+        (
+            e.mpid,
+            e.shares,
+            e.trades,
+            e.symbols,
+            e.share_of_shares_pct,
+            e.share_of_trades_pct,
+            e.rank,
+        )
+        for e in venues_of(doctored)
+    ]
+    for symbol, *_ in [*changes["changed"], ("ZZZZQ",)]:
+        [got] = loader.read(partial(reads.symbols, week=WEEK, symbol=symbol))
+        want = symbol_of(doctored, symbol)
+        assert (got.shares, got.trades, got.venues, got.top_mpid) == (
+            want.shares,
+            want.trades,
+            want.venues,
+            want.top_mpid,
+        )
+        assert (got.hhi, got.top_mpid_share_pct) == (want.hhi, want.top_mpid_share_pct)
 
 
 def test_an_older_restatement_is_refused_and_changes_nothing(loader: Loader, conn: Conn) -> None:
