@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue as queue_module
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +31,20 @@ class Handles:
     handled: list[int] = field(default_factory=list)
 
     def expect(self, kind: str, timeout: float) -> tuple[Any, ...]:
-        """The next message of `kind` from any child (other kinds are not expected here)."""
-        try:
-            message: tuple[Any, ...] = self.events.get(timeout=timeout)
-        except queue_module.Empty:
-            raise TimeoutError(
-                f"no {kind!r} from the peer's workers within {timeout:.0f}s"
-            ) from None
+        """The next message of `kind` from any child; fails fast when a child died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message: tuple[Any, ...] = self.events.get(timeout=0.2)
+                break
+            except queue_module.Empty:
+                dead = [p.exitcode for p in self.procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a peer's worker exited with {dead}") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"no {kind!r} from the peer's workers within {timeout:.0f}s"
+                    ) from None
         if message[0] != kind:
             raise RuntimeError(f"expected {kind!r} from a peer's worker, got {message[0]!r}")
         return message

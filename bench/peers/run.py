@@ -96,7 +96,7 @@ def _peer_drain(system: System, url: str, n: int, processes: int) -> float:
                 assert row is not None
                 return row if int(row["n"]) >= n else None
 
-            done = wait_until(drained, timeout=max(120.0, n / 20), what=f"{system.name} drain")
+            done = wait_until(drained, timeout=max(300.0, n / 5), what=f"{system.name} drain")
         children.check_exactly_once(handles.handled, n, system.name)
         if int(done["n"]) != n:
             raise RuntimeError(f"{system.name}: {done['n']} ends recorded for {n} jobs")
