@@ -45,6 +45,9 @@ async def prune_raw(conn: AsyncConn, *, older_than_seconds: float) -> Pruned:
         rows = await cur.fetchall()
         ids = [count(row, "id") for row in rows]
         if ids:
+            # DROP waits for ingests attaching their lines; queued behind it, readers would
+            # wait too, so give up after a while (the CLI says so in one line) rather than stall.
+            await conn.execute("SET LOCAL lock_timeout = '10s'")
             parts = sql.SQL(", ").join(raw_partition(i) for i in ids)
             await conn.execute(sql.SQL("DROP TABLE {parts}").format(parts=parts))
             await conn.execute(_MARK_PRUNED, {"ids": ids})
