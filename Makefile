@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint bench clean
+.PHONY: up test lint bench bench-peers clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Market Spine needs Python 3.11 or newer (set PYTHON=...)")'
@@ -28,6 +28,11 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+# Market Spine beside procrastinate and pgqueuer, installed from the bench-only extra.
+bench-peers: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench --peers
 
 clean:
 	rm -rf $(VENV) .spine .pytest_cache .mypy_cache .ruff_cache

@@ -109,6 +109,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             le=60,
         ),
     ] = msgspec.field(default=1.0, name="SPINE_SCHEDULER_TICK")
+    raw_retention_days: Annotated[
+        int,
+        msgspec.Meta(
+            description="Days of raw input lines `spine data prune-raw` keeps by default "
+            "(0: keep them all).",
+            ge=0,
+        ),
+    ] = msgspec.field(default=0, name="SPINE_RAW_RETENTION_DAYS")
     log_level: Annotated[LogLevel, msgspec.Meta(description="Log level for every process.")] = (
         msgspec.field(default="INFO", name="SPINE_LOG_LEVEL")
     )

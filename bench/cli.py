@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="Create this many daily cron schedules before draining (their scheduler's cost).",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="Market Spine beside procrastinate and pgqueuer (needs the `bench` extra).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Where to write the results JSON.")
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="Keep generated files and process logs."
@@ -76,6 +81,16 @@ def _server_url(explicit: str | None) -> str:
     return db.database_url()
 
 
+def _peers(ctx: Context) -> None:
+    try:
+        from bench.peers.run import run
+    except ImportError as exc:  # the extra is not installed: say how to get it
+        raise SystemExit(
+            f"--peers needs the bench extra ({exc}): pip install -e '.[dev,bench]'"
+        ) from exc
+    ctx.peer_rows.extend(run(ctx))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -90,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     if repeat < 1:
         raise SystemExit("--repeat must be at least 1")
-    chosen = args.only or list(SCENARIOS)
+    chosen = ["peers"] if args.peers else (args.only or list(SCENARIOS))
     started = time.monotonic()
     started_at = datetime.now(UTC)
 
@@ -118,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         applied = scratch.create_template()
         progress(f"template {scratch.template}: {len(applied)} migration(s) applied")
         for name in chosen:
-            run: Callable[[Context], None] = SCENARIOS[name]
+            run: Callable[[Context], None] = SCENARIOS.get(name, _peers)
             progress(f"--- {name}")
             began = time.monotonic()
             try:
@@ -142,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.monotonic() - started
     print()
-    print(report.table(ctx.rows))
+    if args.peers:
+        from bench.peers.run import table
+
+        print(table(ctx.peer_rows))
+    else:
+        print(report.table(ctx.rows))
     extra = report.notes(ctx.rows)
     if extra:
         print()
@@ -160,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": machine,
         "rows": [row.as_json() for row in ctx.rows],
+        "peers": [row.as_json() for row in ctx.peer_rows],
         "errors": errors,
     }
     path = report.write_json(payload, args.json)

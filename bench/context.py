@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.harness import Row, Scratch
 
@@ -13,6 +14,7 @@ class Sizes:
     drain_executions: int = 5_000
     drain_processes: tuple[int, ...] = (1, 2, 4)
     drain_schedules: int = 0  # schedules present while draining (none due): `--schedules`
+    peers_drain_executions: int = 2_000
     wakeup_executions: int = 200
     wakeup_processes: int = 2
     ingest_rows: int = 1_000_000
@@ -28,6 +30,7 @@ class Sizes:
 FULL = Sizes()
 QUICK = Sizes(
     drain_executions=300,
+    peers_drain_executions=300,
     drain_processes=(1, 2),
     wakeup_executions=30,
     ingest_rows=20_000,
@@ -51,6 +54,7 @@ class Context:
     work_dir: Path  # generated files and process logs, removed at the end
     http_client: str = "auto"  # "auto" (wrk when installed), "wrk" or "httpx"
     rows: list[Row] = field(default_factory=list)
+    peer_rows: list[Any] = field(default_factory=list)  # bench.peers.run.PeerRow (the extra)
     shared: dict[str, object] = field(default_factory=dict)  # e.g. a loaded OTC database
 
     def log_path(self, name: str) -> Path:

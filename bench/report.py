@@ -30,7 +30,7 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _cell(values: list[float], unit: str) -> str:
+def cell(values: list[float], unit: str) -> str:
     if not values:
         return "-"
     mid = median(values)
@@ -48,8 +48,8 @@ def table(rows: list[Row]) -> str:
         lines.append(
             [
                 f"{row.scenario}: {row.label}",
-                _cell(row.spine, row.unit),
-                _cell(row.baseline, row.unit),
+                cell(row.spine, row.unit),
+                cell(row.baseline, row.unit),
                 f"{ratio:.2f}x" if ratio is not None else "-",
                 row.target.describe(row.unit) if row.target else "-",
                 met,

@@ -111,11 +111,11 @@ async def copy_file(
     total = os.fstat(stream.fileno()).st_size
     reader = _Reader(stream, name)
     await asyncio.to_thread(reader.read_header)
-    await loads.begin_raw_copy(conn, load_id)
+    copy_lines = await loads.begin_raw_copy(conn, load_id)
     async with conn.cursor() as cur:
         pending: asyncio.Future[bytes | None] | None = None
         try:
-            async with cur.copy(loads.COPY_RAW_LINES) as copy:
+            async with cur.copy(copy_lines) as copy:
                 pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
                 while (payload := await pending) is not None:
                     pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
@@ -130,6 +130,7 @@ async def copy_file(
         copied = cur.rowcount
     if copied != reader.lines:
         raise RuntimeError(f"server stored {copied} lines of {name!r}; {reader.lines} were sent")
+    await loads.attach_raw_lines(conn, load_id)
     return CopyResult(
         lines=reader.lines,
         file_bytes=reader.bytes_read,

@@ -3,6 +3,12 @@
 A load's row carries its summary once it committed, so a retried execution
 whose load did commit returns that summary instead of loading again
 (otc_loads.execution_id is unique).
+
+Each load's raw lines are a partition of otc_trades_raw of their own (migration
+013), so old loads' lines are dropped, not deleted. The partition is created as a
+plain table, filled by COPY and then attached: creating it as a partition would
+lock the parent against every other load's COPY until this load commits, while
+ATTACH takes a lock that readers and other COPYs pass.
 """
 
 from __future__ import annotations
@@ -11,14 +17,15 @@ from datetime import datetime
 from typing import Any, LiteralString
 
 import msgspec
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 
 __all__ = [
-    "COPY_RAW_LINES",
     "Load",
+    "attach_raw_lines",
     "begin_raw_copy",
     "count",
     "create_load",
@@ -28,9 +35,22 @@ __all__ = [
 
 # Every line becomes one row with one column: \x01 and \x02 never reach the
 # server (the connector replaces them), so no line is ever split or quoted by COPY.
-COPY_RAW_LINES: LiteralString = (
-    "COPY otc_trades_raw (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+_COPY_RAW_LINES: LiteralString = (
+    "COPY {part} (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
 )
+# The partition copies the parent's defaults (this load's id from a session setting,
+# line numbers from a session sequence); the CHECK lets ATTACH skip scanning its rows.
+_CREATE_PARTITION: LiteralString = (
+    "CREATE TABLE {part} (LIKE otc_trades_raw INCLUDING DEFAULTS, CHECK (load_id = {id}))"
+)
+_ATTACH_PARTITION: LiteralString = (
+    "ALTER TABLE otc_trades_raw ATTACH PARTITION {part} FOR VALUES IN ({id})"
+)
+
+
+def raw_partition(load_id: int) -> sql.Identifier:
+    """The table holding one load's raw lines."""
+    return sql.Identifier(f"otc_trades_raw_{int(load_id)}")
 
 
 class Load(msgspec.Struct, frozen=True):
@@ -45,6 +65,7 @@ class Load(msgspec.Struct, frozen=True):
     started_at: datetime
     finished_at: datetime | None
     summary: dict[str, Any] | None
+    raw_pruned_at: datetime | None = None  # when `spine data prune-raw` dropped its raw lines
 
 
 async def get_load(conn: AsyncConn, execution_id: str) -> Load | None:
@@ -79,8 +100,13 @@ async def finish_load(
     )
 
 
-async def begin_raw_copy(conn: AsyncConn, load_id: int) -> None:
-    """Arm otc_trades_raw's defaults for this transaction: this load's id, lines from 2."""
+async def begin_raw_copy(conn: AsyncConn, load_id: int) -> sql.Composed:
+    """Create this load's raw-lines table and arm its defaults (this load's id, lines from 2).
+
+    Returns the COPY statement that fills it; `attach_raw_lines` comes after.
+    """
+    ident = {"part": raw_partition(load_id), "id": sql.Literal(int(load_id))}
+    await conn.execute(sql.SQL(_CREATE_PARTITION).format(**ident))
     cur = await conn.execute("SELECT to_regclass('pg_temp.otc_line_seq') IS NULL AS missing")
     row = await cur.fetchone()
     if row is not None and row["missing"]:
@@ -88,6 +114,14 @@ async def begin_raw_copy(conn: AsyncConn, load_id: int) -> None:
     await conn.execute(
         "SELECT set_config('spine.otc_load_id', %s, true), setval('pg_temp.otc_line_seq', 1)",
         (str(load_id),),
+    )
+    return sql.SQL(_COPY_RAW_LINES).format(part=ident["part"])
+
+
+async def attach_raw_lines(conn: AsyncConn, load_id: int) -> None:
+    """Make the load's copied lines part of otc_trades_raw (no scan: its CHECK proves them)."""
+    await conn.execute(
+        sql.SQL(_ATTACH_PARTITION).format(part=raw_partition(load_id), id=sql.Literal(int(load_id)))
     )
 
 

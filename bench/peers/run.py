@@ -1,0 +1,161 @@
+"""The peers' run: each system on its own scratch database, round-robin, one table.
+
+For every K in the drain sizes and every repetition, the four systems drain in
+turn (Market Spine, procrastinate, pgqueuer one at a time, pgqueuer batch 10),
+so all of them see the same machine minute by minute; then the wake-up runs
+the same way. Every drain checks exactly once: the product on its events, the
+peers on what their handlers report (each noop's number, collected from every
+process when it stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+
+from bench.context import Context
+from bench.harness import connect, median, percentile, progress, wait_until
+from bench.peers import children, pgqueuer_peer, procrastinate_peer, spine_peer
+from bench.peers.table import SPINE, PeerRow
+from bench.peers.table import table as peer_table
+
+PAUSE = (0.02, 0.05)  # seconds idle between wake-up submits, drawn at random
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    key: str  # scratch database label
+    peer: ModuleType | None  # None = Market Spine
+    mode: str = ""
+
+
+SYSTEMS = (
+    System(SPINE, "spine", None),
+    System("procrastinate 3.10", "procrastinate", procrastinate_peer),
+    System("pgqueuer 1.6, one at a time", "pgq1", pgqueuer_peer, "1"),
+    System("pgqueuer 1.6, batch 10", "pgq10", pgqueuer_peer, "10"),
+)
+
+
+def run(ctx: Context) -> list[PeerRow]:
+    urls = {s.key: ctx.scratch.create(f"peer_{s.key}") for s in SYSTEMS}
+    try:
+        for system in SYSTEMS:
+            if system.peer is not None:
+                asyncio.run(system.peer.install(urls[system.key]))
+        rows = _drains(ctx, urls)
+        rows += _wakeups(ctx, urls)
+        return rows
+    finally:
+        for url in urls.values():
+            ctx.scratch.drop(url)
+
+
+def _drains(ctx: Context, urls: dict[str, str]) -> list[PeerRow]:
+    n = ctx.sizes.peers_drain_executions
+    rows = []
+    for processes in ctx.sizes.drain_processes:
+        row = PeerRow(f"drain: {n:,} noop, {processes} process(es)", "exec/s", True)
+        for attempt in range(ctx.repeat + 1):  # the first is the warm-up
+            tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
+            figures = []
+            for system in SYSTEMS:
+                url = urls[system.key]
+                if system.peer is None:
+                    log = ctx.log_path(f"peers-spine-{processes}-{attempt}")
+                    seconds = spine_peer.run_drain(url, n, processes, log)
+                else:
+                    seconds = _peer_drain(system, url, n, processes)
+                figures.append(f"{system.name} {n / seconds:,.0f}/s")
+                if attempt:
+                    row.values.setdefault(system.name, []).append(n / seconds)
+            progress(f"peers drain x{processes} {tag}: " + "; ".join(figures))
+        rows.append(row)
+    return rows
+
+
+def _peer_drain(system: System, url: str, n: int, processes: int) -> float:
+    peer = system.peer
+    assert peer is not None
+    with connect(url) as conn:
+        conn.execute(peer.TRUNCATE)
+        probes: Callable[[int], None] = lambda k: asyncio.run(peer.enqueue_probes(url, k))  # noqa: E731
+        with children.started(peer.child, url, processes, system.mode, probes) as handles:
+            asyncio.run(peer.enqueue_noops(url, n))
+            begun = _now(conn)
+
+            def drained() -> dict[str, Any] | None:
+                row: dict[str, Any] | None = conn.execute(peer.DONE).fetchone()
+                assert row is not None
+                return row if int(row["n"]) >= n else None
+
+            done = wait_until(drained, timeout=max(300.0, n / 5), what=f"{system.name} drain")
+        children.check_exactly_once(handles.handled, n, system.name)
+        if int(done["n"]) != n:
+            raise RuntimeError(f"{system.name}: {done['n']} ends recorded for {n} jobs")
+        return max(float((done["last"] - begun).total_seconds()), 1e-6)
+
+
+def _wakeups(ctx: Context, urls: dict[str, str]) -> list[PeerRow]:
+    count, processes = ctx.sizes.wakeup_executions, ctx.sizes.wakeup_processes
+    label = f"wake-up: submit -> start, {count} one at a time, {processes} idle processes"
+    p50 = PeerRow(f"{label}, p50", "ms", False)
+    p99 = PeerRow(f"{label}, p99", "ms", False)
+    for attempt in range(ctx.repeat + 1):
+        size = count if attempt else max(10, count // 10)
+        tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
+        figures = []
+        for system in SYSTEMS:
+            url = urls[system.key]
+            if system.peer is None:
+                log = ctx.log_path(f"peers-spine-wakeup-{attempt}")
+                ms = spine_peer.run_wakeup(url, size, processes, PAUSE, log)
+            else:
+                ms = _peer_wakeup(system, url, size, processes)
+            figures.append(f"{system.name} {median(ms):.2f}/{percentile(ms, 99):.2f}")
+            if attempt:
+                p50.values.setdefault(system.name, []).append(median(ms))
+                p99.values.setdefault(system.name, []).append(percentile(ms, 99))
+        progress(f"peers wake-up {tag} (p50/p99 ms): " + "; ".join(figures))
+    return [p50, p99]
+
+
+def _peer_wakeup(system: System, url: str, count: int, processes: int) -> list[float]:
+    peer = system.peer
+    assert peer is not None
+    with connect(url) as conn:
+        conn.execute(peer.TRUNCATE)
+    probes: Callable[[int], None] = lambda k: asyncio.run(peer.enqueue_probes(url, k))  # noqa: E731
+    with children.started(peer.child, url, processes, system.mode, probes) as handles:
+        return asyncio.run(_peer_latencies(peer, url, count, handles))
+
+
+async def _peer_latencies(
+    peer: ModuleType, url: str, count: int, handles: children.Handles
+) -> list[float]:
+    out: list[float] = []
+    async with peer.waker(url) as wake:
+        for _ in range(count):
+            before = time.time()
+            await wake()
+            _, started = handles.expect("start", timeout=30)
+            out.append((started - before) * 1000)
+            await asyncio.sleep(random.uniform(*PAUSE))  # jitter, not crypto
+    return out
+
+
+def _now(conn: Any) -> datetime:
+    row = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    value: datetime = row["now"]
+    return value
+
+
+def table(rows: list[PeerRow]) -> str:
+    return peer_table(rows, [s.name for s in SYSTEMS])
