@@ -23,9 +23,11 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.types import Message, Scope
 
 from app import __version__
 from app.api.errors import MalformedBody, exception_to_response
+from app.api.openapi import refuse_unknown_fields
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
 from app.api.routes.otc import OtcController
@@ -92,6 +94,26 @@ def _check_json(value: Any) -> None:
                 raise MalformedBody(_too_deep())
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
+
+
+async def complete_allow_header(message: Message, scope: Scope) -> None:
+    """OPTIONS answers with every method of its path (`before_send` hook).
+
+    Litestar's own OPTIONS handler lists the methods of the first handler
+    registered for a path (for /executions: `OPTIONS, POST`, not GET); the
+    app's route map has them all.
+    """
+    if (
+        message["type"] != "http.response.start"
+        or scope.get("method") != "OPTIONS"
+        or (template := scope.get("path_template")) is None
+    ):
+        return
+    methods = scope["litestar_app"].route_handler_method_map.get(template)
+    if methods:
+        allow = ", ".join(sorted(m for m in methods if m.isupper())).encode()
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+        message["headers"] = [*headers, (b"allow", allow)]
 
 
 async def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
@@ -171,7 +193,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         guards=[token_guard],
         dependencies={"conn": Provide(provide_conn)},
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api],
         lifespan=[lifespan],
         state=State(
@@ -186,10 +208,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         request_class=SpineRequest,
         request_max_body_size=settings.max_body_bytes,
         before_request=reject_nul_in_url,
+        before_send=[complete_allow_header],
         exception_handlers={Exception: exception_to_response},
         openapi_config=_openapi_config(),
         logging_config=None,  # app.logs configures logging for every process
     )
+    refuse_unknown_fields(app.openapi_schema, registry)
+    return app
 
 
 def _openapi_config() -> OpenAPIConfig:
