@@ -29,7 +29,13 @@ from app import __version__
 from app.api.errors import MalformedBody, exception_to_response
 from app.api.openapi import refuse_unknown_fields
 from app.api.routes.executions import ExecutionsController
-from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
+from app.api.routes.health import (
+    ReadinessCache,
+    list_pipelines,
+    liveness,
+    migrations_on_disk,
+    readiness,
+)
 from app.api.routes.otc import OtcController
 from app.catalog import default_registry
 from app.config import Settings, get_settings
@@ -41,7 +47,10 @@ from app.logs import configure_logging
 __all__ = ["create_app"]
 
 API_PREFIX = "/api/v1"
-CONNECT_TIMEOUT = 10.0  # seconds a request waits for a pooled connection before a 503
+# Seconds a request waits for a pooled connection before its 503. Short: while
+# the database is down a client learns it at once (and retries after
+# Retry-After) instead of holding a connection of the API's for 10 s.
+CONNECT_TIMEOUT = 2.0
 MAX_JSON_DEPTH = 32
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -203,6 +212,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 "backend": make_backend(settings),
                 "max_body_bytes": settings.max_body_bytes,
                 "migrations": migrations_on_disk(),
+                "readiness": ReadinessCache(),
             }
         ),
         request_class=SpineRequest,
