@@ -76,3 +76,21 @@ def test_clients_that_disconnect_mid_body_log_one_info_line_each(api: Api) -> No
     lines = [line for line in text.splitlines() if "disconnected" in line]
     assert len(lines) == hangups
     assert all(" INFO " in line for line in lines), lines[:3]
+
+
+@pytest.mark.api_env(SPINE_API_MAX_CONNECTIONS="8")
+def test_slow_clients_cannot_make_a_process_hold_more_than_its_limit(api: Api) -> None:
+    """Slow-header clients fill the process's quota; past it, requests get an immediate 503."""
+    slow = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(12)]
+    try:
+        for s in slow:
+            s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: te")  # and never the rest
+
+        def status() -> int:
+            return httpx.get(f"{api.url}/api/v1/health", timeout=5).status_code
+
+        wait_until(lambda: status() == 503, timeout=15, interval=0.1)
+    finally:
+        for s in slow:
+            s.close()
+    wait_until(lambda: status() == 200, timeout=15, interval=0.1)
