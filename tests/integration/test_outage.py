@@ -9,9 +9,11 @@ after the server is back.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,11 +38,15 @@ SETTINGS = {
 
 
 @pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """An embedded server of this test's own (the suite's is shared), migrated; (state, url)."""
+def private_server() -> Iterator[tuple[Path, str]]:
+    """An embedded server of this test's own (the suite's is shared), migrated; (state, url).
+
+    Outside pytest's tmp_path: when run as root the server runs as another user,
+    and a concurrent pytest run resets pytest's own temporary root to mode 0700.
+    """
     from app import embedded
 
-    state = tmp_path / "pg"
+    state = Path(tempfile.mkdtemp(prefix="spine-outage-"))
     try:
         url = embedded.embedded_url(state)
         with psycopg.connect(url, autocommit=True) as c:
@@ -53,6 +59,7 @@ def private_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         yield state, db_url
     finally:
         embedded.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def submit_sleeps(conn: Conn, n: int) -> None:
