@@ -86,6 +86,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     api_workers: Annotated[
         int, msgspec.Meta(description="uvicorn worker processes for the API.", ge=1)
     ] = msgspec.field(default=1, name="SPINE_API_WORKERS")
+    api_max_connections: Annotated[
+        int,
+        msgspec.Meta(
+            description="Connections and requests one API process holds at once; "
+            "beyond, new requests get 503 at once.",
+            ge=1,
+        ),
+    ] = msgspec.field(default=256, name="SPINE_API_MAX_CONNECTIONS")
+    api_keep_alive: Annotated[
+        int,
+        msgspec.Meta(description="Seconds an idle keep-alive connection stays open.", ge=1),
+    ] = msgspec.field(default=5, name="SPINE_API_KEEP_ALIVE")
     api_token: Annotated[
         str | None,
         msgspec.Meta(

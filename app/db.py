@@ -91,18 +91,28 @@ async def open_async_pool(
     *,
     name: str = "spine",
     check_idle_after: float = 1.0,
+    client_check_interval: float | None = None,
 ) -> AsyncConnectionPool[AsyncConn]:
     """An opened async pool; the caller closes it (`await pool.close()`).
 
     Connections idle longer than `check_idle_after` seconds are tested before use.
+    `client_check_interval` (seconds) sets the server's
+    `client_connection_check_interval` on each connection: while a statement
+    runs, its backend checks that often whether this process is still there,
+    and if it was killed, stops the statement and releases its locks instead
+    of running on to the end (PostgreSQL 14+).
     """
     settings = settings or get_settings()
     idle_check = _CheckWhenIdle(check_idle_after)
+    kwargs: dict[str, object] = {"autocommit": True, "row_factory": dict_row}
+    if client_check_interval is not None:
+        milliseconds = max(1, round(client_check_interval * 1000))
+        kwargs["options"] = f"-c client_connection_check_interval={milliseconds}"
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
         url or database_url(settings),
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
-        kwargs={"autocommit": True, "row_factory": dict_row},
+        kwargs=kwargs,
         name=name,
         open=False,
         check=idle_check.check,

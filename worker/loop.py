@@ -10,7 +10,9 @@
   covers a lost notification or a broken listener.
 - Liveness: a heartbeat thread with its own connection, so a pipeline that
   hogs the event loop cannot starve it; the same thread sweeps executions held
-  by workers whose heartbeat went stale and requeues them.
+  by workers whose heartbeat went stale and requeues them, but only once its
+  own heartbeats have run without a gap for a lease (an outage is not a death:
+  see app.engine.workers).
 - Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
   execution finishes (one its end claimed is given back), then the process
   exits 0. The supervisor's SIGKILL is the immediate stop.
@@ -40,9 +42,22 @@ from app.engine.retry import Backoff
 from app.engine.run import run_pipeline
 from app.errors import first_line
 
-__all__ = ["Worker", "new_worker_id"]
+__all__ = ["CLIENT_CHECK_SECONDS", "Worker", "new_worker_id", "open_pool"]
 
 log = logging.getLogger("spine.worker")
+
+# How often the server checks, while a worker's statement runs, that the worker
+# still exists. Without it a worker killed mid-statement (kill -9, OOM) leaves
+# its backend running to the statement's end, holding locks that the execution's
+# next attempt then waits for (9 s measured for an ingest; 60 s for a long one).
+CLIENT_CHECK_SECONDS = 1.0
+
+
+async def open_pool(url: str, settings: Settings) -> db.AsyncPool:
+    """The pool a worker process runs its pipelines on."""
+    return await db.open_async_pool(
+        url, settings, name=f"worker-{os.getpid()}", client_check_interval=CLIENT_CHECK_SECONDS
+    )
 
 
 def new_worker_id() -> str:
@@ -100,7 +115,7 @@ class Worker:
             await workers.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
         heartbeat = threading.Thread(target=self._heartbeat_thread, name="heartbeat", daemon=True)
         heartbeat.start()
-        pool = await db.open_async_pool(self.url, self.settings, name=f"worker-{os.getpid()}")
+        pool = await open_pool(self.url, self.settings)
         listener = asyncio.create_task(self._listen())
         log.info("worker %s started", self.id)
         try:
@@ -205,24 +220,15 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         interval = self.settings.lease_timeout / 3
+        gate = workers.SweepGate(self.settings.lease_timeout)
         conn: db.AsyncConn | None = None
         while not self._thread_stop.is_set():
             try:
                 if conn is None or conn.closed:
                     conn = await db.aconnect(self.url)
                 await workers.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
-                recovered = await workers.recover_stale(
-                    conn,
-                    lease_timeout=self.settings.lease_timeout,
-                    max_attempts=self.settings.max_attempts,
-                )
-                for row in recovered:
-                    log.warning(
-                        "recovered execution %s from lost worker %s: now %s",
-                        row["id"],
-                        row["lost_worker"],
-                        row["status"],
-                    )
+                if gate.beat():
+                    await self._sweep(conn)
             except Exception as exc:  # the heartbeat must outlive any single failure
                 log.warning("heartbeat failed (%s); will retry", first_line(exc))
                 if conn is not None:
@@ -232,6 +238,18 @@ class Worker:
             self._thread_stop.wait(interval)  # this loop serves the heartbeat alone
         if conn is not None:
             await conn.close()
+
+    async def _sweep(self, conn: db.AsyncConn) -> None:
+        recovered = await workers.recover_stale(
+            conn, lease_timeout=self.settings.lease_timeout, max_attempts=self.settings.max_attempts
+        )
+        for row in recovered:
+            log.warning(
+                "recovered execution %s from lost worker %s: now %s",
+                row["id"],
+                row["lost_worker"],
+                row["status"],
+            )
 
 
 def main(settings: Settings, url: str | None = None) -> int:

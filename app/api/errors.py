@@ -11,6 +11,8 @@
     missing or wrong bearer token        401  unauthorized
     psycopg.DataError (a refused value)  400  invalid-value
     psycopg.OperationalError (DB down)   503  database-unavailable (Retry-After)
+    client gone before its body arrived  400  client-disconnected: one INFO line, no
+                                              traceback (nobody is there to read it)
     other HTTP errors (404 route, 405)   their status
     anything else                        500  internal-error: traceback logged with a
                                               reference; the body says only the reference
@@ -34,6 +36,7 @@ from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
     HTTPException,
+    InternalServerException,
     NotAuthorizedException,
     SerializationException,
     ValidationException,
@@ -114,6 +117,15 @@ _DOMAIN: tuple[tuple[type[Exception], int, str], ...] = (
 )
 
 
+# What Litestar raises when the client hangs up while its body is being read
+# (litestar.connection.Request.stream): a client's doing, not a server error.
+_CLIENT_DISCONNECTED = "client disconnected prematurely"
+
+
+def _client_disconnected(exc: Exception) -> bool:
+    return isinstance(exc, InternalServerException) and exc.detail == _CLIENT_DISCONNECTED
+
+
 def problem_for(request: Request[Any, Any, Any], exc: Exception) -> tuple[Problem, dict[str, str]]:
     """The problem document and extra headers for `exc`: the one mapping of errors to HTTP."""
     for kind, status, slug in _DOMAIN:
@@ -130,6 +142,12 @@ def problem_for(request: Request[Any, Any, Any], exc: Exception) -> tuple[Proble
             return problem, {}
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return _http_problem(request, exc)
+    if _client_disconnected(exc):
+        log.info(
+            "client disconnected before sending its body: %s %s", request.method, request.url.path
+        )
+        detail = "the client disconnected before sending its whole body"
+        return _problem(400, "client-disconnected", detail, request), {}
     if isinstance(exc, psycopg.DataError):
         # The database refused a value the client sent (e.g. out of range); say which kind.
         log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)

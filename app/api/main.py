@@ -23,12 +23,20 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.types import Message, Scope
 
 from app import __version__
 from app.api.errors import MalformedBody, exception_to_response
+from app.api.openapi import refuse_unknown_fields
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.finra import FinraController
-from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
+from app.api.routes.health import (
+    ReadinessCache,
+    list_pipelines,
+    liveness,
+    migrations_on_disk,
+    readiness,
+)
 from app.api.routes.otc import OtcController
 from app.api.routes.schedules import SchedulesController
 from app.catalog import default_registry
@@ -41,7 +49,10 @@ from app.logs import configure_logging
 __all__ = ["create_app"]
 
 API_PREFIX = "/api/v1"
-CONNECT_TIMEOUT = 10.0  # seconds a request waits for a pooled connection before a 503
+# Seconds a request waits for a pooled connection before its 503. Short: while
+# the database is down a client learns it at once (and retries after
+# Retry-After) instead of holding a connection of the API's for 10 s.
+CONNECT_TIMEOUT = 2.0
 MAX_JSON_DEPTH = 32
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -95,6 +106,26 @@ def _check_json(value: Any) -> None:
                 raise MalformedBody(_too_deep())
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
+
+
+async def complete_allow_header(message: Message, scope: Scope) -> None:
+    """OPTIONS answers with every method of its path (`before_send` hook).
+
+    Litestar's own OPTIONS handler lists the methods of the first handler
+    registered for a path (for /executions: `OPTIONS, POST`, not GET); the
+    app's route map has them all.
+    """
+    if (
+        message["type"] != "http.response.start"
+        or scope.get("method") != "OPTIONS"
+        or (template := scope.get("path_template")) is None
+    ):
+        return
+    methods = scope["litestar_app"].route_handler_method_map.get(template)
+    if methods:
+        allow = ", ".join(sorted(m for m in methods if m.isupper())).encode()
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+        message["headers"] = [*headers, (b"allow", allow)]
 
 
 async def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
@@ -182,7 +213,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         guards=[token_guard],
         dependencies={"conn": Provide(provide_conn)},
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api],
         lifespan=[lifespan],
         state=State(
@@ -192,15 +223,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 "backend": make_backend(settings),
                 "max_body_bytes": settings.max_body_bytes,
                 "migrations": migrations_on_disk(),
+                "readiness": ReadinessCache(),
             }
         ),
         request_class=SpineRequest,
         request_max_body_size=settings.max_body_bytes,
         before_request=reject_nul_in_url,
+        before_send=[complete_allow_header],
         exception_handlers={Exception: exception_to_response},
         openapi_config=_openapi_config(),
         logging_config=None,  # app.logs configures logging for every process
     )
+    refuse_unknown_fields(app.openapi_schema, registry)
+    return app
 
 
 def _openapi_config() -> OpenAPIConfig:

@@ -111,6 +111,12 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         proxy_headers=True,
+        # What one process holds: uvicorn has no timeout for slow headers or
+        # bodies, so a cap on connections (503 beyond it) bounds memory, and
+        # idle keep-alives close. Production runs behind a reverse proxy that
+        # sets read timeouts (docs/operations.md).
+        limit_concurrency=settings.api_max_connections,
+        timeout_keep_alive=settings.api_keep_alive,
     )
 
 

@@ -3,18 +3,61 @@
 A worker's row is its lease: while its heartbeat is fresh, the executions it
 holds are its own; once the heartbeat is older than the lease timeout, any
 live worker's sweep hands them back to the queue (see `recover_stale`).
+
+An outage is not a death. No worker can heartbeat while the database is
+down, so a heartbeat is judged from the later of its own time and the
+server's start (`pg_postmaster_start_time()`): a restart gives every worker a
+fresh lease to reconnect in. The sweeper, for its part, sweeps only once it has
+itself heartbeated without a gap for a full lease (see worker.loop), which
+covers an outage that was the network's and not a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.db import AsyncConn
 from app.engine.executions import HELD_SQL
 from app.engine.models import EXECUTIONS_CHANNEL
 
-__all__ = ["heartbeat", "live_workers", "mark_stopped", "prune_workers", "recover_stale"]
+__all__ = [
+    "SweepGate",
+    "heartbeat",
+    "live_workers",
+    "mark_stopped",
+    "prune_workers",
+    "recover_stale",
+]
+
+
+class SweepGate:
+    """Whether this process has heartbeated without a gap for a full lease, so it may sweep.
+
+    A sweeper that was itself cut off (an outage, a stalled statement) cannot
+    tell a dead worker from one that was cut off too: both show an old
+    heartbeat. After a gap it waits a lease, in which every live worker has
+    reconnected and heartbeated (they retry every lease/3). The gap allowed
+    between two heartbeats is half a lease: an outage shorter than that, which
+    the gate would not notice, leaves any live worker's heartbeat younger than
+    half a lease plus its own interval of a third, so still within the lease.
+    """
+
+    def __init__(self, lease: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lease = lease
+        self.gap = lease / 2
+        self._clock = clock
+        self._since: float | None = None  # start of the current run of heartbeats
+        self._last: float | None = None
+
+    def beat(self) -> bool:
+        """Record a heartbeat that has just succeeded; True when a sweep may run now."""
+        now = self._clock()
+        if self._since is None or self._last is None or now - self._last > self.gap:
+            self._since = now
+        self._last = now
+        return now - self._since >= self.lease
 
 
 async def heartbeat(conn: AsyncConn, worker_id: str, host: str, pid: int) -> None:
@@ -50,7 +93,8 @@ WITH stale AS (
     WHERE e.status IN {HELD_SQL}
       AND (w.id IS NULL
            OR w.stopped_at IS NOT NULL
-           OR w.heartbeat_at < now() - make_interval(secs => %(lease)s))
+           OR greatest(w.heartbeat_at, pg_postmaster_start_time())
+              < now() - make_interval(secs => %(lease)s))
     FOR UPDATE OF e SKIP LOCKED
 ), recovered AS (
     UPDATE executions e
@@ -85,6 +129,9 @@ async def recover_stale(
 ) -> Sequence[dict[str, Any]]:
     """Requeue executions held by workers that stopped heartbeating.
 
+    A heartbeat counts from the server's start at the earliest: after a restart
+    a live worker has a full lease to reconnect and heartbeat again. The caller
+    must itself have heartbeated for a lease without a gap (`SweepGate`).
     One that was asked to cancel ends `cancelled`; one that has used up
     `max_attempts` ends `failed`.
     """

@@ -15,9 +15,11 @@ Python loop over lines unless a chunk holds a suspect line):
 - a line longer than MAX_LINE_BYTES is cut there (it is rejected anyway), so
   memory stays bounded by one chunk;
 - one regular expression proves most lines plainly valid; the numbers of the
-  other lines are collected for the normalizer, which parses them with the full
-  rules (`otc_parse_line`). The regex is deliberately narrower than those
-  rules: a plain line is always valid and yields the same values.
+  other lines are spooled (`FlaggedLines`: a temporary file past 1 MB, so a
+  file of millions of unusual lines costs disk, not memory) for the
+  normalizer, which COPYs them in and parses those lines with the full rules
+  (`otc_parse_line`). The regex is deliberately narrower than those rules: a
+  plain line is always valid and yields the same values.
 
 What makes a file unloadable at all (a path outside the data directory, not a
 regular file, empty, a wrong header) raises `InvalidInputFile` with a message
@@ -31,7 +33,8 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -44,6 +47,7 @@ __all__ = [
     "HEADER",
     "MAX_LINE_BYTES",
     "CopyResult",
+    "FlaggedLines",
     "InvalidInputFile",
     "ProgressFn",
     "copy_file",
@@ -55,6 +59,8 @@ __all__ = [
 HEADER_FIELDS = ("trade_id", "symbol", "executed_at", "price", "size", "side", "venue")
 HEADER = ",".join(HEADER_FIELDS)
 CHUNK_BYTES = 1 << 20
+SPOOL_BYTES = 1 << 20
+FLAG_SLICE_BYTES = 64 * 1024  # lines flagged at a time (bounds the per-line objects alive)
 MAX_LINE_BYTES = 64 * 1024
 
 _BOM = b"\xef\xbb\xbf"
@@ -87,12 +93,38 @@ def is_plain_line(line: bytes) -> bool:
     return _PLAIN.fullmatch(line) is not None
 
 
+class FlaggedLines:
+    """Numbers of the lines to parse with the full rules, as COPY text (one per line).
+
+    Held in memory up to SPOOL_BYTES, then in a temporary file: the worker's
+    memory stays bounded however many lines a file flags. Close it when done.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        self.count = 0
+
+    def add(self, line_nos: list[int]) -> None:
+        if line_nos:
+            self._file.write(("\n".join(map(str, line_nos)) + "\n").encode())
+            self.count += len(line_nos)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The numbers as COPY text, CHUNK_BYTES at a time (whole lines not guaranteed)."""
+        self._file.seek(0)
+        while chunk := self._file.read(CHUNK_BYTES):
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass(frozen=True)
 class CopyResult:
     lines: int  # data lines copied (the header excluded)
     file_bytes: int
     sha256: str
-    check_lines: list[int] = field(repr=False)  # lines to parse with the full rules
+    check_lines: FlaggedLines = field(repr=False)  # lines to parse with the full rules
 
 
 async def copy_file(
@@ -106,10 +138,27 @@ async def copy_file(
     """COPY every data line of `stream` into otc_trades_raw under `load_id`.
 
     Runs inside the caller's transaction. Reading and preparing the next chunk
-    (in a thread) overlaps with the server ingesting the previous one.
+    (in a thread) overlaps with the server ingesting the previous one. The
+    caller closes the result's `check_lines`.
     """
     total = os.fstat(stream.fileno()).st_size
     reader = _Reader(stream, name)
+    try:
+        return await _copy(conn, reader, load_id, name=name, total=total, progress=progress)
+    except BaseException:
+        reader.check_lines.close()
+        raise
+
+
+async def _copy(
+    conn: AsyncConn,
+    reader: _Reader,
+    load_id: int,
+    *,
+    name: str,
+    total: int,
+    progress: ProgressFn | None,
+) -> CopyResult:
     await asyncio.to_thread(reader.read_header)
     copy_lines = await loads.begin_raw_copy(conn, load_id)
     async with conn.cursor() as cur:
@@ -152,7 +201,7 @@ class _Reader:
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
         self.lines = 0  # data lines sent so far
-        self.check_lines: list[int] = []
+        self.check_lines = FlaggedLines()
 
     def _read(self) -> bytes:
         data = self._stream.read(CHUNK_BYTES)
@@ -237,14 +286,34 @@ class _Reader:
         return body
 
     def _flag_lines(self, body: bytes, first: int) -> bytes:
-        """Record which lines of `body` need the full parse; cut over-long ones."""
+        """Record which lines of `body` need the full parse; cut over-long ones.
+
+        A slice of FLAG_SLICE_BYTES at a time: a chunk of a million one-byte
+        lines would otherwise hold a million line and number objects at once.
+        """
+        pieces: list[bytes] = []
+        cut = False
+        start = 0
+        while start < len(body):
+            end = body.find(b"\n", min(start + FLAG_SLICE_BYTES, len(body) - 1)) + 1
+            piece = body[start:end]
+            flagged = self._flag_slice(piece, first)
+            cut = cut or flagged is not piece
+            pieces.append(flagged)
+            first += piece.count(b"\n")
+            start = end
+        return b"".join(pieces) if cut else body
+
+    def _flag_slice(self, body: bytes, first: int) -> bytes:
         lines = body.split(b"\n")
         lines.pop()  # body ends with a newline
         cut = False
+        flagged = []
         for index, line in enumerate(lines):
             if _PLAIN.fullmatch(line) is None:
-                self.check_lines.append(first + index)
+                flagged.append(first + index)
                 if len(line) > MAX_LINE_BYTES:
                     lines[index] = line[:MAX_LINE_BYTES].decode("utf-8", "ignore").encode()
                     cut = True
+        self.check_lines.add(flagged)
         return b"\n".join(lines) + b"\n" if cut else body

@@ -25,11 +25,11 @@ has several lines in the file).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.db import AsyncConn
 from app.otc import metrics, normalize_steps
+from app.otc.connector import FlaggedLines
 
 __all__ = ["NormalizeResult", "normalize_load"]
 
@@ -51,7 +51,7 @@ class NormalizeResult:
 
 
 async def normalize_load(
-    conn: AsyncConn, load_id: int, *, rows_read: int, check_lines: Sequence[int], market_tz: str
+    conn: AsyncConn, load_id: int, *, rows_read: int, check_lines: FlaggedLines, market_tz: str
 ) -> NormalizeResult:
     """Normalize load `load_id`'s raw lines into otc_trades and recompute the metrics it touched.
 
@@ -61,10 +61,10 @@ async def normalize_load(
     """
     async with conn.transaction():
         await metrics.lock_trades(conn)
-        await normalize_steps.parse_check_lines(conn, load_id, check_lines)
+        await normalize_steps.parse_check_lines(conn, load_id, check_lines.chunks())
         rejects_by_reason = await normalize_steps.record_rejects(conn, load_id)
         await normalize_steps.start_touched(conn)
-        flagged = len(check_lines)
+        flagged = check_lines.count
         inserted, every_line_inserted = await normalize_steps.insert_new_trades(
             conn, load_id, market_tz, flagged=flagged
         )

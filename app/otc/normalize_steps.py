@@ -10,7 +10,7 @@ only `normalize_load` calls them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, LiteralString
 
 import psycopg
@@ -30,16 +30,19 @@ __all__ = [
 LOAD_WORK_MEM = "64MB"
 
 
-async def parse_check_lines(conn: AsyncConn, load_id: int, line_nos: Sequence[int]) -> None:
-    """Parse the lines the connector flagged with the full rules, into pg_temp.otc_checked."""
+async def parse_check_lines(conn: AsyncConn, load_id: int, line_nos: Iterable[bytes]) -> None:
+    """Parse the lines the connector flagged with the full rules, into pg_temp.otc_checked.
+
+    `line_nos` is COPY text, one distinct line number per line, streamed in
+    chunks: memory does not grow with the number of flagged lines.
+    """
     await conn.execute(
-        """
-        CREATE TEMP TABLE otc_check_lines ON COMMIT DROP AS
-        SELECT DISTINCT line_no FROM unnest(%s::bigint[]) AS line_no
-        WHERE line_no IS NOT NULL  -- NOT IN would match nothing past a NULL
-        """,
-        (list(line_nos),),
+        # NOT NULL: NOT IN would match nothing past a NULL.
+        "CREATE TEMP TABLE otc_check_lines (line_no bigint NOT NULL) ON COMMIT DROP"
     )
+    async with conn.cursor() as cur, cur.copy("COPY pg_temp.otc_check_lines FROM STDIN") as copy:
+        for chunk in line_nos:
+            await copy.write(chunk)
     await conn.execute(
         """
         CREATE TEMP TABLE otc_checked ON COMMIT DROP AS

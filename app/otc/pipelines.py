@@ -163,13 +163,16 @@ async def _load(
     copied = await connector.copy_file(conn, stream, load_id, name=source_file, progress=progress)
     if phase is not None:
         await phase(f"normalizing {copied.lines} lines")
-    result = await normalize_load(
-        conn,
-        load_id,
-        rows_read=copied.lines,
-        check_lines=copied.check_lines,
-        market_tz=market_tz,
-    )
+    try:
+        result = await normalize_load(
+            conn,
+            load_id,
+            rows_read=copied.lines,
+            check_lines=copied.check_lines,
+            market_tz=market_tz,
+        )
+    finally:
+        copied.check_lines.close()
     summary: dict[str, Any] = {
         "rows_read": result.rows_read,
         "inserted": result.inserted,

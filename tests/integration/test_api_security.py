@@ -276,7 +276,8 @@ async def test_an_unexpected_error_is_a_generic_500_with_the_traceback_logged(
         (InvalidRequest("bad lane"), 422, "invalid-request"),
         (psycopg.errors.NumericValueOutOfRange("out of range"), 400, "invalid-value"),
         (psycopg.OperationalError("connection refused"), 503, "database-unavailable"),
-        (InternalServerException("client disconnected prematurely"), 500, "internal-error"),
+        (InternalServerException("client disconnected prematurely"), 400, "client-disconnected"),
+        (InternalServerException("something broke"), 500, "internal-error"),
         (RuntimeError("boom at /secret/path"), 500, "internal-error"),
     ],
 )

@@ -177,6 +177,23 @@ async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> 
     assert final is not None and final.status == "completed"
 
 
+LEASE = 3.0
+
+
+async def server_older_than_the_lease(aconn: db.AsyncConn) -> None:
+    """Recovery counts a heartbeat from the server's start at the earliest (a restart resets
+    every lease): on a server started moments ago nothing is stale yet."""
+    while True:
+        cur = await aconn.execute(
+            "SELECT now() - pg_postmaster_start_time() > make_interval(secs => %s) AS old",
+            (LEASE,),
+        )
+        row = await cur.fetchone()
+        if row is not None and row["old"]:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def test_recovery_requeues_then_fails_after_max_attempts(
     database_url: str, conn: Conn
 ) -> None:
@@ -186,11 +203,12 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
             "INSERT INTO workers (id, host, pid, heartbeat_at) VALUES "
             "('dead', 'h', 1, now() - interval '1 hour'), ('live', 'h', 2, now())"
         )
+        await server_older_than_the_lease(aconn)
         for attempt in (1, 2):
             claimed = await leases.claim(aconn, "dead")
             assert claimed is not None and claimed.attempt == attempt
             # A live worker's execution is never touched.
-            recovered = await workers.recover_stale(aconn, lease_timeout=30, max_attempts=2)
+            recovered = await workers.recover_stale(aconn, lease_timeout=LEASE, max_attempts=2)
             assert [r["id"] for r in recovered] == [execution.id]
         final = await executions.get(aconn, execution.id)
     assert final is not None
@@ -213,7 +231,8 @@ async def test_recovery_ends_a_cancel_requested_execution_as_cancelled(
         assert await leases.claim(aconn, "dead") is not None
         _, outcome = await executions.request_cancel(aconn, execution.id)
         assert outcome == "requested"
-        recovered = await workers.recover_stale(aconn, lease_timeout=30, max_attempts=3)
+        await server_older_than_the_lease(aconn)
+        recovered = await workers.recover_stale(aconn, lease_timeout=LEASE, max_attempts=3)
         assert [(r["id"], r["status"]) for r in recovered] == [(execution.id, "cancelled")]
         final = await executions.get(aconn, execution.id)
     assert final is not None and final.status == "cancelled" and final.completed_at is not None

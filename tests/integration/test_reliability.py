@@ -203,6 +203,11 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
         embedded.stop(state)
         wait_until(lambda: ready_status() == 503, timeout=30)
         assert client.get("/api/v1/health").status_code == 200  # liveness does not need the DB
+        for path in ("/api/v1/executions", "/api/v1/health/ready"):  # a 503 within about 2 s
+            started = time.monotonic()
+            answer = client.get(path)
+            assert answer.status_code == 503, answer.text
+            assert time.monotonic() - started < 3.0, path
 
         embedded.embedded_url(state)  # start it again
         wait_until(lambda: ready_status() == 200, timeout=30)

@@ -6,6 +6,10 @@ without credentials, and they reveal nothing but up/down and migration names.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
 import psycopg
 from litestar import Response, get
 from litestar.datastructures import State
@@ -25,9 +29,38 @@ from app.db import AsyncConn, AsyncPool
 from app.engine.registry import Registry
 from app.migrations import Migration, applied_async, compare, discover
 
-__all__ = ["list_pipelines", "liveness", "readiness"]
+__all__ = ["ReadinessCache", "list_pipelines", "liveness", "readiness"]
 
 READY_TIMEOUT = 2.0  # seconds to get a connection before the database counts as unavailable
+READY_CACHE_SECONDS = 1.0
+
+
+class ReadinessCache:
+    """The last readiness answer, reused for a second; one check runs at a time.
+
+    Probes from several orchestrators (and retries) then cost one database
+    round trip a second, and during an outage they wait on one check of at
+    most READY_TIMEOUT instead of each opening a wait of its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._answer: Response[ReadinessResponse] | None = None
+        self._at = 0.0
+
+    async def get(
+        self, check: Callable[[], Awaitable[Response[ReadinessResponse]]]
+    ) -> Response[ReadinessResponse]:
+        async with self._lock:
+            if self._answer is None or time.monotonic() - self._at > READY_CACHE_SECONDS:
+                self._answer = await check()
+                self._at = time.monotonic()
+            answer = self._answer
+        # A new Response per request: Litestar may add to a response's headers.
+        headers = dict(answer.headers)
+        return Response(answer.content, status_code=answer.status_code, headers=headers)
+
+
 PUBLIC = {"public": True}
 
 
@@ -51,7 +84,15 @@ async def liveness() -> LivenessResponse:
     },
 )
 async def readiness(state: State) -> Response[ReadinessResponse]:
-    """200 when the database answers and every migration is applied; 503 with the reason."""
+    """200 when the database answers and every migration is applied; 503 with the reason.
+
+    Answered from a check at most READY_CACHE_SECONDS old.
+    """
+    cache: ReadinessCache = state.readiness
+    return await cache.get(lambda: _check_readiness(state))
+
+
+async def _check_readiness(state: State) -> Response[ReadinessResponse]:
     pool: AsyncPool = state.pool
     try:
         async with pool.connection(timeout=READY_TIMEOUT) as conn:
