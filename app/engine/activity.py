@@ -53,6 +53,12 @@ class OldestPending(msgspec.Struct, frozen=True):
     age_s: float | None
 
 
+class _Count(msgspec.Struct, frozen=True):
+    status: Status
+    lane: Lane
+    n: int
+
+
 _STATUS_COUNTS = f"""
 SELECT status, lane, count(*)::int AS n FROM executions
 WHERE status = 'pending' GROUP BY status, lane
@@ -73,7 +79,8 @@ async def status_counts(conn: AsyncConn) -> dict[tuple[str, str], int]:
     leads with status, on purpose: see migration 004), so those are windowed.
     """
     cur = await conn.execute(_STATUS_COUNTS, {"hours": FINISHED_WINDOW_HOURS})
-    return {(r["status"], r["lane"]): r["n"] for r in await cur.fetchall()}
+    rows = msgspec.convert(await cur.fetchall(), list[_Count])
+    return {(r.status, r.lane): r.n for r in rows}
 
 
 # Binary search over the primary key for the first event at or after `since`:
@@ -129,11 +136,14 @@ async def oldest_pending(conn: AsyncConn) -> list[OldestPending]:
     return [msgspec.convert(r, OldestPending) for r in await cur.fetchall()]
 
 
+class _LatestId(msgspec.Struct, frozen=True):
+    id: int
+
+
 async def latest_event_id(conn: AsyncConn) -> int:
     """The newest event's id (0 when none): where a live feed starts."""
     cur = await conn.execute("SELECT COALESCE(max(id), 0) AS id FROM execution_events")
-    row = await cur.fetchone()
-    return int(row["id"]) if row else 0
+    return msgspec.convert(await cur.fetchone(), _LatestId).id
 
 
 async def changes_since(conn: AsyncConn, after_id: int, limit: int = 500) -> list[Change]:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, cast
 
 import httpx
 import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import Cookie, State
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.api.routes import DbConn
@@ -37,7 +37,7 @@ def _back(execution_id: str, **message: str) -> Redirect:
 
 
 @post("/executions/{execution_id:str}/cancel", name="ui_cancel")
-async def cancel(conn: DbConn, state: State, execution_id: str) -> Redirect:
+async def cancel(conn: DbConn, state: State, execution_id: FromPath[str]) -> Redirect:
     """Cancel through the backend, then back to the execution's page with what happened."""
     execution, outcome = await state.backend.cancel(conn, execution_id[:100])
     if execution is None:
@@ -52,11 +52,13 @@ async def cancel(conn: DbConn, state: State, execution_id: str) -> Redirect:
 
 
 @post("/executions/{execution_id:str}/retry", name="ui_retry")
-async def retry(request: Request[Any, Any, Any], state: State, execution_id: str) -> Redirect:
+async def retry(
+    request: Request[Any, Any, Any], state: State, execution_id: FromPath[str]
+) -> Redirect:
     """The API's retry route, called in-process with the server's own token."""
     settings: Settings = state.settings
     headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
-    transport = httpx.ASGITransport(app=request.app)
+    transport = httpx.ASGITransport(app=cast(Any, request.app))  # an ASGI app; types differ
     async with httpx.AsyncClient(transport=transport, base_url=INTERNAL_BASE) as client:
         response = await client.post(
             f"/api/v1/executions/{execution_id[:100]}/retry", headers=headers
@@ -80,7 +82,10 @@ def _json_field(body: bytes, name: str) -> str | None:
 
 
 @get("/login", name="ui_login", opt={"public": True})
-async def login_form(next: str = UI_PATH, problem: str | None = None) -> Template:  # noqa: A002
+async def login_form(
+    next: FromQuery[str] = UI_PATH,
+    problem: FromQuery[str | None] = None,
+) -> Template:
     return Template("login.html", context={"next": _safe_next(next), "problem": problem or ""})
 
 

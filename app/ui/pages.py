@@ -15,6 +15,7 @@ import msgspec
 from litestar import Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from app.api.pagination import decode_cursor, encode_cursor
@@ -66,7 +67,6 @@ async def overview(conn: DbConn, state: State) -> Template:
             "totals": {k: sum(v.values()) for k, v in series.items()},
             "oldest": await activity.oldest_pending(conn),
             "workers": workers,
-            "after": await activity.latest_event_id(conn),
         },
     )
 
@@ -92,14 +92,15 @@ def _moment(name: str, value: str | None) -> dt.datetime | None:
 
 @get("/executions", name="ui_executions")
 async def executions_list(
+    *,
     conn: DbConn,
     request: Request[Any, Any, Any],
-    status: str | None = None,
-    pipeline: str | None = None,
-    lane: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    cursor: str | None = None,
+    status: FromQuery[str | None] = None,
+    pipeline: FromQuery[str | None] = None,
+    lane: FromQuery[str | None] = None,
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
     """Newest first, filtered, one keyset page at a time; nothing is counted."""
     status_ = _choice("status", status, STATUSES)
@@ -112,6 +113,9 @@ async def executions_list(
         )
     else:
         before = (until_, "") if until_ else None  # created before `until`, any id
+    # Where the live feed starts, read before the rows: what changes in between
+    # is sent again rather than missed.
+    after = await activity.latest_event_id(conn)
     rows = await executions.list_page(
         conn,
         limit=PAGE_SIZE + 1,
@@ -142,7 +146,7 @@ async def executions_list(
             "first_page": cursor is None,
             # New rows are added live only where they belong: the first page, no time bounds.
             "live_insert": cursor is None and not until_,
-            "after": await activity.latest_event_id(conn),
+            "after": after,
         },
     )
 
@@ -158,13 +162,19 @@ def _failure(events: list[Event]) -> dict[str, Any] | None:
 
 @get("/executions/{execution_id:str}", name="ui_execution")
 async def execution_detail(
-    conn: DbConn, execution_id: str, notice: str | None = None, problem: str | None = None
+    conn: DbConn,
+    execution_id: FromPath[str],
+    notice: FromQuery[str | None] = None,
+    problem: FromQuery[str | None] = None,
 ) -> Template:
     """Params, timeline, progress, error and traceback, and the Cancel and Retry buttons."""
+    # Events first: the row, read after them, is as new or newer, and the live
+    # feed brings any event in between. (The other order can show a timeline
+    # that ends `cancelled` beside a row still `running`, and nothing corrects it.)
+    events = await executions.list_events(conn, execution_id[:100])
     execution = await executions.get(conn, execution_id[:100])
     if execution is None:
         raise NotFoundException(detail=f"no execution with id {execution_id!r}")
-    events = await executions.list_events(conn, execution.id)
     return Template(
         "execution.html",
         context={
@@ -187,7 +197,7 @@ def _number(value: Decimal) -> float:
 
 
 @get("/market", name="ui_market")
-async def market(conn: DbConn, symbol: str | None = None) -> Template:
+async def market(conn: DbConn, symbol: FromQuery[str | None] = None) -> Template:
     """A symbol picker; the symbol's daily VWAP, high-low band and volume; the rows below."""
     symbols = await reads.symbols(conn)
     chosen = (symbol or "").strip().upper()[:12] or (symbols[0] if symbols else "")

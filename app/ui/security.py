@@ -34,7 +34,7 @@ __all__ = [
     "unauthorized_to_login",
 ]
 
-TOKEN_COOKIE: Final = "spine_token"
+TOKEN_COOKIE: Final = "spine_token"  # noqa: S105 (a cookie name, not a secret)
 CSRF_COOKIE: Final = "spine_csrf"
 UI_PATH: Final = "/ui"
 MUTATING_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -48,7 +48,7 @@ function symbolChart() {
     scales: { x: { time: true }, vol: { range: (u, min, max) => [0, max * 3 || 1] } },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     series: [
-      {},
+      { label: "date", value: (u, ts) => (ts == null ? "--" : day(ts)) },
       { label: "VWAP", stroke: "#1f5fbf", width: 2 },
       { label: "high", stroke: "rgba(31,95,191,0.35)", width: 1 },
       { label: "low", stroke: "rgba(31,95,191,0.35)", width: 1 },
@@ -71,6 +71,7 @@ const TERMINAL = ["completed", "failed", "cancelled"];
 function connect(after, onChange) {
   const dot = document.getElementById("live");
   const source = new EventSource("/ui/events?after=" + encodeURIComponent(after));
+  if (dot) dot.hidden = false;
   source.addEventListener("open", () => dot && dot.classList.add("on"));
   source.addEventListener("error", () => dot && dot.classList.remove("on"));
   source.addEventListener("change", (msg) => onChange(JSON.parse(msg.data)));
