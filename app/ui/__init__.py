@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, Router
 from litestar.di import Provide
@@ -86,6 +87,11 @@ def _when(moment: dt.datetime | None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
+def _json(value: Any) -> str:
+    """Compact JSON for display (the template escapes it as text)."""
+    return msgspec.json.encode(value).decode()
+
+
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -96,6 +102,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment.globals["nav"] = NAV
     environment.filters["ago"] = _ago
     environment.filters["when"] = _when
+    environment.filters["json"] = _json
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
 

@@ -41,6 +41,7 @@ def chart_json(value: Any) -> str:
 @get("/", name="ui_overview")
 async def overview(conn: DbConn, state: State) -> Template:
     """Queue state by status and lane, throughput over the last hour, backlog age, workers."""
+    after = await activity.latest_event_id(conn)  # before the reads: nothing is missed
     counts = await activity.status_counts(conn)
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     since = now - dt.timedelta(minutes=59)
@@ -67,6 +68,7 @@ async def overview(conn: DbConn, state: State) -> Template:
             "totals": {k: sum(v.values()) for k, v in series.items()},
             "oldest": await activity.oldest_pending(conn),
             "workers": workers,
+            "after": after,
         },
     )
 

@@ -167,7 +167,32 @@ function executionDetail() {
   });
 }
 
+// The overview is rendered again by the server (at most every 2 s) when something
+// changed, and its parts are swapped in place: counts, backlog, workers, chart.
+function overviewLive() {
+  const grid = document.getElementById("overview");
+  if (!grid) return;
+  let pending = null;
+  const refresh = async () => {
+    pending = null;
+    const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const id of ["counts", "oldest", "workers", "totals"]) {
+      const now = fresh.getElementById(id);
+      if (now) document.getElementById(id).innerHTML = now.innerHTML;
+    }
+    const data = JSON.parse(fresh.getElementById("throughput-data").textContent);
+    const chart = window.spineCharts.throughput;
+    if (chart) chart.setData([data.x, data.completed, data.failed]);
+  };
+  connect(grid.dataset.after, () => {
+    if (!pending) pending = setTimeout(refresh, 2000);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  overviewLive();
   throughputChart();
   symbolChart();
   executionsList();
