@@ -86,6 +86,11 @@ def pages(base: str, client: httpx.Client) -> list[tuple[str, str]]:
         ("executions, status=cancelled (1%)", "/ui/executions?status=cancelled"),
         ("executions, status=running (20 rows)", "/ui/executions?status=running"),
         ("executions, lane=backfill, pipeline=noop", "/ui/executions?lane=backfill&pipeline=noop"),
+        (
+            "executions, backfill + cancelled + noop (0.03%)",
+            "/ui/executions?lane=backfill&status=cancelled&pipeline=noop",
+        ),
+        ("executions, a pipeline with none", "/ui/executions?pipeline=otc_compute_metrics"),
         ("execution detail", f"/ui/executions/{detail}"),
     ]
 

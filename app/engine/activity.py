@@ -14,12 +14,14 @@ from typing import Any
 import msgspec
 
 from app.db import AsyncConn
-from app.engine.executions import HELD_SQL, TERMINAL_SQL
-from app.engine.models import LANES, EventType, Lane, Status
+from app.engine.executions import COLUMNS, HELD_SQL, TERMINAL_SQL, to_execution
+from app.engine.models import LANES, EventType, Execution, Lane, Status
 
 __all__ = [
+    "Browse",
     "Change",
     "OldestPending",
+    "browse",
     "changes_since",
     "latest_event_id",
     "oldest_pending",
@@ -27,7 +29,7 @@ __all__ = [
     "throughput",
 ]
 
-FINISHED_WINDOW_HOURS = 24
+FINISHED_WINDOW_HOURS = 1
 """Finished executions are counted over those created in this many hours (an index range)."""
 
 
@@ -73,19 +75,23 @@ GROUP BY status, lane
 
 
 async def status_counts(conn: AsyncConn) -> dict[tuple[str, str], int]:
-    """(status, lane) -> count: every active execution, and finished ones of the last 24 h.
+    """(status, lane) -> count: every active execution, and finished ones of the last hour.
 
     Counting every finished execution would read the whole table (no index
     leads with status, on purpose: see migration 004), so those are windowed.
     """
-    cur = await conn.execute(_STATUS_COUNTS, {"hours": FINISHED_WINDOW_HOURS})
-    rows = msgspec.convert(await cur.fetchall(), list[_Count])
+    async with conn.transaction():
+        # Three short index ranges: starting parallel workers (which the planner
+        # picks for the UNION) costs more than reading them.
+        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cur = await conn.execute(_STATUS_COUNTS, {"hours": FINISHED_WINDOW_HOURS})
+        rows = msgspec.convert(await cur.fetchall(), list[_Count])
     return {(r.status, r.lane): r.n for r in rows}
 
 
 # Binary search over the primary key for the first event at or after `since`:
 # ids grow with time, so about log2(events) index probes replace a scan.
-_THROUGHPUT = """
+_FIRST_EVENT_SINCE = """
 WITH RECURSIVE search (lo, hi) AS (
     SELECT min(id), max(id) + 1 FROM execution_events
   UNION ALL
@@ -102,18 +108,26 @@ WITH RECURSIVE search (lo, hi) AS (
     ) probe ON true
     WHERE s.lo < s.hi
 )
+SELECT hi AS id FROM search WHERE lo >= hi LIMIT 1
+"""
+
+# A statement of its own, so the planner sees the first id as a value: it then
+# plans the short index range it is (no parallel workers to start).
+_FINISHED_PER_MINUTE = """
 SELECT date_trunc('minute', timestamp) AS minute, event_type, count(*)::int AS n
 FROM execution_events
-WHERE id >= (SELECT hi FROM search WHERE lo >= hi LIMIT 1)
-  AND timestamp >= %(since)s
-  AND event_type IN ('completed', 'failed')
+WHERE id >= %(first)s AND timestamp >= %(since)s AND event_type IN ('completed', 'failed')
 GROUP BY 1, 2
 """
 
 
 async def throughput(conn: AsyncConn, since: datetime) -> list[dict[str, Any]]:
     """Completed and failed executions per minute since `since`: rows (minute, event_type, n)."""
-    cur = await conn.execute(_THROUGHPUT, {"since": since})
+    cur = await conn.execute(_FIRST_EVENT_SINCE, {"since": since})
+    row = await cur.fetchone()
+    if row is None:  # no events at all
+        return []
+    cur = await conn.execute(_FINISHED_PER_MINUTE, {"first": row["id"], "since": since})
     return list(await cur.fetchall())
 
 
@@ -158,3 +172,80 @@ async def changes_since(conn: AsyncConn, after_id: int, limit: int = 500) -> lis
         (after_id, limit),
     )
     return [msgspec.convert(r, Change) for r in await cur.fetchall()]
+
+
+class Browse(msgspec.Struct, frozen=True):
+    """One page of a filtered listing: the rows, where the next page starts, and whether
+    that is only where this page's search stopped (older executions may still match)."""
+
+    rows: list[Execution]
+    next_key: tuple[datetime, str] | None
+    searched_to: datetime | None
+
+
+SCAN_BUDGET = 20_000
+"""Executions one filtered page looks through at most, newest first."""
+
+_KEYSET = """
+    (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
+    AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+"""
+
+_BROWSE = f"""
+SELECT {COLUMNS} FROM (
+    SELECT * FROM executions WHERE {_KEYSET}
+    ORDER BY created_at DESC, id DESC LIMIT %(budget)s
+) AS scanned
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
+  AND (%(lane)s::text IS NULL OR lane = %(lane)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+"""
+
+_BOUNDARY = f"""
+SELECT created_at, id FROM executions WHERE {_KEYSET}
+ORDER BY created_at DESC, id DESC OFFSET %(budget)s - 1 LIMIT 1
+"""
+
+
+async def browse(
+    conn: AsyncConn,
+    *,
+    limit: int,
+    status: str | None = None,
+    pipeline: str | None = None,
+    lane: str | None = None,
+    before: tuple[datetime, str] | None = None,
+    since: datetime | None = None,
+    budget: int = SCAN_BUDGET,
+) -> Browse:
+    """A filtered page that reads at most `budget` executions, however rare the match.
+
+    With no index leading on pipeline, lane or a finished status (migration
+    004 dropped the status one, on purpose), a filter that matches little
+    would otherwise walk the whole table for one page. Here a page stops
+    after `budget` rows; when it is not full, its next key is where it
+    stopped, and the caller offers to search on from there.
+    """
+    args = {
+        "at": before[0] if before else None,
+        "id": before[1] if before else None,
+        "since": since,
+        "status": status,
+        "pipeline": pipeline,
+        "lane": lane,
+        "budget": budget,
+        "limit": limit + 1,
+    }
+    cur = await conn.execute(_BROWSE, args)
+    rows = [to_execution(r) for r in await cur.fetchall()]
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        return Browse(rows[:limit], (last.created_at, last.id), None)
+    cur = await conn.execute(_BOUNDARY, args)
+    boundary = await cur.fetchone()
+    if boundary is None:  # the search reached the oldest execution
+        return Browse(rows, None, None)
+    at = msgspec.convert(boundary["created_at"], datetime)
+    return Browse(rows, (at, str(boundary["id"])), at)

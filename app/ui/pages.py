@@ -118,21 +118,28 @@ async def executions_list(
     # Where the live feed starts, read before the rows: what changes in between
     # is sent again rather than missed.
     after = await activity.latest_event_id(conn)
-    rows = await executions.list_page(
-        conn,
-        limit=PAGE_SIZE + 1,
-        status=status_,
-        pipeline=pipeline_,
-        lane=lane_,
-        before=before,
-        since=since_,
-    )
-    page = rows[:PAGE_SIZE]
+    searched_to = None
+    if pipeline_ or lane_ or (status_ and status_ not in ACTIVE):
+        # Nothing indexes these: each page looks through a bounded number of rows.
+        found = await activity.browse(
+            conn,
+            limit=PAGE_SIZE,
+            status=status_,
+            pipeline=pipeline_,
+            lane=lane_,
+            before=before,
+            since=since_,
+        )
+        page, next_key, searched_to = found.rows, found.next_key, found.searched_to
+    else:  # newest first, or an active status: both are index ranges
+        rows = await executions.list_page(
+            conn, limit=PAGE_SIZE + 1, status=status_, before=before, since=since_
+        )
+        page = rows[:PAGE_SIZE]
+        next_key = (page[-1].created_at, page[-1].id) if len(rows) > PAGE_SIZE else None
     filters = {"status": status_, "pipeline": pipeline_, "lane": lane_}
     query = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
-    next_cursor = None
-    if len(rows) > PAGE_SIZE:
-        next_cursor = encode_cursor(CURSOR_KIND, page[-1].created_at, page[-1].id)
+    next_cursor = encode_cursor(CURSOR_KIND, *next_key) if next_key else None
     return Template(
         "executions.html",
         context={
@@ -145,6 +152,7 @@ async def executions_list(
             "until": until or "",
             "query": query,
             "next_cursor": next_cursor,
+            "searched_to": searched_to,
             "first_page": cursor is None,
             # New rows are added live only where they belong: the first page, no time bounds.
             "live_insert": cursor is None and not until_,

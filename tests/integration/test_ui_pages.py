@@ -247,3 +247,29 @@ async def test_one_feed_fans_each_change_out_to_every_tab_once(database_url: str
             assert first.empty() and second.empty()
     finally:
         await feed.stop()
+
+
+async def test_a_rare_filter_pages_through_bounded_searches(database_url: str, conn: Conn) -> None:
+    """Each page reads at most `budget` rows; following the pages finds every match once."""
+    submit_many(conn, "noop", 60)
+    conn.execute("UPDATE executions SET lane = 'backfill' WHERE seq % 10 = 0")
+    expected = [
+        str(r["id"])
+        for r in conn.execute(
+            "SELECT id FROM executions WHERE lane = 'backfill' ORDER BY created_at DESC, id DESC"
+        ).fetchall()
+    ]
+    found: list[str] = []
+    searches = 0
+    before = None
+    async with await db.aconnect(database_url) as aconn:
+        while True:
+            page = await activity.browse(aconn, limit=50, lane="backfill", before=before, budget=7)
+            found += [e.id for e in page.rows]
+            searches += 1
+            if page.next_key is None:
+                break
+            assert page.searched_to is not None  # a short page says where it stopped
+            before = page.next_key
+    assert found == expected
+    assert searches == 9  # 60 rows, 7 at a time
