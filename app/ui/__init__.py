@@ -12,7 +12,7 @@ added to the router below and an entry in `NAV`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -29,7 +29,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.config import Settings
-from app.db import database_url
+from app.db import AsyncConn, database_url
 from app.ui.actions import ACTIONS
 from app.ui.live import LiveFeed, events
 from app.ui.pages import PAGES
@@ -52,7 +52,7 @@ NAV: Final = (
 )
 
 
-def ui_router(settings: Settings, provide_conn: Any) -> Router:
+def ui_router(settings: Settings, provide_conn: Callable[..., AsyncIterator[AsyncConn]]) -> Router:
     """Pages, actions, the live stream and the static assets, under /ui."""
     static = create_static_files_router(
         path="/static",

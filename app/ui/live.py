@@ -62,12 +62,10 @@ class LiveFeed:
         self._recent: deque[Change] = deque(maxlen=RECENT)
         self._sent: set[int] = set()
         self._last = -1  # highest event id read; -1: not started
+        self._start_hint: int | None = None  # the lowest `after` asked for before the start
+        self._floor = 0  # never read at or below this id: where the feed last started
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def last_id(self) -> int:
-        return self._last
 
     def start(self) -> None:
         if self._task is None:
@@ -89,8 +87,8 @@ class LiveFeed:
         for change in self._recent:
             if change.event_id > after:
                 queue.put_nowait(change)
-        if self._last < 0:
-            self._last = after  # the first tab says where the feed starts
+        if not self._subscribers:  # the feed (re)starts: this tab says from where (see _run)
+            self._start_hint = after if self._start_hint is None else min(self._start_hint, after)
         self._subscribers.add(queue)
         self._wanted.set()
         self.start()
@@ -108,8 +106,14 @@ class LiveFeed:
                 async with await aconnect(self._url) as conn:
                     await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
                     await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                    if self._last < 0:
-                        self._last = await activity.latest_event_id(conn)
+                    # From the first tab's position (or where the feed stopped), but
+                    # never further back than LOOKBACK, nor ahead of the table: an
+                    # idle hour is not replayed, and no `after` a client sends is trusted.
+                    latest = await activity.latest_event_id(conn)
+                    hint = self._start_hint if self._start_hint is not None else self._last
+                    self._start_hint = None
+                    self._last = max(min(hint if hint >= 0 else latest, latest), latest - LOOKBACK)
+                    self._floor = self._last
                     while self._wanted.is_set():
                         while await self._read(conn) >= QUEUE_SIZE:
                             pass  # a burst: read on until caught up
@@ -118,10 +122,13 @@ class LiveFeed:
             except (psycopg.Error, OSError) as exc:
                 log.warning("live feed: database unavailable (%s); retrying", exc)
                 await asyncio.sleep(RECONNECT_SECONDS)
+            except Exception:  # a bug must not end live updates for good: log, go on
+                log.exception("live feed: unexpected error; retrying")
+                await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _read(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> int:
         """Publish what is new; returns how many rows the read returned."""
-        floor = max(self._last - LOOKBACK, 0)
+        floor = max(self._last - LOOKBACK, self._floor)
         changes = await activity.changes_since(conn, floor, limit=QUEUE_SIZE)
         fresh = [c for c in changes if c.event_id not in self._sent]
         self._sent.update(c.event_id for c in fresh)

@@ -18,7 +18,7 @@ import pytest
 
 from app import db
 from app.engine import activity
-from app.ui.live import LiveFeed
+from app.ui.live import LOOKBACK, LiveFeed
 from tests.api_support import Client, api_client, make_running
 from tests.support import submit, submit_many
 
@@ -273,3 +273,24 @@ async def test_a_rare_filter_pages_through_bounded_searches(database_url: str, c
             before = page.next_key
     assert found == expected
     assert searches == 9  # 60 rows, 7 at a time
+
+
+async def test_the_feed_never_replays_more_than_its_look_back(
+    database_url: str, conn: Conn
+) -> None:
+    """A client's `after=0` on a long history starts the feed LOOKBACK events back, no further."""
+    submit_many(conn, "noop", LOOKBACK + 100)
+    feed = LiveFeed(database_url)
+    try:
+        async with feed.subscribe(0) as queue:
+            execution_id = await pending_execution(database_url)
+            received = []
+            while not received or received[-1].execution_id != execution_id:
+                change = await asyncio.wait_for(queue.get(), timeout=10)
+                assert change is not None
+                received.append(change)
+    finally:
+        await feed.stop()
+    # At most the look-back and the new execution's event; never the first ones.
+    assert len(received) <= LOOKBACK + 1
+    assert received[0].event_id > 100
