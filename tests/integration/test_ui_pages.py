@@ -18,6 +18,7 @@ import pytest
 
 from app import db
 from app.engine import activity
+from app.engine.activity import Change
 from app.ui.live import LOOKBACK, LiveFeed
 from tests.api_support import Client, api_client, make_running
 from tests.support import submit, submit_many
@@ -284,7 +285,7 @@ async def test_the_feed_never_replays_more_than_its_look_back(
     try:
         async with feed.subscribe(0) as queue:
             execution_id = await pending_execution(database_url)
-            received = []
+            received: list[Change] = []
             while not received or received[-1].execution_id != execution_id:
                 change = await asyncio.wait_for(queue.get(), timeout=10)
                 assert change is not None

@@ -40,6 +40,12 @@ function day(ts) {
   return new Date(ts * 1000).toISOString().slice(0, 10);
 }
 
+function compact(n) {
+  if (n >= 1e6) return +(n / 1e6).toFixed(2) + "M";
+  if (n >= 1e3) return +(n / 1e3).toFixed(1) + "k";
+  return String(n);
+}
+
 function symbolChart() {
   const data = readJSON("symbol-data");
   const el = document.getElementById("symbol-chart");
@@ -59,7 +65,8 @@ function symbolChart() {
     axes: [
       { space: 70, incrs: [86400, 7 * 86400, 28 * 86400], values: (u, splits) => splits.map(day) },
       { label: "price" },
-      { scale: "vol", side: 1, label: "volume", grid: { show: false } },
+      { scale: "vol", side: 1, label: "volume", grid: { show: false }, size: 60,
+        values: (u, splits) => splits.map(compact) },
     ],
   }, [data.x, data.vwap, data.high, data.low, data.volume]);
 }
