@@ -45,6 +45,7 @@ from app.db import AsyncConn, open_async_pool
 from app.engine.backends import make_backend
 from app.engine.registry import Registry
 from app.logs import configure_logging
+from app.ui import template_config, ui_lifespan, ui_router
 
 __all__ = ["create_app"]
 
@@ -214,8 +215,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         dependencies={"conn": Provide(provide_conn)},
     )
     app = Litestar(
-        route_handlers=[api],
-        lifespan=[lifespan],
+        route_handlers=[api, ui_router(settings, provide_conn)],
+        lifespan=[lifespan, ui_lifespan],
+        template_config=template_config(),
         state=State(
             {
                 "settings": settings,

@@ -148,8 +148,12 @@ async def list_page(
     pipeline: str | None = None,
     lane: str | None = None,
     before: tuple[datetime, str] | None = None,
+    since: datetime | None = None,
 ) -> list[Execution]:
-    """Newest first; `before` is the (created_at, id) keyset cursor of the previous page."""
+    """Newest first; `before` is the (created_at, id) keyset cursor of the previous page.
+
+    `since` keeps executions created at or after it (an index range, like `before`).
+    """
     cur = await conn.execute(
         f"""
         SELECT {COLUMNS} FROM executions
@@ -157,6 +161,7 @@ async def list_page(
           AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
           AND (%(lane)s::text IS NULL OR lane = %(lane)s)
           AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
+          AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
         ORDER BY created_at DESC, id DESC
         LIMIT %(limit)s
         """,
@@ -166,6 +171,7 @@ async def list_page(
             "lane": lane,
             "at": before[0] if before else None,
             "id": before[1] if before else None,
+            "since": since,
             "limit": limit,
         },
     )

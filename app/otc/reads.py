@@ -16,7 +16,7 @@ from psycopg.rows import class_row, kwargs_row
 
 from app.db import AsyncConn
 
-__all__ = ["DailyMetric", "Trade", "daily_metrics", "trades"]
+__all__ = ["DailyMetric", "Trade", "daily_metrics", "symbols", "trades"]
 
 
 class DailyMetric(msgspec.Struct, frozen=True):
@@ -130,3 +130,21 @@ async def trades(
     async with conn.cursor(row_factory=class_row(Trade)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
+
+
+async def symbols(conn: AsyncConn, limit: int = 5000) -> list[str]:
+    """The symbols that have daily metrics, in order (a skip scan: one index probe each)."""
+    cur = await conn.execute(
+        """
+        WITH RECURSIVE s (symbol) AS (
+            (SELECT symbol FROM otc_metrics_daily ORDER BY symbol LIMIT 1)
+          UNION ALL
+            SELECT (SELECT m.symbol FROM otc_metrics_daily m
+                    WHERE m.symbol > s.symbol ORDER BY m.symbol LIMIT 1)
+            FROM s WHERE s.symbol IS NOT NULL
+        )
+        SELECT symbol FROM s WHERE symbol IS NOT NULL LIMIT %s
+        """,
+        (limit,),
+    )
+    return [str(r["symbol"]) for r in await cur.fetchall()]

@@ -32,6 +32,8 @@ CASES = [
     ("api", ["api", "--port", "70000"], {}, "'--port'"),
     ("up", ["up", "--procfile", "no/such/Procfile"], {}, "no/such/Procfile not found"),
     ("shell", ["shell", "--bogus"], {}, "No such option '--bogus'"),
+    ("schedules", ["schedules", "show", "no-such-schedule"], {}, "no-such-schedule"),
+    ("schedules", ["schedules", "add", "x", "noop", "--cron", "61 * * * *"], {}, "Bad minute"),
 ]
 
 

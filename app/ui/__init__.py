@@ -1,0 +1,117 @@
+"""The web dashboard at /ui: server-rendered pages over the API's own reads and actions.
+
+`create_app` registers `ui_router()`, `template_config()` and `ui_lifespan`.
+Pages are Jinja templates (`templates/`); the assets, including the vendored
+charting library (`static/vendor/README.md`), are served from `static/`, so
+the dashboard needs nothing from another site and works offline.
+
+A new page (a domain's, say FINRA weekly data, or the schedules) is a handler
+added to the router below and an entry in `NAV`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.config import Settings
+from app.db import AsyncConn, database_url
+from app.ui.actions import ACTIONS
+from app.ui.live import LiveFeed, events
+from app.ui.pages import PAGES
+from app.ui.security import (
+    UI_PATH,
+    csrf_config,
+    security_headers,
+    ui_guard,
+    unauthorized_to_login,
+)
+
+__all__ = ["NAV", "UI_PATH", "template_config", "ui_lifespan", "ui_router"]
+
+HERE: Final = Path(__file__).parent
+NAV: Final = (
+    ("Overview", f"{UI_PATH}"),
+    ("Executions", f"{UI_PATH}/executions"),
+    ("Market data", f"{UI_PATH}/market"),
+    # FINRA weekly data and schedules add their pages here when those domains land.
+)
+
+
+def ui_router(settings: Settings, provide_conn: Callable[..., AsyncIterator[AsyncConn]]) -> Router:
+    """Pages, actions, the live stream and the static assets, under /ui."""
+    static = create_static_files_router(
+        path="/static",
+        directories=[HERE / "static"],
+        name="ui_static",
+        opt={"public": True},
+        include_in_schema=False,
+    )
+    return Router(
+        path=UI_PATH,
+        route_handlers=[*PAGES, *ACTIONS, events, static],
+        guards=[ui_guard],
+        dependencies={"conn": Provide(provide_conn)},
+        middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
+        after_request=security_headers,
+        exception_handlers={NotAuthorizedException: unauthorized_to_login},
+        include_in_schema=False,
+    )
+
+
+def _ago(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return ""
+    seconds = (dt.datetime.now(dt.UTC) - moment).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{max(int(seconds), 0)}s ago"
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _json(value: Any) -> str:
+    """Compact JSON for display (the template escapes it as text)."""
+    return msgspec.json.encode(value).decode()
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    environment = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["nav"] = NAV
+    environment.filters["ago"] = _ago
+    environment.filters["when"] = _when
+    environment.filters["json"] = _json
+    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
+
+
+@asynccontextmanager
+async def ui_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """The process's live feed; its database task starts with the first browser tab."""
+    feed = LiveFeed(database_url(app.state.settings))
+    app.state.ui_feed = feed
+    try:
+        yield
+    finally:
+        await feed.stop()

@@ -1,0 +1,207 @@
+// Market Spine dashboard: charts (vendored uPlot) and live updates (one EventSource per tab).
+// Served from /ui/static; the Content-Security-Policy allows no inline script.
+"use strict";
+
+window.spineCharts = {};
+
+function readJSON(id) {
+  const el = document.getElementById(id);
+  return el ? JSON.parse(el.textContent) : null;
+}
+
+function chartSize(el) {
+  return { width: Math.max(el.clientWidth, 280), height: window.innerWidth < 640 ? 240 : 320 };
+}
+
+function mountChart(name, el, opts, data) {
+  const chart = new uPlot({ ...opts, ...chartSize(el) }, data, el);
+  window.spineCharts[name] = chart;
+  window.addEventListener("resize", () => chart.setSize(chartSize(el)));
+  return chart;
+}
+
+function throughputChart() {
+  const data = readJSON("throughput-data");
+  const el = document.getElementById("throughput-chart");
+  if (!data || !el) return;
+  const bars = uPlot.paths.bars({ size: [0.8, 12] });
+  mountChart("throughput", el, {
+    scales: { x: { time: true } },
+    series: [
+      {},
+      { label: "completed", stroke: "#16794c", fill: "rgba(22,121,76,0.35)", paths: bars },
+      { label: "failed", stroke: "#b42318", fill: "rgba(180,35,24,0.45)", paths: bars },
+    ],
+    axes: [{}, { label: "per minute" }],
+  }, [data.x, data.completed, data.failed]);
+}
+
+function day(ts) {
+  return new Date(ts * 1000).toISOString().slice(0, 10);
+}
+
+function compact(n) {
+  if (n >= 1e6) return +(n / 1e6).toFixed(2) + "M";
+  if (n >= 1e3) return +(n / 1e3).toFixed(1) + "k";
+  return String(n);
+}
+
+function symbolChart() {
+  const data = readJSON("symbol-data");
+  const el = document.getElementById("symbol-chart");
+  if (!data || !el || data.x.length === 0) return;
+  mountChart("symbol", el, {
+    scales: { x: { time: true }, vol: { range: (u, min, max) => [0, max * 3 || 1] } },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    series: [
+      { label: "date", value: (u, ts) => (ts == null ? "--" : day(ts)) },
+      { label: "VWAP", stroke: "#1f5fbf", width: 2 },
+      { label: "high", stroke: "rgba(31,95,191,0.35)", width: 1 },
+      { label: "low", stroke: "rgba(31,95,191,0.35)", width: 1 },
+      { label: "volume", scale: "vol", stroke: "#9aa3ad", fill: "rgba(154,163,173,0.45)",
+        paths: uPlot.paths.bars({ size: [0.6, 24] }) },
+    ],
+    bands: [{ series: [2, 3], fill: "rgba(31,95,191,0.12)" }],
+    axes: [
+      { space: 70, incrs: [86400, 7 * 86400, 28 * 86400], values: (u, splits) => splits.map(day) },
+      { label: "price" },
+      { scale: "vol", side: 1, label: "volume", grid: { show: false }, size: 60,
+        values: (u, splits) => splits.map(compact) },
+    ],
+  }, [data.x, data.vwap, data.high, data.low, data.volume]);
+}
+
+// ---------------------------------------------------------------- live updates
+
+const TERMINAL = ["completed", "failed", "cancelled"];
+
+function connect(after, onChange) {
+  const dot = document.getElementById("live");
+  const source = new EventSource("/ui/events?after=" + encodeURIComponent(after));
+  if (dot) dot.hidden = false;
+  source.addEventListener("open", () => dot && dot.classList.add("on"));
+  source.addEventListener("error", () => dot && dot.classList.remove("on"));
+  source.addEventListener("change", (msg) => onChange(JSON.parse(msg.data)));
+  window.addEventListener("pagehide", () => source.close());
+}
+
+function setStatus(el, status) {
+  el.textContent = status;
+  el.className = "status status-" + status;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function newRow(c) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = c.execution_id;
+  tr.className = "fresh";
+  const link = document.createElement("a");
+  link.className = "mono";
+  link.href = "/ui/executions/" + encodeURIComponent(c.execution_id);
+  link.textContent = c.execution_id.slice(0, 8);
+  const first = document.createElement("td");
+  first.appendChild(link);
+  const status = document.createElement("span");
+  setStatus(status, c.status);
+  const statusCell = document.createElement("td");
+  statusCell.appendChild(status);
+  const created = c.created_at.replace("T", " ").slice(0, 19);
+  tr.append(first, cell(c.pipeline), cell(c.lane), statusCell, cell(created, "mono"),
+            cell((c.error || "").slice(0, 120), "error"));
+  return tr;
+}
+
+function executionsList() {
+  const table = document.getElementById("executions");
+  if (!table) return;
+  const body = table.tBodies[0];
+  const wanted = table.dataset;
+  const matches = (c) => (!wanted.status || wanted.status === c.status) &&
+    (!wanted.pipeline || wanted.pipeline === c.pipeline) && (!wanted.lane || wanted.lane === c.lane);
+  connect(wanted.after, (c) => {
+    const row = body.querySelector('tr[data-id="' + CSS.escape(c.execution_id) + '"]');
+    if (row) {
+      setStatus(row.querySelector(".status"), c.status);
+      row.querySelector(".error").textContent = (c.error || "").slice(0, 120);
+    } else if (c.event_type === "created" && wanted.liveInsert === "yes" && matches(c)) {
+      const empty = body.querySelector("tr.empty");
+      if (empty) empty.remove();
+      body.insertBefore(newRow(c), body.firstChild);
+    }
+  });
+}
+
+function executionDetail() {
+  const section = document.getElementById("execution");
+  if (!section) return;
+  const id = section.dataset.id;
+  const status = document.getElementById("status");
+  const progress = document.getElementById("progress");
+  const progressText = document.getElementById("progress-text");
+  const timeline = document.getElementById("timeline");
+  connect(section.dataset.after, (c) => {
+    if (c.execution_id !== id || timeline.querySelector('[data-event="' + c.event_id + '"]')) return;
+    setStatus(status, c.status);
+    const li = document.createElement("li");
+    li.dataset.event = c.event_id;
+    const when = document.createElement("span");
+    when.className = "mono";
+    when.textContent = c.timestamp.replace("T", " ").slice(0, 19) + " ";
+    const what = document.createElement("b");
+    what.textContent = c.event_type;
+    li.append(when, what);
+    if (Object.keys(c.payload).length) {
+      const code = document.createElement("code");
+      code.textContent = " " + JSON.stringify(c.payload);
+      li.append(code);
+    }
+    timeline.appendChild(li);
+    if (c.event_type === "progress" && c.payload.total) {
+      progress.max = c.payload.total;
+      progress.value = c.payload.done;
+      progressText.textContent = c.payload.message || "";
+    }
+    // The end changes which buttons apply and may bring an error: show the page afresh.
+    if (TERMINAL.includes(c.event_type) && section.dataset.status !== c.status) {
+      window.location.replace(window.location.pathname);
+    }
+  });
+}
+
+// The overview is rendered again by the server (at most every 2 s) when something
+// changed, and its parts are swapped in place: counts, backlog, workers, chart.
+function overviewLive() {
+  const grid = document.getElementById("overview");
+  if (!grid) return;
+  let pending = null;
+  const refresh = async () => {
+    pending = null;
+    const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const id of ["counts", "oldest", "workers", "totals"]) {
+      const now = fresh.getElementById(id);
+      if (now) document.getElementById(id).innerHTML = now.innerHTML;
+    }
+    const data = JSON.parse(fresh.getElementById("throughput-data").textContent);
+    const chart = window.spineCharts.throughput;
+    if (chart) chart.setData([data.x, data.completed, data.failed]);
+  };
+  connect(grid.dataset.after, () => {
+    if (!pending) pending = setTimeout(refresh, 2000);
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  overviewLive();
+  throughputChart();
+  symbolChart();
+  executionsList();
+  executionDetail();
+});

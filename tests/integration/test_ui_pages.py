@@ -1,0 +1,297 @@
+"""The dashboard over HTTP (no browser): pages, paging, CSRF, the token, and the live feed.
+
+The browser tests (test_ui_browser.py) cover what needs JavaScript; these
+cover the server's side of it quickly, through the real app and database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from app import db
+from app.engine import activity
+from app.engine.activity import Change
+from app.ui.live import LOOKBACK, LiveFeed
+from tests.api_support import Client, api_client, make_running
+from tests.support import submit, submit_many
+
+Conn = psycopg.Connection[dict[str, object]]
+CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
+TOKEN = "ui-test-token"
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_FIELD.search(html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+async def form_token(client: Client, path: str) -> str:
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    return csrf_of(page.text)
+
+
+@asynccontextmanager
+async def ui_client() -> AsyncIterator[Client]:
+    """The API's test client, showing redirects instead of following them."""
+    async with api_client() as client:
+        client.follow_redirects = False
+        yield client
+
+
+async def pending_execution(database_url: str) -> str:
+    async with await db.aconnect(database_url) as conn:
+        execution, _ = await submit(conn, "sleep", {"seconds": 30})
+    return execution.id
+
+
+async def test_every_page_renders_with_a_content_security_policy(database_url: str) -> None:
+    execution_id = await pending_execution(database_url)
+    async with ui_client() as client:
+        for path in ("/ui", "/ui/executions", f"/ui/executions/{execution_id}", "/ui/market"):
+            response = await client.get(path)
+            assert response.status_code == 200, (path, response.text)
+            assert response.headers["content-type"].startswith("text/html")
+            csp = response.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "style-src 'self'" in csp
+            assert "unsafe-inline" not in csp
+            assert "<script>" not in response.text  # only src= scripts and JSON data blocks
+        missing = await client.get("/ui/executions/no-such-execution")
+        assert missing.status_code == 404
+        static = await client.get("/ui/static/vendor/uPlot.iife.min.js")
+        assert static.status_code == 200 and b"uPlot" in static.content
+
+
+async def test_the_list_pages_by_keyset_and_filters(database_url: str, conn: Conn) -> None:
+    submit_many(conn, "noop", 60)
+    conn.execute("UPDATE executions SET lane = 'backfill' WHERE seq % 10 = 0")  # 6 of them
+    async with ui_client() as client:
+        first = await client.get("/ui/executions")
+        first_ids = re.findall(r'<tr data-id="([^"]+)"', first.text)
+        assert len(first_ids) == 50
+        older = re.search(r'rel="next" href="([^"]+)"', first.text)
+        assert older
+        second = await client.get(older.group(1).replace("&amp;", "&"))
+        second_ids = re.findall(r'<tr data-id="([^"]+)"', second.text)
+        assert len(second_ids) == 10 and not set(first_ids) & set(second_ids)
+        assert 'rel="next"' not in second.text
+
+        backfill = await client.get("/ui/executions", params={"lane": "backfill", "status": ""})
+        assert len(re.findall(r"<tr data-id=", backfill.text)) == 6
+        future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        later = await client.get("/ui/executions", params={"since": future})
+        assert "No execution matches." in later.text
+        earlier = await client.get("/ui/executions", params={"until": future, "pipeline": "noop"})
+        assert len(re.findall(r"<tr data-id=", earlier.text)) == 50
+        bad = await client.get("/ui/executions", params={"status": "bogus"})
+        assert bad.status_code == 400
+        foreign = await client.get("/ui/executions", params={"cursor": "bm90LWEtY3Vyc29y"})
+        assert foreign.status_code == 400
+
+
+async def test_cancel_needs_the_forms_csrf_token(database_url: str) -> None:
+    execution_id = await pending_execution(database_url)
+    async with ui_client() as client:
+        token = await form_token(client, f"/ui/executions/{execution_id}")
+        forged = await client.post(f"/ui/executions/{execution_id}/cancel")
+        assert forged.status_code == 403
+        still = await client.get(f"/api/v1/executions/{execution_id}")
+        assert still.json()["status"] == "pending"
+        done = await client.post(
+            f"/ui/executions/{execution_id}/cancel", data={"_csrf_token": token}
+        )
+        assert done.status_code == 303
+        assert done.headers["location"].startswith(f"/ui/executions/{execution_id}?notice=")
+        assert (await client.get(f"/api/v1/executions/{execution_id}")).json()["status"] == (
+            "cancelled"
+        )
+
+
+async def test_with_a_token_actions_need_it_and_the_login_cookie_is_strict(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution_id = await pending_execution(database_url)
+    monkeypatch.setenv("SPINE_API_TOKEN", TOKEN)
+    async with ui_client() as client:
+        csrf = await form_token(client, f"/ui/executions/{execution_id}")  # reads stay open
+        refused = await client.post(
+            f"/ui/executions/{execution_id}/cancel", data={"_csrf_token": csrf}
+        )
+        assert refused.status_code == 401
+
+        wrong = await client.post(
+            "/ui/login", data={"_csrf_token": csrf, "token": "wrong", "next": "/ui"}
+        )
+        assert wrong.status_code == 303 and "/ui/login" in wrong.headers["location"]
+        assert "spine_token" not in client.cookies
+
+        away = await client.post(
+            "/ui/login",
+            data={"_csrf_token": csrf, "token": TOKEN, "next": "https://evil.example/"},
+        )
+        assert away.status_code == 303 and away.headers["location"] == "/ui"  # no open redirect
+        cookie = away.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
+        assert "secure" not in cookie  # plain HTTP here; over HTTPS it is Secure
+
+        allowed = await client.post(
+            f"/ui/executions/{execution_id}/cancel", data={"_csrf_token": csrf}
+        )
+        assert allowed.status_code == 303
+        # The API itself still wants the bearer, as before: the cookie is the dashboard's.
+        api = await client.post(f"/api/v1/executions/{execution_id}/cancel")
+        assert api.status_code == 401
+
+
+async def test_with_token_reads_pages_send_the_browser_to_log_in(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPINE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("SPINE_API_TOKEN_READS", "1")
+    async with ui_client() as client:
+        page = await client.get("/ui/executions")
+        assert page.status_code in (302, 303, 307)
+        assert page.headers["location"].startswith("/ui/login?next=")
+        assert (await client.get("/ui/login")).status_code == 200
+        assert (await client.get("/ui/static/app.css")).status_code == 200
+        bearer = await client.get("/ui/executions", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert bearer.status_code == 200
+
+
+async def test_retry_answers_plainly_whether_or_not_the_server_has_it(database_url: str) -> None:
+    execution_id = await pending_execution(database_url)
+    async with ui_client() as client:
+        csrf = await form_token(client, f"/ui/executions/{execution_id}")
+        await client.post(f"/ui/executions/{execution_id}/cancel", data={"_csrf_token": csrf})
+        page = await client.get(f"/ui/executions/{execution_id}")
+        assert 'id="retry"' in page.text and 'id="cancel"' not in page.text
+        answer = await client.post(
+            f"/ui/executions/{execution_id}/retry", data={"_csrf_token": csrf}
+        )
+        assert answer.status_code == 303
+        location = answer.headers["location"]
+        assert location.startswith("/ui/executions/")
+        assert "notice=Retry+submitted" in location or "problem=" in location
+        shown = await client.get(location)
+        assert shown.status_code == 200
+        assert 'class="notice"' in shown.text or 'class="problem"' in shown.text
+
+
+async def test_the_overview_shows_queue_backlog_and_workers(database_url: str) -> None:
+    oldest = await pending_execution(database_url)
+    running = await pending_execution(database_url)
+    await make_running(database_url, oldest)  # the claim takes the oldest: now `running`
+    async with ui_client() as client:
+        page = (await client.get("/ui")).text
+    assert running[:8] in page  # the oldest pending now
+    assert "api-test-worker" in page
+    counts = re.findall(r'status=(\w+)&amp;lane=normal">(\d+)<', page)
+    assert ("pending", "1") in counts and ("running", "1") in counts
+
+
+async def test_throughput_finds_the_last_hour_by_binary_search(database_url: str) -> None:
+    """The primary-key search gives what a plain scan of the timestamps gives."""
+    async with await db.aconnect(database_url) as conn:
+        await conn.execute(
+            """
+            WITH x AS (
+                INSERT INTO executions (pipeline, trigger_source, status, completed_at)
+                VALUES ('noop', 'test', 'completed', now()) RETURNING id
+            )
+            INSERT INTO execution_events (execution_id, event_type, timestamp)
+            SELECT x.id, CASE WHEN n % 5 = 0 THEN 'failed' ELSE 'completed' END,
+                   now() - make_interval(secs => (3000 - n) * 3.7)
+            FROM x, generate_series(1, 3000) AS n
+            """
+        )
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        found = await activity.throughput(conn, since)
+        cur = await conn.execute(
+            """
+            SELECT date_trunc('minute', timestamp) AS minute, event_type, count(*)::int AS n
+            FROM execution_events WHERE timestamp >= %s GROUP BY 1, 2
+            """,
+            (since,),
+        )
+        expected = await cur.fetchall()
+    assert sorted(map(_key, found)) == sorted(map(_key, expected))
+    assert sum(r["n"] for r in found) > 900  # about an hour's worth of 3.7 s steps
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["minute"], row["event_type"], row["n"])
+
+
+async def test_one_feed_fans_each_change_out_to_every_tab_once(database_url: str) -> None:
+    async with await db.aconnect(database_url) as conn:
+        start = await activity.latest_event_id(conn)
+    feed = LiveFeed(database_url)
+    try:
+        async with feed.subscribe(start) as first, feed.subscribe(start) as second:
+            execution_id = await pending_execution(database_url)
+            for queue in (first, second):
+                change = await asyncio.wait_for(queue.get(), timeout=10)
+                assert change is not None
+                assert (change.execution_id, change.event_type) == (execution_id, "created")
+                assert change.status == "pending"
+            async with await db.aconnect(database_url) as conn:
+                await feed._read(conn)  # the look-back re-reads the event; it is not resent
+            assert first.empty() and second.empty()
+    finally:
+        await feed.stop()
+
+
+async def test_a_rare_filter_pages_through_bounded_searches(database_url: str, conn: Conn) -> None:
+    """Each page reads at most `budget` rows; following the pages finds every match once."""
+    submit_many(conn, "noop", 60)
+    conn.execute("UPDATE executions SET lane = 'backfill' WHERE seq % 10 = 0")
+    expected = [
+        str(r["id"])
+        for r in conn.execute(
+            "SELECT id FROM executions WHERE lane = 'backfill' ORDER BY created_at DESC, id DESC"
+        ).fetchall()
+    ]
+    found: list[str] = []
+    searches = 0
+    before = None
+    async with await db.aconnect(database_url) as aconn:
+        while True:
+            page = await activity.browse(aconn, limit=50, lane="backfill", before=before, budget=7)
+            found += [e.id for e in page.rows]
+            searches += 1
+            if page.next_key is None:
+                break
+            assert page.searched_to is not None  # a short page says where it stopped
+            before = page.next_key
+    assert found == expected
+    assert searches == 9  # 60 rows, 7 at a time
+
+
+async def test_the_feed_never_replays_more_than_its_look_back(
+    database_url: str, conn: Conn
+) -> None:
+    """A client's `after=0` on a long history starts the feed LOOKBACK events back, no further."""
+    submit_many(conn, "noop", LOOKBACK + 100)
+    feed = LiveFeed(database_url)
+    try:
+        async with feed.subscribe(0) as queue:
+            execution_id = await pending_execution(database_url)
+            received: list[Change] = []
+            while not received or received[-1].execution_id != execution_id:
+                change = await asyncio.wait_for(queue.get(), timeout=10)
+                assert change is not None
+                received.append(change)
+    finally:
+        await feed.stop()
+    # At most the look-back and the new execution's event; never the first ones.
+    assert len(received) <= LOOKBACK + 1
+    assert received[0].event_id > 100
