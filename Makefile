@@ -17,6 +17,7 @@ up: $(BIN)/.installed
 	$(BIN)/spine up
 
 test: $(BIN)/.installed
+	@scripts/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto
