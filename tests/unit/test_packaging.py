@@ -85,7 +85,8 @@ def shell_words(command: str, env: dict[str, str]) -> list[str]:
         value = env.get(m.group(1) or m.group(3), "")
         return value or (m.group(2) or "")
 
-    return shlex.split(_SHELL_VAR.sub(expand, command))
+    words = shlex.split(_SHELL_VAR.sub(expand, command))
+    return words[1:] if words[:1] == ["exec"] else words  # `exec` only replaces the shell
 
 
 # ----------------------------------------------------------------- Procfile
@@ -111,14 +112,23 @@ def test_procfile_entries_are_spine_commands(procfile: dict[str, str], entry: st
     resolve(shell_words(procfile[entry], HONCHO_ENV))
 
 
-def test_web_listens_on_honchos_port(procfile: dict[str, str]) -> None:
-    web = resolve(shell_words(procfile["web"], {"PORT": "5123"}))
+def test_web_listens_on_the_readmes_port_not_honchos(procfile: dict[str, str]) -> None:
+    # A bare `honcho start` sets PORT=5000; the README (and `spine up`) say 8000.
+    web = resolve(shell_words(procfile["web"], {"PORT": "5000"}))
     assert web.path == ("api",)
-    assert str(web.given.get("port")) == "5123"
+    assert str(web.given.get("port")) == "8000"
+    moved = resolve(shell_words(procfile["web"], {"PORT": "5000", "SPINE_API_PORT": "8123"}))
+    assert str(moved.given.get("port")) == "8123"
     # The host follows SPINE_API_HOST (which `spine up` prints), loopback by default.
     assert web.given.get("host") == "127.0.0.1"
     other = resolve(shell_words(procfile["web"], {"PORT": "1", "SPINE_API_HOST": "::"}))
     assert other.given["host"] == "::"
+
+
+def test_procfile_lines_exec_spine_so_a_stop_is_clean(procfile: dict[str, str]) -> None:
+    # Without `exec`, honcho's SIGTERM kills the shell: `web.1 stopped (rc=-15)`.
+    for command in procfile.values():
+        assert command.split()[:2] == ["exec", "spine"], command
 
 
 # ----------------------------------------------------------------- docker compose
