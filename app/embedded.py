@@ -70,7 +70,7 @@ def _start(state_dir: Path, database: str, *, keep: bool, announce: bool) -> tup
         how = "kept running until `spine db stop`" if keep else "stopped when its last user exits"
         print(f"starting embedded PostgreSQL in {shown} ({how})", file=sys.stderr, flush=True)
     if started:
-        log.info("starting embedded PostgreSQL in %s", pgdata)
+        log.debug("starting embedded PostgreSQL in %s", pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     if not is_running(state_dir):  # a handle cached in this process to a server stopped since
         server.start()
@@ -165,7 +165,7 @@ def _stop(state_dir: Path) -> bool:
     server = pgserver.get_server(pgdata_dir(state_dir), cleanup_mode=None)
     server.stop()
     _owner_path(state_dir).unlink(missing_ok=True)
-    log.info("stopped embedded PostgreSQL in %s", pgdata_dir(state_dir))
+    log.debug("stopped embedded PostgreSQL in %s", pgdata_dir(state_dir))
     return True
 
 

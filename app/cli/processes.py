@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
+import uvicorn
 
 from app import db
 from app.config import get_settings, project_root
@@ -117,13 +119,11 @@ def worker_start(max_concurrent: int | None) -> None:
 )
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API with uvicorn."""
-    import uvicorn
-
     settings = get_settings()
     check_port_free(host or settings.api_host, port or settings.api_port)
     # Fail fast before serving; the embedded server is started (and migrated) here if needed.
     db.database_url(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.api.main:create_app",
         factory=True,
         host=host or settings.api_host,
@@ -133,6 +133,36 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
         access_log=settings.log_level == "DEBUG",
         proxy_headers=True,
     )
+    if config.workers > 1:
+        uvicorn.run(config.app, **_worker_kwargs(config))
+        return
+    config.load_app()
+    server = _CleanStopServer(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
+
+
+class _CleanStopServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process dies by
+    the signal (honcho: `web.1 stopped (rc=-15)`) and skips atexit (which stops the embedded
+    server). A stop that was asked for is a clean exit here."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def _worker_kwargs(config: uvicorn.Config) -> dict[str, Any]:
+    return {
+        "factory": True,
+        "host": config.host,
+        "port": config.port,
+        "workers": config.workers,
+        "log_level": config.log_level,
+        "access_log": config.access_log,
+        "proxy_headers": True,
+    }
 
 
 @click.command("shell")
