@@ -36,7 +36,13 @@ def local_env(state: Path, **extra: str) -> dict[str, str]:
 
 def spine(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "spine"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [str(BIN / "spine"), *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
