@@ -26,6 +26,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from app import __version__
 from app.api.errors import MalformedBody, exception_to_response
+from app.api.responses import ExactJSONResponse
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
 from app.api.routes.otc import OtcController
@@ -49,8 +50,9 @@ runs work as **executions** of registered **pipelines**, claimed by a worker poo
 
 * Errors are `application/problem+json` (RFC 9457), naming the offending field.
 * Lists are keyset-paginated: follow the `Link: <...>; rel="next"` header; `cursor` is opaque.
-* Money (prices, notional, VWAP) is stored and computed as exact NUMERIC; responses
-  carry JSON numbers (IEEE-754 doubles), so a client sees at most a double's rounding.
+* Money (prices, notional, VWAP) is stored and computed as exact NUMERIC, and sent as
+  JSON numbers written with every digit (schema `format: decimal`), never rounded through
+  a double: parse them as decimals to keep them exact.
 * When `SPINE_API_TOKEN` is set, POST endpoints need `Authorization: Bearer <token>`;
   reads too when `SPINE_API_TOKEN_READS=1`. Health probes stay open.
 """
@@ -184,6 +186,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             }
         ),
         request_class=SpineRequest,
+        response_class=ExactJSONResponse,
         request_max_body_size=settings.max_body_bytes,
         before_request=reject_nul_in_url,
         exception_handlers={Exception: exception_to_response},

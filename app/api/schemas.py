@@ -7,8 +7,9 @@ types (`Annotated[..., msgspec.Meta(...)]`) so validation and the OpenAPI
 document come from the same place.
 
 Money (prices, notional, VWAP) is NUMERIC in the database and computed there
-exactly; responses carry it as JSON numbers (IEEE-754 doubles), so a client
-sees at most a float's rounding (about 15-17 significant digits).
+exactly; it stays a Decimal here and leaves as a JSON number written with all
+its digits (`to_json`, msgspec's `decimal_format="number"`), never through a
+double. The API and the CLI's `--format json` both encode with `to_json`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, cast
 
 import msgspec
+from litestar.params import KwargDefinition
 
 from app.engine.models import Event, EventType, Execution, Lane, Status
+from app.otc.load_reads import LoadRow, Reject
 from app.otc.reads import DailyMetric, Trade
 
 __all__ = [
@@ -31,14 +34,17 @@ __all__ = [
     "FieldError",
     "Lane",
     "LivenessResponse",
+    "LoadResponse",
     "MigrationsReport",
     "PipelineParam",
     "PipelineResponse",
     "Problem",
     "ReadinessResponse",
+    "RejectResponse",
     "Status",
     "TradeResponse",
     "money",
+    "to_json",
 ]
 
 PipelineName = Annotated[
@@ -69,15 +75,27 @@ Params = Annotated[
         examples=[{"file": "otc_sample.csv"}],
     ),
 ]
+MONEY_NOTE = (
+    "Exact: NUMERIC in the database, a JSON number with every digit here (never rounded "
+    "through a double); parse it as a decimal (e.g. Python `json.loads(..., "
+    "parse_float=Decimal)`) to keep it exact."
+)
 Money = Annotated[
-    float,
-    msgspec.Meta(description="NUMERIC in the database; a JSON number (double) here."),
+    Decimal,
+    KwargDefinition(schema_extra={"type": "number", "format": "decimal"}, description=MONEY_NOTE),
 ]
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
-def money(value: Decimal | float | int) -> float:
-    """NUMERIC -> JSON number: the one place money loses exactness (a double's rounding)."""
-    return float(value)
+def money(value: Decimal | int) -> Decimal:
+    """NUMERIC -> Decimal without trailing zeros or an exponent (`12.500000` -> `12.5`)."""
+    exact = Decimal(value).normalize()
+    return exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact  # type: ignore[operator]
+
+
+def to_json(value: object) -> bytes:
+    """JSON with Decimals as exact numbers: what the API sends and `--format json` prints."""
+    return _ENCODER.encode(value)
 
 
 # ------------------------------------------------------------------ executions
@@ -180,8 +198,11 @@ class DailyMetricResponse(msgspec.Struct, kw_only=True):
     total_volume: Annotated[int, msgspec.Meta(description="Shares: the sum of trade sizes.")]
     total_notional: Money
     vwap: Annotated[
-        float,
-        msgspec.Meta(description="total_notional / total_volume, exact NUMERIC in the database."),
+        Decimal,
+        KwargDefinition(
+            schema_extra={"type": "number", "format": "decimal"},
+            description="total_notional / total_volume. " + MONEY_NOTE,
+        ),
     ]
     high_price: Money
     low_price: Money
@@ -226,6 +247,58 @@ class TradeResponse(msgspec.Struct, kw_only=True):
             side=cast(Literal["B", "S"], row.side),  # the table's CHECK constraint
             venue=row.venue,
         )
+
+
+class LoadResponse(msgspec.Struct, kw_only=True):
+    """One file loaded by one otc_ingest execution; the counts once it finished.
+
+    rows_read = inserted + duplicates + corrections + rejected.
+    """
+
+    id: Annotated[int, msgspec.Meta(examples=[1])]
+    execution_id: str
+    source_file: Annotated[str, msgspec.Meta(description="Relative to SPINE_DATA_DIR.")]
+    file_bytes: int
+    file_sha256: str | None
+    started_at: dt.datetime
+    finished_at: Annotated[
+        dt.datetime | None, msgspec.Meta(description="Null while the load runs.")
+    ]
+    rows_read: int | None
+    inserted: int | None
+    duplicates: int | None
+    corrections: int | None
+    rejected: Annotated[
+        int | None,
+        msgspec.Meta(description="Lines kept with their reason: GET .../loads/{id}/rejects."),
+    ]
+
+    @classmethod
+    def from_row(cls, row: LoadRow) -> LoadResponse:
+        return cls(**msgspec.structs.asdict(row))
+
+
+class RejectResponse(msgspec.Struct, kw_only=True):
+    """A line of a loaded file that was not a valid trade, and why."""
+
+    line_no: Annotated[
+        int, msgspec.Meta(description="Line number in the file (the header is line 1).")
+    ]
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            description="The first rule the line breaks, e.g. bad_price, wrong_column_count.",
+            examples=["bad_price"],
+        ),
+    ]
+    line: Annotated[
+        str | None,
+        msgspec.Meta(description="The line as read, cut to 300 characters (then `…`)."),
+    ]
+
+    @classmethod
+    def from_row(cls, row: Reject) -> RejectResponse:
+        return cls(line_no=row.line_no, reason=row.reason, line=row.line)
 
 
 # ------------------------------------------------------------------ health

@@ -30,6 +30,7 @@ from app.engine.registry import Pipeline, Summary
 from app.otc import connector, loads, metrics
 from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
 from app.otc.normalize import normalize_load
+from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN, normalize_symbol
 
 __all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "PhaseFn", "ingest_file"]
 
@@ -65,7 +66,9 @@ class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
     symbol: (
         Annotated[
             str,
-            msgspec.Meta(pattern=r"^[A-Z0-9.-]{1,12}$", description="Only this symbol; none: all."),
+            msgspec.Meta(
+                pattern=SYMBOL_PATTERN, description=f"Only this symbol; none: all. {SYMBOL_HELP}"
+            ),
         ]
         | None
     ) = None
@@ -73,6 +76,8 @@ class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.start_date and self.end_date and self.start_date > self.end_date:
             raise ValueError("start_date must not be after end_date")
+        if self.symbol is not None:
+            self.symbol = normalize_symbol(self.symbol)  # the pattern above already passed
 
 
 async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
