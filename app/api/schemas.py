@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, cast
 
 import msgspec
-from litestar.params import KwargDefinition
 
 from app.engine.models import Event, EventType, Execution, Lane, Status
 from app.otc.load_reads import LoadRow, Reject
@@ -80,10 +79,21 @@ MONEY_NOTE = (
     "through a double); parse it as a decimal (e.g. Python `json.loads(..., "
     "parse_float=Decimal)`) to keep it exact."
 )
-Money = Annotated[
-    Decimal,
-    KwargDefinition(schema_extra={"type": "number", "format": "decimal"}, description=MONEY_NOTE),
-]
+
+
+def _exact(description: str) -> msgspec.Meta:
+    """A Decimal sent as a JSON number: the OpenAPI type (Litestar reads `extra`; without it a
+    Decimal is documented as a string), and no Litestar import here (the CLI uses these types)."""
+    return msgspec.Meta(
+        description=description,
+        extra_json_schema={
+            "description": description,
+            "extra": {"type": "number", "format": "decimal"},
+        },
+    )
+
+
+Money = Annotated[Decimal, _exact(MONEY_NOTE)]
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -197,13 +207,7 @@ class DailyMetricResponse(msgspec.Struct, kw_only=True):
     trade_count: int
     total_volume: Annotated[int, msgspec.Meta(description="Shares: the sum of trade sizes.")]
     total_notional: Money
-    vwap: Annotated[
-        Decimal,
-        KwargDefinition(
-            schema_extra={"type": "number", "format": "decimal"},
-            description="total_notional / total_volume. " + MONEY_NOTE,
-        ),
-    ]
+    vwap: Annotated[Decimal, _exact("total_notional / total_volume. " + MONEY_NOTE)]
     high_price: Money
     low_price: Money
 
