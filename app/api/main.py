@@ -21,10 +21,10 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from app import __version__
+from app.api.docs import assets_router, index, render_plugins, root
 from app.api.errors import MalformedBody, exception_to_response
 from app.api.responses import ExactJSONResponse
 from app.api.routes.executions import ExecutionsController
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         dependencies={"conn": Provide(provide_conn)},
     )
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[api, index, root, assets_router()],
         lifespan=[lifespan],
         state=State(
             {
@@ -201,7 +201,7 @@ def _openapi_config() -> OpenAPIConfig:
         version=__version__,
         description=DESCRIPTION,
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin()],
+        render_plugins=render_plugins(),  # offline: assets served by the app (app.api.docs)
         use_handler_docstrings=True,
         tags=[
             Tag(name="executions", description="Submit and follow pipeline runs."),
