@@ -25,10 +25,11 @@ __all__ = ["list_pipelines", "run"]
 @click.command("list")
 def list_pipelines() -> None:
     """List registered pipelines with their params (type, default, description)."""
-    for item in default_registry():
+    pipelines = [(item, item.param_docs()) for item in default_registry()]
+    texts = [f"{d.name}: {d.type} = {d.default}" for _, docs in pipelines for d in docs]
+    width = max((len(t) for t in texts), default=0)  # one column for every pipeline's params
+    for item, docs in pipelines:
         click.echo(f"{click.style(item.name, bold=True)}  {item.description}")
-        docs = item.param_docs()
-        width = max((len(f"{d.name}: {d.type} = {d.default}") for d in docs), default=0)
         for d in docs:
             text = f"{d.name}: {d.type} = {d.default}"
             click.echo(f"    {text:<{width}}  {d.description or ''}".rstrip())
