@@ -10,7 +10,7 @@ import click
 import msgspec
 
 from app import db
-from app.api.schemas import to_json
+from app.api.schemas import ExecutionResponse, to_json
 from app.catalog import default_registry
 from app.cli.common import parse_params, run_async, with_conn
 from app.cli.render import ProgressPrinter
@@ -41,10 +41,26 @@ def list_pipelines() -> None:
 @click.option("--lane", type=click.Choice(LANES), default="normal", show_default=True)
 @click.option("--logical-key", default=None, help="Deduplicate against active executions.")
 @click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the submitted execution as the API returns it (e.g. `| jq -r .id`).",
+)
 def run(
-    pipeline: str, params: tuple[str, ...], lane: str, logical_key: str | None, wait: bool
+    *,
+    pipeline: str,
+    params: tuple[str, ...],
+    lane: str,
+    logical_key: str | None,
+    wait: bool,
+    fmt: str,
 ) -> None:
     """Submit an execution of PIPELINE (trigger_source `cli`)."""
+    if fmt == "json" and wait:
+        raise click.UsageError("--format json prints the submitted execution: drop --wait")
     settings = get_settings()
 
     async def go(conn: db.AsyncConn) -> tuple[Execution, bool]:
@@ -60,6 +76,10 @@ def run(
         )
 
     execution, created = with_conn(go)
+    if fmt == "json":
+        response = ExecutionResponse.from_row(execution)
+        click.echo(msgspec.json.format(to_json(response)).decode())
+        return
     verb = "submitted" if created else "already active"
     click.echo(f"{verb}: {execution.id} ({execution.pipeline}, {execution.status})")
     if not wait:

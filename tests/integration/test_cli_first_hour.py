@@ -275,3 +275,14 @@ def test_generated_data_is_ignored_by_git() -> None:
         ["git", "check-ignore", "data/otc_sample.csv"], cwd=ROOT, capture_output=True, check=False
     )
     assert sample.returncode == 1  # tracked, not ignored
+
+
+def test_run_format_json_gives_the_id_for_scripts(database_url: str, conn: Conn) -> None:
+    result = spine(database_url, "run", "noop", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    execution = json.loads(result.stdout)
+    assert execution["status"] == "pending" and execution["pipeline"] == "noop"
+    row = conn.execute("SELECT id FROM executions").fetchone()
+    assert row is not None and execution["id"] == row["id"]
+    both = spine(database_url, "run", "noop", "--format", "json", "--wait")
+    assert both.returncode == 2 and "drop --wait" in both.stderr
