@@ -58,7 +58,14 @@ def db_reset(yes: bool) -> None:
 @db_group.command("url")
 def db_url() -> None:
     """Print the database URL in use (for psql; `spine db start` keeps the embedded one up)."""
-    click.echo(db.database_url())
+    settings = get_settings()
+    click.echo(db.database_url(settings))
+    if not settings.database_url and not (embedded.owner(settings.state_dir) or {}).get("keep"):
+        click.echo(
+            "note: the embedded server stops when this command ends; "
+            "run `spine db start` first to use this URL",
+            err=True,
+        )
 
 
 @db_group.command("start")

@@ -130,6 +130,14 @@ def test_wait_prints_phases_then_the_summary_as_json(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"\d\d:\d\d:\d\d completed", lines[lines.index("{") - 1])
+    execution_id = lines[0].split()[1]
+    with psycopg.connect(database_url) as conn:
+        phases = conn.execute(
+            "SELECT DISTINCT payload ->> 'phase' FROM execution_events "
+            "WHERE execution_id = %s AND event_type = 'progress'",
+            (execution_id,),
+        ).fetchall()
+    assert {p for (p,) in phases} == {"copy", "normalize", "metrics"}  # the API's events too
     summary = json.loads("\n".join(lines[lines.index("{") :]))
     assert summary["rows_read"] == summary["inserted"] + summary["rejected"] + (
         summary["duplicates"] + summary["corrections"]

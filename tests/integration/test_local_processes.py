@@ -101,7 +101,9 @@ def test_db_start_keeps_it_and_status_says_who(tmp_path: Path) -> None:
         assert "running, started by `spine db start`" in status.stdout
         assert "kept until `spine db stop`" in status.stdout
         assert "starting embedded" not in status.stderr
-        url = spine("db", "url", env=env, cwd=tmp_path).stdout.strip()
+        shown = spine("db", "url", env=env, cwd=tmp_path)
+        assert shown.stderr == ""  # kept running: no "stops when this command ends" note
+        url = shown.stdout.strip()
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM executions").fetchone() == (0,)
         assert embedded.is_running(state)  # still: somebody asked for it
