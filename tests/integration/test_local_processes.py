@@ -158,7 +158,11 @@ def test_honcho_start_serves_on_the_readmes_port_migrated_and_stops_everything(
         )
         try:
             ready = f"http://127.0.0.1:{port}/api/v1/health/ready"
-            wait_until(lambda: _get(ready) == 200, timeout=90)  # 503 while migrations are pending
+            try:  # 503 while migrations are pending
+                wait_until(lambda: _get(ready) == 200 or honcho.poll() is not None, timeout=120)
+            except AssertionError:
+                raise AssertionError(out.read_text()) from None
+            assert honcho.poll() is None, out.read_text()
             family = psutil.Process(honcho.pid).children(recursive=True)
             assert embedded.is_running(state)
             honcho.send_signal(signal.SIGINT)
@@ -171,6 +175,39 @@ def test_honcho_start_serves_on_the_readmes_port_migrated_and_stops_everything(
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not embedded.is_running(state)
     assert postgres_processes(state) == []
+
+
+@pytest.mark.slow
+def test_spine_up_with_the_embedded_server_leaves_nothing_running(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    env = local_env(state, SPINE_API_PORT=str(port), SPINE_MAX_CONCURRENT="1")
+    out = tmp_path / "up.log"
+    with out.open("wb") as log:
+        up = subprocess.Popen(
+            [str(BIN / "spine"), "up"],
+            env=env,
+            cwd=ROOT / "app",  # any directory of the checkout
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            ready = f"http://127.0.0.1:{port}/api/v1/health/ready"
+            wait_until(lambda: _get(ready) == 200 or up.poll() is not None, timeout=90)
+            assert up.poll() is None, out.read_text()
+            family = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
+            up.send_signal(signal.SIGINT)
+            assert up.wait(timeout=60) == 0, out.read_text()
+        finally:
+            stop_tree(up.pid)
+    text = out.read_text()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert not embedded.is_running(state)
+    assert postgres_processes(state) == []
+    assert "embedded PostgreSQL in" in text and "stopped" in text
+    assert "rc=-15" not in text and "Traceback" not in text, text
 
 
 def test_spine_up_on_a_busy_port_says_so_in_one_line_and_starts_nothing(tmp_path: Path) -> None:
