@@ -90,34 +90,36 @@ class ProgressPrinter:
     """Progress events of one execution: a bar on a terminal, plain lines elsewhere.
 
     Each phase (its `phase` field, else its message) shows its own progress and
-    elapsed time. Plain lines are written when the phase changes and at most
-    every `every` seconds within a phase.
+    elapsed time. Plain lines are written when the step (message) changes and
+    otherwise at most every `every` seconds.
     """
 
     def __init__(self, tty: bool | None = None, every: float = 5.0) -> None:
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.every = every
         self.phase: str | None = None
+        self.message: str | None = None
         self.phase_started = 0.0
         self.last_line = 0.0
         self.bar_shown = False
 
     def show(self, payload: dict[str, Any]) -> None:
         phase = str(payload.get("phase") or payload.get("message") or "working")
+        message = str(payload.get("message") or "")
         now = time.monotonic()
-        changed = phase != self.phase
-        if changed:
+        if phase != self.phase:
             self.phase, self.phase_started = phase, now
             if self.bar_shown:
                 click.echo(err=True)
                 self.bar_shown = False
-        text = self._text(payload, now - self.phase_started)
+        text = f"{phase}: {self._text(payload, now - self.phase_started)}"
         if self.tty:
             click.echo(f"\r{text[:100]:<100}", nl=False, err=True)
             self.bar_shown = True
-        elif changed or now - self.last_line >= self.every:
-            click.echo(text, err=True)
+        elif message != self.message or now - self.last_line >= self.every:
+            click.echo(text, err=True)  # a new step, or a while since the last line
             self.last_line = now
+        self.message = message
 
     def end(self) -> None:
         """Before any other line: finish the bar's line."""

@@ -145,8 +145,11 @@ def test_wait_prints_phases_then_the_summary_as_json(database_url: str) -> None:
     assert summary["rejected"] == 12
     # Not a terminal: plain lines, each phase named, no carriage-return bar.
     assert "\r" not in result.stderr
-    for phase in ("copying otc_sample.csv", "inserting trades", "recomputing the daily metrics"):
-        assert phase in result.stderr, result.stderr
+    progress = result.stderr.splitlines()
+    for phase in ("copy", "normalize", "metrics"):
+        assert any(line.startswith(f"{phase}: ") for line in progress), result.stderr
+    assert "copying otc_sample.csv" in result.stderr
+    assert "recomputing the daily metrics" in result.stderr
 
 
 def test_a_failure_is_printed_once(database_url: str, tmp_path: Path) -> None:
