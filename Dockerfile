@@ -24,8 +24,10 @@ COPY README.md ./
 COPY app ./app
 COPY worker ./worker
 COPY migrations ./migrations
+# The check runs from / so that it imports the installed package, not ./app of the sources.
 RUN pip install --no-deps . \
- && python -c "from app.migrations import discover; assert discover(), 'no migrations in the wheel'" \
+ && cd / \
+ && python -c "import app.migrations as m; assert '/opt/venv/' in m.__file__, m.__file__; assert m.migrations_dir().name == '_migrations', m.migrations_dir(); assert m.discover(), 'no migrations in the wheel'" \
  && pip uninstall --yes pip
 
 # ---------------------------------------------------------------- final: venv + tini

@@ -1,5 +1,14 @@
 """Settings, read once from the environment (and `.env` when present).
 
+Where state lives does not depend on the working directory. The project root
+is the nearest directory, from the working directory up, holding
+`pyproject.toml` next to a `Procfile` or `migrations/`. Its `.env` is read,
+and relative SPINE_DATA_DIR / SPINE_STATE_DIR are taken from it. Outside any
+project (an installed package), relative paths are the working directory's and
+the state directory defaults to `$XDG_STATE_HOME/market-spine`
+(`~/.local/state/market-spine`). So every command, from any directory of a
+checkout, finds the same embedded database.
+
 Every setting is a field of `Settings` renamed to its environment variable, so a
 bad value is reported by msgspec with the variable's own name, and
 `.env.example` and the README's table are checked against this one list.
@@ -16,7 +25,14 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "setting_docs"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "project_root",
+    "setting_docs",
+]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -31,19 +47,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: Annotated[
         str | None,
         msgspec.Meta(
-            description="PostgreSQL URL. Unset: an embedded server under SPINE_STATE_DIR is used."
+            description=(
+                "PostgreSQL URL. Unset: an embedded server under SPINE_STATE_DIR is used "
+                "(started by the command that needs it, stopped when that command ends)."
+            )
         ),
     ] = msgspec.field(default=None, name="DATABASE_URL")
     data_dir: Annotated[
         Path,
-        msgspec.Meta(description="Directory that input files (otc_ingest's `file`) must live in."),
-    ] = msgspec.field(default=Path("./data"), name="SPINE_DATA_DIR")
+        msgspec.Meta(
+            description=(
+                "Directory that input files (otc_ingest's `file`) must live in; "
+                "relative: to the project root."
+            )
+        ),
+    ] = msgspec.field(default=Path("data"), name="SPINE_DATA_DIR")
     state_dir: Annotated[
         Path,
         msgspec.Meta(
-            description="Directory for local state: the embedded PostgreSQL data directory."
+            description=(
+                "Directory for local state (the embedded PostgreSQL); relative: to the "
+                "project root. Outside a checkout: ~/.local/state/market-spine."
+            )
         ),
-    ] = msgspec.field(default=Path("./.spine"), name="SPINE_STATE_DIR")
+    ] = msgspec.field(default=Path(".spine"), name="SPINE_STATE_DIR")
     backend_type: Annotated[
         Literal["local"],
         msgspec.Meta(description="Orchestrator backend; `local` is the worker pool."),
@@ -167,10 +194,38 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     return dict(parse(path.read_text(encoding="utf-8")))
 
 
-def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
-    """Build Settings from `environ` (default: os.environ, with `.env` filling gaps)."""
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest directory from `start` (default: the cwd) up that holds this project."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pyproject.toml").is_file() and (
+            (candidate / "Procfile").is_file() or (candidate / "migrations").is_dir()
+        ):
+            return candidate
+    return None
+
+
+def _user_state_dir(environ: dict[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "market-spine"
+
+
+def load_settings(
+    environ: dict[str, str] | None = None,
+    dotenv: Path | None = None,
+    *,
+    root: Path | None = None,
+) -> Settings:
+    """Build Settings from `environ` (default: os.environ, with `.env` filling gaps).
+
+    `root` is the project root relative paths are taken from (default: found
+    from the cwd when `environ` is not given; none when it is).
+    """
+    outside_project = False
     if environ is None:
-        environ = {**_read_dotenv(dotenv or Path(".env")), **os.environ}
+        root = root or project_root()
+        outside_project = root is None
+        environ = {**_read_dotenv(dotenv or (root or Path.cwd()) / ".env"), **os.environ}
     raw: dict[str, object] = {}
     for name, kind in _env_types().items():
         value = environ.get(name)
@@ -181,6 +236,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = N
         settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(str(exc))) from None
+    settings = _place(settings, raw, root, environ if outside_project else None)
+    if settings.database_url is not None:
+        _check_url(settings.database_url)
     try:
         zoneinfo.ZoneInfo(settings.market_tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -189,6 +247,33 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = N
             "(like America/New_York)"
         ) from None
     return settings
+
+
+def _place(
+    settings: Settings, raw: dict[str, object], root: Path | None, outside: dict[str, str] | None
+) -> Settings:
+    """Relative directories against the project root. Outside a project (`outside` is then
+    the environment): the cwd's, and the user's state directory by default."""
+    data_dir, state_dir = settings.data_dir, settings.state_dir
+    if root is not None:
+        data_dir, state_dir = root / data_dir, root / state_dir
+    elif outside is not None and "SPINE_STATE_DIR" not in raw:
+        state_dir = _user_state_dir(outside)
+    return msgspec.structs.replace(settings, data_dir=data_dir, state_dir=state_dir)
+
+
+def _check_url(url: str) -> None:
+    """DATABASE_URL must be a libpq URL or key=value string: one line naming it otherwise."""
+    from psycopg import conninfo
+
+    try:
+        conninfo.conninfo_to_dict(url)
+    except Exception as exc:  # psycopg.ProgrammingError: libpq's own reason
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            "DATABASE_URL: not a PostgreSQL connection string "
+            f"(like postgresql://user:password@host:5432/db): {reason}"
+        ) from None
 
 
 def _decode(kind: type, value: object) -> object:

@@ -35,12 +35,21 @@ def _resolve_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     from app import embedded
+    from app.migrations import apply_pending
 
-    return embedded.embedded_url(settings.state_dir)
+    url = embedded.acquire(settings.state_dir)
+    # The embedded database is ours: bring it up to date rather than fail on a missing table.
+    with connect(url) as conn:
+        apply_pending(conn)
+    return url
 
 
 def database_url(settings: Settings | None = None) -> str:
-    """DATABASE_URL, or the embedded server's URL (starting it on first use)."""
+    """DATABASE_URL, or the embedded server's URL.
+
+    The embedded server is started if needed (and stopped when the last process
+    using it exits; see app.embedded) and migrated.
+    """
     return _resolve_url(settings or get_settings())
 
 

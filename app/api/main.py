@@ -21,13 +21,14 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import Message, Scope
 
 from app import __version__
+from app.api.docs import assets_router, index, render_plugins, root
 from app.api.errors import MalformedBody, exception_to_response
 from app.api.openapi import refuse_unknown_fields
+from app.api.responses import ExactJSONResponse
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.finra import FinraController
 from app.api.routes.health import (
@@ -63,8 +64,9 @@ runs work as **executions** of registered **pipelines**, claimed by a worker poo
 
 * Errors are `application/problem+json` (RFC 9457), naming the offending field.
 * Lists are keyset-paginated: follow the `Link: <...>; rel="next"` header; `cursor` is opaque.
-* Money (prices, notional, VWAP) is stored and computed as exact NUMERIC; responses
-  carry JSON numbers (IEEE-754 doubles), so a client sees at most a double's rounding.
+* Money (prices, notional, VWAP) is stored and computed as exact NUMERIC, and sent as
+  JSON numbers written with every digit (schema `format: decimal`), never rounded through
+  a double: parse them as decimals to keep them exact.
 * When `SPINE_API_TOKEN` is set, POST, PUT, PATCH and DELETE endpoints need
   `Authorization: Bearer <token>`; reads too when `SPINE_API_TOKEN_READS=1`.
   Health probes stay open.
@@ -215,7 +217,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         dependencies={"conn": Provide(provide_conn)},
     )
     app = Litestar(
-        route_handlers=[api, ui_router(settings, provide_conn)],
+        route_handlers=[api, index, root, assets_router(), ui_router(settings, provide_conn)],
         lifespan=[lifespan, ui_lifespan],
         template_config=template_config(),
         state=State(
@@ -229,6 +231,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             }
         ),
         request_class=SpineRequest,
+        response_class=ExactJSONResponse,
         request_max_body_size=settings.max_body_bytes,
         before_request=reject_nul_in_url,
         before_send=[complete_allow_header],
@@ -246,7 +249,7 @@ def _openapi_config() -> OpenAPIConfig:
         version=__version__,
         description=DESCRIPTION,
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin()],
+        render_plugins=render_plugins(),  # offline: assets served by the app (app.api.docs)
         use_handler_docstrings=True,
         tags=[
             Tag(name="executions", description="Submit and follow pipeline runs."),

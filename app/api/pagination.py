@@ -20,6 +20,8 @@ from litestar.datastructures import ResponseHeader
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
+from app.api.responses import ExactJSONResponse
+
 __all__ = [
     "LINK_HEADER",
     "Cursor",
@@ -97,4 +99,4 @@ def paged(
     headers = {}
     if len(rows) > limit:
         headers["Link"] = next_link(request, encode_cursor(kind, *key(page[-1])))
-    return Response([to_response(r) for r in page], headers=headers)
+    return ExactJSONResponse([to_response(r) for r in page], headers=headers)

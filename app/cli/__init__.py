@@ -67,8 +67,12 @@ class SpineGroup(click.Group):
             raise click.ClickException(f"migrations: {exc}") from None
         except psycopg.OperationalError as exc:
             raise click.ClickException(f"database unavailable: {first_line(exc)}") from None
+        except psycopg.errors.UndefinedTable as exc:  # an external database nobody migrated
+            raise click.ClickException(
+                f"database is not migrated ({first_line(exc)}): run `spine db init`"
+            ) from None
         except psycopg.ProgrammingError as exc:  # e.g. DATABASE_URL is not a connection string
-            raise click.ClickException(f"DATABASE_URL: {first_line(exc)}") from None
+            raise click.ClickException(f"database: {first_line(exc)}") from None
         except OSError as exc:  # a file or directory that is missing or not writable
             raise click.ClickException(first_line(exc)) from None
 

@@ -13,8 +13,17 @@ import click
 import psycopg
 
 from app import db
+from app.otc.symbols import InvalidSymbol, normalize_symbol
 
-__all__ = ["parse_age", "parse_date", "parse_params", "redact", "run_async", "with_conn"]
+__all__ = [
+    "SYMBOL",
+    "parse_age",
+    "parse_date",
+    "parse_params",
+    "redact",
+    "run_async",
+    "with_conn",
+]
 
 T = TypeVar("T")
 
@@ -76,3 +85,18 @@ def redact(url: str) -> str:
         if "password" in (psycopg.conninfo.conninfo_to_dict(url))
         else url
     )
+
+
+class _Symbol(click.ParamType):  # type: ignore[type-arg]
+    """A symbol by the API's rule (app.otc.symbols), upper-cased."""
+
+    name = "symbol"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return normalize_symbol(str(value))
+        except InvalidSymbol as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SYMBOL = _Symbol()

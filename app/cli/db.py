@@ -1,6 +1,8 @@
-"""`spine db`: migrations, status, reset, the URL in use, the embedded server."""
+"""`spine db`: migrations, status, reset, the URL in use, the embedded server (start/stop)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -27,7 +29,10 @@ def db_init() -> None:
 
 @db_group.command("status")
 def db_status() -> None:
-    """List migrations: applied (with when) and pending."""
+    """The embedded server (running? started by whom?) and the migrations: applied and pending."""
+    settings = get_settings()
+    if not settings.database_url:
+        click.echo(_embedded_state(settings.state_dir))
     with db.connect() as conn:
         states = status(conn)
     for s in states:
@@ -52,8 +57,52 @@ def db_reset(yes: bool) -> None:
 
 @db_group.command("url")
 def db_url() -> None:
-    """Print the database URL in use (for psql)."""
-    click.echo(db.database_url())
+    """Print the database URL in use (for psql; `spine db start` keeps the embedded one up)."""
+    settings = get_settings()
+    click.echo(db.database_url(settings))
+    if not settings.database_url and not (embedded.owner(settings.state_dir) or {}).get("keep"):
+        click.echo(
+            "note: the embedded server stops when this command ends; "
+            "run `spine db start` first to use this URL",
+            err=True,
+        )
+
+
+@db_group.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL and keep it running until `spine db stop`."""
+    settings = get_settings()
+    if settings.database_url:
+        click.echo("DATABASE_URL is set: there is no embedded server to start.")
+        return
+    was_running = embedded.is_running(settings.state_dir)
+    url = embedded.embedded_url(settings.state_dir, announce=True)
+    with db.connect(url) as conn:
+        applied = apply_pending(conn)
+    state = "was already running; kept" if was_running else "started"
+    click.echo(
+        f"embedded PostgreSQL {state} until `spine db stop` "
+        f"({len(applied)} migration(s) applied): {url}"
+    )
+
+
+def _embedded_state(state_dir: Path) -> str:
+    where = f"embedded PostgreSQL in {embedded.pgdata_dir(state_dir)}"
+    if not embedded.is_running(state_dir):
+        return f"{where}: not running (this command starts it and stops it when done)"
+    info = embedded.owner(state_dir) or {}
+    who = (
+        f"started by `{info.get('command', '?')}` (pid {info.get('pid', '?')}) "
+        f"at {info.get('started_at', '?')}"
+        if info
+        else "started outside spine"
+    )
+    lasts = (
+        "kept until `spine db stop`"
+        if info.get("keep")
+        else f"stops when its last user exits (users: pids {embedded.clients(state_dir)})"
+    )
+    return f"{where}: running, {who}; {lasts}"
 
 
 @db_group.command("stop")

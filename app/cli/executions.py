@@ -9,7 +9,7 @@ from app import db
 from app.cli.common import parse_age, with_conn
 from app.config import get_settings
 from app.engine import executions, workers
-from app.engine.models import STATUSES, Event, Execution
+from app.engine.models import LANES, STATUSES, Event, Execution
 from app.errors import Conflict, NotFound
 
 __all__ = ["executions_group"]
@@ -21,13 +21,14 @@ def executions_group() -> None:
 
 
 @executions_group.command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None)
-@click.option("--pipeline", default=None)
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
+@click.option("--pipeline", default=None, help="Only this pipeline (`spine list`).")
+@click.option("--lane", type=click.Choice(LANES), default=None, help="Only this lane.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
-def executions_list(status: str | None, pipeline: str | None, limit: int) -> None:
+def executions_list(status: str | None, pipeline: str | None, lane: str | None, limit: int) -> None:
     """Newest executions first."""
     rows = with_conn(
-        lambda c: executions.list_page(c, limit=limit, status=status, pipeline=pipeline)
+        lambda c: executions.list_page(c, limit=limit, status=status, pipeline=pipeline, lane=lane)
     )
     for e in rows:
         click.echo(f"{e.id}  {e.status:<9}  {e.pipeline:<20} {e.created_at:%Y-%m-%d %H:%M:%S}")

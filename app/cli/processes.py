@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
+import uvicorn
 
-from app import db, embedded
-from app.config import get_settings
+from app import db
+from app.config import get_settings, project_root
 from app.migrations import apply_pending
 
 __all__ = ["api", "shell", "up", "worker_group"]
@@ -31,10 +34,12 @@ def up(procfile: str) -> None:
     embedded database too when this command started it.
     """
     settings = get_settings()
-    if not Path(procfile).is_file():
+    root = project_root()
+    path = Path(procfile) if Path(procfile).is_file() or root is None else root / procfile
+    if not path.is_file():
         raise click.ClickException(f"{procfile} not found: run `spine up` from the project root")
-    started_db = not settings.database_url and not embedded.is_running(settings.state_dir)
-    url = db.database_url(settings)
+    check_port_free(settings.api_host, settings.api_port)
+    url = db.database_url(settings)  # the embedded server stops when this command's last child ends
     with db.connect(url) as conn:
         applied = apply_pending(conn)
     click.echo(f"database ready ({len(applied)} migration(s) applied)")
@@ -46,11 +51,12 @@ def up(procfile: str) -> None:
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        "SPINE_API_HOST": settings.api_host,  # the Procfile's web line reads it
+        "SPINE_API_HOST": settings.api_host,  # the Procfile's web line reads them
+        "SPINE_API_PORT": str(settings.api_port),
         "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
     }
-    cmd = [sys.executable, "-m", "honcho", "start", "-f", procfile, "-e", os.devnull]
-    cmd += ["-p", str(settings.api_port)]
+    cmd = [sys.executable, "-m", "honcho", "start", "-f", str(path), "-e", os.devnull]
+    cmd += ["-d", str(path.resolve().parent), "-p", str(settings.api_port)]
     proc = subprocess.Popen(cmd, env=env)  # noqa: S603 - our own interpreter and arguments
     stop_requested = False
 
@@ -63,10 +69,25 @@ def up(procfile: str) -> None:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     code = proc.wait()
-    if started_db:
-        embedded.stop(settings.state_dir)
-        click.echo("embedded PostgreSQL stopped")
     sys.exit(0 if stop_requested and code in _HONCHO_SIGNAL_CODES else code)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line, before anything starts, when the API's address is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"SPINE_API_HOST {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(
+                f"port {port} on {host} is in use ({exc.strerror}): stop what listens there "
+                "(another `spine up`?) or set SPINE_API_PORT"
+            ) from None
 
 
 @click.group("worker")
@@ -98,11 +119,11 @@ def worker_start(max_concurrent: int | None) -> None:
 )
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API with uvicorn."""
-    import uvicorn
-
     settings = get_settings()
-    db.database_url(settings)  # fail fast (and start the embedded server) before serving
-    uvicorn.run(
+    check_port_free(host or settings.api_host, port or settings.api_port)
+    # Fail fast before serving; the embedded server is started (and migrated) here if needed.
+    db.database_url(settings)
+    config = uvicorn.Config(
         "app.api.main:create_app",
         factory=True,
         host=host or settings.api_host,
@@ -118,6 +139,36 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
         limit_concurrency=settings.api_max_connections,
         timeout_keep_alive=settings.api_keep_alive,
     )
+    if config.workers > 1:
+        uvicorn.run(config.app, **_worker_kwargs(config))
+        return
+    config.load_app()
+    server = _CleanStopServer(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
+
+
+class _CleanStopServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process dies by
+    the signal (honcho: `web.1 stopped (rc=-15)`) and skips atexit (which stops the embedded
+    server). A stop that was asked for is a clean exit here."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def _worker_kwargs(config: uvicorn.Config) -> dict[str, Any]:
+    return {
+        "factory": True,
+        "host": config.host,
+        "port": config.port,
+        "workers": config.workers,
+        "log_level": config.log_level,
+        "access_log": config.access_log,
+        "proxy_headers": True,
+    }
 
 
 @click.command("shell")

@@ -60,7 +60,12 @@ async def _week(conn: AsyncConn, text: str | None) -> date:
 def finra_weeks(fmt: str) -> None:
     """Each loaded (week, tier): rows, symbols, venues, shares, trades."""
     rows = with_conn(lambda c: reads.weeks(c, limit=_EVERYTHING))
-    emit([FinraWeekResponse.from_row(r) for r in rows], fmt, "no FINRA week is loaded")
+    emit(
+        [FinraWeekResponse.from_row(r) for r in rows],
+        fmt,
+        "no FINRA week is loaded",
+        kind=FinraWeekResponse,
+    )
 
 
 @finra_group.command("venues")
@@ -74,7 +79,7 @@ def finra_venues(week: str | None, limit: int, fmt: str) -> None:
         return await reads.venues(conn, await _week(conn, week), limit=limit)
 
     rows = with_conn(go)
-    emit([FinraVenueResponse.from_row(r) for r in rows], fmt, "no venues")
+    emit([FinraVenueResponse.from_row(r) for r in rows], fmt, "no venues", kind=FinraVenueResponse)
 
 
 @finra_group.command("symbols")
@@ -100,7 +105,9 @@ def finra_symbols(
         )
 
     rows = with_conn(go)
-    emit([FinraSymbolResponse.from_row(r) for r in rows], fmt, "no symbols")
+    emit(
+        [FinraSymbolResponse.from_row(r) for r in rows], fmt, "no symbols", kind=FinraSymbolResponse
+    )
 
 
 @finra_group.command("symbol")
@@ -112,7 +119,12 @@ def finra_symbol(symbol: str, week: str | None, fmt: str) -> None:
     only = parse_date(week)
     rows = with_conn(lambda c: reads.symbol_history(c, symbol.upper(), limit=_EVERYTHING))
     rows = [r for r in rows if only is None or r.week == only]
-    emit([FinraSymbolHistoryResponse.from_row(r) for r in rows], fmt, f"no rows for {symbol}")
+    emit(
+        [FinraSymbolHistoryResponse.from_row(r) for r in rows],
+        fmt,
+        f"no rows for {symbol}",
+        kind=FinraSymbolHistoryResponse,
+    )
 
 
 @finra_group.command("venue")
@@ -124,4 +136,9 @@ def finra_venue(mpid: str, week: str | None, fmt: str) -> None:
     only = parse_date(week)
     rows = with_conn(lambda c: reads.venue_history(c, mpid.upper(), limit=_EVERYTHING))
     rows = [r for r in rows if only is None or r.week == only]
-    emit([FinraVenueHistoryResponse.from_row(r) for r in rows], fmt, f"no rows for {mpid}")
+    emit(
+        [FinraVenueHistoryResponse.from_row(r) for r in rows],
+        fmt,
+        f"no rows for {mpid}",
+        kind=FinraVenueHistoryResponse,
+    )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 
 import click
+import msgspec
 
 from app import db
+from app.api.schemas import ExecutionResponse, to_json
 from app.catalog import default_registry
 from app.cli.common import parse_params, run_async, with_conn
-from app.cli.render import draw_progress
+from app.cli.render import ProgressPrinter
 from app.config import get_settings
-from app.engine import executions
+from app.engine import executions, workers
 from app.engine.models import EXECUTIONS_CHANNEL, LANES, TERMINAL, Execution
 from app.engine.submit import submit
 
@@ -22,10 +25,11 @@ __all__ = ["list_pipelines", "run"]
 @click.command("list")
 def list_pipelines() -> None:
     """List registered pipelines with their params (type, default, description)."""
-    for item in default_registry():
+    pipelines = [(item, item.param_docs()) for item in default_registry()]
+    texts = [f"{d.name}: {d.type} = {d.default}" for _, docs in pipelines for d in docs]
+    width = max((len(t) for t in texts), default=0)  # one column for every pipeline's params
+    for item, docs in pipelines:
         click.echo(f"{click.style(item.name, bold=True)}  {item.description}")
-        docs = item.param_docs()
-        width = max((len(f"{d.name}: {d.type} = {d.default}") for d in docs), default=0)
         for d in docs:
             text = f"{d.name}: {d.type} = {d.default}"
             click.echo(f"    {text:<{width}}  {d.description or ''}".rstrip())
@@ -37,10 +41,26 @@ def list_pipelines() -> None:
 @click.option("--lane", type=click.Choice(LANES), default="normal", show_default=True)
 @click.option("--logical-key", default=None, help="Deduplicate against active executions.")
 @click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the submitted execution as the API returns it (e.g. `| jq -r .id`).",
+)
 def run(
-    pipeline: str, params: tuple[str, ...], lane: str, logical_key: str | None, wait: bool
+    *,
+    pipeline: str,
+    params: tuple[str, ...],
+    lane: str,
+    logical_key: str | None,
+    wait: bool,
+    fmt: str,
 ) -> None:
     """Submit an execution of PIPELINE (trigger_source `cli`)."""
+    if fmt == "json" and wait:
+        raise click.UsageError("--format json prints the submitted execution: drop --wait")
     settings = get_settings()
 
     async def go(conn: db.AsyncConn) -> tuple[Execution, bool]:
@@ -56,17 +76,42 @@ def run(
         )
 
     execution, created = with_conn(go)
+    if fmt == "json":
+        response = ExecutionResponse.from_row(execution)
+        click.echo(msgspec.json.format(to_json(response)).decode())
+        return
     verb = "submitted" if created else "already active"
     click.echo(f"{verb}: {execution.id} ({execution.pipeline}, {execution.status})")
-    if wait:
-        final = run_async(_follow(execution.id))
-        sys.exit(0 if final == "completed" else 1)
+    if not wait:
+        return
+    try:
+        final = run_async(_follow(execution.id, settings.lease_timeout))
+    except KeyboardInterrupt:
+        current = with_conn(lambda c: executions.get(c, execution.id))
+        status = current.status if current else "gone"
+        click.echo(
+            f"\nstopped waiting: execution {execution.id} is still {status} "
+            f"(`spine executions show {execution.id}`; `spine executions cancel {execution.id}`)",
+            err=True,
+        )
+        sys.exit(130)
+    sys.exit(0 if final == "completed" else 1)
 
 
-async def _follow(execution_id: str) -> str:
-    """Print events as they happen (progress as a bar) until the execution ends."""
+NO_WORKER_AFTER = 3.0  # seconds pending before saying that no worker runs
+
+
+async def _follow(execution_id: str, lease_timeout: float) -> str:
+    """Print events as they happen (progress per phase) until the execution ends.
+
+    The result is printed as JSON and an error once; an execution still pending
+    after a few seconds with no live worker gets a hint on how to start one.
+    """
     last_id = 0
-    bar_shown = False
+    progress = ProgressPrinter()
+    started = time.monotonic()
+    hinted = False
+    result: object = None
     async with await db.aconnect() as conn:
         await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
         while True:
@@ -76,18 +121,32 @@ async def _follow(execution_id: str) -> str:
             for event in await executions.list_events(conn, execution_id, after_id=last_id):
                 last_id = event.id
                 if event.event_type == "progress":
-                    draw_progress(event.payload)
-                    bar_shown = True
+                    progress.show(event.payload)
                     continue
-                if bar_shown:
-                    click.echo(err=True)
-                    bar_shown = False
-                detail = event.payload.get("error") or event.payload.get("result") or ""
-                click.echo(f"{event.timestamp:%H:%M:%S} {event.event_type} {detail}".rstrip())
+                progress.end()
+                click.echo(f"{event.timestamp:%H:%M:%S} {event.event_type}")
+                if event.payload.get("result") is not None:
+                    result = event.payload["result"]
             if current is None or current.status in TERMINAL:
-                if current and current.error:
+                progress.end()
+                if result is not None:
+                    click.echo(msgspec.json.format(to_json(result)).decode())
+                if current is not None and current.error:
                     click.echo(f"error: {current.error}", err=True)
                 return current.status if current else "missing"
+            if (
+                not hinted
+                and current.status == "pending"
+                and time.monotonic() - started >= NO_WORKER_AFTER
+                and not await workers.live_workers(conn, lease_timeout)
+            ):
+                hinted = True
+                click.echo(
+                    "no worker is running: start one with `spine worker start` (or `spine up`) "
+                    "in another terminal; still waiting (Ctrl-C stops waiting, the execution "
+                    "stays pending)",
+                    err=True,
+                )
             # Events carry no NOTIFY of their own; wake on queue activity or every 0.5 s.
             with contextlib.suppress(TimeoutError):
                 async for _ in conn.notifies(timeout=0.5, stop_after=1):

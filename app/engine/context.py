@@ -36,18 +36,36 @@ class PipelineContext:
     # Set by the worker's listener when a cancel NOTIFY for this execution arrives.
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     _last_progress: float = field(default=float("-inf"), repr=False)
+    _last_phase: str | None = field(default=None, repr=False)
 
-    async def progress(self, done: int, total: int | None = None, message: str = "") -> None:
-        """Record progress (throttled) and stop here if cancellation was requested."""
+    async def progress(
+        self, done: int, total: int | None = None, message: str = "", *, phase: str | None = None
+    ) -> None:
+        """Record progress (throttled) and stop here if cancellation was requested.
+
+        `phase` names a step of the work (e.g. copy, normalize, metrics); the
+        first report of a new phase is never throttled, so each phase shows.
+        """
         self._raise_if_cancel_signalled()
         now = time.monotonic()
-        if now - self._last_progress < PROGRESS_INTERVAL and (total is None or done < total):
+        same_phase = phase == self._last_phase
+        if (
+            same_phase
+            and now - self._last_progress < PROGRESS_INTERVAL
+            and (total is None or done < total)
+        ):
             return
-        self._last_progress = now
+        self._last_progress, self._last_phase = now, phase
         try:
             async with self.pool.connection() as conn:
                 state = await leases.record_progress(
-                    conn, self.execution_id, self.worker_id, done=done, total=total, message=message
+                    conn,
+                    self.execution_id,
+                    self.worker_id,
+                    done=done,
+                    total=total,
+                    message=message,
+                    phase=phase,
                 )
         except psycopg.OperationalError as exc:
             # Progress is best effort: a database blip must not fail the work itself.

@@ -211,8 +211,11 @@ async def record_progress(
     done: int,
     total: int | None,
     message: str,
+    phase: str | None = None,
 ) -> ClaimState:
-    payload = {"done": done, "total": total, "message": message}
+    payload: dict[str, object] = {"done": done, "total": total, "message": message}
+    if phase is not None:
+        payload["phase"] = phase
     cur = await conn.execute(
         _PROGRESS, {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
     )

@@ -13,9 +13,11 @@ and a benchmark can be reproduced. The output is the ingest contract's CSV
   for penny stocks), sizes are mostly round lots, venues are real OTC MPIDs;
 - most timestamps are UTC (`Z`), some carry the market's own UTC offset.
 
-Trade ids are `T<yyyymmdd>-<n>` and depend only on the date and position, not
-on the seed: two files made with different seeds describe the same trades
-with different values, i.e. the second corrects the first.
+Trade ids are `<prefix><yyyymmdd>-<n>`. The prefix defaults to
+`G<seed>.<start yyyymmdd>-`, so files made with another seed or start date
+never reuse each other's ids (nor the committed sample's `T...` ids): loading
+one never "corrects" another's trades. Pass the same `ids` prefix with two
+seeds to get the same trades with other values, i.e. corrections.
 
 `generate()` is the only entry point; the `spine data generate` command wraps
 it. About 1M rows in a few seconds: per row it does a handful of integer
@@ -27,13 +29,20 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
-__all__ = ["HEADER", "SAMPLE_BAD_LINES", "generate", "trading_days", "write_sample"]
+__all__ = [
+    "HEADER",
+    "SAMPLE_BAD_LINES",
+    "default_ids",
+    "generate",
+    "trading_days",
+    "write_sample",
+]
 
 HEADER = "trade_id,symbol,executed_at,price,size,side,venue"
 
@@ -95,10 +104,14 @@ def generate(
     start_date: date = date(2026, 1, 5),
     market_tz: str = "America/New_York",
     extra_lines: Sequence[str] = (),
+    ids: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> int:
     """Write a trades CSV with `rows` trades (plus `extra_lines`); returns the data lines written.
 
     `out` is a path (written as UTF-8 with LF line ends) or an open text stream.
+    `ids` is the trade id prefix (default: from seed and start date); `on_rows`
+    hears the running count of rows written, once per chunk (progress).
     """
     if rows < 0 or symbols < 1 or days < 1:
         raise ValueError("rows must be >= 0, symbols and days >= 1")
@@ -107,22 +120,33 @@ def generate(
             return generate(
                 stream, rows, symbols, days, seed,
                 start_date=start_date, market_tz=market_tz, extra_lines=extra_lines,
+                ids=ids, on_rows=on_rows,
             )  # fmt: skip
     out.write(HEADER + "\n")
     written = 0
-    tape = _Tape(symbols, seed, ZoneInfo(market_tz))
+    prefix = default_ids(seed, start_date) if ids is None else ids
+    tape = _Tape(symbols, seed, ZoneInfo(market_tz), prefix)
     for chunk in tape.chunks(rows, trading_days(start_date, days)):
         out.write(chunk)
         written += chunk.count("\n")
+        if on_rows is not None:
+            on_rows(written)
     if extra_lines:
         out.write("".join(line + "\n" for line in extra_lines))
         written += len(extra_lines)
     return written
 
 
+def default_ids(seed: int, start_date: date) -> str:
+    """The trade id prefix of a generated file: unique per (seed, start date)."""
+    return f"G{seed}.{start_date:%Y%m%d}-"
+
+
 def write_sample(path: Path) -> int:
     """(Re)write the committed data/otc_sample.csv: 4,000 trades, 8 symbols, 5 days."""
-    return generate(path, 4000, symbols=8, days=5, seed=20260105, extra_lines=_sample_extras())
+    return generate(
+        path, 4000, symbols=8, days=5, seed=20260105, extra_lines=_sample_extras(), ids="T"
+    )
 
 
 def _sample_extras() -> list[str]:
@@ -171,7 +195,8 @@ def _weighted_table(pairs: Sequence[tuple[T, int]]) -> list[T]:
 class _Tape:
     """The trades of consecutive trading days, as CSV text in chunks."""
 
-    def __init__(self, symbol_count: int, seed: int, tz: ZoneInfo) -> None:
+    def __init__(self, symbol_count: int, seed: int, tz: ZoneInfo, ids: str) -> None:
+        self.ids = ids
         # Synthetic data, not security: a seeded PRNG is the point.
         self.rng = random.Random(seed)  # noqa: S311
         self.tz = tz
@@ -228,7 +253,7 @@ class _Tape:
         offset_text = _offset_text(-to_utc_us)
         local_day = day.isoformat()
         utc_days = {shift: (day + timedelta(days=shift)).isoformat() for shift in (-1, 0, 1)}
-        stamp = day.strftime("%Y%m%d")
+        stamp = self.ids + day.strftime("%Y%m%d")
         times = self._times(n)
         chosen = self.rng.choices(self.symbols, cum_weights=self.cumulative, k=n)
         venues, n_venues = self.venues, len(self.venues)
@@ -251,7 +276,7 @@ class _Tape:
             else:
                 executed_at = f"{local_day}T{_clock(local_us)}{offset_text}"
             price = _format_price(symbol.ticks, symbol.scale, symbol.decimals)
-            trade_id = f"T{stamp}-{seq + 1:07d}"
+            trade_id = f"{stamp}-{seq + 1:07d}"
             yield f"{trade_id},{symbol.name},{executed_at},{price},{size},{side},{venue}\n"
 
 

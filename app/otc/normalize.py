@@ -25,13 +25,18 @@ has several lines in the file).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.db import AsyncConn
 from app.otc import metrics, normalize_steps
 from app.otc.connector import FlaggedLines
 
-__all__ = ["NormalizeResult", "normalize_load"]
+__all__ = ["NormalizeResult", "StepFn", "normalize_load"]
+
+# (phase, steps done, steps in the phase, message): `normalize` then `metrics`.
+StepFn = Callable[[str, int, int, str], Awaitable[None]]
+NORMALIZE_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -51,28 +56,45 @@ class NormalizeResult:
 
 
 async def normalize_load(
-    conn: AsyncConn, load_id: int, *, rows_read: int, check_lines: FlaggedLines, market_tz: str
+    conn: AsyncConn,
+    load_id: int,
+    *,
+    rows_read: int,
+    check_lines: FlaggedLines,
+    market_tz: str,
+    step: StepFn | None = None,
 ) -> NormalizeResult:
     """Normalize load `load_id`'s raw lines into otc_trades and recompute the metrics it touched.
 
     One transaction (a savepoint inside the caller's): it takes the trades lock,
     held until the caller commits, and owns the temporary tables the steps
-    share, so no caller has to know their order.
+    share, so no caller has to know their order. `step` hears of each step
+    before it runs (progress for long loads).
     """
+
+    async def report(phase: str, done: int, total: int, message: str) -> None:
+        if step is not None:
+            await step(phase, done, total, message)
+
     async with conn.transaction():
+        await report("normalize", 0, NORMALIZE_STEPS, "waiting for the trades lock")
         await metrics.lock_trades(conn)
+        await report("normalize", 1, NORMALIZE_STEPS, f"checking {check_lines.count} lines")
         await normalize_steps.parse_check_lines(conn, load_id, check_lines.chunks())
         rejects_by_reason = await normalize_steps.record_rejects(conn, load_id)
         await normalize_steps.start_touched(conn)
         flagged = check_lines.count
+        await report("normalize", 2, NORMALIZE_STEPS, f"inserting trades of {rows_read} lines")
         inserted, every_line_inserted = await normalize_steps.insert_new_trades(
             conn, load_id, market_tz, flagged=flagged
         )
         duplicates = corrections = 0
         if not every_line_inserted:
+            await report("normalize", 3, NORMALIZE_STEPS, "resolving duplicates and corrections")
             duplicates, corrections = await normalize_steps.resolve_repeats(
                 conn, load_id, market_tz, flagged=flagged
             )
+        await report("metrics", 0, 1, "recomputing the daily metrics the load touched")
         metrics_rows = await metrics.recompute_touched(conn)
     return NormalizeResult(
         rows_read=rows_read,

@@ -15,7 +15,6 @@ corrections.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -29,11 +28,10 @@ from app.engine.context import PipelineContext
 from app.engine.registry import Pipeline, Summary
 from app.otc import connector, loads, metrics
 from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
-from app.otc.normalize import normalize_load
+from app.otc.normalize import StepFn, normalize_load
+from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN, normalize_symbol
 
-__all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "PhaseFn", "ingest_file"]
-
-PhaseFn = Callable[[str], Awaitable[None]]
+__all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "ingest_file"]
 
 
 class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,7 +63,9 @@ class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
     symbol: (
         Annotated[
             str,
-            msgspec.Meta(pattern=r"^[A-Z0-9.-]{1,12}$", description="Only this symbol; none: all."),
+            msgspec.Meta(
+                pattern=SYMBOL_PATTERN, description=f"Only this symbol; none: all. {SYMBOL_HELP}"
+            ),
         ]
         | None
     ) = None
@@ -73,17 +73,18 @@ class ComputeMetricsParams(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.start_date and self.end_date and self.start_date > self.end_date:
             raise ValueError("start_date must not be after end_date")
+        if self.symbol is not None:
+            self.symbol = normalize_symbol(self.symbol)  # the pattern above already passed
 
 
 async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
     path = resolve_input_path(ctx.settings.data_dir, params.file)
-    size = path.stat().st_size
 
     async def on_bytes(done: int, total: int) -> None:
-        await ctx.progress(done, total, f"copying {params.file}")
+        await ctx.progress(done, total, f"copying {params.file} ({total:,} bytes)", phase="copy")
 
-    async def on_phase(message: str) -> None:
-        await ctx.progress(size, size, message)  # bytes all read; now the SQL steps
+    async def on_step(phase: str, done: int, total: int, message: str) -> None:
+        await ctx.progress(done, total, message, phase=phase)
 
     return await ingest_file(
         ctx.pool,
@@ -92,7 +93,7 @@ async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
         source_file=params.file,
         market_tz=ctx.settings.market_tz,
         progress=on_bytes,
-        phase=on_phase,
+        step=on_step,
     )
 
 
@@ -112,7 +113,7 @@ async def ingest_file(
     source_file: str,
     market_tz: str,
     progress: ProgressFn | None = None,
-    phase: PhaseFn | None = None,
+    step: StepFn | None = None,
 ) -> dict[str, Any]:
     """Load `path` (already resolved inside the data directory) as one transaction.
 
@@ -133,7 +134,7 @@ async def ingest_file(
                         source_file=source_file,
                         market_tz=market_tz,
                         progress=progress,
-                        phase=phase,
+                        step=step,
                     )
             except psycopg.errors.UniqueViolation:
                 done = await loads.get_load(conn, execution_id)
@@ -150,7 +151,7 @@ async def _load(
     source_file: str,
     market_tz: str,
     progress: ProgressFn | None,
-    phase: PhaseFn | None,
+    step: StepFn | None,
 ) -> dict[str, Any]:
     size = os.fstat(stream.fileno()).st_size
     load_id = await loads.create_load(
@@ -161,8 +162,6 @@ async def _load(
         market_tz=market_tz,
     )
     copied = await connector.copy_file(conn, stream, load_id, name=source_file, progress=progress)
-    if phase is not None:
-        await phase(f"normalizing {copied.lines} lines")
     try:
         result = await normalize_load(
             conn,
@@ -170,6 +169,7 @@ async def _load(
             rows_read=copied.lines,
             check_lines=copied.check_lines,
             market_tz=market_tz,
+            step=step,
         )
     finally:
         copied.check_lines.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import date
@@ -63,7 +64,7 @@ async def test_acme_metrics_for_the_sample_week_are_there_and_exact(
     query = {"symbol": "ACME", "start_date": "2026-01-06", "end_date": "2026-01-10"}
     response = await ingested.get(METRICS, params=query)
     assert response.status_code == 200, response.text
-    metrics = response.json()
+    metrics = json.loads(response.content, parse_float=Decimal)
     assert metrics
     assert {m["symbol"] for m in metrics} == {"ACME"}
     dates = [m["date"] for m in metrics]
@@ -85,8 +86,8 @@ async def test_acme_metrics_for_the_sample_week_are_there_and_exact(
         for field in ("total_notional", "vwap", "high_price", "low_price"):
             value = row[field]
             assert isinstance(value, Decimal)
-            assert isinstance(metric[field], float)
-            assert metric[field] == float(value)  # exact in the DB, a double's rounding here
+            assert isinstance(metric[field], Decimal)  # a JSON number, not a string
+            assert metric[field] == value  # every digit: no double in between
         assert metric["low_price"] <= metric["vwap"] <= metric["high_price"]
 
 

@@ -126,10 +126,10 @@ def test_query_metrics_after_ingest(database_url: str, monkeypatch: pytest.Monke
         "symbol", "date", "trade_count", "total_volume", "total_notional", "vwap",
         "high_price", "low_price",
     }  # fmt: skip
-    as_csv = spine("query", "metrics", "--format", "csv", "--limit", "3").output.splitlines()
+    as_csv = spine("query", "metrics", "--format", "csv", "--limit", "3").stdout.splitlines()
     assert as_csv[0].startswith("symbol,date,trade_count") and len(as_csv) == 4
     trades = spine("query", "trades", "--symbol", "ACME", "--limit", "2", "--format", "json")
-    assert [t["symbol"] for t in json.loads(trades.output)] == ["ACME", "ACME"]
+    assert [t["symbol"] for t in json.loads(trades.stdout)] == ["ACME", "ACME"]
 
 
 def test_data_generate_writes_the_requested_rows(tmp_path: Path) -> None:

@@ -87,3 +87,4 @@ def test_spine_up_serves_ingests_and_stops_cleanly(database_url: str, tmp_path: 
         stop_tree(up.pid)
     output = log_path.read_text()
     assert f"http://127.0.0.1:{port}/schema" in output
+    assert "rc=-15" not in output  # a requested stop is not reported like a crash

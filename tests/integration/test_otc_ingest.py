@@ -389,9 +389,9 @@ def test_identical_values_written_differently_are_duplicates(loader: Loader) -> 
 
 def test_concurrent_loads_keep_metrics_consistent(loader: Loader, conn: Conn) -> None:
     base = loader.tmp / "base.csv"
-    generate(base, 3_000, symbols=5, days=3, seed=1)
+    generate(base, 3_000, symbols=5, days=3, seed=1, ids="C")
     other = loader.tmp / "other.csv"
-    generate(other, 3_000, symbols=5, days=3, seed=2)  # same ids, other values
+    generate(other, 3_000, symbols=5, days=3, seed=2, ids="C")  # same ids, other values
 
     async def both() -> list[dict[str, Any]]:
         return await asyncio.gather(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, load_settings, setting_docs
+from app.config import ConfigError, load_settings, project_root, setting_docs
 
 
 def test_defaults() -> None:
@@ -83,3 +83,41 @@ def test_bad_setting_stops_the_cli_with_one_line(monkeypatch: pytest.MonkeyPatch
 def test_unknown_market_time_zone_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"^SPINE_MARKET_TZ: 'Mars/Olympus' is not an IANA"):
         load_settings({"SPINE_MARKET_TZ": "Mars/Olympus"})
+
+
+def test_state_and_data_are_the_project_roots_whatever_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    for name in ("SPINE_STATE_DIR", "SPINE_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    seen = set()
+    for cwd in (root, root / "app" / "otc", root / "tests" / "unit"):
+        monkeypatch.chdir(cwd)
+        assert project_root() == root
+        s = load_settings()
+        seen.add((s.state_dir, s.data_dir))
+    assert seen == {(root / ".spine", root / "data")}
+
+
+def test_outside_a_project_state_goes_to_the_users_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPINE_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert project_root() is None
+    assert load_settings().state_dir == tmp_path / "xdg" / "market-spine"
+    monkeypatch.setenv("SPINE_STATE_DIR", "/srv/spine")
+    assert load_settings().state_dir == Path("/srv/spine")
+
+
+@pytest.mark.parametrize("url", ["notaurl", "postgresql://h:5432/db?sslmode", "a=b=c"])
+def test_database_url_that_is_not_one_names_the_variable(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL: not a PostgreSQL connection string"):
+        load_settings({"DATABASE_URL": url})
+
+
+def test_good_database_urls_pass() -> None:
+    for url in ("postgresql://u:p@h:5432/db", "host=/tmp dbname=x"):
+        assert load_settings({"DATABASE_URL": url}).database_url == url

@@ -27,9 +27,24 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert first.read_bytes() == _text(rows=5_000, symbols=6, days=4, seed=42).encode()
 
 
-def test_another_seed_other_values_same_trade_ids() -> None:
-    one = _text(rows=500, symbols=3, days=2, seed=1).splitlines()
-    two = _text(rows=500, symbols=3, days=2, seed=2).splitlines()
+def _ids(**kwargs: object) -> set[str]:
+    return {line.split(",")[0] for line in _text(**kwargs).splitlines()[1:]}
+
+
+def test_another_seed_or_start_date_never_reuses_trade_ids() -> None:
+    base = {"rows": 500, "symbols": 3, "days": 3}
+    one = _ids(**base, seed=1)
+    assert not one & _ids(**base, seed=2)
+    assert not one & _ids(**base, seed=1, start_date=date(2026, 1, 6))  # overlapping days
+    sample_text = (ROOT / "data" / "otc_sample.csv").read_text()
+    sample = {line.split(",")[0] for line in sample_text.splitlines()}
+    assert not one & sample
+    assert len(one) == 500
+
+
+def test_one_id_prefix_and_another_seed_gives_corrections() -> None:
+    one = _text(rows=500, symbols=3, days=2, seed=1, ids="X").splitlines()
+    two = _text(rows=500, symbols=3, days=2, seed=2, ids="X").splitlines()
     assert one != two
     assert [line.split(",")[0] for line in one] == [line.split(",")[0] for line in two]
 
@@ -44,14 +59,16 @@ def test_shape_of_a_generated_file() -> None:
     assert {row["symbol"] for row in rows} >= {"ACME"}
     assert len({row["symbol"] for row in rows}) == 12
     # Friday, then the next Monday and Tuesday: weekends are skipped.
-    assert {row["trade_id"][1:9] for row in rows} == {"20260109", "20260112", "20260113"}
+    assert {row["trade_id"].startswith("G7.20260109-") for row in rows} == {True}
+    days = {row["trade_id"][12:20] for row in rows}
+    assert days == {"20260109", "20260112", "20260113"}
     assert {row["side"] for row in rows} == {"B", "S"}
     # Every generated line takes the connector's fast path (plainly valid).
     assert all(is_plain_line(line.encode()) for line in lines[1:])
     # Both UTC and market-offset timestamps, including after-hours trades on the next UTC day.
     assert any(row["executed_at"].endswith("Z") for row in rows)
     assert any(row["executed_at"].endswith("-05:00") for row in rows)
-    assert any(row["executed_at"][:10] > "2026-01-09" and row["trade_id"][1:9] == "20260109"
+    assert any(row["executed_at"][:10] > "2026-01-09" and row["trade_id"][12:20] == "20260109"
                for row in rows)  # fmt: skip
 
 

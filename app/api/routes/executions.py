@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from app.api.errors import problem_responses
 from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
@@ -94,9 +94,24 @@ class ExecutionsController(Controller):
         *,
         conn: DbConn,
         request: Request[Any, Any, Any],
-        status: FromQuery[Status | None] = None,
-        pipeline: Annotated[str | None, QueryParameter(max_length=100)] = None,
-        lane: FromQuery[Lane | None] = None,
+        status: Annotated[
+            Status | None,
+            QueryParameter(
+                description="Only executions in this status (pending, queued, running, "
+                "completed, failed, cancelled)."
+            ),
+        ] = None,
+        pipeline: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=100,
+                description="Only executions of this pipeline (GET /api/v1/pipelines lists them).",
+            ),
+        ] = None,
+        lane: Annotated[
+            Lane | None,
+            QueryParameter(description="Only this lane: `normal` or `backfill`."),
+        ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Response[list[ExecutionResponse]]:

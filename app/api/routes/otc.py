@@ -1,7 +1,7 @@
-"""OTC reads: daily per-symbol metrics and normalized trades, keyset-paginated.
+"""OTC reads: daily metrics, normalized trades, loads and their rejects; keyset-paginated.
 
-Rows come from app.otc.reads as exact Decimals and leave as JSON
-numbers (see `schemas.money`).
+Rows come from app.otc.reads as exact Decimals and leave as exact JSON
+numbers (see `schemas.to_json` and `responses.ExactJSONResponse`).
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
-from litestar.params import QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from app.api.errors import problem_responses
 from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import READS, DbConn
-from app.api.schemas import DailyMetricResponse, TradeResponse
-from app.otc import reads
+from app.api.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
+from app.errors import NotFound
+from app.otc import load_reads, reads
+from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN
 
 __all__ = ["OtcController"]
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9.-]{1,12}$"
-SYMBOL_HELP = "1-12 of A-Z 0-9 . - (case-insensitive)."
 StartDate = Annotated[
     dt.date | None, QueryParameter(description="First trade date, inclusive (YYYY-MM-DD).")
 ]
@@ -68,7 +68,7 @@ class OtcController(Controller):
         """Trade count, volume, notional, VWAP, high and low per (symbol, trade date).
 
         Ordered by symbol, then date. Prices and notional are exact NUMERIC in the
-        database and JSON numbers (doubles) here.
+        database and exact JSON numbers here.
         """
         _check_range(start_date, end_date)
         after = decode_cursor(cursor, "otc_metrics", tuple[str, dt.date]) if cursor else None
@@ -130,4 +130,65 @@ class OtcController(Controller):
             kind="otc_trades",
             key=lambda t: (t.trade_date, t.executed_at, t.trade_id),
             to_response=TradeResponse.from_row,
+        )
+
+    @get(
+        "/loads",
+        operation_id="listLoads",
+        summary="Files loaded by otc_ingest",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 503),
+    )
+    async def loads(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[LoadResponse]]:
+        """Newest first: each load's file, checksum and line counts (rejected lines included)."""
+        before = decode_cursor(cursor, "otc_loads", tuple[int])[0] if cursor else None
+        rows = await load_reads.loads(conn, limit=limit + 1, before=before)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="otc_loads",
+            key=lambda r: (r.id,),
+            to_response=LoadResponse.from_row,
+        )
+
+    @get(
+        "/loads/{load_id:int}/rejects",
+        operation_id="listLoadRejects",
+        summary="Rejected lines of one load",
+        security=READS,
+        response_headers=[LINK_HEADER],
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def load_rejects(
+        self,
+        *,
+        conn: DbConn,
+        request: Request[Any, Any, Any],
+        load_id: Annotated[
+            int, PathParameter(ge=1, description="The load's id (GET /api/v1/otc/loads).")
+        ],
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response[list[RejectResponse]]:
+        """The lines that were not valid trades, in file order, with the rule each broke."""
+        after = decode_cursor(cursor, "otc_rejects", tuple[int])[0] if cursor else None
+        if not await load_reads.load_exists(conn, load_id):
+            raise NotFound(f"no load {load_id}")
+        rows = await load_reads.rejects(conn, load_id, limit=limit + 1, after=after)
+        return paged(
+            request,
+            rows,
+            limit,
+            kind="otc_rejects",
+            key=lambda r: (r.line_no,),
+            to_response=RejectResponse.from_row,
         )
