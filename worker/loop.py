@@ -26,7 +26,9 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Mapping
 
 import psycopg
 
@@ -37,8 +39,10 @@ from app.engine import leases, workers
 from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, Execution
 from app.engine.registry import Registry
 from app.engine.retry import Backoff
-from app.engine.run import run_pipeline
+from app.engine.run import Ran, run_pipeline
 from app.errors import first_line
+from app.logs import bind_process
+from worker import metrics
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -94,6 +98,7 @@ class Worker:
 
     async def run(self, *, handle_signals: bool = True) -> int:
         self._loop = asyncio.get_running_loop()
+        bind_process(worker_id=self.id)
         if handle_signals:
             self.install_signal_handlers()
         async with await db.aconnect(self.url) as conn:
@@ -148,6 +153,8 @@ class Worker:
             self._cancel = asyncio.Event()
             if execution.id in self._recent_cancels:
                 self._cancel.set()
+            metrics.execution_started(execution)
+            began = time.perf_counter()
             try:
                 ran = await run_pipeline(
                     pool,
@@ -165,7 +172,20 @@ class Worker:
             finally:
                 self._current = None
             self.processed += 1
+            metrics.execution_finished(
+                execution.pipeline,
+                ran.outcome,
+                time.perf_counter() - began,
+                self._rows(execution, ran),
+            )
             execution, unsure = ran.next, ran.claim_unsure
+
+    def _rows(self, execution: Execution, ran: Ran) -> Mapping[str, int] | None:
+        """A completed run's rows by outcome, when its pipeline counts them."""
+        if ran.outcome != "completed" or execution.pipeline not in self.registry:
+            return None
+        count = self.registry.get(execution.pipeline).rows
+        return count(ran.result) if count is not None and ran.result is not None else None
 
     async def _release(self, pool: db.AsyncPool, reason: str) -> None:
         try:
@@ -217,6 +237,7 @@ class Worker:
                     max_attempts=self.settings.max_attempts,
                 )
                 for row in recovered:
+                    metrics.lease_recovered(str(row["status"]))
                     log.warning(
                         "recovered execution %s from lost worker %s: now %s",
                         row["id"],

@@ -28,6 +28,7 @@ from app import __version__
 from app.api.errors import MalformedBody, exception_to_response
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.health import list_pipelines, liveness, migrations_on_disk, readiness
+from app.api.routes.metrics import HTTP_METRICS, metrics
 from app.api.routes.otc import OtcController
 from app.catalog import default_registry
 from app.config import Settings, get_settings
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     """
     settings = settings or get_settings()
     registry = registry or default_registry()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -171,8 +172,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         guards=[token_guard],
         dependencies={"conn": Provide(provide_conn)},
     )
+    # Prometheus' path; it follows the token rules of a read (open unless SPINE_API_TOKEN_READS).
+    scrape = Router(path="/", route_handlers=[metrics], guards=[token_guard])
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[api, scrape],
+        middleware=[HTTP_METRICS.middleware],
         lifespan=[lifespan],
         state=State(
             {

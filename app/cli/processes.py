@@ -111,6 +111,8 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         proxy_headers=True,
+        # JSON logs: uvicorn's records go through the root handler too, not its own text one.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 

@@ -31,7 +31,14 @@ from app.otc import connector, loads, metrics
 from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
 from app.otc.normalize import normalize_load
 
-__all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "PhaseFn", "ingest_file"]
+__all__ = [
+    "PIPELINES",
+    "ComputeMetricsParams",
+    "IngestParams",
+    "PhaseFn",
+    "ingest_file",
+    "ingest_rows",
+]
 
 PhaseFn = Callable[[str], Awaitable[None]]
 
@@ -187,6 +194,16 @@ async def _load(
     return summary
 
 
+def ingest_rows(summary: dict[str, Any]) -> dict[str, int]:
+    """An ingest's lines by outcome, for the worker pool's row counter."""
+    return {
+        "inserted": summary["inserted"],
+        "duplicate": summary["duplicates"],
+        "correction": summary["corrections"],
+        "rejected": summary["rejected"],
+    }
+
+
 PIPELINES: tuple[Pipeline[Any], ...] = (
     Pipeline(
         "otc_ingest",
@@ -195,6 +212,7 @@ PIPELINES: tuple[Pipeline[Any], ...] = (
         IngestParams,
         otc_ingest,
         check=_check_ingest,
+        rows=ingest_rows,
     ),
     Pipeline(
         "otc_compute_metrics",
