@@ -116,12 +116,7 @@ async def _read(state: State) -> QueueGauges | None:
         return None
 
 
-@get(
-    "/metrics",
-    include_in_schema=False,
-    media_type=CONTENT_TYPE_LATEST,
-    sync_to_thread=False,
-)
+@get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)
 async def metrics(state: State) -> Response[bytes]:
     """Prometheus text format (version 0.0.4)."""
     registry = CollectorRegistry(auto_describe=False)
