@@ -8,6 +8,7 @@ say is compared with what happened, and with the executions table.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import urllib.request
@@ -220,3 +221,37 @@ def _row(conn: Conn, execution_id: str) -> dict[str, object]:
     row = conn.execute("SELECT * FROM executions WHERE id = %s", (execution_id,)).fetchone()
     assert row is not None
     return row
+
+
+def test_json_logs_carry_the_execution_and_its_traceback(
+    database_url: str, conn: Conn, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "pool.log"
+    with worker_pool(database_url, 1, log_path, SPINE_LOG_FORMAT="json"):
+        submit_many(conn, "fail", 1, '{"message": "boom on purpose"}')
+        row = wait_until(
+            lambda: (
+                (r := conn.execute("SELECT id, worker_id, status FROM executions").fetchone())
+                and r["status"] == "failed"
+                and r
+            )
+        )
+    lines = log_path.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert entries
+    for entry in entries:
+        assert {"timestamp", "level", "logger", "message"} <= entry.keys(), entry
+    failure = [e for e in entries if e.get("execution_id") == row["id"]]
+    assert len(failure) == 1, failure
+    [line] = failure
+    assert line["level"] == "WARNING"
+    assert "failed" in line["message"] and "boom on purpose" in line["message"]
+    assert line["pipeline"] == "fail"
+    assert line["worker_id"] == row["worker_id"]
+    assert line["traceback"].startswith("Traceback (most recent call last)")
+    assert "PurposefulFailure: boom on purpose" in line["traceback"]
+    # Lines of the worker process outside any execution carry its id too.
+    started = [
+        e for e in entries if e["message"].startswith("worker ") and "started" in e["message"]
+    ]
+    assert started and started[0]["worker_id"] == row["worker_id"]
