@@ -4,10 +4,10 @@ A scrape must stay cheap when executions holds millions of finished rows, so
 nothing here counts the whole table:
 
 - active executions (pending, queued, running) by status and lane are counted
-  exactly, through the partial indexes on pending and held rows: the cost is
-  the size of the queue, not of the history;
+  exactly, through the partial indexes on pending rows (an index-only scan)
+  and on held rows: the cost is the size of the queue, not of the history;
 - the oldest pending execution per lane is the first entry of the claim's
-  index (queue order) for that lane;
+  index (queue order) for that lane's priority;
 - finished executions by status are the planner's estimate (the table's row
   estimate times each status's share from the last ANALYZE): autovacuum
   analyzes executions every 2% of changes, so it drifts by about that much;
@@ -22,26 +22,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.db import AsyncConn
-from app.engine.executions import ACTIVE_SQL, TERMINAL_SQL
-from app.engine.models import LANES
+from app.engine.executions import HELD_SQL, TERMINAL_SQL
+from app.engine.models import Lane
 
 __all__ = ["QueueGauges", "read_gauges"]
 
-_ACTIVE = f"""
-SELECT status, lane, count(*) AS n FROM executions
-WHERE status IN {ACTIVE_SQL}
-GROUP BY status, lane
+# A lane's claim priority, as the generated column executions.priority computes it
+# (migration 001): the pending index is (priority, seq), so pending rows are
+# counted and the oldest found by priority without reading the table.
+LANE_PRIORITY: dict[Lane, int] = {"normal": 0, "backfill": 1}
+
+_PENDING = """
+SELECT l.lane,
+       (SELECT count(*) FROM executions e
+        WHERE e.status = 'pending' AND e.priority = l.priority) AS n,
+       extract(epoch FROM now() - (
+           SELECT o.created_at FROM executions o
+           WHERE o.status = 'pending' AND o.priority = l.priority
+           ORDER BY o.priority, o.seq LIMIT 1
+       ))::float8 AS oldest_s
+FROM unnest(%s::text[], %s::smallint[]) AS l(lane, priority)
 """
 
-# Per lane, the first pending row in claim order (the pending index is (priority, seq)).
-_OLDEST_PENDING = """
-SELECT l.lane,
-       extract(epoch FROM now() - (
-           SELECT e.created_at FROM executions e
-           WHERE e.status = 'pending' AND e.lane = l.lane
-           ORDER BY e.priority, e.seq LIMIT 1
-       ))::float8 AS age_s
-FROM unnest(%s::text[]) AS l(lane)
+_HELD = f"""
+SELECT status, lane, count(*) AS n FROM executions
+WHERE status IN {HELD_SQL}
+GROUP BY status, lane
 """
 
 _FINISHED_ESTIMATE = f"""
@@ -70,17 +76,18 @@ class QueueGauges:
 
 async def read_gauges(conn: AsyncConn, *, lease_timeout: float) -> QueueGauges:
     """Four short reads; none scans finished executions."""
-    active: list[dict[str, Any]] = await (await conn.execute(_ACTIVE)).fetchall()
-    oldest: list[dict[str, Any]] = await (
-        await conn.execute(_OLDEST_PENDING, (list(LANES),))
-    ).fetchall()
+    lanes = (list(LANE_PRIORITY), list(LANE_PRIORITY.values()))
+    pending: list[dict[str, Any]] = await (await conn.execute(_PENDING, lanes)).fetchall()
+    held: list[dict[str, Any]] = await (await conn.execute(_HELD)).fetchall()
     finished: list[dict[str, Any]] = await (await conn.execute(_FINISHED_ESTIMATE)).fetchall()
     live: dict[str, Any] | None = await (
         await conn.execute(_LIVE_WORKERS, (lease_timeout,))
     ).fetchone()
+    active = {("pending", r["lane"]): r["n"] for r in pending}
+    active.update({(r["status"], r["lane"]): r["n"] for r in held})
     return QueueGauges(
-        active={(r["status"], r["lane"]): r["n"] for r in active},
-        oldest_pending_s={r["lane"]: r["age_s"] for r in oldest},
+        active=active,
+        oldest_pending_s={r["lane"]: r["oldest_s"] for r in pending},
         finished_estimate={r["status"]: r["n"] for r in finished},
         live_workers=live["n"] if live else 0,
     )
