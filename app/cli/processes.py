@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from app import db, embedded
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.migrations import apply_pending
 
 __all__ = ["api", "shell", "up", "worker_group"]
@@ -98,16 +100,30 @@ def worker_start(max_concurrent: int | None) -> None:
 )
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API with uvicorn."""
-    import uvicorn
-
     settings = get_settings()
     db.database_url(settings)  # fail fast (and start the embedded server) before serving
+    processes = workers or settings.api_workers
+    metrics_dir = None
+    if processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several uvicorn processes: /metrics sums them (prometheus-client multiprocess mode).
+        metrics_dir = tempfile.mkdtemp(prefix="spine-api-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _serve(settings, host, port, processes)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, processes: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "app.api.main:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
-        workers=workers or settings.api_workers,
+        workers=processes,
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         proxy_headers=True,
