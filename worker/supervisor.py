@@ -159,8 +159,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("supervisor %d starting %d worker process(es)", os.getpid(), self.size)
-        self._start_metrics()
         try:
+            self._start_metrics()
             return self._supervise()
         finally:
             self._stop_metrics()

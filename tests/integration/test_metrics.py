@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api_support import Client, api_client
+from tests.api_support import Client, api_client, closed_port
 from tests.support import free_port, submit_many, wait_until, worker_pid, worker_pool
 
 Conn = psycopg.Connection[dict[str, object]]
@@ -298,3 +298,31 @@ async def test_a_scrape_stays_cheap_with_a_million_executions(conn: Conn) -> Non
     finished = by(api, "spine_executions_finished_estimate", "status")
     assert abs(finished[("completed",)] - 970_200) < 970_200 * 0.05  # an estimate
     assert median < 0.050
+
+
+async def test_metrics_follow_the_read_token_rule(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPINE_API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("SPINE_API_TOKEN_READS", "1")
+    async with api_client() as client:
+        assert (await client.get("/metrics")).status_code == 401
+        ok = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200
+        assert by(parse(ok.text), "spine_database_up") == {(): 1}
+
+
+async def test_an_unreachable_database_still_serves_http_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://x@127.0.0.1:{closed_port()}/x?connect_timeout=1"
+    )
+    monkeypatch.setattr("app.api.routes.metrics.SCRAPE_DB_TIMEOUT", 0.5)
+    async with api_client() as client:
+        await client.get("/api/v1/health")
+        text = await scrape_api(client)
+    samples = parse(text)
+    assert by(samples, "spine_database_up") == {(): 0}
+    assert "spine_executions" not in {name for name, _ in samples}
+    assert by(samples, "spine_http_requests_total", "path")[("/api/v1/health",)] >= 1
