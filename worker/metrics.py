@@ -26,9 +26,11 @@ __all__ = [
     "lease_recovered",
     "pool_registry",
     "process_dead",
-    "retry_scheduled",
     "worker_restarted",
 ]
+
+RETRYING = "retrying"
+"""The runner's outcome for a failed attempt scheduled to run again (a retry policy)."""
 
 # From a noop (about a millisecond) to an hour-long backfill.
 DURATION_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -39,7 +41,8 @@ STARTED = Counter(
 FINISHED = Counter(
     "spine_executions_finished",
     "Attempts that ended in this pool, by outcome: completed, failed, cancelled, "
-    "requeued (the database went away) or lost (the claim was taken meanwhile).",
+    "retrying (failed, scheduled again), requeued (the database went away) or lost "
+    "(the claim was taken meanwhile).",
     ["pipeline", "outcome"],
 )
 DURATION = Histogram(
@@ -83,14 +86,11 @@ def execution_finished(
     pipeline: str, outcome: str, seconds: float, rows: Mapping[str, int] | None = None
 ) -> None:
     FINISHED.labels(pipeline, outcome).inc()
+    if outcome == RETRYING:
+        RETRIES.labels(pipeline).inc()
     DURATION.labels(pipeline).observe(seconds)
     for name, count in (rows or {}).items():
         ROWS.labels(pipeline, name).inc(count)
-
-
-def retry_scheduled(pipeline: str) -> None:
-    """For the runner's retry outcome (a failed attempt given another go)."""
-    RETRIES.labels(pipeline).inc()
 
 
 def lease_recovered(outcome: str) -> None:
