@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 
 
 class ConfigError(Exception):
@@ -159,6 +160,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Annotated[LogLevel, msgspec.Meta(description="Log level for every process.")] = (
         msgspec.field(default="INFO", name="SPINE_LOG_LEVEL")
     )
+    log_format: Annotated[
+        LogFormat,
+        msgspec.Meta(description="`text` (one readable line) or `json` (one object per line)."),
+    ] = msgspec.field(default="text", name="SPINE_LOG_FORMAT")
+    metrics_port: Annotated[
+        int,
+        msgspec.Meta(
+            description="Port a worker pool serves its Prometheus metrics on; 0: not served.",
+            ge=0,
+            le=65535,
+        ),
+    ] = msgspec.field(default=0, name="SPINE_METRICS_PORT")
+    metrics_host: Annotated[
+        str, msgspec.Meta(description="Interface a worker pool's metrics listen on.")
+    ] = msgspec.field(default="127.0.0.1", name="SPINE_METRICS_HOST")
 
 
 def _env_types() -> dict[str, object]:

@@ -28,7 +28,9 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Mapping
 
 import psycopg
 
@@ -39,8 +41,10 @@ from app.engine import leases, workers
 from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, Execution
 from app.engine.registry import Registry
 from app.engine.retry import Backoff
-from app.engine.run import run_pipeline
+from app.engine.run import Ran, run_pipeline
 from app.errors import first_line
+from app.logs import bind_process
+from worker import metrics
 
 __all__ = ["CLIENT_CHECK_SECONDS", "Worker", "new_worker_id", "open_pool"]
 
@@ -109,6 +113,7 @@ class Worker:
 
     async def run(self, *, handle_signals: bool = True) -> int:
         self._loop = asyncio.get_running_loop()
+        bind_process(worker_id=self.id)
         if handle_signals:
             self.install_signal_handlers()
         async with await db.aconnect(self.url) as conn:
@@ -163,6 +168,8 @@ class Worker:
             self._cancel = asyncio.Event()
             if execution.id in self._recent_cancels:
                 self._cancel.set()
+            metrics.execution_started(execution)
+            began = time.perf_counter()
             try:
                 ran = await run_pipeline(
                     pool,
@@ -180,7 +187,20 @@ class Worker:
             finally:
                 self._current = None
             self.processed += 1
+            metrics.execution_finished(
+                execution.pipeline,
+                ran.outcome,
+                time.perf_counter() - began,
+                self._rows(execution, ran),
+            )
             execution, unsure = ran.next, ran.claim_unsure
+
+    def _rows(self, execution: Execution, ran: Ran) -> Mapping[str, int] | None:
+        """A completed run's rows by outcome, when its pipeline counts them."""
+        if ran.outcome != "completed" or execution.pipeline not in self.registry:
+            return None
+        count = self.registry.get(execution.pipeline).rows
+        return count(ran.result) if count is not None and ran.result is not None else None
 
     async def _release(self, pool: db.AsyncPool, reason: str) -> None:
         try:
@@ -244,6 +264,7 @@ class Worker:
             conn, lease_timeout=self.settings.lease_timeout, max_attempts=self.settings.max_attempts
         )
         for row in recovered:
+            metrics.lease_recovered(str(row["status"]))
             log.warning(
                 "recovered execution %s from lost worker %s: now %s",
                 row["id"],

@@ -6,6 +6,11 @@ worker/scheduler.py), restarts a child that dies, turns the first
 SIGTERM/SIGINT into a graceful stop of every child and the second into an
 immediate one. Children get SIGTERM from the kernel if the supervisor itself
 dies (PR_SET_PDEATHSIG).
+
+With SPINE_METRICS_PORT set it also serves the pool's Prometheus metrics: the
+children count in prometheus-client's multiprocess files, in a directory of
+this pool's own (PROMETHEUS_MULTIPROC_DIR, set before the first fork and
+cleaned at start), and a thread here serves their sum.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from app.config import Settings
 from app.engine.retry import Backoff
@@ -33,6 +42,7 @@ _PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_MAX = 10.0
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 STABLE_AFTER = 10.0  # seconds a child must live for its restart not to count as a crash loop
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _die_with_parent() -> None:
@@ -52,7 +62,7 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int, slot: int)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     from app import db
     from worker.loop import main
     from worker.scheduler import Scheduler
@@ -81,6 +91,45 @@ class Supervisor:
         self._crashed: dict[int, bool] = {}  # slot -> died with an error since it last ran stably
         self._backoff: dict[int, Backoff] = {}
         self._started_at: dict[int, float] = {}
+        self._metrics_dir: Path | None = None
+        self._own_metrics_dir = False
+        self._stop_serving: list[Callable[[], None]] = []
+
+    def _start_metrics(self) -> None:
+        """Choose the metrics mode before prometheus-client is imported; serve when asked.
+
+        The mode is fixed by the environment when the first metric is made, so
+        PROMETHEUS_MULTIPROC_DIR is set here, before `worker.metrics` is
+        imported and before any fork (children inherit it).
+        """
+        port = self.settings.metrics_port
+        if port:
+            given = os.environ.get(MULTIPROC_ENV)
+            directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="spine-metrics-"))
+            directory.mkdir(parents=True, exist_ok=True)
+            for stale in directory.glob("*.db"):  # counts of an earlier pool are not this one's
+                stale.unlink()
+            os.environ[MULTIPROC_ENV] = str(directory)
+            self._metrics_dir, self._own_metrics_dir = directory, not given
+        from prometheus_client import start_http_server
+
+        from worker import metrics
+
+        if self._metrics_dir is not None:
+            host = self.settings.metrics_host
+            server, _ = start_http_server(
+                port, addr=host, registry=metrics.pool_registry(self._metrics_dir)
+            )
+            # A child must not keep the listening socket (it would outlive the supervisor).
+            os.register_at_fork(after_in_child=server.socket.close)
+            self._stop_serving = [server.shutdown, server.server_close]
+            log.info("serving the pool's metrics on http://%s:%d/metrics", host, port)
+
+    def _stop_metrics(self) -> None:
+        for stop in self._stop_serving:
+            stop()
+        if self._own_metrics_dir and self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _spawn(self, slot: int) -> None:
         proc = self._ctx.Process(
@@ -123,6 +172,15 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("supervisor %d starting %d worker process(es)", os.getpid(), self.size)
+        try:
+            self._start_metrics()
+            return self._supervise()
+        finally:
+            self._stop_metrics()
+
+    def _supervise(self) -> int:
+        from worker import metrics  # imported by _start_metrics, in the mode it chose
+
         for slot in range(self.size):
             if self._stopping:
                 break
@@ -136,6 +194,8 @@ class Supervisor:
                 proc = self._children.pop(slot)
                 proc.join()
                 code = proc.exitcode
+                if self._metrics_dir is not None and proc.pid is not None:
+                    metrics.process_dead(proc.pid, self._metrics_dir)
                 if self._stopping:
                     log.info("worker process %d exited (%s)", proc.pid, _describe(code))
                     if code not in (0, -signal.SIGTERM):
@@ -146,6 +206,8 @@ class Supervisor:
         return exit_code
 
     def _restart(self, slot: int, pid: int | None, code: int | None) -> None:
+        from worker import metrics
+
         lived = time.monotonic() - self._started_at.get(slot, 0.0)
         backoff = self._backoff.setdefault(slot, Backoff(0.25, RESTART_BACKOFF_MAX))
         if lived > STABLE_AFTER:  # a child that ran a while before dying is no crash loop
@@ -165,6 +227,7 @@ class Supervisor:
             time.sleep(delay)  # back off a crash loop; signals still interrupt it
         if not self._stopping:
             self._spawn(slot)
+            metrics.worker_restarted()
 
 
 def _describe(code: int | None) -> str:
@@ -185,6 +248,6 @@ def main(processes: int | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # Resolves (or starts) the embedded server; opens no connection before the fork.
     return Supervisor(settings, db.database_url(settings), processes).run()

@@ -38,6 +38,7 @@ from app.api.routes.health import (
     migrations_on_disk,
     readiness,
 )
+from app.api.routes.metrics import HTTP_METRICS, metrics
 from app.api.routes.otc import OtcController
 from app.api.routes.schedules import SchedulesController
 from app.catalog import default_registry
@@ -191,7 +192,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     """
     settings = settings or get_settings()
     registry = registry or default_registry()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -216,8 +217,18 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         guards=[token_guard],
         dependencies={"conn": Provide(provide_conn)},
     )
+    # Prometheus' path; it follows the token rules of a read (open unless SPINE_API_TOKEN_READS).
+    scrape = Router(path="/", route_handlers=[metrics], guards=[token_guard])
     app = Litestar(
-        route_handlers=[api, index, root, assets_router(), ui_router(settings, provide_conn)],
+        route_handlers=[
+            api,
+            scrape,
+            index,
+            root,
+            assets_router(),
+            ui_router(settings, provide_conn),
+        ],
+        middleware=[HTTP_METRICS.middleware],
         lifespan=[lifespan, ui_lifespan],
         template_config=template_config(),
         state=State(

@@ -81,7 +81,8 @@ class SpineGroup(click.Group):
 @click.version_option(package_name="market-spine")
 def main() -> None:
     """Market Spine: OTC trade pipelines on a PostgreSQL job queue."""
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
 
 for command in (

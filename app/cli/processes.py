@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,7 +18,7 @@ import click
 import uvicorn
 
 from app import db
-from app.config import get_settings, project_root
+from app.config import Settings, get_settings, project_root
 from app.migrations import apply_pending
 
 __all__ = ["api", "shell", "up", "worker_group"]
@@ -123,12 +125,26 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     check_port_free(host or settings.api_host, port or settings.api_port)
     # Fail fast before serving; the embedded server is started (and migrated) here if needed.
     db.database_url(settings)
+    processes = workers or settings.api_workers
+    metrics_dir = None
+    if processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several uvicorn processes: /metrics sums them (prometheus-client multiprocess mode).
+        metrics_dir = tempfile.mkdtemp(prefix="spine-api-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _serve(settings, host, port, processes)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, processes: int) -> None:
     config = uvicorn.Config(
         "app.api.main:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
-        workers=workers or settings.api_workers,
+        workers=processes,
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         proxy_headers=True,
@@ -138,6 +154,8 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
         # sets read timeouts (docs/operations.md).
         limit_concurrency=settings.api_max_connections,
         timeout_keep_alive=settings.api_keep_alive,
+        # JSON logs: uvicorn's records go through the root handler too, not its own text one.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     if config.workers > 1:
         uvicorn.run(config.app, **_worker_kwargs(config))
@@ -168,6 +186,9 @@ def _worker_kwargs(config: uvicorn.Config) -> dict[str, Any]:
         "log_level": config.log_level,
         "access_log": config.access_log,
         "proxy_headers": True,
+        "limit_concurrency": config.limit_concurrency,
+        "timeout_keep_alive": config.timeout_keep_alive,
+        "log_config": config.log_config,
     }
 
 

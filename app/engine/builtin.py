@@ -1,4 +1,4 @@
-"""`noop` and `sleep`: pipelines for health checks, benchmarks and tests of the engine."""
+"""`noop`, `sleep` and `fail`: pipelines for health checks, benchmarks and tests of the engine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Summary
 
-__all__ = ["PIPELINES", "SleepParams"]
+__all__ = ["PIPELINES", "FailParams", "PurposefulFailure", "SleepParams"]
 
 
 async def _noop(ctx: PipelineContext, params: NoParams) -> Summary:
@@ -31,6 +31,20 @@ async def _sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
     return {"slept_seconds": params.seconds}
 
 
+class FailParams(msgspec.Struct, forbid_unknown_fields=True):
+    message: Annotated[
+        str, msgspec.Meta(max_length=500, description="The error the run ends with.")
+    ] = "failed on purpose"
+
+
+class PurposefulFailure(RuntimeError):
+    """What `fail` raises: an unexpected error as far as the engine knows (it keeps the trace)."""
+
+
+async def _fail(ctx: PipelineContext, params: FailParams) -> Summary:
+    raise PurposefulFailure(params.message)
+
+
 PIPELINES: tuple[Pipeline[Any], ...] = (
     Pipeline("noop", "Does nothing; for health checks and benchmarks.", NoParams, _noop),
     Pipeline(
@@ -38,5 +52,11 @@ PIPELINES: tuple[Pipeline[Any], ...] = (
         "Sleeps for `seconds`, reporting progress; stops early when cancelled.",
         SleepParams,
         _sleep,
+    ),
+    Pipeline(
+        "fail",
+        "Fails at once with `message` (and a traceback); to try alerts, metrics and logs.",
+        FailParams,
+        _fail,
     ),
 )

@@ -31,6 +31,7 @@ __all__ = [
     "ACTIVE_SQL",
     "COLUMNS",
     "HELD_SQL",
+    "TERMINAL_SQL",
     "CancelOutcome",
     "get",
     "insert",

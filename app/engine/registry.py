@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -51,6 +51,9 @@ class Pipeline(Generic[P]):
     run: Callable[[PipelineContext, P], Awaitable[Summary]]
     check: Callable[[P, Settings], None] | None = None
     """Checks of the params that need the settings; raise ValueError with a message."""
+    rows: Callable[[Any], Mapping[str, int]] | None = None
+    """Rows by outcome in a completed run's summary (say, inserted/rejected): the
+    worker pool adds them to `spine_pipeline_rows_total`. Outcomes are a few fixed words."""
 
     def validate(self, raw: dict[str, Any], settings: Settings) -> P:
         """Raw JSON-like params -> the typed Struct; errors name the field."""

@@ -47,6 +47,8 @@ class Ran(NamedTuple):
     outcome: Outcome
     next: Execution | None = None
     claim_unsure: bool = False
+    result: Any = None
+    """The pipeline's summary when it completed (for its row counts, see Pipeline.rows)."""
 
 
 # How long to keep retrying a state change while the database is unreachable.
@@ -71,10 +73,12 @@ async def run_pipeline(
     execution for a busy worker instead of two.
     """
     execution_id = execution.id
+    # Every line about this execution carries its id, pipeline and worker (JSON logs' fields).
+    fields = {"execution_id": execution_id, "pipeline": execution.pipeline, "worker_id": worker_id}
     logger = logging.LoggerAdapter(
-        logging.getLogger(f"spine.pipeline.{execution.pipeline}"),
-        {"execution_id": execution_id},
+        logging.getLogger(f"spine.pipeline.{execution.pipeline}"), fields
     )
+    elog = logging.LoggerAdapter(log, fields)
     ctx = PipelineContext(
         execution_id=execution_id,
         worker_id=worker_id,
@@ -84,9 +88,10 @@ async def run_pipeline(
         cancel_event=cancel_event or asyncio.Event(),
     )
     started = time.perf_counter()
-    log.debug("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
+    elog.debug("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
     status: Literal["completed", "failed", "cancelled"]
     error: str | None = None
+    failure: BaseException | None = None  # an unexpected error: its traceback goes to the log
     payload: dict[str, Any]
     try:
         if execution.cancel_requested:
@@ -97,7 +102,7 @@ async def run_pipeline(
     except CancelRequested as exc:
         status, payload = "cancelled", {"reason": str(exc)}
     except ClaimLost:
-        log.warning("lost the claim on %s while running; its result is discarded", execution_id)
+        elog.warning("lost the claim on %s while running; its result is discarded", execution_id)
         return Ran("lost")
     except psycopg.OperationalError as exc:
         if execution.attempt >= settings.max_attempts:
@@ -106,7 +111,7 @@ async def run_pipeline(
         else:
             # The database went away under the pipeline: not its fault; run it again.
             reason = f"database unavailable: {_one_line(exc)}"
-            log.warning("requeueing %s (%s)", execution_id, reason)
+            elog.warning("requeueing %s (%s)", execution_id, reason)
             requeued = await _retrying(
                 pool,
                 functools.partial(
@@ -118,6 +123,7 @@ async def run_pipeline(
     except Exception as exc:
         status = "failed"
         error = _one_line(exc)
+        failure = None if isinstance(exc, SpineError) else exc
         payload = {
             "error": error,
             "error_type": type(exc).__name__,
@@ -131,7 +137,32 @@ async def run_pipeline(
             status, error = "failed", f"the pipeline's result is not JSON-able: {exc}"
             payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
     payload["duration_s"] = round(time.perf_counter() - started, 6)
-    end = End(status, error, payload)
+    return await _record(
+        pool,
+        execution,
+        worker_id,
+        End(status, error, payload),
+        claim_next=claim_next,
+        elog=elog,
+        failure=failure,
+    )
+
+
+async def _record(
+    pool: AsyncConnectionPool[AsyncConn],
+    execution: Execution,
+    worker_id: str,
+    end: End,
+    *,
+    claim_next: Callable[[], bool] | None,
+    elog: logging.LoggerAdapter[logging.Logger],
+    failure: BaseException | None,
+) -> Ran:
+    """Record how the run ended (claiming the next when asked), and log it in one line.
+
+    A failure's line is a warning; an unexpected error's carries its traceback.
+    """
+    execution_id = execution.id
     next_execution, unsure = None, False
     if claim_next is not None and claim_next():
         finished, next_execution, unsure = await _finish_and_claim(
@@ -139,13 +170,18 @@ async def run_pipeline(
         )
     else:
         finished = await _finish(pool, execution_id, worker_id, end)
-    if finished:
-        log.info(
-            "%s %s %s in %.3fs", execution.pipeline, execution_id, status, payload["duration_s"]
+    if not finished:
+        elog.warning(
+            "execution %s was taken from %s before it could finish", execution_id, worker_id
         )
-        return Ran(status, next_execution, unsure)
-    log.warning("execution %s was taken from %s before it could finish", execution_id, worker_id)
-    return Ran("lost", next_execution, unsure)
+        return Ran("lost", next_execution, unsure)
+    line = "%s %s %s in %.3fs"
+    args = (execution.pipeline, execution_id, end.status, end.payload["duration_s"])
+    if end.status == "failed":
+        elog.warning(line + ": %s", *args, end.error, exc_info=failure)
+    else:
+        elog.info(line, *args)
+    return Ran(end.status, next_execution, unsure, end.payload.get("result"))
 
 
 async def _finish_and_claim(

@@ -31,7 +31,7 @@ from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
 from app.otc.normalize import StepFn, normalize_load
 from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN, normalize_symbol
 
-__all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "ingest_file"]
+__all__ = ["PIPELINES", "ComputeMetricsParams", "IngestParams", "ingest_file", "ingest_rows"]
 
 
 class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -190,6 +190,16 @@ async def _load(
     return summary
 
 
+def ingest_rows(summary: dict[str, Any]) -> dict[str, int]:
+    """An ingest's lines by outcome, for the worker pool's row counter."""
+    return {
+        "inserted": summary["inserted"],
+        "duplicate": summary["duplicates"],
+        "correction": summary["corrections"],
+        "rejected": summary["rejected"],
+    }
+
+
 PIPELINES: tuple[Pipeline[Any], ...] = (
     Pipeline(
         "otc_ingest",
@@ -198,6 +208,7 @@ PIPELINES: tuple[Pipeline[Any], ...] = (
         IngestParams,
         otc_ingest,
         check=_check_ingest,
+        rows=ingest_rows,
     ),
     Pipeline(
         "otc_compute_metrics",

@@ -75,6 +75,7 @@ def test_a_check_needing_settings_is_an_invalid_params_error() -> None:
 
 def test_the_catalog_lists_every_built_in_pipeline() -> None:
     assert default_registry().names() == [
+        "fail",
         "finra_weekly_ingest",
         "noop",
         "otc_compute_metrics",
