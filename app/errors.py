@@ -8,6 +8,7 @@ SpineError
       └── InvalidParams
 ExecutionStopped       raised inside a running pipeline to stop it (not an API error)
  ├── CancelRequested   an operator asked for cancellation
+ ├── TimedOut          the attempt ran past its timeout_seconds (a retryable failure)
  └── ClaimLost         this worker no longer holds the execution
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "SpineError",
+    "TimedOut",
     "UnknownPipeline",
     "first_line",
 ]
@@ -65,6 +67,10 @@ class ExecutionStopped(Exception):
 
 
 class CancelRequested(ExecutionStopped):
+    pass
+
+
+class TimedOut(ExecutionStopped):
     pass
 
 

@@ -1,15 +1,17 @@
-"""`noop` and `sleep`: pipelines for health checks, benchmarks and tests of the engine."""
+"""`noop`, `sleep` and `flaky`: pipelines for health checks, demos, benchmarks and tests."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import msgspec
 
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Summary
+from app.errors import SpineError
 
-__all__ = ["PIPELINES", "SleepParams"]
+__all__ = ["PIPELINES", "FlakyFailure", "FlakyParams", "SleepParams"]
 
 
 async def _noop(ctx: PipelineContext, params: NoParams) -> Summary:
@@ -18,9 +20,21 @@ async def _noop(ctx: PipelineContext, params: NoParams) -> Summary:
 
 class SleepParams(msgspec.Struct, forbid_unknown_fields=True):
     seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400, description="How long to sleep.")] = 1.0
+    cooperative: Annotated[
+        bool,
+        msgspec.Meta(
+            description=(
+                "false: sleep in one blocking call, deaf to cancel and timeout "
+                "(a stuck pipeline, to see the timeout's grace period at work)."
+            )
+        ),
+    ] = True
 
 
 async def _sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
+    if not params.cooperative:
+        time.sleep(params.seconds)  # noqa: ASYNC251 - blocks the event loop on purpose
+        return {"slept_seconds": params.seconds}
     step = 1.0
     slept = 0.0
     while slept < params.seconds:
@@ -31,6 +45,31 @@ async def _sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
     return {"slept_seconds": params.seconds}
 
 
+class FlakyFailure(SpineError):
+    """The failure `flaky` raises on purpose (retryable)."""
+
+
+class FlakyParams(msgspec.Struct, forbid_unknown_fields=True):
+    fail_times: Annotated[
+        int, msgspec.Meta(ge=0, le=100, description="Attempts that fail before one completes.")
+    ] = 1
+    message: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=500, description="The error they fail with.")
+    ] = "flaky failure"
+    seconds: Annotated[
+        float, msgspec.Meta(ge=0, le=3600, description="How long each attempt sleeps first.")
+    ] = 0.0
+
+
+async def _flaky(ctx: PipelineContext, params: FlakyParams) -> Summary:
+    """The attempt number is the execution's own, so any worker fails the same attempts."""
+    if params.seconds:
+        await ctx.sleep(params.seconds)
+    if ctx.attempt <= params.fail_times:
+        raise FlakyFailure(params.message)
+    return {"attempt": ctx.attempt}
+
+
 PIPELINES: tuple[Pipeline[Any], ...] = (
     Pipeline("noop", "Does nothing; for health checks and benchmarks.", NoParams, _noop),
     Pipeline(
@@ -38,5 +77,12 @@ PIPELINES: tuple[Pipeline[Any], ...] = (
         "Sleeps for `seconds`, reporting progress; stops early when cancelled.",
         SleepParams,
         _sleep,
+    ),
+    Pipeline(
+        "flaky",
+        "Fails its first `fail_times` attempts with `message`, then completes; "
+        "to see retries at work.",
+        FlakyParams,
+        _flaky,
     ),
 )
