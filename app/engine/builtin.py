@@ -20,21 +20,9 @@ async def _noop(ctx: PipelineContext, params: NoParams) -> Summary:
 
 class SleepParams(msgspec.Struct, forbid_unknown_fields=True):
     seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400, description="How long to sleep.")] = 1.0
-    cooperative: Annotated[
-        bool,
-        msgspec.Meta(
-            description=(
-                "false: sleep in one blocking call, deaf to cancel and timeout "
-                "(a stuck pipeline, to see the timeout's grace period at work)."
-            )
-        ),
-    ] = True
 
 
 async def _sleep(ctx: PipelineContext, params: SleepParams) -> Summary:
-    if not params.cooperative:
-        time.sleep(params.seconds)  # noqa: ASYNC251 - blocks the event loop on purpose
-        return {"slept_seconds": params.seconds}
     step = 1.0
     slept = 0.0
     while slept < params.seconds:
@@ -59,11 +47,22 @@ class FlakyParams(msgspec.Struct, forbid_unknown_fields=True):
     seconds: Annotated[
         float, msgspec.Meta(ge=0, le=3600, description="How long each attempt sleeps first.")
     ] = 0.0
+    cooperative: Annotated[
+        bool,
+        msgspec.Meta(
+            description=(
+                "false: that sleep is one blocking call, deaf to cancel and timeout "
+                "(a stuck pipeline, to see a timeout's grace period at work)."
+            )
+        ),
+    ] = True
 
 
 async def _flaky(ctx: PipelineContext, params: FlakyParams) -> Summary:
     """The attempt number is the execution's own, so any worker fails the same attempts."""
-    if params.seconds:
+    if not params.cooperative:
+        time.sleep(params.seconds)  # noqa: ASYNC251 - blocks the event loop on purpose
+    elif params.seconds:
         await ctx.sleep(params.seconds)
     if ctx.attempt <= params.fail_times:
         raise FlakyFailure(params.message)
@@ -81,7 +80,7 @@ PIPELINES: tuple[Pipeline[Any], ...] = (
     Pipeline(
         "flaky",
         "Fails its first `fail_times` attempts with `message`, then completes; "
-        "to see retries at work.",
+        "to see retries and timeouts at work.",
         FlakyParams,
         _flaky,
     ),
