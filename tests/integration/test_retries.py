@@ -171,9 +171,10 @@ def test_a_thousand_flaky_executions_end_as_their_fail_times_say(
         WITH new AS (
             INSERT INTO executions (pipeline, params, trigger_source, max_attempts,
                                     retry_backoff_seconds)
-            SELECT 'flaky', jsonb_build_object('fail_times', n %% 4, 'message', 'boom'),
+            SELECT 'flaky',
+                   jsonb_build_object('fail_times', floor(random() * 4)::int, 'message', 'boom'),
                    'test', 3, 0
-            FROM generate_series(1, 1000) AS n
+            FROM generate_series(1, 1000)
             RETURNING id
         )
         INSERT INTO execution_events (execution_id, event_type) SELECT id, 'created' FROM new
@@ -373,7 +374,7 @@ async def test_retry_over_the_api_after_the_input_is_fixed(
                 "/api/v1/executions", params={"status": "failed", "attempt_gte": 1}
             )
             assert [e["id"] for e in listed.json()] == [execution_id]
-            assert listed.json()[0]["last_error"].startswith("file 'trades.csv' has a wrong header")
+            assert "'trades.csv': wrong header" in listed.json()[0]["last_error"]
             bad.write_bytes(b"trade_id,symbol,executed_at,price,size,side,venue\n")
             retried = await client.post(f"/api/v1/executions/{execution_id}/retry")
             assert retried.status_code == 202, retried.text
