@@ -18,6 +18,7 @@ import pytest
 
 from app import db
 from app.config import get_settings
+from app.engine import leases, models, workers
 from tests.api_support import api_client, problem
 from tests.support import (
     ROOT,
@@ -447,3 +448,73 @@ def test_retry_from_the_cli_one_and_in_bulk(database_url: str, conn: Conn, tmp_p
     assert "no failed or cancelled executions match" in nothing.stdout
     future = spine_cli(database_url, "executions", "retry", "--until", "2000-01-01T00:00:00Z")
     assert "no failed or cancelled executions match" in future.stdout
+
+
+# ------------------------------------------------------------------ the wait, the API's checks
+
+
+async def test_the_wait_doubles_with_up_to_10_percent_jitter_and_is_capped(
+    database_url: str, conn: Conn
+) -> None:
+    waits: list[float] = []
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(
+            aconn, "flaky", {"fail_times": 9}, max_attempts=4, retry_backoff_seconds=4
+        )
+        execution_id = execution.id
+        await workers.heartbeat(aconn, "w", "test", 1)
+        for _ in range(3):
+            conn.execute(
+                "UPDATE executions SET available_at = now() WHERE id = %s", (execution_id,)
+            )
+            claimed = await leases.claim(aconn, "w")
+            assert claimed is not None
+            end = models.End("failed", "boom", {"error": "boom"}, retry_max_backoff=10)
+            async with aconn.transaction():  # now() is the finish's own clock
+                assert await leases.finish(aconn, execution_id, "w", end)
+                got = await (
+                    await aconn.execute(
+                        "SELECT extract(epoch FROM available_at - now())::float8 AS s"
+                        " FROM executions WHERE id = %s",
+                        (execution_id,),
+                    )
+                ).fetchone()
+            assert got is not None
+            waits.append(float(str(got["s"])))
+    assert 4 <= waits[0] <= 4.4
+    assert 8 <= waits[1] <= 8.8
+    assert waits[2] == 10  # 16 s, capped
+    assert row(conn, execution_id)["status"] == "pending"
+
+
+async def test_submission_options_are_checked_and_listed(database_url: str) -> None:
+    async with api_client() as client:
+        url = "/api/v1/executions"
+        for bad in (
+            {"max_attempts": 0},
+            {"max_attempts": 101},
+            {"retry_backoff_seconds": -1},
+            {"timeout_seconds": 0},
+            {"run_at": "2026-01-06T16:00:00"},  # no offset
+        ):
+            problem(await client.post(url, json={"pipeline": "noop", **bad}), 400)
+        created = await client.post(
+            url,
+            json={
+                "pipeline": "noop",
+                "max_attempts": 7,
+                "retry_backoff_seconds": 1.5,
+                "timeout_seconds": 60,
+                "run_at": "2999-01-01T00:00:00Z",
+            },
+        )
+        assert created.status_code == 202, created.text
+        body = created.json()
+        assert (body["max_attempts"], body["retry_backoff_seconds"]) == (7, 1.5)
+        assert body["timeout_seconds"] == 60
+        assert body["available_at"].startswith("2999-01-01T00:00:00")
+        since = (await client.get(url, params={"since": "2000-01-01T00:00:00Z"})).json()
+        assert [e["id"] for e in since] == [body["id"]]
+        assert (await client.get(url, params={"until": "2000-01-01T00:00:00Z"})).json() == []
+        assert (await client.get(url, params={"attempt_gte": 1})).json() == []
+        problem(await client.get(url, params={"since": "2000-01-01T00:00:00"}), 422)
