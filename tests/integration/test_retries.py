@@ -518,3 +518,30 @@ async def test_submission_options_are_checked_and_listed(database_url: str) -> N
         assert (await client.get(url, params={"until": "2000-01-01T00:00:00Z"})).json() == []
         assert (await client.get(url, params={"attempt_gte": 1})).json() == []
         problem(await client.get(url, params={"since": "2000-01-01T00:00:00"}), 422)
+
+
+def test_spine_run_takes_the_policy_timeout_and_a_delay(database_url: str, conn: Conn) -> None:
+    done = spine_cli(
+        database_url,
+        *("run", "noop", "--in", "1h", "--max-attempts", "5"),
+        *("--retry-backoff", "2m", "--timeout", "90"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "submitted" in done.stdout and "not before" in done.stdout
+    found = conn.execute(
+        "SELECT max_attempts, retry_backoff_seconds, timeout_seconds,"
+        " extract(epoch FROM available_at - created_at)::float8 AS delay FROM executions"
+    ).fetchone()
+    assert found is not None
+    assert (found["max_attempts"], found["retry_backoff_seconds"], found["timeout_seconds"]) == (
+        5,
+        120,
+        90,
+    )
+    assert 3599 <= float(str(found["delay"])) <= 3601
+    at = spine_cli(database_url, "run", "noop", "--at", "2999-01-01T00:00:00+00:00")
+    assert at.returncode == 0, at.stderr
+    both = spine_cli(database_url, "run", "noop", "--at", "2999-01-01", "--in", "1m")
+    assert both.returncode == 2 and "--at or --in" in both.stderr
+    bad = spine_cli(database_url, "run", "noop", "--max-attempts", "0")
+    assert bad.returncode == 2
