@@ -1,9 +1,10 @@
 """Leases: what a worker does to the executions it holds.
 
 Claim, finish or schedule a retry (optionally claiming the next in the same
-statement), requeue, give back, progress. Every change is guarded by "still held by me" in its
-WHERE clause, so a worker that lost its claim can never overwrite what another
-did, and every status change writes its event in the same statement.
+statement), requeue, give back, progress. Every change is guarded by "still
+held by me" in its WHERE clause, so a worker that lost its claim can never
+overwrite what another did, and every status change writes its event in the
+same statement.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
 async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -> bool:
     """End a held execution; False when this worker no longer held it (nothing written).
 
-    A failure with `retry_max_backoff` set is not the end while attempts are
-    left: the execution goes back to pending with a `retry_scheduled` event.
+    A failure with `retry_max_backoff` set (run_pipeline sets it when the error
+    is retryable and attempts are left) is not the end: the execution goes back
+    to pending with a `retry_scheduled` event.
     """
     sql = _RETRY if end.retry_max_backoff is not None else _FINISH
     args = _finish_args(execution_id, worker_id, end)
