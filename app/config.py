@@ -96,9 +96,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_attempts: Annotated[
         int,
         msgspec.Meta(
-            description="Attempts before an execution whose worker was lost is failed.", ge=1
+            description=(
+                "Default attempts per execution (a failed attempt or a lost worker counts) "
+                "when neither its pipeline nor its submission says."
+            ),
+            ge=1,
+            le=100,
         ),
     ] = msgspec.field(default=3, name="SPINE_MAX_ATTEMPTS")
+    retry_max_backoff: Annotated[
+        float,
+        msgspec.Meta(description="Longest wait before a retry (seconds).", ge=0),
+    ] = msgspec.field(default=3600.0, name="SPINE_RETRY_MAX_BACKOFF")
+    timeout_grace: Annotated[
+        float,
+        msgspec.Meta(
+            description=(
+                "Seconds a timed-out attempt has to stop after its cancel, before its "
+                "worker process gives it up and is replaced."
+            ),
+            ge=0,
+        ),
+    ] = msgspec.field(default=10.0, name="SPINE_TIMEOUT_GRACE")
     db_pool_min: Annotated[
         int, msgspec.Meta(description="Connections each process keeps open.", ge=0)
     ] = msgspec.field(default=1, name="SPINE_DB_POOL_MIN")

@@ -9,6 +9,7 @@ SpineError
       └── InvalidField     one named field of the request is wrong
 ExecutionStopped       raised inside a running pipeline to stop it (not an API error)
  ├── CancelRequested   an operator asked for cancellation
+ ├── TimedOut          the attempt ran past its timeout_seconds (a retryable failure)
  └── ClaimLost         this worker no longer holds the execution
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "SpineError",
+    "TimedOut",
     "UnknownPipeline",
     "first_line",
 ]
@@ -75,6 +77,10 @@ class ExecutionStopped(Exception):
 
 
 class CancelRequested(ExecutionStopped):
+    pass
+
+
+class TimedOut(ExecutionStopped):
     pass
 
 

@@ -16,6 +16,9 @@
 - Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
   execution finishes (one its end claimed is given back), then the process
   exits 0. The supervisor's SIGKILL is the immediate stop.
+- Timeouts: run_pipeline asks an attempt to stop at its deadline; a watchdog
+  thread gives up one still running SPINE_TIMEOUT_GRACE later (it records the
+  timeout and the process exits with EXIT_ABANDONED, to be replaced).
 """
 
 from __future__ import annotations
@@ -41,14 +44,17 @@ from app.engine import leases, workers
 from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, Execution
 from app.engine.registry import Registry
 from app.engine.retry import Backoff
-from app.engine.run import Ran, run_pipeline
+from app.engine.run import Ran, abandoned_end, run_pipeline
 from app.errors import first_line
 from app.logs import bind_process
 from worker import metrics
 
-__all__ = ["CLIENT_CHECK_SECONDS", "Worker", "new_worker_id", "open_pool"]
+__all__ = ["CLIENT_CHECK_SECONDS", "EXIT_ABANDONED", "Worker", "new_worker_id", "open_pool"]
 
 log = logging.getLogger("spine.worker")
+
+EXIT_ABANDONED = 75
+"""Exit status of a worker process that gave up a timed-out attempt (it is replaced)."""
 
 # How often the server checks, while a worker's statement runs, that the worker
 # still exists. Without it a worker killed mid-statement (kill -9, OOM) leaves
@@ -170,6 +176,7 @@ class Worker:
                 self._cancel.set()
             metrics.execution_started(execution)
             began = time.perf_counter()
+            watchdog = self._watchdog(execution)
             try:
                 ran = await run_pipeline(
                     pool,
@@ -186,6 +193,8 @@ class Worker:
                 raise
             finally:
                 self._current = None
+                if watchdog is not None:
+                    watchdog.cancel()
             self.processed += 1
             metrics.execution_finished(
                 execution.pipeline,
@@ -201,6 +210,47 @@ class Worker:
             return None
         count = self.registry.get(execution.pipeline).rows
         return count(ran.result) if count is not None and ran.result is not None else None
+
+    def _watchdog(self, execution: Execution) -> threading.Timer | None:
+        """For an attempt with a timeout: give it up SPINE_TIMEOUT_GRACE after the deadline.
+
+        A thread, because a pipeline that ignores its cancel may also be
+        blocking the event loop. run_pipeline asks it to stop at the deadline.
+        """
+        if execution.timeout_seconds is None:
+            return None
+        delay = execution.timeout_seconds + self.settings.timeout_grace
+        timer = threading.Timer(delay, self._abandon, (execution,))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _abandon(self, execution: Execution) -> None:
+        """Record the timed-out attempt (a retry while attempts are left), then exit.
+
+        Only while this worker still holds it: an attempt that ended meanwhile
+        is left alone. The stuck pipeline cannot be unwound from another
+        thread, so the process ends and the supervisor starts a fresh one.
+        """
+        end = abandoned_end(execution, self.registry, self.settings)
+
+        async def give_up() -> bool:
+            async with await db.aconnect(self.url) as conn:
+                if not await leases.finish(conn, execution.id, self.id, end):
+                    return False
+                await workers.mark_stopped(conn, self.id)
+                return True
+
+        try:
+            gave_up = asyncio.run(give_up())
+        except psycopg.Error as exc:
+            # Exit all the same: the lease recovers the execution.
+            log.error("could not record the timeout of %s (%s)", execution.id, first_line(exc))
+            gave_up = True
+        if gave_up:
+            log.error("abandoned %s: %s; worker %s exits", execution.id, end.error, self.id)
+            logging.shutdown()
+            os._exit(EXIT_ABANDONED)
 
     async def _release(self, pool: db.AsyncPool, reason: str) -> None:
         try:
@@ -260,9 +310,7 @@ class Worker:
             await conn.close()
 
     async def _sweep(self, conn: db.AsyncConn) -> None:
-        recovered = await workers.recover_stale(
-            conn, lease_timeout=self.settings.lease_timeout, max_attempts=self.settings.max_attempts
-        )
+        recovered = await workers.recover_stale(conn, lease_timeout=self.settings.lease_timeout)
         for row in recovered:
             metrics.lease_recovered(str(row["status"]))
             log.warning(

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal, cast
 import msgspec
 
 from app.engine.models import Event, EventType, Execution, Lane, Status
+from app.engine.retry import MAX_ATTEMPTS_LIMIT
+from app.engine.submit import MAX_SECONDS
 from app.otc.load_reads import LoadRow, Reject
 from app.otc.reads import DailyMetric, Trade
 
@@ -126,6 +128,53 @@ class ExecutionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Lane, msgspec.Meta(description="`normal` is always claimed before `backfill`.")
     ] = "normal"
     logical_key: LogicalKey | None = None
+    max_attempts: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=1,
+                le=MAX_ATTEMPTS_LIMIT,
+                description="Attempts before a failure is final (default: the pipeline's policy).",
+            ),
+        ]
+        | None
+    ) = None
+    retry_backoff_seconds: (
+        Annotated[
+            float,
+            msgspec.Meta(
+                ge=0,
+                le=MAX_SECONDS,
+                description=(
+                    "Wait before the first retry; each later one waits twice the one before, "
+                    "plus up to 10% jitter, at most SPINE_RETRY_MAX_BACKOFF."
+                ),
+            ),
+        ]
+        | None
+    ) = None
+    timeout_seconds: (
+        Annotated[
+            float,
+            msgspec.Meta(
+                gt=0,
+                le=MAX_SECONDS,
+                description="An attempt running longer is stopped: a retryable failure.",
+            ),
+        ]
+        | None
+    ) = None
+    run_at: (
+        Annotated[
+            dt.datetime,
+            msgspec.Meta(
+                tz=True,
+                description="Not started before this time (RFC 3339, with its offset).",
+                examples=["2026-01-06T21:30:00Z"],
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ExecutionResponse(msgspec.Struct, kw_only=True):
@@ -138,12 +187,23 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
     status: Status
     trigger_source: Annotated[str, _ex("api", "api, cli or schedule.")]
     logical_key: str | None
-    attempt: Annotated[int, _ex(1, "Times a worker has claimed it.")]
+    attempt: Annotated[int, _ex(1, "Attempts started (a manual retry starts again from 0).")]
+    max_attempts: int
+    available_at: Annotated[
+        dt.datetime,
+        msgspec.Meta(description="Not started before this: a delayed run or a retry's wait."),
+    ]
+    timeout_seconds: float | None
+    retry_backoff_seconds: float
     cancel_requested: bool
     created_at: Annotated[dt.datetime, _ex("2026-01-06T14:30:00.123456Z")]
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
     error: Annotated[str | None, _ex(None, "Why it failed, for failed executions.")]
+    last_error: Annotated[
+        str | None,
+        msgspec.Meta(description="The latest attempt's error, also while a retry waits."),
+    ]
 
     @classmethod
     def from_row(cls, row: Execution) -> ExecutionResponse:
@@ -156,11 +216,16 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
             trigger_source=row.trigger_source,
             logical_key=row.logical_key,
             attempt=row.attempt,
+            max_attempts=row.max_attempts,
+            available_at=row.available_at,
+            timeout_seconds=row.timeout_seconds,
+            retry_backoff_seconds=row.retry_backoff_seconds,
             cancel_requested=row.cancel_requested,
             created_at=row.created_at,
             started_at=row.started_at,
             completed_at=row.completed_at,
-            error=row.error,
+            error=row.error if row.status == "failed" else None,
+            last_error=row.error,
         )
 
 

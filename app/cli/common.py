@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -20,6 +20,9 @@ __all__ = [
     "parse_age",
     "parse_date",
     "parse_params",
+    "parse_seconds",
+    "parse_since",
+    "parse_time",
     "redact",
     "run_async",
     "with_conn",
@@ -53,6 +56,34 @@ def parse_age(value: str) -> float:
     if not match:
         raise click.BadParameter(f"{value!r}: use a number and a unit, like 30d, 12h or 90m")
     return float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+
+
+def parse_seconds(value: str) -> float:
+    """`90` (seconds), `1.5`, or an age like `30s`, `10m`, `2h` -> seconds."""
+    try:
+        return float(value)
+    except ValueError:
+        return parse_age(value)
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time; without an offset it is this machine's local time."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a time (ISO 8601, like 2026-01-06T16:30:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """`--since`: an age back from now (`1d`, `12h`) or an ISO 8601 time."""
+    if value is None:
+        return None
+    if _AGE.match(value):
+        return datetime.now(UTC) - timedelta(seconds=parse_age(value))
+    return parse_time(value)
 
 
 def parse_date(value: str | None) -> date | None:

@@ -1,4 +1,4 @@
-"""`spine executions`: list, show, events, cancel, prune."""
+"""`spine executions`: list, show, events, cancel, retry, prune."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import click
 import msgspec
 
 from app import db
-from app.cli.common import parse_age, with_conn
+from app.cli.common import parse_age, parse_since, with_conn
 from app.config import get_settings
-from app.engine import executions, workers
+from app.engine import executions, retries, workers
 from app.engine.models import LANES, STATUSES, Event, Execution
+from app.engine.retries import RETRYABLE
 from app.errors import Conflict, NotFound
 
 __all__ = ["executions_group"]
@@ -17,21 +18,57 @@ __all__ = ["executions_group"]
 
 @click.group("executions")
 def executions_group() -> None:
-    """Inspect, cancel and prune executions."""
+    """Inspect, cancel, retry and prune executions."""
+
+
+SINCE_HELP = "Created at or after: an age back from now (1d, 12h) or an ISO 8601 time."
+UNTIL_HELP = "Created before: an age back from now (1d, 12h) or an ISO 8601 time."
 
 
 @executions_group.command("list")
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
 @click.option("--pipeline", default=None, help="Only this pipeline (`spine list`).")
 @click.option("--lane", type=click.Choice(LANES), default=None, help="Only this lane.")
+@click.option("--since", default=None, help=SINCE_HELP)
+@click.option("--until", default=None, help=UNTIL_HELP)
+@click.option("--attempt-gte", type=click.IntRange(0), default=None, help="At least N attempts.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
-def executions_list(status: str | None, pipeline: str | None, lane: str | None, limit: int) -> None:
-    """Newest executions first."""
+def executions_list(
+    *,
+    status: str | None,
+    pipeline: str | None,
+    lane: str | None,
+    since: str | None,
+    until: str | None,
+    attempt_gte: int | None,
+    limit: int,
+) -> None:
+    """Newest executions first: attempts, next run (a delayed run or a retry), last error."""
     rows = with_conn(
-        lambda c: executions.list_page(c, limit=limit, status=status, pipeline=pipeline, lane=lane)
+        lambda c: executions.list_page(
+            c,
+            limit=limit,
+            status=status,
+            pipeline=pipeline,
+            lane=lane,
+            since=parse_since(since),
+            until=parse_since(until),
+            attempt_gte=attempt_gte,
+        )
     )
     for e in rows:
-        click.echo(f"{e.id}  {e.status:<9}  {e.pipeline:<20} {e.created_at:%Y-%m-%d %H:%M:%S}")
+        attempts = f"{e.attempt}/{e.max_attempts}"
+        waiting = e.status == "pending" and e.available_at > e.created_at
+        next_run = f"next {e.available_at:%Y-%m-%d %H:%M:%S}" if waiting else ""
+        line = (
+            f"{e.id}  {e.status:<9}  {e.pipeline:<20} {e.created_at:%Y-%m-%d %H:%M:%S}"
+            f"  attempt {attempts:<5}  {next_run}"
+        )
+        if e.timeout_seconds is not None:
+            line += f"  timeout {e.timeout_seconds:g}s"
+        if e.error:
+            line += f"  last error: {e.error}"
+        click.echo(line.rstrip())
     if not rows:
         click.echo("no executions")
 
@@ -77,6 +114,62 @@ def executions_cancel(execution_id: str) -> None:
     if outcome == "finished":
         raise Conflict(f"execution {execution_id} already ended ({execution.status})")
     click.echo(f"{execution_id}: {outcome.replace('_', ' ')} (status {execution.status})")
+
+
+@executions_group.command("retry")
+@click.argument("execution_id", required=False)
+@click.option("--status", type=click.Choice(RETRYABLE), default=None, help="Only this status.")
+@click.option("--pipeline", default=None, help="Only this pipeline.")
+@click.option("--since", default=None, help=SINCE_HELP)
+@click.option("--until", default=None, help=UNTIL_HELP)
+@click.option("--yes", "-y", is_flag=True, help="Retry without asking (the bulk form).")
+def executions_retry(
+    execution_id: str | None,
+    *,
+    status: str | None,
+    pipeline: str | None,
+    since: str | None,
+    until: str | None,
+    yes: bool,
+) -> None:
+    """Back to pending with a fresh attempt budget: one execution, or every match.
+
+    With EXECUTION_ID, that failed or cancelled execution. Without it, every
+    failed or cancelled execution the filters match, after confirmation, e.g.
+    `spine executions retry --status failed --pipeline otc_ingest --since 1d`.
+    """
+    if execution_id is not None:
+        if status or pipeline or since or until:
+            raise click.UsageError("give an EXECUTION_ID or filters, not both")
+        execution, outcome = with_conn(lambda c: retries.retry_one(c, execution_id, source="cli"))
+        if execution is None:
+            raise NotFound(f"no execution {execution_id}")
+        if outcome != "retried":
+            why = {
+                "completed": "it completed",
+                "not_ended": f"it is still {execution.status}",
+                "key_active": "another active execution holds its logical_key",
+            }.get(outcome, outcome)
+            raise Conflict(f"execution {execution_id} cannot be retried: {why}")
+        click.echo(f"{execution_id}: retried (status {execution.status})")
+        return
+    first, last = parse_since(since), parse_since(until)
+    count = with_conn(
+        lambda c: retries.count_retryable(
+            c, status=status, pipeline=pipeline, since=first, until=last
+        )
+    )
+    if count == 0:
+        click.echo("no failed or cancelled executions match")
+        return
+    if not yes:
+        click.confirm(f"retry {count} execution(s)?", abort=True, err=True)
+    retried = with_conn(
+        lambda c: retries.retry_many(
+            c, source="cli", status=status, pipeline=pipeline, since=first, until=last
+        )
+    )
+    click.echo(f"retried {len(retried)} execution(s)")
 
 
 @executions_group.command("prune")

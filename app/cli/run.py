@@ -12,11 +12,19 @@ import msgspec
 from app import db
 from app.api.schemas import ExecutionResponse, to_json
 from app.catalog import default_registry
-from app.cli.common import parse_params, run_async, with_conn
+from app.cli.common import (
+    parse_age,
+    parse_params,
+    parse_seconds,
+    parse_time,
+    run_async,
+    with_conn,
+)
 from app.cli.render import ProgressPrinter
 from app.config import get_settings
 from app.engine import executions, workers
 from app.engine.models import EXECUTIONS_CHANNEL, LANES, TERMINAL, Execution
+from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import submit
 
 __all__ = ["list_pipelines", "run"]
@@ -40,6 +48,20 @@ def list_pipelines() -> None:
 @click.option("-p", "--param", "params", multiple=True, help="key=value (repeatable).")
 @click.option("--lane", type=click.Choice(LANES), default="normal", show_default=True)
 @click.option("--logical-key", default=None, help="Deduplicate against active executions.")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, MAX_ATTEMPTS_LIMIT),
+    default=None,
+    help="Attempts before a failure is final (default: the pipeline's policy).",
+)
+@click.option(
+    "--retry-backoff",
+    default=None,
+    help="Wait before the first retry, like 30s or 2m (then doubling).",
+)
+@click.option("--timeout", default=None, help="Stop an attempt running longer, like 90s or 1h.")
+@click.option("--at", "at", default=None, help="Not before this time (ISO 8601).")
+@click.option("--in", "delay", default=None, help="Not before this long from now, like 10m.")
 @click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
 @click.option(
     "--format",
@@ -55,12 +77,23 @@ def run(
     params: tuple[str, ...],
     lane: str,
     logical_key: str | None,
+    max_attempts: int | None,
+    retry_backoff: str | None,
+    timeout: str | None,
+    at: str | None,
+    delay: str | None,
     wait: bool,
     fmt: str,
 ) -> None:
     """Submit an execution of PIPELINE (trigger_source `cli`)."""
     if fmt == "json" and wait:
         raise click.UsageError("--format json prints the submitted execution: drop --wait")
+    if at is not None and delay is not None:
+        raise click.UsageError("give --at or --in, not both")
+    backoff = parse_seconds(retry_backoff) if retry_backoff else None
+    limit = parse_seconds(timeout) if timeout else None
+    run_at = parse_time(at) if at else None
+    delay_seconds = parse_age(delay) if delay else 0.0
     settings = get_settings()
 
     async def go(conn: db.AsyncConn) -> tuple[Execution, bool]:
@@ -73,6 +106,11 @@ def run(
             lane=lane,
             logical_key=logical_key,
             trigger_source="cli",
+            max_attempts=max_attempts,
+            retry_backoff_seconds=backoff,
+            timeout_seconds=limit,
+            run_at=run_at,
+            delay_seconds=delay_seconds,
         )
 
     execution, created = with_conn(go)
@@ -81,7 +119,8 @@ def run(
         click.echo(msgspec.json.format(to_json(response)).decode())
         return
     verb = "submitted" if created else "already active"
-    click.echo(f"{verb}: {execution.id} ({execution.pipeline}, {execution.status})")
+    when = f", not before {execution.available_at:%Y-%m-%d %H:%M:%S %Z}" if at or delay else ""
+    click.echo(f"{verb}: {execution.id} ({execution.pipeline}, {execution.status}{when})")
     if not wait:
         return
     try:

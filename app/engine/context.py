@@ -1,8 +1,10 @@
 """What a running pipeline gets: its execution id, the database, a logger, progress.
 
 `progress()` is also the pipeline's cancellation point: it raises
-`CancelRequested` once an operator asked to cancel, and `ClaimLost` if this
-worker no longer holds the execution (it was recovered elsewhere).
+`CancelRequested` once an operator asked to cancel, `TimedOut` once the
+attempt ran past its timeout, and `ClaimLost` if this worker no longer holds
+the execution (it was recovered elsewhere). `attempt` is the execution's own
+count (1 for the first), so it is the same whichever worker runs it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from app.config import Settings
 from app.db import AsyncConn
 from app.engine import leases
 from app.engine.models import ClaimState
-from app.errors import CancelRequested, ClaimLost, first_line
+from app.errors import CancelRequested, ClaimLost, TimedOut, first_line
 
 __all__ = ["PipelineContext"]
 
@@ -35,6 +37,9 @@ class PipelineContext:
     log: logging.LoggerAdapter[logging.Logger]
     # Set by the worker's listener when a cancel NOTIFY for this execution arrives.
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    attempt: int = 1
+    timed_out: str | None = None
+    """Set (with cancel_event) when the attempt's timeout passes: the error to report."""
     _last_progress: float = field(default=float("-inf"), repr=False)
     _last_phase: str | None = field(default=None, repr=False)
 
@@ -88,7 +93,14 @@ class PipelineContext:
             return
         self._raise_if_cancel_signalled()
 
+    def time_out(self, message: str) -> None:
+        """The attempt's deadline passed: stop at the next cancellation point."""
+        self.timed_out = message
+        self.cancel_event.set()
+
     def _raise_if_cancel_signalled(self) -> None:
+        if self.timed_out is not None:
+            raise TimedOut(self.timed_out)
         if self.cancel_event.is_set():
             raise CancelRequested(f"execution {self.execution_id} was cancelled")
 

@@ -56,7 +56,8 @@ TERMINAL_SQL = _sql_list(TERMINAL)
 
 COLUMNS = (
     "id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id, "
-    "cancel_requested, created_at, queued_at, started_at, completed_at, error"
+    "cancel_requested, created_at, queued_at, started_at, completed_at, error, "
+    "max_attempts, retry_backoff_seconds, available_at, timeout_seconds"
 )
 
 
@@ -68,8 +69,13 @@ def to_execution(row: dict[str, Any]) -> Execution:
 
 _INSERT = f"""
 WITH new AS (
-    INSERT INTO executions (pipeline, params, lane, trigger_source, logical_key)
-    VALUES (%(pipeline)s, %(params)s, %(lane)s, %(trigger_source)s, %(logical_key)s)
+    INSERT INTO executions (pipeline, params, lane, trigger_source, logical_key,
+                            max_attempts, retry_backoff_seconds, timeout_seconds, available_at)
+    VALUES (%(pipeline)s, %(params)s, %(lane)s, %(trigger_source)s, %(logical_key)s,
+            %(max_attempts)s, %(backoff)s, %(timeout)s,
+            -- On the database clock; a time in the past means now (it keeps its turn).
+            greatest(now(), COALESCE(%(run_at)s::timestamptz, now())
+                            + make_interval(secs => %(delay)s)))
     ON CONFLICT (logical_key)
         -- The partial unique index's own predicate, so the conflict target matches it.
         WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
@@ -78,6 +84,8 @@ WITH new AS (
 ), created AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
     SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
+        || CASE WHEN available_at > now()
+                THEN jsonb_build_object('run_at', available_at) ELSE '{{}}' END
     FROM new
 )
 SELECT * FROM new
@@ -97,11 +105,17 @@ async def insert(
     lane: str,
     trigger_source: str,
     logical_key: str | None,
+    max_attempts: int,
+    retry_backoff_seconds: float,
+    timeout_seconds: float | None = None,
+    run_at: datetime | None = None,
+    delay_seconds: float = 0.0,
 ) -> tuple[Execution, bool]:
     """Insert a pending execution with its `created` event, then wake the workers.
 
     Returns (execution, created). When `logical_key` is already held by an
-    active execution, that one is returned with created=False.
+    active execution, that one is returned with created=False. It is not
+    claimed before `run_at` plus `delay_seconds` (the delay on the database clock).
 
     `conn` is in autocommit mode: the insert is one statement, so it commits
     alone, and the NOTIFY follows as a statement of its own. Sent inside the
@@ -115,6 +129,11 @@ async def insert(
         "lane": lane,
         "trigger_source": trigger_source,
         "logical_key": logical_key,
+        "max_attempts": max_attempts,
+        "backoff": retry_backoff_seconds,
+        "timeout": timeout_seconds,
+        "run_at": run_at,
+        "delay": delay_seconds,
     }
     while True:
         row = await (await conn.execute(_INSERT, args)).fetchone()
@@ -148,12 +167,14 @@ async def list_page(
     status: str | None = None,
     pipeline: str | None = None,
     lane: str | None = None,
-    before: tuple[datetime, str] | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    attempt_gte: int | None = None,
+    before: tuple[datetime, str] | None = None,
 ) -> list[Execution]:
     """Newest first; `before` is the (created_at, id) keyset cursor of the previous page.
 
-    `since` keeps executions created at or after it (an index range, like `before`).
+    `since` (inclusive) and `until` (exclusive) bound `created_at`.
     """
     cur = await conn.execute(
         f"""
@@ -161,8 +182,10 @@ async def list_page(
         WHERE (%(status)s::text IS NULL OR status = %(status)s)
           AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
           AND (%(lane)s::text IS NULL OR lane = %(lane)s)
-          AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
           AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+          AND (%(attempt_gte)s::int IS NULL OR attempt >= %(attempt_gte)s)
+          AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
         ORDER BY created_at DESC, id DESC
         LIMIT %(limit)s
         """,
@@ -170,9 +193,11 @@ async def list_page(
             "status": status,
             "pipeline": pipeline,
             "lane": lane,
+            "since": since,
+            "until": until,
+            "attempt_gte": attempt_gte,
             "at": before[0] if before else None,
             "id": before[1] if before else None,
-            "since": since,
             "limit": limit,
         },
     )

@@ -1,9 +1,10 @@
 """Leases: what a worker does to the executions it holds.
 
-Claim, finish (optionally claiming the next in the same statement), requeue,
-give back, progress. Every change is guarded by "still held by me" in its
-WHERE clause, so a worker that lost its claim can never overwrite what another
-did, and every status change writes its event in the same statement.
+Claim, finish or schedule a retry (optionally claiming the next in the same
+statement), requeue, give back, progress. Every change is guarded by "still
+held by me" in its WHERE clause, so a worker that lost its claim can never
+overwrite what another did, and every status change writes its event in the
+same statement.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ __all__ = [
 _CLAIM_CTES = f"""
 next AS MATERIALIZED (
     SELECT id FROM executions
-    WHERE status = 'pending'
-    ORDER BY priority, seq
+    WHERE status = 'pending' AND available_at <= now()
+    ORDER BY priority, available_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
@@ -83,13 +84,44 @@ f AS (
     SELECT id, %(status)s, %(payload)s FROM f
 )"""
 
+# A failed attempt with attempts left: the same shape as the finish, but back to
+# pending until now() + base * 2^(attempt-1), plus up to 10% jitter, capped. The
+# wait is computed here, on the database clock, from the row's own policy; the
+# jitter only adds, so a retry never starts before the nominal wait.
+_RETRY_CTES = f"""
+f AS (
+    UPDATE executions
+    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL,
+        error = %(error)s,
+        available_at = now() + make_interval(secs => least(
+            %(cap)s, retry_backoff_seconds * 2 ^ (attempt - 1) * (1 + random() / 10)))
+    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
+      AND attempt < max_attempts
+    RETURNING id, attempt, available_at
+), ended AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'retry_scheduled', %(payload)s
+        || jsonb_build_object('attempt', attempt, 'retry_at', available_at) FROM f
+)"""
+
 _FINISH = f"""
 WITH {_FINISH_CTES}
 SELECT id FROM f
 """
 
+_RETRY = f"""
+WITH {_RETRY_CTES}
+SELECT id FROM f
+"""
+
 _FINISH_AND_CLAIM = f"""
 WITH {_FINISH_CTES}, {_CLAIM_CTES}
+SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+"""
+
+_RETRY_AND_CLAIM = f"""
+WITH {_RETRY_CTES}, {_CLAIM_CTES}
 SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
 FROM (SELECT) AS one LEFT JOIN claimed ON true
 """
@@ -102,13 +134,20 @@ def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
         "status": end.status,
         "error": end.error,
         "payload": Jsonb(end.payload),
+        "cap": end.retry_max_backoff,
     }
 
 
 async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -> bool:
-    """End a held execution; False when this worker no longer held it (nothing written)."""
+    """End a held execution; False when this worker no longer held it (nothing written).
+
+    A failure with `retry_max_backoff` set (run_pipeline sets it when the error
+    is retryable and attempts are left) is not the end: the execution goes back
+    to pending with a `retry_scheduled` event.
+    """
+    sql = _RETRY if end.retry_max_backoff is not None else _FINISH
     args = _finish_args(execution_id, worker_id, end)
-    return await (await conn.execute(_FINISH, args)).fetchone() is not None
+    return await (await conn.execute(sql, args)).fetchone() is not None
 
 
 async def finish_and_claim(
@@ -119,9 +158,8 @@ async def finish_and_claim(
     Returns (finished, the next execution or None). Both parts commit together;
     the claim is made whether or not the finish found the execution still held.
     """
-    row = await (
-        await conn.execute(_FINISH_AND_CLAIM, _finish_args(execution_id, worker_id, end))
-    ).fetchone()
+    sql = _RETRY_AND_CLAIM if end.retry_max_backoff is not None else _FINISH_AND_CLAIM
+    row = await (await conn.execute(sql, _finish_args(execution_id, worker_id, end))).fetchone()
     assert row is not None
     finished = bool(row.pop("finished"))
     return finished, (to_execution(row) if row["id"] is not None else None)

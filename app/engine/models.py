@@ -32,7 +32,11 @@ __all__ = [
 ]
 
 Status = Literal["pending", "queued", "running", "completed", "failed", "cancelled"]
-"""pending → (queued →) running → completed | failed, and cancelled from any active state."""
+"""pending → (queued →) running → completed | failed, and cancelled from any active state.
+
+A failed attempt with attempts left goes back to `pending` (a `retry_scheduled`
+event) and waits for its `available_at`; a manual retry moves `failed` or
+`cancelled` back to `pending` (a `retried` event)."""
 EndStatus = Literal["completed", "failed", "cancelled"]
 Lane = Literal["normal", "backfill"]
 """`normal` is always claimed before `backfill`."""
@@ -46,6 +50,8 @@ EventType = Literal[
     "cancel_requested",
     "cancelled",
     "requeued",
+    "retry_scheduled",
+    "retried",
 ]
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
@@ -82,6 +88,12 @@ class Execution(msgspec.Struct, frozen=True):
     started_at: datetime | None
     completed_at: datetime | None
     error: str | None
+    """The latest attempt's error: kept while a retry waits, and once it failed."""
+    max_attempts: int
+    retry_backoff_seconds: float
+    available_at: datetime
+    """Not claimed before this: a delayed run, or the backoff of a retry."""
+    timeout_seconds: float | None
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -100,6 +112,9 @@ class End(msgspec.Struct, frozen=True):
     status: EndStatus
     error: str | None = None
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    retry_max_backoff: float | None = None
+    """Set on a failure to retry (it is retryable and attempts are left): the cap
+    of the wait in seconds; the base comes from the execution's row."""
 
 
 class ClaimState(msgspec.Struct, frozen=True):

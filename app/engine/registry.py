@@ -1,14 +1,15 @@
 """Pipelines by name: what can be submitted, with its params type and description.
 
 A pipeline is a value: an async function `run(ctx, params) -> summary`, a
-msgspec Struct describing its params, and optionally a `check` of those params
-against the settings (say, that an input file exists). A `Registry` is built
+msgspec Struct describing its params, optionally a `check` of those params
+against the settings (say, that an input file exists), and its `RetryPolicy`. A `Registry` is built
 from a list of them (`app.catalog` lists the built-in ones); nothing registers
 itself by being imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 
 from app.config import Settings
+from app.engine.retry import RetryPolicy
 from app.errors import InvalidParams, UnknownPipeline
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ class Pipeline(Generic[P]):
     run: Callable[[PipelineContext, P], Awaitable[Summary]]
     check: Callable[[P, Settings], None] | None = None
     """Checks of the params that need the settings; raise ValueError with a message."""
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+    """How failed attempts are retried (a submission may override the numbers)."""
     rows: Callable[[Any], Mapping[str, int]] | None = None
     """Rows by outcome in a completed run's summary (say, inserted/rejected): the
     worker pool adds them to `spine_pipeline_rows_total`. Outcomes are a few fixed words."""

@@ -1,12 +1,62 @@
-"""Exponential backoff, the one helper behind every "try again later" loop.
+"""Trying again: `RetryPolicy` (a pipeline's failed attempts) and `Backoff` (outages).
 
-Used where the engine waits out an outage (recording an end, the listener's
-reconnect) and where the supervisor backs off a crash loop.
+`RetryPolicy` is part of a Pipeline value. Submit resolves it (with the
+submission's overrides) into the execution's row, so every later decision
+reads the row: the finish of a failed attempt computes the wait in SQL on the
+database clock, and lease recovery counts a lost worker against the same
+`max_attempts`.
+
+`Backoff` is the in-process helper behind every "try again later" loop: where
+the engine waits out an outage (recording an end, the listener's reconnect)
+and where the supervisor backs off a crash loop.
 """
 
 from __future__ import annotations
 
-__all__ = ["Backoff"]
+from dataclasses import dataclass
+
+from app.errors import InvalidRequest
+
+__all__ = ["MAX_ATTEMPTS_LIMIT", "Backoff", "RetryPolicy"]
+
+MAX_ATTEMPTS_LIMIT = 100
+"""The most attempts any execution may have (the column's CHECK says the same)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a pipeline's failed attempts are retried.
+
+    The wait before attempt k+1 is `backoff_seconds` * 2^(k-1), plus up to 10%
+    jitter, capped by `max_backoff_seconds` and SPINE_RETRY_MAX_BACKOFF.
+    Errors of the `permanent` types fail at once, and so does bad input
+    (`InvalidRequest`: invalid params, an invalid input file) whatever the policy.
+    """
+
+    max_attempts: int | None = None
+    """None: SPINE_MAX_ATTEMPTS."""
+    backoff_seconds: float = 10.0
+    max_backoff_seconds: float | None = None
+    """None: SPINE_RETRY_MAX_BACKOFF alone."""
+    permanent: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise ValueError(f"max_attempts must be 1-{MAX_ATTEMPTS_LIMIT}")
+        if self.backoff_seconds < 0:
+            raise ValueError("backoff_seconds must be >= 0")
+        if self.max_backoff_seconds is not None and self.max_backoff_seconds < 0:
+            raise ValueError("max_backoff_seconds must be >= 0")
+
+    def is_permanent(self, exc: BaseException) -> bool:
+        """True when retrying cannot help: bad input, or a type the pipeline named."""
+        return isinstance(exc, (InvalidRequest, *self.permanent))
+
+    def max_backoff(self, setting: float) -> float:
+        """The cap of the wait: this policy's, never above SPINE_RETRY_MAX_BACKOFF."""
+        return (
+            setting if self.max_backoff_seconds is None else min(self.max_backoff_seconds, setting)
+        )
 
 
 class Backoff:

@@ -26,14 +26,14 @@ from app.engine import leases
 from app.engine.context import PipelineContext
 from app.engine.models import End, Execution
 from app.engine.registry import Registry
-from app.engine.retry import Backoff
-from app.errors import CancelRequested, ClaimLost, SpineError, first_line
+from app.engine.retry import Backoff, RetryPolicy
+from app.errors import CancelRequested, ClaimLost, SpineError, TimedOut, first_line
 
-__all__ = ["Outcome", "Ran", "run_pipeline"]
+__all__ = ["Outcome", "Ran", "abandoned_end", "run_pipeline", "timed_out_message"]
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "failed", "cancelled", "requeued", "lost"]
+Outcome = Literal["completed", "failed", "cancelled", "retrying", "requeued", "lost"]
 
 
 class Ran(NamedTuple):
@@ -86,83 +86,37 @@ async def run_pipeline(
         settings=settings,
         log=logger,
         cancel_event=cancel_event or asyncio.Event(),
+        attempt=execution.attempt,
     )
     started = time.perf_counter()
     elog.debug("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
-    status: Literal["completed", "failed", "cancelled"]
-    error: str | None = None
-    failure: BaseException | None = None  # an unexpected error: its traceback goes to the log
-    payload: dict[str, Any]
+    deadline = None
+    if execution.timeout_seconds is not None:
+        # Cooperative: the pipeline stops at its next cancellation point. One that
+        # ignores it is abandoned by its worker after SPINE_TIMEOUT_GRACE.
+        deadline = asyncio.get_running_loop().call_later(
+            execution.timeout_seconds, ctx.time_out, timed_out_message(execution.timeout_seconds)
+        )
     try:
-        if execution.cancel_requested:
-            raise CancelRequested("cancelled before it started")
-        pipeline = registry.get(execution.pipeline)
-        params = pipeline.validate(execution.params, settings)
-        summary = await pipeline.run(ctx, params)
-    except CancelRequested as exc:
-        status, payload = "cancelled", {"reason": str(exc)}
-    except ClaimLost:
+        end, failure = await _attempt(ctx, execution, settings, registry)
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+    if end is None:
         elog.warning("lost the claim on %s while running; its result is discarded", execution_id)
         return Ran("lost")
-    except psycopg.OperationalError as exc:
-        if execution.attempt >= settings.max_attempts:
-            status, error = "failed", f"database unavailable: {_one_line(exc)}"
-            payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
-        else:
-            # The database went away under the pipeline: not its fault; run it again.
-            reason = f"database unavailable: {_one_line(exc)}"
-            elog.warning("requeueing %s (%s)", execution_id, reason)
-            requeued = await _retrying(
-                pool,
-                functools.partial(
-                    leases.requeue, execution_id=execution_id, worker_id=worker_id, reason=reason
-                ),
-                f"requeue {execution_id}",
-            )
-            return Ran("requeued" if requeued else "lost")
-    except Exception as exc:
-        status = "failed"
-        error = _one_line(exc)
-        failure = None if isinstance(exc, SpineError) else exc
-        payload = {
-            "error": error,
-            "error_type": type(exc).__name__,
-            # A domain error's message says it all; anything else keeps its traceback.
-            "traceback": None if isinstance(exc, SpineError) else traceback.format_exc(),
-        }
-    else:
-        try:
-            status, payload = "completed", {"result": msgspec.to_builtins(summary)}
-        except (TypeError, ValueError) as exc:
-            status, error = "failed", f"the pipeline's result is not JSON-able: {exc}"
-            payload = {"error": error, "error_type": type(exc).__name__, "traceback": None}
-    payload["duration_s"] = round(time.perf_counter() - started, 6)
-    return await _record(
-        pool,
-        execution,
-        worker_id,
-        End(status, error, payload),
-        claim_next=claim_next,
-        elog=elog,
-        failure=failure,
-    )
-
-
-async def _record(
-    pool: AsyncConnectionPool[AsyncConn],
-    execution: Execution,
-    worker_id: str,
-    end: End,
-    *,
-    claim_next: Callable[[], bool] | None,
-    elog: logging.LoggerAdapter[logging.Logger],
-    failure: BaseException | None,
-) -> Ran:
-    """Record how the run ended (claiming the next when asked), and log it in one line.
-
-    A failure's line is a warning; an unexpected error's carries its traceback.
-    """
-    execution_id = execution.id
+    if isinstance(end, _Requeue):
+        elog.warning("requeueing %s (%s)", execution_id, end.reason)
+        requeued = await _retrying(
+            pool,
+            functools.partial(
+                leases.requeue, execution_id=execution_id, worker_id=worker_id, reason=end.reason
+            ),
+            f"requeue {execution_id}",
+        )
+        return Ran("requeued" if requeued else "lost")
+    end.payload["duration_s"] = round(time.perf_counter() - started, 6)
+    outcome: Outcome = "retrying" if end.retry_max_backoff is not None else end.status
     next_execution, unsure = None, False
     if claim_next is not None and claim_next():
         finished, next_execution, unsure = await _finish_and_claim(
@@ -176,12 +130,62 @@ async def _record(
         )
         return Ran("lost", next_execution, unsure)
     line = "%s %s %s in %.3fs"
-    args = (execution.pipeline, execution_id, end.status, end.payload["duration_s"])
+    args = (execution.pipeline, execution_id, outcome, end.payload["duration_s"])
     if end.status == "failed":
+        # A failure is a warning; an unexpected error's line carries its traceback.
         elog.warning(line + ": %s", *args, end.error, exc_info=failure)
     else:
         elog.info(line, *args)
-    return Ran(end.status, next_execution, unsure, end.payload.get("result"))
+    return Ran(outcome, next_execution, unsure, end.payload.get("result"))
+
+
+class _Requeue(NamedTuple):
+    """The database went away under the pipeline: not its fault; run it again."""
+
+    reason: str
+
+
+async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can end
+    ctx: PipelineContext, execution: Execution, settings: Settings, registry: Registry
+) -> tuple[End | _Requeue | None, BaseException | None]:
+    """Run the pipeline once: how the attempt ended (None: this worker lost the claim), and
+    the unexpected error behind a failure, if any (its traceback goes to the log)."""
+    policy = registry.get(execution.pipeline).retry if execution.pipeline in registry else None
+    try:
+        if execution.cancel_requested:
+            raise CancelRequested("cancelled before it started")
+        pipeline = registry.get(execution.pipeline)
+        params = pipeline.validate(execution.params, settings)
+        summary = await pipeline.run(ctx, params)
+    except TimedOut as exc:
+        return _failure(execution, registry, settings, str(exc), _timed_out_payload(str(exc))), None
+    except CancelRequested as exc:
+        return End("cancelled", None, {"reason": str(exc)}), None
+    except ClaimLost:
+        return None, None
+    except psycopg.OperationalError as exc:
+        reason = f"database unavailable: {_one_line(exc)}"
+        if execution.attempt < execution.max_attempts:
+            return _Requeue(reason), None
+        return End("failed", reason, _error_payload(reason, exc, None)), None
+    except Exception as exc:
+        error = _one_line(exc)
+        # A domain error's message says it all; anything else keeps its traceback.
+        trace = None if isinstance(exc, SpineError) else traceback.format_exc()
+        payload = _error_payload(error, exc, trace)
+        unexpected = None if isinstance(exc, SpineError) else exc
+        if policy is None or policy.is_permanent(exc):
+            return End("failed", error, payload), unexpected
+        return _failure(execution, registry, settings, error, payload), unexpected
+    try:
+        return End("completed", None, {"result": msgspec.to_builtins(summary)}), None
+    except (TypeError, ValueError) as exc:
+        error = f"the pipeline's result is not JSON-able: {exc}"
+        return End("failed", error, _error_payload(error, exc, None)), None
+
+
+def _error_payload(error: str, exc: BaseException, trace: str | None) -> dict[str, Any]:
+    return {"error": error, "error_type": type(exc).__name__, "traceback": trace}
 
 
 async def _finish_and_claim(
@@ -245,6 +249,39 @@ async def _retrying(
                 raise
             log.warning("cannot %s yet (%s); retrying", what, _one_line(exc))
             await asyncio.sleep(backoff.next())
+
+
+def timed_out_message(timeout_seconds: float) -> str:
+    return f"timed out after {timeout_seconds:g} s"
+
+
+def abandoned_end(execution: Execution, registry: Registry, settings: Settings) -> End:
+    """The end of an attempt its worker gave up on (it ignored its timeout's cancel)."""
+    assert execution.timeout_seconds is not None
+    error = (
+        f"{timed_out_message(execution.timeout_seconds)}; abandoned "
+        f"{settings.timeout_grace:g} s later: it did not stop when asked"
+    )
+    return _failure(execution, registry, settings, error, _timed_out_payload(error))
+
+
+def _timed_out_payload(error: str) -> dict[str, Any]:
+    return {"error": error, "error_type": "TimedOut", "traceback": None}
+
+
+def _failure(
+    execution: Execution,
+    registry: Registry,
+    settings: Settings,
+    error: str | None,
+    payload: dict[str, Any],
+) -> End:
+    """A retryable failure: retried while attempts are left, else the end."""
+    if execution.attempt >= execution.max_attempts:
+        return End("failed", error, payload)
+    found = registry.get(execution.pipeline).retry if execution.pipeline in registry else None
+    cap = (found or RetryPolicy()).max_backoff(settings.retry_max_backoff)
+    return End("failed", error, payload, retry_max_backoff=cap)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -83,10 +83,11 @@ async def mark_stopped(conn: AsyncConn, worker_id: str) -> None:
 _RECOVER = f"""
 WITH stale AS (
     -- What each becomes: cancelled if someone asked for that, failed once it has
-    -- used up its attempts, else pending for another worker.
+    -- used up its own max_attempts (the lost attempt counts), else pending for
+    -- another worker at once (the lease timeout was the wait).
     SELECT e.id, e.worker_id,
            CASE WHEN e.cancel_requested THEN 'cancelled'
-                WHEN e.attempt >= %(max_attempts)s THEN 'failed'
+                WHEN e.attempt >= e.max_attempts THEN 'failed'
                 ELSE 'pending' END AS outcome
     FROM executions e
     LEFT JOIN workers w ON w.id = e.worker_id
@@ -103,9 +104,12 @@ WITH stale AS (
         queued_at = CASE WHEN stale.outcome <> 'pending' THEN e.queued_at END,
         started_at = CASE WHEN stale.outcome <> 'pending' THEN e.started_at END,
         completed_at = CASE WHEN stale.outcome <> 'pending' THEN now() END,
-        error = CASE WHEN stale.outcome = 'failed'
-                     THEN 'worker lost: ' || stale.worker_id
-                          || ' stopped heartbeating; gave up after ' || e.attempt || ' attempt(s)'
+        error = CASE stale.outcome
+                    WHEN 'failed' THEN 'worker lost: ' || stale.worker_id
+                        || ' stopped heartbeating; gave up after ' || e.attempt || ' attempt(s)'
+                    WHEN 'pending' THEN 'worker lost: ' || stale.worker_id
+                        || ' stopped heartbeating'
+                    ELSE e.error
                 END
     FROM stale
     -- Re-checked here: only what is still held by that same stale worker is touched.
@@ -124,9 +128,7 @@ FROM recovered
 """
 
 
-async def recover_stale(
-    conn: AsyncConn, *, lease_timeout: float, max_attempts: int
-) -> Sequence[dict[str, Any]]:
+async def recover_stale(conn: AsyncConn, *, lease_timeout: float) -> Sequence[dict[str, Any]]:
     """Requeue executions held by workers that stopped heartbeating.
 
     A heartbeat counts from the server's start at the earliest: after a restart
@@ -135,7 +137,7 @@ async def recover_stale(
     One that was asked to cancel ends `cancelled`; one that has used up
     `max_attempts` ends `failed`.
     """
-    cur = await conn.execute(_RECOVER, {"lease": lease_timeout, "max_attempts": max_attempts})
+    cur = await conn.execute(_RECOVER, {"lease": lease_timeout})
     return await cur.fetchall()
 
 

@@ -44,7 +44,9 @@ async def test_submit_answers_202_pending_with_location(client: Client) -> None:
     assert set(body) == {
         "id", "pipeline", "params", "lane", "status", "trigger_source", "logical_key",
         "attempt", "cancel_requested", "created_at", "started_at", "completed_at", "error",
+        "max_attempts", "available_at", "timeout_seconds", "retry_backoff_seconds", "last_error",
     }  # fmt: skip
+    assert body["max_attempts"] == 3 and body["timeout_seconds"] is None
     location = response.headers["location"]
     assert location == f"{URL}/{body['id']}"
     fetched = await client.get(location)

@@ -13,6 +13,7 @@ from app import db
 from app.engine import executions, leases, models, workers
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
+from app.engine.retry import RetryPolicy
 from app.errors import InvalidParams, InvalidRequest, UnknownPipeline
 from tests.support import run_inline, submit
 
@@ -92,8 +93,14 @@ async def test_noop_runs_through_every_state(database_url: str, conn: Conn) -> N
     assert events_of(conn, final.id) == ["created", "queued", "started", "completed"]
 
 
-def _registry_with(name: str, run: Any, params: type[msgspec.Struct] = NoParams) -> Registry:
-    return Registry([Pipeline(name, "test pipeline", params, run)])
+def _registry_with(
+    name: str,
+    run: Any,
+    params: type[msgspec.Struct] = NoParams,
+    retry: RetryPolicy = RetryPolicy(max_attempts=1),  # noqa: B008 - frozen, so shareable
+) -> Registry:
+    """One pipeline, by default never retried: the test sees its first attempt's end."""
+    return Registry([Pipeline(name, "test pipeline", params, run, retry=retry)])
 
 
 async def test_failure_keeps_one_line_error_and_traceback_in_event(
@@ -198,7 +205,7 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
     database_url: str, conn: Conn
 ) -> None:
     async with await db.aconnect(database_url) as aconn:
-        execution, _ = await submit(aconn, "noop", {})
+        execution, _ = await submit(aconn, "noop", {}, max_attempts=2)
         await aconn.execute(
             "INSERT INTO workers (id, host, pid, heartbeat_at) VALUES "
             "('dead', 'h', 1, now() - interval '1 hour'), ('live', 'h', 2, now())"
@@ -208,7 +215,7 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
             claimed = await leases.claim(aconn, "dead")
             assert claimed is not None and claimed.attempt == attempt
             # A live worker's execution is never touched.
-            recovered = await workers.recover_stale(aconn, lease_timeout=LEASE, max_attempts=2)
+            recovered = await workers.recover_stale(aconn, lease_timeout=LEASE)
             assert [r["id"] for r in recovered] == [execution.id]
         final = await executions.get(aconn, execution.id)
     assert final is not None
@@ -232,7 +239,7 @@ async def test_recovery_ends_a_cancel_requested_execution_as_cancelled(
         _, outcome = await executions.request_cancel(aconn, execution.id)
         assert outcome == "requested"
         await server_older_than_the_lease(aconn)
-        recovered = await workers.recover_stale(aconn, lease_timeout=LEASE, max_attempts=3)
+        recovered = await workers.recover_stale(aconn, lease_timeout=LEASE)
         assert [(r["id"], r["status"]) for r in recovered] == [(execution.id, "cancelled")]
         final = await executions.get(aconn, execution.id)
     assert final is not None and final.status == "cancelled" and final.completed_at is not None
@@ -246,7 +253,7 @@ async def test_recovery_leaves_live_workers_alone(database_url: str) -> None:
         await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('live', 'h', 1)")
         await leases.claim(aconn, "live")
-        assert await workers.recover_stale(aconn, lease_timeout=30, max_attempts=3) == []
+        assert await workers.recover_stale(aconn, lease_timeout=30) == []
 
 
 def test_prune_removes_only_old_finished_executions(database_url: str, conn: Conn) -> None:
@@ -297,7 +304,8 @@ async def test_database_failure_under_a_pipeline_requeues_it(database_url: str, 
             await c.execute("SELECT pg_terminate_backend(pg_backend_pid())")
         return None
 
-    final = await run_inline(database_url, "cut_off", registry=_registry_with("cut_off", cut_off))
+    registry = _registry_with("cut_off", cut_off, retry=RetryPolicy())
+    final = await run_inline(database_url, "cut_off", registry=registry)
     assert final.status == "pending"
     assert final.worker_id is None
     assert events_of(conn, final.id)[-1] == "requeued"

@@ -68,11 +68,13 @@ def test_crash_trials_every_execution_completes_exactly_once(
     conn.execute(
         """
         WITH new AS (
-            INSERT INTO executions (pipeline, params, trigger_source)
-            SELECT 'sleep', jsonb_build_object('seconds', 0.3 + (g % 5) * 0.2), 'test'
+            -- Each execution's own max_attempts is its budget for lost workers too.
+            INSERT INTO executions (pipeline, params, trigger_source, max_attempts)
+            SELECT 'sleep', jsonb_build_object('seconds', 0.3 + (g % 5) * 0.2), 'test', 50
             FROM generate_series(1, 24) g
             UNION ALL
-            SELECT 'otc_ingest', '{"file": "otc_sample.csv"}', 'test' FROM generate_series(1, 3)
+            SELECT 'otc_ingest', '{"file": "otc_sample.csv"}', 'test', 50
+            FROM generate_series(1, 3)
             RETURNING id
         )
         INSERT INTO execution_events (execution_id, event_type) SELECT id, 'created' FROM new
@@ -81,7 +83,6 @@ def test_crash_trials_every_execution_completes_exactly_once(
     settings = {
         "SPINE_LEASE_TIMEOUT": "0.9",
         "SPINE_POLL_INTERVAL": "0.1",
-        "SPINE_MAX_ATTEMPTS": "50",
         "SPINE_DATA_DIR": str(ROOT / "data"),
     }
     kills = 0

@@ -12,7 +12,7 @@ from app.catalog import default_registry
 from app.config import Settings, get_settings
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, ParamDoc, Pipeline, Registry, Summary
-from app.engine.retry import Backoff
+from app.engine.retry import Backoff, RetryPolicy
 from app.errors import InvalidParams, UnknownPipeline
 
 
@@ -77,6 +77,7 @@ def test_the_catalog_lists_every_built_in_pipeline() -> None:
     assert default_registry().names() == [
         "fail",
         "finra_weekly_ingest",
+        "flaky",
         "noop",
         "otc_compute_metrics",
         "otc_ingest",
@@ -91,3 +92,32 @@ def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
     assert backoff.next() == 0.1
     with pytest.raises(ValueError, match="0 < first <= cap"):
         Backoff(1.0, 0.5)
+
+
+def test_retry_policy_bad_input_is_always_permanent() -> None:
+    from app.otc.connector import InvalidInputFile
+
+    class VendorDown(Exception):
+        pass
+
+    policy = RetryPolicy(permanent=(KeyError,))
+    assert policy.is_permanent(InvalidParams("bad"))
+    assert policy.is_permanent(InvalidInputFile("wrong header"))
+    assert policy.is_permanent(KeyError("x"))
+    assert not policy.is_permanent(VendorDown("try later"))
+    assert not RetryPolicy().is_permanent(KeyError("x"))
+
+
+def test_retry_policy_checks_its_numbers_and_caps_by_the_setting() -> None:
+    for bad in ({"max_attempts": 0}, {"max_attempts": 101}, {"backoff_seconds": -1.0}):
+        with pytest.raises(ValueError, match="must be"):
+            RetryPolicy(**bad)
+    assert RetryPolicy().max_backoff(3600) == 3600
+    assert RetryPolicy(max_backoff_seconds=60).max_backoff(3600) == 60
+    assert RetryPolicy(max_backoff_seconds=7200).max_backoff(3600) == 3600
+
+
+def test_pipelines_retry_by_default_with_the_settings_attempts() -> None:
+    flaky = default_registry().get("flaky")
+    assert flaky.retry == RetryPolicy()
+    assert flaky.retry.max_attempts is None  # SPINE_MAX_ATTEMPTS at submit

@@ -1,4 +1,4 @@
-"""Executions: submit, list, inspect, follow events, cancel.
+"""Executions: submit, list, inspect, follow events, cancel, retry.
 
 Thin handlers: `submit` validates and records, `app.engine.executions` reads;
 these only translate between HTTP and those calls.
@@ -19,10 +19,10 @@ from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import MUTATING, READS, DbConn
 from app.api.schemas import EventResponse, ExecutionCreate, ExecutionResponse
 from app.db import AsyncConn
-from app.engine import executions
+from app.engine import executions, retries
 from app.engine.models import Execution, Lane, Status
 from app.engine.submit import submit
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound
 
 __all__ = ["ExecutionsController"]
 
@@ -73,6 +73,10 @@ class ExecutionsController(Controller):
             logical_key=data.logical_key,
             trigger_source="api",
             backend=state.backend,
+            max_attempts=data.max_attempts,
+            retry_backoff_seconds=data.retry_backoff_seconds,
+            timeout_seconds=data.timeout_seconds,
+            run_at=data.run_at,
         )
         location = request.app.route_reverse("get_execution", execution_id=execution.id)
         return Response(
@@ -112,13 +116,38 @@ class ExecutionsController(Controller):
             Lane | None,
             QueryParameter(description="Only this lane: `normal` or `backfill`."),
         ] = None,
+        since: Annotated[
+            dt.datetime | None,
+            QueryParameter(description="Created at or after this time (RFC 3339)."),
+        ] = None,
+        until: Annotated[
+            dt.datetime | None, QueryParameter(description="Created before this time (RFC 3339).")
+        ] = None,
+        attempt_gte: Annotated[
+            int | None,
+            QueryParameter(ge=0, le=2**31 - 1, description="At least this many attempts."),
+        ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Response[list[ExecutionResponse]]:
-        """Newest first, filtered by status, pipeline and lane; keyset-paginated."""
+        """Newest first, filtered by status, pipeline, lane, creation time and attempts.
+
+        Keyset-paginated. Dead work: `status=failed&since=...&attempt_gte=2`.
+        """
         before = decode_cursor(cursor, CURSOR_KIND, tuple[dt.datetime, str]) if cursor else None
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidRequest(f"{name} needs a time zone (RFC 3339, like ...T16:00:00Z)")
         rows = await executions.list_page(
-            conn, limit=limit + 1, status=status, pipeline=pipeline, lane=lane, before=before
+            conn,
+            limit=limit + 1,
+            status=status,
+            pipeline=pipeline,
+            lane=lane,
+            since=since,
+            until=until,
+            attempt_gte=attempt_gte,
+            before=before,
         )
         return paged(
             request,
@@ -188,6 +217,36 @@ class ExecutionsController(Controller):
         if outcome == "finished":
             raise Conflict(f"execution {execution_id} already finished ({execution.status})")
         return ExecutionResponse.from_row(execution)
+
+    @post(
+        "/{execution_id:str}/retry",
+        status_code=202,
+        operation_id="retryExecution",
+        summary="Retry a failed or cancelled execution",
+        security=MUTATING,
+        responses=problem_responses(400, 401, 404, 409, 503),
+    )
+    async def retry_execution(self, conn: DbConn, execution_id: ExecutionId) -> ExecutionResponse:
+        """Back to pending with a fresh attempt budget, and a `retried` event (202).
+
+        409 when it is still active, completed, or its logical_key is held by
+        another active execution.
+        """
+        execution, outcome = await retries.retry_one(conn, execution_id, source="api")
+        if execution is None:
+            raise NotFound(f"no execution with id {execution_id!r}")
+        if outcome != "retried":
+            raise Conflict(f"execution {execution_id} cannot be retried: {_WHY_NOT[outcome]}")
+        return ExecutionResponse.from_row(execution)
+
+
+_WHY_NOT = {
+    "completed": "it completed",
+    "not_ended": "it is still active",
+    "key_active": "another active execution holds its logical_key",
+    "missing": "it does not exist",
+    "retried": "",
+}
 
 
 async def _existing(conn: AsyncConn, execution_id: str) -> Execution:
