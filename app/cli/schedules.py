@@ -15,6 +15,7 @@ from app.cli.common import parse_age, parse_params, with_conn
 from app.config import get_settings
 from app.engine import schedules_sql as sql
 from app.engine import scheduling
+from app.engine.backends import make_backend
 from app.engine.models import LANES
 from app.engine.schedules import DEFAULT_MISFIRE_GRACE, Schedule, ScheduleInput
 from app.errors import NotFound
@@ -155,5 +156,6 @@ def schedules_remove(name: str) -> None:
 @click.argument("name")
 def schedules_run(name: str) -> None:
     """Fire once now, as a manual trigger; prints the execution id."""
-    execution = with_conn(lambda c: scheduling.run_now(c, name))
+    backend = make_backend(get_settings())
+    execution = with_conn(lambda c: scheduling.run_now(c, name, backend))
     click.echo(execution.id)

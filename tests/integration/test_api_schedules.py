@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from app import db
+from app.catalog import default_registry
+from app.config import get_settings
 from app.engine.scheduling import fire_due
 from tests.api_support import Client, api_client, problem
 
@@ -135,7 +137,7 @@ async def test_pause_fires_nothing_resume_continues_and_run_fires_now(
     assert paused.status_code == 200 and paused.json()["enabled"] is False
     later = datetime.now(UTC) + timedelta(seconds=30)
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(aconn, now=later)
+        report = await fire_due(aconn, default_registry(), get_settings(), now=later)
     assert report.fired == [] and report.skipped_slots == 0  # a paused schedule fires nothing
 
     run = await client.post(f"{URL}/every/run")
@@ -150,7 +152,9 @@ async def test_pause_fires_nothing_resume_continues_and_run_fires_now(
         seconds=1
     )
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(aconn, now=datetime.now(UTC) + timedelta(seconds=2))
+        report = await fire_due(
+            aconn, default_registry(), get_settings(), now=datetime.now(UTC) + timedelta(seconds=2)
+        )
     assert len(report.fired) == 1 and report.fired[0].trigger_source == "schedule"
 
     detail = (await client.get(f"{URL}/every")).json()
