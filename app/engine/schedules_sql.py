@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 from app.engine.executions import ACTIVE_SQL, COLUMNS, to_execution
-from app.engine.models import SCHEDULES_CHANNEL, Execution
+from app.engine.models import SCHEDULES_CHANNEL, Execution, Status
 from app.engine.schedules import Schedule, ScheduleInput
 from app.errors import Conflict
 
@@ -211,7 +211,7 @@ class FireRow(msgspec.Struct, frozen=True):
     manual: bool
     fired_at: datetime
     execution_id: str | None
-    status: str | None
+    status: Status | None
 
 
 class SkipRow(msgspec.Struct, frozen=True):

@@ -87,7 +87,7 @@ async def test_a_schedule_that_cannot_be_planned_is_disabled_and_the_others_fire
 ) -> None:
     async with await db.aconnect(database_url) as aconn:
         bad, slot = await make(aconn, "bad", cron="* * * * *", interval_seconds=None)
-        good, _ = await make(aconn, "good")
+        await make(aconn, "good")
         # A row the API would refuse (a time zone this host does not know), as after an upgrade.
         await aconn.execute("UPDATE schedules SET timezone = 'Gone/Zone' WHERE id = %s", (bad,))
         report = await fire(aconn, slot + timedelta(seconds=1))
@@ -117,7 +117,7 @@ async def test_fires_go_through_the_backend_and_a_gone_pipeline_is_skipped(
     backend = Recording()
     async with await db.aconnect(database_url) as aconn:
         gone, slot = await make(aconn, "gone")
-        kept, _ = await make(aconn, "kept")
+        await make(aconn, "kept")
         await aconn.execute("UPDATE schedules SET pipeline = 'retired' WHERE id = %s", (gone,))
         report = await fire(aconn, slot + timedelta(seconds=1), backend=backend)
         again = await fire(aconn, slot + timedelta(minutes=1, seconds=1), backend=backend)
