@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from app import db
 from app.catalog import default_registry
@@ -19,6 +20,7 @@ from app.engine import scheduling
 from app.engine.backends import LocalBackend
 from app.engine.models import Execution
 from app.engine.schedules import ScheduleInput, logical_key, next_after
+from app.errors import Conflict
 from tests.support import wait_until
 
 Conn = psycopg.Connection[dict[str, object]]
@@ -160,3 +162,20 @@ async def test_run_now_racing_a_pool_keeps_the_slot_the_pool_moved(
     assert execution.trigger_source == "manual"
     row = conn.execute("SELECT next_fire_at, last_fired_at FROM schedules").fetchone()
     assert row is not None and row["next_fire_at"] == moved and row["last_fired_at"] is not None
+
+
+async def test_run_now_on_a_held_key_is_a_conflict_that_writes_nothing(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        await make(aconn, "twice")
+        # Inside one transaction now() stands still: the second run-now gets the first's key.
+        async with aconn.transaction():
+            first = await scheduling.run_now(aconn, "twice")
+            with pytest.raises(Conflict, match="logical_key"):
+                await scheduling.run_now(aconn, "twice")
+    rows = conn.execute(
+        "SELECT f.execution_id, e.id AS found FROM schedule_fires f "
+        "LEFT JOIN executions e ON e.id = f.execution_id"
+    ).fetchall()
+    assert rows == [{"execution_id": first.id, "found": first.id}]
