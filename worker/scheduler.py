@@ -26,8 +26,11 @@ import time
 import psycopg
 
 from app import db
+from app.catalog import default_registry
 from app.config import Settings
+from app.engine.backends import make_backend
 from app.engine.models import SCHEDULES_CHANNEL
+from app.engine.registry import Registry
 from app.engine.retry import Backoff
 from app.engine.scheduling import fire_due
 from app.errors import first_line
@@ -36,12 +39,16 @@ __all__ = ["Scheduler"]
 
 log = logging.getLogger("spine.scheduler")
 MIN_WAIT = 0.02  # seconds
+HELD_WAIT = 0.5
+"""Most a pool waits for a due schedule another pool holds (it backs off up to this)."""
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, url: str) -> None:
+    def __init__(self, settings: Settings, url: str, registry: Registry | None = None) -> None:
         self.settings = settings
         self.url = url
+        self.registry = registry or default_registry()
+        self.backend = make_backend(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -79,16 +86,23 @@ class Scheduler:
 
     async def _loop(self, listener: db.AsyncConn, conn: db.AsyncConn) -> None:
         tick = self.settings.scheduler_tick
+        held = Backoff(MIN_WAIT, max(MIN_WAIT, min(HELD_WAIT, tick)))
         while not self._stop.is_set():
             started = time.monotonic()
-            report = await fire_due(conn)
+            report = await fire_due(conn, self.registry, self.settings, backend=self.backend)
             for execution in report.fired:
                 log.info("fired %s (%s)", execution.logical_key, execution.id)
             wait = tick
             if report.next_due is not None:
                 until = (report.next_due - report.clock).total_seconds()
-                # Not below MIN_WAIT: a due schedule another pool holds is theirs to fire.
-                wait = min(tick, max(MIN_WAIT, until - (time.monotonic() - started)))
+                until -= time.monotonic() - started
+                if until > 0:
+                    held.reset()
+                    wait = min(tick, until)
+                else:
+                    # Still due after our pass: another pool holds it and will fire it.
+                    # Back off (MIN_WAIT doubling to HELD_WAIT) rather than re-query 50x/s.
+                    wait = held.next()
             # Returns at the first NOTIFY, or after `wait` seconds without one.
             with contextlib.suppress(TimeoutError):
                 async for _ in listener.notifies(timeout=wait, stop_after=1):

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import msgspec
 
 from app.api.schemas import ExecutionResponse, Lane, Params, PipelineName
+from app.engine.models import Status
 from app.engine.schedules import (
     DEFAULT_MISFIRE_GRACE,
     MAX_SECONDS,
@@ -176,7 +177,7 @@ class FireResponse(msgspec.Struct, kw_only=True):
     manual: Annotated[bool, msgspec.Meta(description="A run-now, not a slot.")]
     fired_at: dt.datetime
     execution_id: str | None
-    status: str | None
+    status: Status | None
 
     @classmethod
     def from_row(cls, row: FireRow) -> FireResponse:

@@ -10,11 +10,14 @@ import click
 import msgspec
 
 from app import db
+from app.api.schemas_schedules import ScheduleResponse
 from app.catalog import default_registry
 from app.cli.common import parse_age, parse_params, with_conn
+from app.cli.render import emit
 from app.config import get_settings
 from app.engine import schedules_sql as sql
 from app.engine import scheduling
+from app.engine.backends import make_backend
 from app.engine.models import LANES
 from app.engine.schedules import DEFAULT_MISFIRE_GRACE, Schedule, ScheduleInput
 from app.errors import NotFound
@@ -44,7 +47,11 @@ def _when(s: Schedule) -> str:
 @click.argument("name")
 @click.argument("pipeline")
 @click.option("--cron", default=None, help='A 5-field cron expression, like "30 18 * * 1-5".')
-@click.option("--every", default=None, help="An interval, like 30s, 5m, 1h or 1d.")
+@click.option(
+    "--every",
+    default=None,
+    help="An interval, like 30s, 5m, 1h or 1d; slots are multiples of it since the Unix epoch.",
+)
 @click.option("-p", "--param", "params", multiple=True, help="key=value (JSON values parse).")
 @click.option("--tz", default=None, help="IANA time zone of --cron [default: SPINE_MARKET_TZ].")
 @click.option("--lane", type=click.Choice(LANES), default="normal", show_default=True)
@@ -88,8 +95,15 @@ def schedules_add(
 
 
 @schedules_group.command("list")
-def schedules_list() -> None:
-    """Every schedule, by name."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+def schedules_list(fmt: str) -> None:
+    """Every schedule, by name (json and csv: the API's objects)."""
 
     async def everything(conn: db.AsyncConn) -> list[Schedule]:
         rows: list[Schedule] = []
@@ -98,6 +112,9 @@ def schedules_list() -> None:
         return rows
 
     rows = with_conn(everything)
+    if fmt != "table":
+        emit([ScheduleResponse.from_row(s) for s in rows], fmt, "no schedules")
+        return
     for s in rows:
         state = "enabled" if s.enabled else "paused"
         click.echo(
@@ -155,5 +172,6 @@ def schedules_remove(name: str) -> None:
 @click.argument("name")
 def schedules_run(name: str) -> None:
     """Fire once now, as a manual trigger; prints the execution id."""
-    execution = with_conn(lambda c: scheduling.run_now(c, name))
+    backend = make_backend(get_settings())
+    execution = with_conn(lambda c: scheduling.run_now(c, name, backend))
     click.echo(execution.id)

@@ -18,7 +18,10 @@ Unix epoch, so DST never moves them (use cron for a wall-clock time).
 
 The downtime rule (`plan`): a tick that finds slots due fires only the most
 recent one, and only if it is at most `misfire_grace_seconds` old; every
-other due slot is skipped, and the skip recorded. The clock is always passed
+other due slot is skipped, and the skip recorded. The grace is for downtime:
+a schedule's own next slot that a tick finds less than a tolerance late (about
+one scheduler tick) always fires, so a grace of 0 means "never catch up",
+not "never fire". The clock is always passed
 in (the database's `now()` in production), so tests inject one.
 """
 
@@ -230,17 +233,27 @@ class Plan(msgspec.Struct, frozen=True):
     skipped: int = 0
 
 
-def plan(spec: Spec, next_fire_at: datetime, now: datetime, grace_seconds: int) -> Plan:
+def plan(
+    spec: Spec,
+    next_fire_at: datetime,
+    now: datetime,
+    grace_seconds: int,
+    tolerance: timedelta = timedelta(0),
+) -> Plan:
     """The downtime rule: fire the most recent due slot if within the grace, skip the rest.
 
     `next_fire_at` is the schedule's first unfired slot (<= now). In steady
-    running a tick finds exactly that one slot due and fires it; after the
-    pools were down, older slots are skipped (counted in the plan) and the
-    schedule continues from the first slot after `now`.
+    running a tick finds exactly that one slot due and fires it, however small
+    the grace, when it is at most `tolerance` late (a tick runs a little after
+    its slot); after the pools were down, older slots are skipped (counted in
+    the plan) and the schedule continues from the first slot after `now`.
     """
     latest = _latest_at_or_before(spec, now)
     following = next_after(spec, now)
-    on_time = now - latest <= timedelta(seconds=grace_seconds)
+    late = now - latest
+    on_time = late <= timedelta(seconds=grace_seconds) or (
+        latest == next_fire_at and late <= tolerance
+    )
     fire_at = latest if on_time else None
     last_skipped = latest if not on_time else _previous(spec, latest, next_fire_at)
     if last_skipped is None:

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 from app.engine.executions import ACTIVE_SQL, COLUMNS, to_execution
-from app.engine.models import SCHEDULES_CHANNEL, Execution
+from app.engine.models import SCHEDULES_CHANNEL, Execution, Status
 from app.engine.schedules import Schedule, ScheduleInput
 from app.errors import Conflict
 
@@ -27,10 +27,12 @@ __all__ = [
     "claim_due",
     "db_now",
     "delete",
+    "disable",
     "get",
     "insert",
     "insert_fires",
     "list_page",
+    "mark_fired",
     "notify_changed",
     "recent_fires",
     "recent_skips",
@@ -103,7 +105,11 @@ async def insert(conn: AsyncConn, inp: ScheduleInput, next_fire_at: datetime) ->
 async def upsert(
     conn: AsyncConn, inp: ScheduleInput, next_fire_at: datetime
 ) -> tuple[Schedule, bool]:
-    """Create or replace the schedule by name; returns (schedule, created)."""
+    """Create or replace the schedule by name; returns (schedule, created).
+
+    `next_fire_at` applies to a new schedule or a changed timing; a replace
+    that keeps cron, interval, time zone and enabled keeps the current slot.
+    """
     cur = await conn.execute(
         f"""
         {_INSERT}
@@ -112,7 +118,15 @@ async def upsert(
             cron = EXCLUDED.cron, interval_seconds = EXCLUDED.interval_seconds,
             timezone = EXCLUDED.timezone, enabled = EXCLUDED.enabled,
             misfire_grace_seconds = EXCLUDED.misfire_grace_seconds,
-            next_fire_at = EXCLUDED.next_fire_at, updated_at = now()
+            -- Unchanged timing keeps its next slot (like PATCH): a due slot still fires.
+            next_fire_at = CASE
+                WHEN (schedules.cron, schedules.interval_seconds, schedules.timezone,
+                      schedules.enabled)
+                     IS NOT DISTINCT FROM
+                     (EXCLUDED.cron, EXCLUDED.interval_seconds, EXCLUDED.timezone,
+                      EXCLUDED.enabled)
+                THEN schedules.next_fire_at ELSE EXCLUDED.next_fire_at END,
+            updated_at = now()
         RETURNING {SCHEDULE_COLUMNS}, (xmax = 0) AS created
         """,
         _args(inp, next_fire_at),
@@ -197,7 +211,7 @@ class FireRow(msgspec.Struct, frozen=True):
     manual: bool
     fired_at: datetime
     execution_id: str | None
-    status: str | None
+    status: Status | None
 
 
 class SkipRow(msgspec.Struct, frozen=True):
@@ -256,28 +270,32 @@ WITH plan AS (
                          %(execution_ids)s::text[], %(keys)s::text[], %(manual)s::boolean[],
                          %(sources)s::text[])
         AS p (schedule_id, fire_at, execution_id, logical_key, manual, trigger_source)
-), fired AS (
-    -- The slot's unique index: a slot some other transaction fired is skipped here.
-    INSERT INTO schedule_fires (schedule_id, fire_at, manual, execution_id)
-    SELECT schedule_id, fire_at, manual, execution_id FROM plan
-    ON CONFLICT (schedule_id, fire_at) WHERE NOT manual DO NOTHING
-    RETURNING schedule_id, fire_at, execution_id
 ), new AS (
+    -- A slot fired already (committed) creates nothing; nor does a logical_key an
+    -- active execution holds. A fire row is written only for what is created here,
+    -- so every schedule_fires row has its execution.
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key)
-    SELECT f.execution_id, s.pipeline, s.params, s.lane, p.trigger_source, p.logical_key
-    FROM fired f
-    JOIN plan p ON p.execution_id = f.execution_id
-    JOIN schedules s ON s.id = f.schedule_id
+    SELECT p.execution_id, s.pipeline, s.params, s.lane, p.trigger_source, p.logical_key
+    FROM plan p JOIN schedules s ON s.id = p.schedule_id
+    WHERE p.manual OR NOT EXISTS (
+        SELECT 1 FROM schedule_fires f
+        WHERE f.schedule_id = p.schedule_id AND f.fire_at = p.fire_at AND NOT f.manual)
     ON CONFLICT (logical_key)
         WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
         DO NOTHING
     RETURNING {COLUMNS}
+), fired AS (
+    -- No ON CONFLICT: a slot a concurrent transaction fired fails this one whole
+    -- (nothing half-written); the next tick sees that fire and skips the slot.
+    INSERT INTO schedule_fires (schedule_id, fire_at, manual, execution_id)
+    SELECT p.schedule_id, p.fire_at, p.manual, p.execution_id
+    FROM new n JOIN plan p ON p.execution_id = n.id
 ), created AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
     SELECT n.id, 'created',
            jsonb_build_object('trigger_source', n.trigger_source, 'lane', n.lane,
-                              'schedule', s.name, 'fire_at', f.fire_at)
-    FROM new n JOIN fired f ON f.execution_id = n.id JOIN schedules s ON s.id = f.schedule_id
+                              'schedule', s.name, 'fire_at', p.fire_at)
+    FROM new n JOIN plan p ON p.execution_id = n.id JOIN schedules s ON s.id = p.schedule_id
 )
 SELECT * FROM new
 """
@@ -291,7 +309,8 @@ async def insert_fires(
 
     Each fire is (schedule_id, fire_at, execution_id, logical_key, manual,
     trigger_source). Returns the executions created: a slot that was fired
-    already creates none.
+    already, or whose logical_key an active execution holds, creates none
+    (and gets no fire row).
     """
     if not fires:
         return []
@@ -327,6 +346,22 @@ async def advance(conn: AsyncConn, moves: list[tuple[int, datetime, datetime | N
         """,
         (ids, nexts, fired),
     )
+
+
+async def mark_fired(conn: AsyncConn, schedule_id: int, fired_at: datetime) -> None:
+    """A manual fire: only `last_fired_at` moves; the slots belong to the pools."""
+    await conn.execute(
+        "UPDATE schedules SET last_fired_at = %s WHERE id = %s", (fired_at, schedule_id)
+    )
+
+
+async def disable(conn: AsyncConn, schedule_ids: list[int]) -> None:
+    """Pause schedules the scheduler cannot plan (a resume or fix re-enables them)."""
+    if schedule_ids:
+        await conn.execute(
+            "UPDATE schedules SET enabled = false, updated_at = now() WHERE id = ANY(%s)",
+            (schedule_ids,),
+        )
 
 
 async def record_skips(

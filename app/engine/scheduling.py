@@ -5,15 +5,19 @@ the next slot from the database clock, store, and NOTIFY the pools. A fire
 (`fire_due`, `run_now`) is one transaction: the slot's row in
 `schedule_fires` (unique per slot), the execution and its `created` event,
 and the schedule's next slot commit together or not at all. The NOTIFY that
-wakes the workers follows the commit (see `app.engine.executions.insert` for
-why it is not sent inside it).
+wakes the workers, and the backend's `submit`, follow the commit (see
+`app.engine.executions.insert` for why it is not sent inside it).
+
+One bad schedule never blocks the others: a schedule whose timing cannot be
+planned is disabled (with a skip saying why), and a slot of a pipeline this
+pool does not know is skipped, not turned into a failed execution.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -22,6 +26,7 @@ import psycopg
 from app.config import Settings
 from app.db import AsyncConn
 from app.engine import schedules_sql as sql
+from app.engine.backends import OrchestratorBackend, make_backend
 from app.engine.models import EXECUTIONS_CHANNEL, Execution
 from app.engine.registry import Registry
 from app.engine.schedules import Schedule, ScheduleInput, logical_key, next_after, plan, validate
@@ -42,6 +47,10 @@ __all__ = [
 log = logging.getLogger("spine.scheduler")
 
 DUE_BATCH = 100
+LATE_TOLERANCE = timedelta(seconds=1)
+"""On top of SPINE_SCHEDULER_TICK: how late a tick may find a schedule's own
+next slot and still fire it, whatever its misfire grace (a tick runs a little
+after its slot)."""
 _FIELDS = {f.name for f in msgspec.structs.fields(ScheduleInput)}
 
 
@@ -137,10 +146,13 @@ async def remove(conn: AsyncConn, name: str) -> Schedule:
     return schedule
 
 
-async def run_now(conn: AsyncConn, name: str) -> Execution:
+async def run_now(
+    conn: AsyncConn, name: str, backend: OrchestratorBackend | None = None
+) -> Execution:
     """Fire once now, as a manual trigger (`trigger_source = 'manual'`); the slots are untouched.
 
     Works on a paused schedule too: pausing stops the clock, not the operator.
+    Only `last_fired_at` is written, so a pool's concurrent fire keeps its slot.
     """
     async with conn.transaction():
         schedule = await sql.get(conn, name)
@@ -152,9 +164,12 @@ async def run_now(conn: AsyncConn, name: str) -> Execution:
         created = await sql.insert_fires(
             conn, [(schedule.id, now, execution_id, key, True, "manual")]
         )
-        await sql.advance(conn, [(schedule.id, schedule.next_fire_at, now)])
+        if not created:
+            raise Conflict(f"an active execution holds logical_key {key!r}; try again")
+        await sql.mark_fired(conn, schedule.id, now)
     await _wake_workers(conn, created)
-    assert created, "a manual fire has a fresh key"
+    if backend is not None:
+        await backend.submit(created[0])
     return created[0]
 
 
@@ -170,13 +185,23 @@ class FireReport(msgspec.Struct, frozen=True):
 
 
 async def fire_due(
-    conn: AsyncConn, *, now: datetime | None = None, batch: int = DUE_BATCH
+    conn: AsyncConn,
+    registry: Registry,
+    settings: Settings,
+    *,
+    backend: OrchestratorBackend | None = None,
+    now: datetime | None = None,
+    batch: int = DUE_BATCH,
 ) -> FireReport:
     """Fire every due schedule this pool can lock, `batch` schedules per transaction.
 
     `now` defaults to the database's clock; tests pass one in. Schedules
-    another pool holds are skipped (SKIP LOCKED): that pool fires them.
+    another pool holds are skipped (SKIP LOCKED): that pool fires them. Each
+    execution created goes to `backend.submit` after its commit (the backend
+    BACKEND_TYPE names by default).
     """
+    backend = backend or make_backend(settings)
+    tolerance = timedelta(seconds=settings.scheduler_tick) + LATE_TOLERANCE
     fired: list[Execution] = []
     skipped = 0
     clock = now
@@ -184,10 +209,12 @@ async def fire_due(
         async with conn.transaction():
             clock = now or await sql.db_now(conn)
             due = await sql.claim_due(conn, clock, batch)
-            created, slots = await _fire_batch(conn, due, clock)
+            created, slots = await _fire_batch(conn, registry, due, clock, tolerance)
         fired += created
         skipped += slots
         await _wake_workers(conn, created)
+        for execution in created:
+            await backend.submit(execution)
         if len(due) < batch:
             break
     row = await (
@@ -199,17 +226,41 @@ async def fire_due(
 
 
 async def _fire_batch(
-    conn: AsyncConn, due: list[Schedule], now: datetime
+    conn: AsyncConn,
+    registry: Registry,
+    due: list[Schedule],
+    now: datetime,
+    tolerance: timedelta,
 ) -> tuple[list[Execution], int]:
     fires: list[tuple[int, datetime, str, str, bool, str]] = []
     moves: list[tuple[int, datetime, datetime | None]] = []
     skips: list[tuple[int, datetime, datetime, int, str]] = []
+    broken: list[int] = []
     for schedule in due:
-        step = plan(schedule.spec, schedule.next_fire_at, now, schedule.misfire_grace_seconds)
-        if step.fire_at is not None:
-            key = logical_key(schedule.name, step.fire_at)
-            fires.append((schedule.id, step.fire_at, str(uuid.uuid4()), key, False, "schedule"))
-        moves.append((schedule.id, step.next_fire_at, step.fire_at))
+        try:
+            step = plan(
+                schedule.spec,
+                schedule.next_fire_at,
+                now,
+                schedule.misfire_grace_seconds,
+                tolerance,
+            )
+        except Exception as exc:  # a bad row (cron, time zone) must not block the batch
+            reason = f"disabled: cannot compute its slots ({first_line(exc)})"
+            log.exception("schedule %s: %s", schedule.name, reason)
+            broken.append(schedule.id)
+            skips.append((schedule.id, schedule.next_fire_at, schedule.next_fire_at, 1, reason))
+            continue
+        fire_at = step.fire_at
+        if fire_at is not None and schedule.pipeline not in registry:
+            reason = f"unknown pipeline {schedule.pipeline!r}"
+            log.warning("schedule %s: slot %s skipped (%s)", schedule.name, fire_at, reason)
+            skips.append((schedule.id, fire_at, fire_at, 1, reason))
+            fire_at = None
+        if fire_at is not None:
+            key = logical_key(schedule.name, fire_at)
+            fires.append((schedule.id, fire_at, str(uuid.uuid4()), key, False, "schedule"))
+        moves.append((schedule.id, step.next_fire_at, None))
         if step.skipped_first is not None and step.skipped_last is not None:
             reason = (
                 "a later slot was due: only the most recent missed slot fires"
@@ -226,7 +277,15 @@ async def _fire_batch(
                 reason,
             )
     created = await sql.insert_fires(conn, fires)
-    await sql.advance(conn, moves)
+    made = {e.logical_key for e in created}
+    fired_at = {f[0]: f[1] for f in fires if f[3] in made}
+    for schedule_id, fire_at, _, key, _, _ in fires:
+        if key not in made:
+            reason = f"not created: fired already, or an active execution holds {key!r}"
+            log.warning("schedule %d: slot %s skipped (%s)", schedule_id, fire_at, reason)
+            skips.append((schedule_id, fire_at, fire_at, 1, reason))
+    await sql.advance(conn, [(i, nxt, fired_at.get(i)) for i, nxt, _ in moves])
+    await sql.disable(conn, broken)
     await sql.record_skips(conn, skips)
     return created, sum(s[3] for s in skips)
 

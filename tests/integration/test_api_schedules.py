@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from app import db
+from app.catalog import default_registry
+from app.config import get_settings
 from app.engine.scheduling import fire_due
 from tests.api_support import Client, api_client, problem
 
@@ -135,7 +137,7 @@ async def test_pause_fires_nothing_resume_continues_and_run_fires_now(
     assert paused.status_code == 200 and paused.json()["enabled"] is False
     later = datetime.now(UTC) + timedelta(seconds=30)
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(aconn, now=later)
+        report = await fire_due(aconn, default_registry(), get_settings(), now=later)
     assert report.fired == [] and report.skipped_slots == 0  # a paused schedule fires nothing
 
     run = await client.post(f"{URL}/every/run")
@@ -150,7 +152,9 @@ async def test_pause_fires_nothing_resume_continues_and_run_fires_now(
         seconds=1
     )
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(aconn, now=datetime.now(UTC) + timedelta(seconds=2))
+        report = await fire_due(
+            aconn, default_registry(), get_settings(), now=datetime.now(UTC) + timedelta(seconds=2)
+        )
     assert len(report.fired) == 1 and report.fired[0].trigger_source == "schedule"
 
     detail = (await client.get(f"{URL}/every")).json()
@@ -176,3 +180,24 @@ async def test_mutations_need_the_token_when_one_is_set(
         problem(await client.post(f"{URL}/t/run"), 401)
         problem(await client.delete(f"{URL}/t"), 401)
         assert (await client.get(f"{URL}/t")).status_code == 200  # reads stay open
+
+
+async def test_an_identical_put_keeps_a_due_slot_and_a_changed_timing_moves_it(
+    client: Client, database_url: str, conn: Conn
+) -> None:
+    body = {"name": "due", "pipeline": "noop", "interval_seconds": 60}
+    assert (await client.put(URL, json=body)).status_code == 201
+    due = datetime(2026, 1, 1, 12, tzinfo=UTC)  # a slot the pools have not fired yet
+    conn.execute("UPDATE schedules SET next_fire_at = %s", (due,))
+    same = await client.put(URL, json={**body, "params": {}, "misfire_grace_seconds": 600})
+    assert same.status_code == 200, same.text
+    assert datetime.fromisoformat(same.json()["next_fire_at"]) == due
+    async with await db.aconnect(database_url) as aconn:
+        report = await fire_due(
+            aconn, default_registry(), get_settings(), now=due + timedelta(seconds=1)
+        )
+    assert [e.logical_key for e in report.fired] == ["schedule:due:2026-01-01T12:00:00Z"]
+
+    conn.execute("UPDATE schedules SET next_fire_at = %s", (due,))
+    changed = await client.put(URL, json={**body, "interval_seconds": 120})
+    assert datetime.fromisoformat(changed.json()["next_fire_at"]) > datetime.now(UTC)

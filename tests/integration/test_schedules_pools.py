@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -157,6 +158,8 @@ def test_cli_add_pause_resume_run_and_remove_with_a_live_pool(
     assert added.stdout.startswith("beat: every 1s")
     listed = spine(database_url, "schedules", "list").stdout
     assert "beat" in listed and "enabled" in listed
+    as_json = json.loads(spine(database_url, "schedules", "list", "--format", "json").stdout)
+    assert [(s["name"], s["interval_seconds"]) for s in as_json] == [("beat", 1)]
     row = conn.execute("SELECT id FROM schedules WHERE name = 'beat'").fetchone()
     assert row is not None
     schedule = int(row["id"])  # type: ignore[call-overload]

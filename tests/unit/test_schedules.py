@@ -188,3 +188,19 @@ def test_validate_checks_the_pipeline_and_its_params_and_fills_the_time_zone() -
         )
     with pytest.raises(InvalidField, match="schedule name"):
         validate(ScheduleInput(name="a b", pipeline="noop", cron="0 1 * * *"), registry, settings)
+
+
+def test_grace_zero_still_fires_its_own_slot_a_tick_late_but_never_catches_up() -> None:
+    minutely = Spec(cron=None, interval_seconds=60, timezone="UTC")
+    slot = utc(2026, 1, 1, 0, 1)
+    tick = timedelta(seconds=2)
+    a_tick_late = plan(minutely, slot, slot + timedelta(milliseconds=7), 0, tick)
+    assert a_tick_late.fire_at == slot and a_tick_late.skipped == 0
+    assert a_tick_late.next_fire_at == utc(2026, 1, 1, 0, 2)
+    assert plan(minutely, slot, slot + tick, 0, tick).fire_at == slot
+    # Later than the tolerance is downtime: grace 0 fires nothing and records the skip.
+    late = plan(minutely, slot, slot + tick + timedelta(milliseconds=1), 0, tick)
+    assert late.fire_at is None and late.skipped == 1
+    # Downtime: the latest slot is not the schedule's own next one, so it does not fire.
+    downtime = plan(minutely, slot, slot + timedelta(minutes=5, milliseconds=7), 0, tick)
+    assert downtime.fire_at is None and downtime.skipped == 6

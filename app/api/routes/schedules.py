@@ -191,8 +191,12 @@ class SchedulesController(Controller):
         operation_id="runSchedule",
         summary="Run a schedule now",
         security=MUTATING,
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 409, 503),
     )
-    async def run_schedule(self, conn: DbConn, name: ScheduleName) -> ExecutionResponse:
+    async def run_schedule(
+        self, conn: DbConn, name: ScheduleName, state: State
+    ) -> ExecutionResponse:
         """Fire once now as a manual trigger (202 with the execution); the slots are untouched."""
-        return ExecutionResponse.from_row(await scheduling.run_now(conn, name))
+        return ExecutionResponse.from_row(
+            await scheduling.run_now(conn, name, backend=state.backend)
+        )
