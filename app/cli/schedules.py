@@ -113,7 +113,9 @@ def schedules_list(fmt: str) -> None:
 
     rows = with_conn(everything)
     if fmt != "table":
-        emit([ScheduleResponse.from_row(s) for s in rows], fmt, "no schedules")
+        emit(
+            [ScheduleResponse.from_row(s) for s in rows], fmt, "no schedules", kind=ScheduleResponse
+        )
         return
     for s in rows:
         state = "enabled" if s.enabled else "paused"
