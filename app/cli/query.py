@@ -7,7 +7,7 @@ import click
 from app.api.schemas import DailyMetricResponse, TradeResponse
 from app.cli.common import parse_date, with_conn
 from app.cli.query_finra import finra_group
-from app.cli.render import emit
+from app.cli.render import FORMAT_OPTION, emit
 from app.otc import reads
 
 __all__ = ["query_group"]
@@ -25,13 +25,6 @@ _START_OPTION = click.option(
 _END_OPTION = click.option(
     "--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive)."
 )
-_FORMAT_OPTION = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
 
 
 @query_group.command("metrics")
@@ -39,7 +32,7 @@ _FORMAT_OPTION = click.option(
 @_START_OPTION
 @_END_OPTION
 @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def query_metrics(
     symbol: str | None, start: str | None, end: str | None, limit: int, fmt: str
 ) -> None:
@@ -61,7 +54,7 @@ def query_metrics(
 @_START_OPTION
 @_END_OPTION
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fmt: str) -> None:
     """One symbol's normalized trades, oldest first (json: the API's objects)."""
     rows = with_conn(

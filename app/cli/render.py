@@ -9,7 +9,16 @@ from typing import Any
 import click
 import msgspec
 
-__all__ = ["draw_progress", "emit"]
+__all__ = ["FORMAT_OPTION", "draw_progress", "emit"]
+
+# `--format` of every command that prints rows with `emit`.
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 
 
 def emit(rows: list[msgspec.Struct], fmt: str, empty: str) -> None:
