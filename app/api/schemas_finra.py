@@ -32,8 +32,9 @@ ChangePct = Annotated[
     Decimal | None,
     msgspec.Meta(
         description=(
-            "100 x (shares - shares 7 days earlier) / shares 7 days earlier, rounded to 4 "
-            "decimals; null when that week has no row (or 0 shares)."
+            "100 x (shares - shares in the previous loaded week) / those shares, rounded to 4 "
+            "decimals; null in the first loaded week, when this symbol or venue has no row in "
+            "the previous loaded week, or when it had 0 shares there."
         )
     ),
 ]
@@ -79,7 +80,7 @@ class FinraVenueResponse(msgspec.Struct, kw_only=True):
 
 
 class FinraVenueHistoryResponse(FinraVenueResponse, kw_only=True):
-    """A venue's week, with the change of its shares from the week before."""
+    """A venue's week, with the change of its shares from the previous loaded week."""
 
     shares_change_pct: ChangePct
 
@@ -119,7 +120,7 @@ class FinraSymbolResponse(msgspec.Struct, kw_only=True):
 
 
 class FinraSymbolHistoryResponse(FinraSymbolResponse, kw_only=True):
-    """A symbol's week, with the change of its shares from the week before."""
+    """A symbol's week, with the change of its shares from the previous loaded week."""
 
     shares_change_pct: ChangePct
 

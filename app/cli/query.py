@@ -10,7 +10,7 @@ import click
 from app.api.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.cli.common import SYMBOL, parse_date, with_conn
 from app.cli.query_finra import finra_group
-from app.cli.render import emit
+from app.cli.render import FORMAT_OPTION, emit
 from app.errors import NotFound
 from app.otc import load_reads, reads
 
@@ -28,14 +28,6 @@ _START_OPTION = click.option(
 )
 _END_OPTION = click.option(
     "--end", "--end-date", "end", default=None, help="YYYY-MM-DD (inclusive)."
-)
-_FORMAT_OPTION = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="json: the API's objects, money exact.",
 )
 
 
@@ -64,7 +56,7 @@ def _dates(start: str | None, end: str | None) -> dict[str, Any]:
 @_START_OPTION
 @_END_OPTION
 @_limit_option(1000)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def query_metrics(
     symbol: str | None, start: str | None, end: str | None, limit: int, fmt: str
 ) -> None:
@@ -88,7 +80,7 @@ def query_metrics(
 @_START_OPTION
 @_END_OPTION
 @_limit_option(100)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fmt: str) -> None:
     """One symbol's normalized trades, oldest first."""
     dates = _dates(start, end)
@@ -104,7 +96,7 @@ def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fm
 
 @query_group.command("loads")
 @_limit_option(20)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def query_loads(limit: int, fmt: str) -> None:
     """Files loaded by otc_ingest, newest first, with their line counts."""
     rows, more = _cut(with_conn(lambda c: load_reads.loads(c, limit=limit + 1)), limit)
@@ -122,7 +114,7 @@ def query_loads(limit: int, fmt: str) -> None:
     "--load", "load_id", type=click.IntRange(1), required=True, help="`spine query loads` ids."
 )
 @_limit_option(100)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def query_rejects(load_id: int, limit: int, fmt: str) -> None:
     """One load's rejected lines, in file order, with the rule each broke."""
 

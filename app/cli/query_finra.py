@@ -5,7 +5,9 @@ The JSON output is the API's objects (app.api.schemas_finra), field for field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar, get_args
 
 import click
 
@@ -16,25 +18,40 @@ from app.api.schemas_finra import (
     FinraVenueResponse,
     FinraWeekResponse,
 )
-from app.cli.common import parse_date, with_conn
-from app.cli.render import emit
+from app.cli.common import with_conn
+from app.cli.render import FORMAT_OPTION, emit
 from app.db import AsyncConn
 from app.errors import NotFound
-from app.finra import reads
+from app.finra import keys, reads
+from app.finra.reads import SymbolSort
 
 __all__ = ["finra_group"]
 
 _EVERYTHING = 100_000  # a CLI listing is one page
+T = TypeVar("T")
+
+
+def _checked(
+    parse: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback applying one of app.finra.keys' rules (the API's) to a value."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
 
 _WEEK_OPTION = click.option(
-    "--week", default=None, help="The week's Monday (YYYY-MM-DD); default: the latest loaded."
-)
-_FORMAT_OPTION = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
+    "--week",
+    default=None,
+    callback=_checked(keys.monday),
+    help="The week's Monday (YYYY-MM-DD); default: the latest loaded.",
 )
 
 
@@ -43,9 +60,8 @@ def finra_group() -> None:
     """Read FINRA OTC Transparency weeks (load them with finra_weekly_ingest)."""
 
 
-async def _week(conn: AsyncConn, text: str | None) -> date:
+async def _week(conn: AsyncConn, week: date | None) -> date:
     """The week asked for (it must be loaded), else the latest loaded week."""
-    week = parse_date(text)
     if week is None:
         week = await reads.latest_week(conn)
         if week is None:
@@ -55,8 +71,20 @@ async def _week(conn: AsyncConn, text: str | None) -> date:
     return week
 
 
+def _only(rows: list[T], week: date | None, week_of: Callable[[T], date], what: str) -> list[T]:
+    """A history's rows (of `week` alone when given); nothing at all is NotFound, as in the API."""
+    if not rows:
+        raise NotFound(f"no FINRA data for {what}")
+    if week is None:
+        return rows
+    rows = [r for r in rows if week_of(r) == week]
+    if not rows:
+        raise NotFound(f"no FINRA data for {what} in the week of {week}")
+    return rows
+
+
 @finra_group.command("weeks")
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def finra_weeks(fmt: str) -> None:
     """Each loaded (week, tier): rows, symbols, venues, shares, trades."""
     rows = with_conn(lambda c: reads.weeks(c, limit=_EVERYTHING))
@@ -71,8 +99,8 @@ def finra_weeks(fmt: str) -> None:
 @finra_group.command("venues")
 @_WEEK_OPTION
 @click.option("--limit", type=click.IntRange(1, _EVERYTHING), default=100, show_default=True)
-@_FORMAT_OPTION
-def finra_venues(week: str | None, limit: int, fmt: str) -> None:
+@FORMAT_OPTION
+def finra_venues(week: date | None, limit: int, fmt: str) -> None:
     """A week's venues by shares, with their market share and rank."""
 
     async def go(conn: AsyncConn) -> list[reads.VenueWeek]:
@@ -84,13 +112,21 @@ def finra_venues(week: str | None, limit: int, fmt: str) -> None:
 
 @finra_group.command("symbols")
 @_WEEK_OPTION
-@click.option("--sort", type=click.Choice(["shares", "trades", "hhi"]), default="shares")
-@click.option("--mpid", default=None, help="Only symbols this venue traded.")
+@click.option("--sort", type=click.Choice(get_args(SymbolSort)), default="shares")
+@click.option(
+    "--mpid", default=None, callback=_checked(keys.mpid_key), help="Only symbols this venue traded."
+)
 @click.option("--min-shares", type=click.IntRange(0), default=None)
 @click.option("--limit", type=click.IntRange(1, _EVERYTHING), default=100, show_default=True)
-@_FORMAT_OPTION
+@FORMAT_OPTION
 def finra_symbols(
-    *, week: str | None, sort: str, mpid: str | None, min_shares: int | None, limit: int, fmt: str
+    *,
+    week: date | None,
+    sort: SymbolSort,
+    mpid: str | None,
+    min_shares: int | None,
+    limit: int,
+    fmt: str,
 ) -> None:
     """A week's symbols by shares (or trades, or HHI): top venue and concentration."""
 
@@ -98,9 +134,9 @@ def finra_symbols(
         return await reads.symbols(
             conn,
             await _week(conn, week),
-            mpid=mpid.upper() if mpid else None,
+            mpid=mpid,
             min_shares=min_shares,
-            sort=sort,  # type: ignore[arg-type]  # click.Choice checked it
+            sort=sort,
             limit=limit,
         )
 
@@ -111,34 +147,34 @@ def finra_symbols(
 
 
 @finra_group.command("symbol")
-@click.argument("symbol")
+@click.argument("symbol", callback=_checked(keys.symbol_key))
 @_WEEK_OPTION
-@_FORMAT_OPTION
-def finra_symbol(symbol: str, week: str | None, fmt: str) -> None:
-    """One symbol in every loaded week (or --week), with the change from the week before."""
-    only = parse_date(week)
-    rows = with_conn(lambda c: reads.symbol_history(c, symbol.upper(), limit=_EVERYTHING))
-    rows = [r for r in rows if only is None or r.week == only]
+@FORMAT_OPTION
+def finra_symbol(symbol: str, week: date | None, fmt: str) -> None:
+    """One symbol in every loaded week (or --week), with the change from the previous
+    loaded week."""
+    rows = with_conn(lambda c: reads.symbol_history(c, symbol, limit=_EVERYTHING))
+    rows = _only(rows, week, lambda r: r.week, f"symbol {symbol!r}")
     emit(
         [FinraSymbolHistoryResponse.from_row(r) for r in rows],
         fmt,
-        f"no rows for {symbol}",
+        "",
         kind=FinraSymbolHistoryResponse,
     )
 
 
 @finra_group.command("venue")
-@click.argument("mpid")
+@click.argument("mpid", callback=_checked(keys.mpid_key))
 @_WEEK_OPTION
-@_FORMAT_OPTION
-def finra_venue(mpid: str, week: str | None, fmt: str) -> None:
-    """One venue (MPID) in every loaded week (or --week): share, rank and change."""
-    only = parse_date(week)
-    rows = with_conn(lambda c: reads.venue_history(c, mpid.upper(), limit=_EVERYTHING))
-    rows = [r for r in rows if only is None or r.week == only]
+@FORMAT_OPTION
+def finra_venue(mpid: str, week: date | None, fmt: str) -> None:
+    """One venue (MPID) in every loaded week (or --week): share, rank and the change from the
+    previous loaded week."""
+    rows = with_conn(lambda c: reads.venue_history(c, mpid, limit=_EVERYTHING))
+    rows = _only(rows, week, lambda r: r.week, f"venue {mpid!r}")
     emit(
         [FinraVenueHistoryResponse.from_row(r) for r in rows],
         fmt,
-        f"no rows for {mpid}",
+        "",
         kind=FinraVenueHistoryResponse,
     )

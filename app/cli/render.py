@@ -20,7 +20,17 @@ import msgspec
 
 from app.api.schemas import to_json
 
-__all__ = ["ProgressPrinter", "emit"]
+__all__ = ["FORMAT_OPTION", "ProgressPrinter", "emit"]
+
+# `--format` of every command that prints rows with `emit`.
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="json: the API's objects, money exact.",
+)
 
 
 def emit(

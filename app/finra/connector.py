@@ -4,11 +4,10 @@ FINRA publishes pipe-delimited text with the header HEADER. Weekly files are
 small (about 5,000 lines, 0.5 MB), so the file is read whole and prepared with
 bytes-level operations (no Python loop over lines):
 
-- a UTF-8 byte-order mark is dropped and CRLF becomes LF;
-- bytes that are not UTF-8 text, NUL, a stray CR and COPY's two reserved
-  control characters become U+FFFD (such lines are rejected as `invalid_bytes`);
-- a line of just `\\.` is quoted so that PostgreSQL < 18 does not take it for
-  the end of the data.
+- a UTF-8 byte-order mark is dropped and the header is checked;
+- the data lines go through `app.copy_lines.sanitize` (CRLF, bytes that are
+  not UTF-8 text, COPY's reserved characters, an end-of-data marker line),
+  as the OTC connector's do.
 
 Every line then becomes one raw row: the COPY's delimiter and quote never
 occur in the data, so PostgreSQL never splits or refuses a line, and bad lines
@@ -20,10 +19,10 @@ raises `InvalidInputFile` with a message for people.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import BinaryIO, LiteralString
 
+from app.copy_lines import BOM, COPY_OPTIONS, refuse_utf16, sanitize
 from app.db import AsyncConn
 from app.files import InvalidInputFile
 
@@ -42,11 +41,6 @@ HEADER_FIELDS = (
 HEADER = "|".join(HEADER_FIELDS)
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a full week of every tier is under 10 MB
 
-_BOM = b"\xef\xbb\xbf"
-_REPLACEMENT = "\ufffd".encode()
-_RESERVED = (b"\x00", b"\x01", b"\x02")  # NUL cannot be stored; 01/02 are COPY's delimiter/quote
-_END_MARKER_LINE = re.compile(rb"(?m)^\\\.$")
-
 # Lines numbered from 2 (the header is line 1) in COPY's row order; dropped at commit.
 _CREATE_STAGE: LiteralString = """
     CREATE TEMP TABLE finra_stage_lines (
@@ -54,9 +48,7 @@ _CREATE_STAGE: LiteralString = """
         line    TEXT
     ) ON COMMIT DROP
 """
-_COPY_STAGE: LiteralString = (
-    "COPY finra_stage_lines (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
-)
+_COPY_STAGE: LiteralString = "COPY finra_stage_lines (line) FROM STDIN " + COPY_OPTIONS
 _STAGE_TO_RAW: LiteralString = """
     INSERT INTO finra_weekly_raw (load_id, line_no, line)
     SELECT %s, line_no, line FROM finra_stage_lines ORDER BY line_no
@@ -79,22 +71,12 @@ def prepare(stream: BinaryIO, name: str) -> PreparedFile:
     sha256 = hashlib.sha256(data).hexdigest()
     if not data.strip():
         raise InvalidInputFile(f"{name!r} is empty; expected the header {HEADER!r}")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InvalidInputFile(f"{name!r} is UTF-16; save it as UTF-8")
-    body = data.removeprefix(_BOM).replace(b"\r\n", b"\n")
-    header, _, body = body.partition(b"\n")
-    _check_header(header, name)
+    refuse_utf16(data, name)
+    header, _, body = data.removeprefix(BOM).partition(b"\n")
+    _check_header(header.removesuffix(b"\r"), name)
     if body and not body.endswith(b"\n"):
         body += b"\n"  # the last line had no newline
-    if b"\r" in body:
-        body = body.replace(b"\r", _REPLACEMENT)
-    if not body.isascii():
-        body = body.decode("utf-8", "replace").encode("utf-8")
-    for reserved in _RESERVED:
-        if reserved in body:
-            body = body.replace(reserved, _REPLACEMENT)
-    if b"\\." in body:
-        body = _END_MARKER_LINE.sub(b"\x02\\\\.\x02", body)
+    body = sanitize(body)
     return PreparedFile(payload=body, lines=body.count(b"\n"), file_bytes=len(data), sha256=sha256)
 
 

@@ -5,8 +5,8 @@ A line is rejected, with the first reason that applies, when it is:
 fields), `empty_tier`, `empty_symbol`, `empty_mpid`, `negative_shares`,
 `bad_shares` (not a whole number of at most 18 digits), `negative_trades`,
 `bad_trades`, `bad_date` (lastUpdateDate is not a real YYYY-MM-DD), or a
-`duplicate_key`: a later line for a (symbol, MPID) the file already had (the
-first one is kept).
+`duplicate_key`: a later line for a (symbol, MPID) the file already had (symbols
+and MPIDs are stored upper-cased, so compared that way; the first one is kept).
 
 The accepted rows are the new version of their (week, tier): FINRA republishes
 weeks, so a load replaces what is stored for the week and the tiers it holds.
@@ -34,13 +34,15 @@ __all__ = ["NormalizeResult", "normalize_load"]
 # Concurrent FINRA loads take turns from the diff to the commit (any week).
 _LOCK: LiteralString = "SELECT pg_advisory_xact_lock(hashtext('finra_weekly_volume'))"
 
-# Fields are split and trimmed once per line (MATERIALIZED), then judged.
+# Fields are split and trimmed once per line (MATERIALIZED), then judged. Symbols
+# and MPIDs are stored upper-cased: the API and the CLI look them up that way
+# (app.finra.keys), and `aapl` and `AAPL` at one venue are one duplicate key.
 _PARSE: LiteralString = """
     CREATE TEMP TABLE finra_parsed ON COMMIT DROP AS
     WITH split AS MATERIALIZED (
         SELECT line_no, line, cardinality(f) AS fields,
-               btrim(f[1]) AS tier, btrim(f[2]) AS symbol, btrim(f[3]) AS issue_name,
-               btrim(f[4]) AS participant_name, btrim(f[5]) AS mpid,
+               btrim(f[1]) AS tier, upper(btrim(f[2])) AS symbol, btrim(f[3]) AS issue_name,
+               btrim(f[4]) AS participant_name, upper(btrim(f[5])) AS mpid,
                btrim(f[6]) AS shares_text, btrim(f[7]) AS trades_text, btrim(f[8]) AS date_text
           FROM finra_stage_lines, string_to_array(line, '|') AS f
     ), judged AS MATERIALIZED (

@@ -3,8 +3,9 @@
 Everything is computed in SQL on NUMERIC: percentages are `finra_pct` (100 x
 part / whole, round(numeric, 4)) and the HHI is `finra_hhi` (rounded to 2),
 both in migrations/020. A week's venues and symbols sum every tier loaded for
-that week. `shares_change_pct` compares with the calendar week before (7
-days earlier) and is null when the symbol or venue has no row in that week.
+that week. `shares_change_pct` compares with the previous loaded week (the
+latest week before it with any row stored, so a week never loaded is skipped,
+not compared with) and is null when the symbol or venue has no row there.
 """
 
 from __future__ import annotations
@@ -116,13 +117,24 @@ _WEEK_VENUES: LiteralString = (
 """
 )
 
+# The loaded week before `cur.week`: a backward scan of the primary key's first column.
+_PREVIOUS_WEEK: LiteralString = """
+    (SELECT max(p.week_start) FROM finra_weekly_volume p WHERE p.week_start < cur.week)
+"""
+
 _VENUE_HISTORY: LiteralString = (
     _VENUES
-    + """
-    SELECT cur.*, finra_pct(cur.shares - prev.shares, prev.shares) AS shares_change_pct
-      FROM ranked cur
-      LEFT JOIN ranked prev ON prev.mpid = cur.mpid AND prev.week = cur.week - 7
-     WHERE cur.mpid = %(mpid)s AND (%(after)s::date IS NULL OR cur.week > %(after)s)
+    + f"""
+    , cur AS (
+        SELECT cur.*, {_PREVIOUS_WEEK} AS prev_week
+          FROM ranked cur
+         WHERE cur.mpid = %(mpid)s AND (%(after)s::date IS NULL OR cur.week > %(after)s)
+    )
+    SELECT cur.week, cur.mpid, cur.participant_name, cur.shares, cur.trades, cur.symbols,
+           cur.share_of_shares_pct, cur.share_of_trades_pct, cur.rank,
+           finra_pct(cur.shares - prev.shares, prev.shares) AS shares_change_pct
+      FROM cur
+      LEFT JOIN ranked prev ON prev.mpid = cur.mpid AND prev.week = cur.prev_week
      ORDER BY cur.week LIMIT %(limit)s
 """
 )
@@ -172,13 +184,17 @@ _WEEK_SYMBOLS = sql.SQL(
 
 _SYMBOL_HISTORY: LiteralString = (
     _SYMBOLS
-    + """
+    + f"""
+    , cur AS (
+        SELECT cur.*, {_PREVIOUS_WEEK} AS prev_week
+          FROM s cur
+         WHERE %(after)s::date IS NULL OR cur.week > %(after)s
+    )
     SELECT cur.week, cur.symbol, cur.issue_name, cur.shares, cur.trades, cur.venues,
            cur.top_mpid, cur.top_mpid_share_pct, cur.hhi,
            finra_pct(cur.shares - prev.shares, prev.shares) AS shares_change_pct
-      FROM s cur
-      LEFT JOIN s prev ON prev.week = cur.week - 7
-     WHERE %(after)s::date IS NULL OR cur.week > %(after)s
+      FROM cur
+      LEFT JOIN s prev ON prev.symbol = cur.symbol AND prev.week = cur.prev_week
      ORDER BY cur.week LIMIT %(limit)s
 """
 )

@@ -7,11 +7,9 @@ and malformed lines are judged later, one by one, instead of failing the file.
 Before the bytes go out, per chunk and with bytes-level operations only (no
 Python loop over lines unless a chunk holds a suspect line):
 
-- a UTF-8 byte-order mark is dropped and CRLF becomes LF;
-- bytes that are not UTF-8 text, NUL, stray CR and the two reserved control
-  characters become U+FFFD (such lines are rejected as `invalid_bytes`);
-- a line of just `\\.` is quoted so that PostgreSQL < 18 does not take it for
-  the end of the data;
+- a UTF-8 byte-order mark is dropped, and each chunk of whole lines goes
+  through `app.copy_lines.sanitize` (CRLF, bytes that are not UTF-8 text,
+  COPY's reserved characters, an end-of-data marker line);
 - a line longer than MAX_LINE_BYTES is cut there (it is rejected anyway), so
   memory stays bounded by one chunk;
 - one regular expression proves most lines plainly valid; the numbers of the
@@ -38,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from app.copy_lines import BOM, refuse_utf16, sanitize
 from app.db import AsyncConn
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.otc import loads
@@ -63,10 +62,6 @@ SPOOL_BYTES = 1 << 20
 FLAG_SLICE_BYTES = 64 * 1024  # lines flagged at a time (bounds the per-line objects alive)
 MAX_LINE_BYTES = 64 * 1024
 
-_BOM = b"\xef\xbb\xbf"
-_REPLACEMENT = "\ufffd".encode()
-_RESERVED = (b"\x00", b"\x01", b"\x02")  # NUL cannot be stored; 01/02 are COPY's delimiter/quote
-
 # A plainly valid line (see otc_parse_line in migrations/010 for the full rules).
 _PLAIN_FIELDS = (
     rb"[0-9A-Za-z._:/#-]{1,64}",  # trade_id
@@ -83,7 +78,6 @@ _PLAIN_FIELDS = (
 )
 _PLAIN = re.compile(b",".join(_PLAIN_FIELDS))
 _PLAIN_LINES = re.compile(rb"(?m)^" + b",".join(_PLAIN_FIELDS) + rb"\n")
-_END_MARKER_LINE = re.compile(rb"(?m)^\\\.$")
 
 ProgressFn = Callable[[int, int], Awaitable[None]]
 
@@ -226,9 +220,8 @@ class _Reader:
             )
         header = buffer if end < 0 else buffer[:end]
         self._rest = b"" if end < 0 else buffer[end + 1 :]
-        header = header.removeprefix(_BOM).rstrip(b"\r")
-        if header.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise InvalidInputFile(f"{self._name!r} is UTF-16; save it as UTF-8")
+        header = header.removeprefix(BOM).rstrip(b"\r")
+        refuse_utf16(header, self._name)
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
@@ -268,17 +261,7 @@ class _Reader:
                 return self._prepare(body)
 
     def _prepare(self, body: bytes) -> bytes:
-        if b"\r" in body:
-            body = body.replace(b"\r\n", b"\n")
-            if b"\r" in body:
-                body = body.replace(b"\r", _REPLACEMENT)
-        if not body.isascii():
-            body = body.decode("utf-8", "replace").encode("utf-8")
-        for reserved in _RESERVED:
-            if reserved in body:
-                body = body.replace(reserved, _REPLACEMENT)
-        if b"\\." in body:
-            body = _END_MARKER_LINE.sub(b"\x02\\\\.\x02", body)
+        body = sanitize(body)
         first = self.lines + 2
         if _PLAIN_LINES.sub(b"", body):
             body = self._flag_lines(body, first)

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from app.copy_lines import COPY_OPTIONS
 from app.db import AsyncConn
 
 __all__ = [
@@ -33,11 +34,8 @@ __all__ = [
     "get_load",
 ]
 
-# Every line becomes one row with one column: \x01 and \x02 never reach the
-# server (the connector replaces them), so no line is ever split or quoted by COPY.
-_COPY_RAW_LINES: LiteralString = (
-    "COPY {part} (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
-)
+# Every line becomes one row with one column (see app.copy_lines).
+_COPY_RAW_LINES: LiteralString = "COPY {part} (line) FROM STDIN " + COPY_OPTIONS
 # The partition copies the parent's defaults (this load's id from a session setting,
 # line numbers from a session sequence); the CHECK lets ATTACH skip scanning its rows.
 _CREATE_PARTITION: LiteralString = (

@@ -75,10 +75,18 @@ def test_table_and_csv(loaded: str) -> None:
 
 
 def test_mistakes_are_one_line(loaded: str) -> None:
-    for args, expected in [
-        (["venues", "--week", "2025-12-08"], "no FINRA data loaded for the week of 2025-12-08"),
-        (["symbols", "--week", "2025-13-01"], "is not a date"),
-        (["symbols", "--sort", "volume"], "'volume' is not one of"),
+    # Exit 1: nothing found (the API's 404s); exit 2: bad input (the API's 400s).
+    for args, code, expected in [
+        (["venues", "--week", "2025-12-08"], 1, "no FINRA data loaded for the week of 2025-12-08"),
+        (["symbol", "ZZZZ"], 1, "no FINRA data for symbol 'ZZZZ'"),
+        (["venue", "nope"], 1, "no FINRA data for venue 'NOPE'"),
+        (["symbol", "FNMA", "--week", "2025-12-08"], 1, "'FNMA' in the week of 2025-12-08"),
+        (["symbols", "--week", "2025-13-01"], 2, "is not a date"),
+        (["venues", "--week", "2025-12-16"], 2, "2025-12-16 is not a Monday"),
+        (["symbols", "--sort", "volume"], 2, "'volume' is not one of"),
+        (["symbols", "--mpid", "OT CN"], 2, "'OT CN' is not an MPID"),
+        (["venue", "bad$$"], 2, "'bad$$' is not an MPID"),
+        (["symbol", "A_B"], 2, "'A_B' is not a symbol"),
     ]:
         done = subprocess.run(
             [sys.executable, "-m", "app.cli", "query", "finra", *args],
@@ -90,8 +98,8 @@ def test_mistakes_are_one_line(loaded: str) -> None:
             check=False,
         )
         lines = done.stderr.strip().splitlines()
-        assert done.returncode != 0 and len(lines) == 1, done.stderr
-        assert expected in lines[0]
+        assert (done.returncode, len(lines), done.stdout) == (code, 1, ""), (args, done.stderr)
+        assert expected in lines[0], args
 
 
 def test_nothing_loaded_says_so(database_url: str) -> None:

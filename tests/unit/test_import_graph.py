@@ -34,9 +34,11 @@ def test_every_data_domain_is_named_in_the_contracts() -> None:
         for p in (ROOT / "app").iterdir()
         if p.is_dir() and (p / "pipelines.py").is_file()
     }
-    engine, domain_rule, _ = config["contracts"]
+    engine, domain_rule, independence, _ = config["contracts"]
     assert domains <= set(engine["forbidden_modules"])
     assert domains == set(domain_rule["source_modules"])
+    assert independence["type"] == "independence"
+    assert domains == set(independence["modules"])
 
 
 @pytest.mark.parametrize("package", ["app", "worker"])

@@ -26,13 +26,12 @@ from app.api.schemas_finra import (
 )
 from app.db import AsyncConn
 from app.errors import NotFound
-from app.finra import reads
+from app.finra import keys, reads
+from app.finra.keys import MPID_PATTERN, SYMBOL_PATTERN
 from app.finra.reads import SymbolSort
 
 __all__ = ["FinraController"]
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9.-]{1,16}$"
-MPID_PATTERN = r"^[A-Za-z0-9]{1,8}$"
 Week = Annotated[
     str,
     PathParameter(
@@ -48,13 +47,12 @@ MpidPath = Annotated[
 
 
 async def _loaded_week(conn: AsyncConn, text: str) -> dt.date:
-    """The path's week as a date (400 if it is not one), or 404 when nothing is loaded for it."""
+    """The path's week as a date (400 if it is not a Monday), or 404 when nothing is loaded."""
     try:
-        week = dt.date.fromisoformat(text)
-    except ValueError:
+        week = keys.monday(text)
+    except ValueError as exc:
         raise ValidationException(
-            detail=f"week {text!r} is not a date (YYYY-MM-DD)",
-            extra=[{"key": "week", "message": "not a date", "source": "path"}],
+            detail=str(exc), extra=[{"key": "week", "message": str(exc), "source": "path"}]
         ) from None
     if not await reads.week_loaded(conn, week):
         raise NotFound(f"no FINRA data loaded for the week of {week}")
@@ -168,8 +166,8 @@ class FinraController(Controller):
         rows = await reads.symbols(
             conn,
             monday,
-            symbol=symbol.upper() if symbol else None,
-            mpid=mpid.upper() if mpid else None,
+            symbol=keys.symbol_key(symbol) if symbol else None,
+            mpid=keys.mpid_key(mpid) if mpid else None,
             min_shares=min_shares,
             sort=sort,
             limit=limit + 1,
@@ -202,11 +200,12 @@ class FinraController(Controller):
         cursor: Cursor = None,
     ) -> Response[list[FinraSymbolHistoryResponse]]:
         """The symbol's week objects, oldest first, with `shares_change_pct` against the
-        week before (null when the symbol has no row 7 days earlier)."""
+        previous loaded week (null when the symbol has no row in that week)."""
         after = decode_cursor(cursor, "finra_symbol_history", tuple[dt.date])[0] if cursor else None
-        rows = await reads.symbol_history(conn, symbol.upper(), limit=limit + 1, after=after)
+        key = keys.symbol_key(symbol)
+        rows = await reads.symbol_history(conn, key, limit=limit + 1, after=after)
         if not rows and after is None:
-            raise NotFound(f"no FINRA data for symbol {symbol.upper()!r}")
+            raise NotFound(f"no FINRA data for symbol {key!r}")
         return paged(
             request,
             rows,
@@ -234,11 +233,12 @@ class FinraController(Controller):
         cursor: Cursor = None,
     ) -> Response[list[FinraVenueHistoryResponse]]:
         """The venue's week objects (share and rank), oldest first, with `shares_change_pct`
-        against the week before (null when the venue has no row 7 days earlier)."""
+        against the previous loaded week (null when the venue has no row in that week)."""
         after = decode_cursor(cursor, "finra_venue_history", tuple[dt.date])[0] if cursor else None
-        rows = await reads.venue_history(conn, mpid.upper(), limit=limit + 1, after=after)
+        key = keys.mpid_key(mpid)
+        rows = await reads.venue_history(conn, key, limit=limit + 1, after=after)
         if not rows and after is None:
-            raise NotFound(f"no FINRA data for venue {mpid.upper()!r}")
+            raise NotFound(f"no FINRA data for venue {key!r}")
         return paged(
             request,
             rows,
