@@ -131,11 +131,11 @@ def problem_for(request: Request[Any, Any, Any], exc: Exception) -> tuple[Proble
     for kind, status, slug in _DOMAIN:
         if isinstance(exc, kind):
             known = exc.known if isinstance(exc, UnknownPipeline) else None
-            errors = (
-                [FieldError(field=exc.field, message=str(exc), source="body")]
-                if isinstance(exc, InvalidField)
-                else None
-            )
+            errors = None
+            if isinstance(exc, InvalidField):
+                errors = [FieldError(field=exc.field, message=str(exc), source="body")]
+            elif isinstance(exc, UnknownPipeline):
+                errors = [FieldError(field="pipeline", message=str(exc), source="body")]
             problem = _problem(
                 status, slug, str(exc), request, known_pipelines=known, errors=errors
             )

@@ -80,6 +80,7 @@ async def test_unknown_pipeline_is_422_listing_the_known_ones(client: Client) ->
     assert {"noop", "sleep"} <= set(body["known_pipelines"])
     assert body["type"].endswith("unknown-pipeline")
     assert body["instance"] == URL
+    assert [e["field"] for e in body["errors"]] == ["pipeline"]
 
 
 async def test_invalid_params_are_422_naming_the_field(client: Client) -> None:
