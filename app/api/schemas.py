@@ -6,28 +6,23 @@ without touching SQL. `from_row` converts at the edge. Constraints live in the
 types (`Annotated[..., msgspec.Meta(...)]`) so validation and the OpenAPI
 document come from the same place.
 
-Money (prices, notional, VWAP) is NUMERIC in the database and computed there
-exactly; it stays a Decimal here and leaves as a JSON number written with all
-its digits (`to_json`, msgspec's `decimal_format="number"`), never through a
-double. The API and the CLI's `--format json` both encode with `to_json`.
+Money stays exact (see `app.api.fields`). The OTC and FINRA routes' types are
+in `schemas_otc.py` and `schemas_finra.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.api.fields import money, to_json, with_example
 from app.engine.models import Event, EventType, Execution, Lane, Status
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import MAX_SECONDS
-from app.otc.load_reads import LoadRow, Reject
-from app.otc.reads import DailyMetric, Trade
 
 __all__ = [
-    "DailyMetricResponse",
     "EventResponse",
     "EventType",
     "ExecutionCreate",
@@ -35,15 +30,12 @@ __all__ = [
     "FieldError",
     "Lane",
     "LivenessResponse",
-    "LoadResponse",
     "MigrationsReport",
     "PipelineParam",
     "PipelineResponse",
     "Problem",
     "ReadinessResponse",
-    "RejectResponse",
     "Status",
-    "TradeResponse",
     "money",
     "to_json",
 ]
@@ -76,46 +68,6 @@ Params = Annotated[
         examples=[{"file": "otc_sample.csv"}],
     ),
 ]
-MONEY_NOTE = (
-    "Exact: NUMERIC in the database, a JSON number with every digit here (never rounded "
-    "through a double); parse it as a decimal (e.g. Python `json.loads(..., "
-    "parse_float=Decimal)`) to keep it exact."
-)
-
-
-def _exact(description: str, example: str = "12.5") -> msgspec.Meta:
-    """A Decimal sent as a JSON number: the OpenAPI type (Litestar reads `extra`; without it a
-    Decimal is documented as a string), and no Litestar import here (the CLI uses these types)."""
-    return msgspec.Meta(
-        description=description,
-        extra_json_schema={
-            "description": description,
-            "examples": [float(example)],  # a document example, encoded by Litestar
-            "extra": {"type": "number", "format": "decimal"},
-        },
-    )
-
-
-def _ex(example: object, description: str | None = None) -> msgspec.Meta:
-    """A field's example (Swagger UI and ReDoc build response examples from them)."""
-    return msgspec.Meta(examples=[example], description=description)
-
-
-Money = Annotated[Decimal, _exact(MONEY_NOTE)]
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
-
-
-def money(value: Decimal | int) -> Decimal:
-    """NUMERIC -> Decimal without trailing zeros or an exponent (`12.500000` -> `12.5`)."""
-    exact = Decimal(value).normalize()
-    return exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact  # type: ignore[operator]
-
-
-def to_json(value: object) -> bytes:
-    """JSON with Decimals as exact numbers: what the API sends and `--format json` prints."""
-    return _ENCODER.encode(value)
-
-
 # ------------------------------------------------------------------ executions
 
 
@@ -180,14 +132,16 @@ class ExecutionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ExecutionResponse(msgspec.Struct, kw_only=True):
     """An execution as clients see it."""
 
-    id: Annotated[str, _ex("0f9c2a4e-8d1b-4c55-9a3e-2b7d1f0c6e11")]
-    pipeline: Annotated[str, _ex("otc_ingest")]
-    params: Annotated[dict[str, Any], _ex({"file": "otc_sample.csv"})]
+    id: Annotated[str, with_example("0f9c2a4e-8d1b-4c55-9a3e-2b7d1f0c6e11")]
+    pipeline: Annotated[str, with_example("otc_ingest")]
+    params: Annotated[dict[str, Any], with_example({"file": "otc_sample.csv"})]
     lane: Lane
     status: Status
-    trigger_source: Annotated[str, _ex("api", "api, cli or schedule.")]
+    trigger_source: Annotated[str, with_example("api", "api, cli or schedule.")]
     logical_key: str | None
-    attempt: Annotated[int, _ex(1, "Attempts started (a manual retry starts again from 0).")]
+    attempt: Annotated[
+        int, with_example(1, "Attempts started (a manual retry starts again from 0).")
+    ]
     max_attempts: int
     available_at: Annotated[
         dt.datetime,
@@ -196,10 +150,10 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
     timeout_seconds: float | None
     retry_backoff_seconds: float
     cancel_requested: bool
-    created_at: Annotated[dt.datetime, _ex("2026-01-06T14:30:00.123456Z")]
+    created_at: Annotated[dt.datetime, with_example("2026-01-06T14:30:00.123456Z")]
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
-    error: Annotated[str | None, _ex(None, "Why it failed, for failed executions.")]
+    error: Annotated[str | None, with_example(None, "Why it failed, for failed executions.")]
     last_error: Annotated[
         str | None,
         msgspec.Meta(description="The latest attempt's error, also while a retry waits."),
@@ -265,115 +219,6 @@ class PipelineResponse(msgspec.Struct, kw_only=True):
     name: str
     description: str
     params: list[PipelineParam]
-
-
-# ------------------------------------------------------------------ OTC
-
-
-class DailyMetricResponse(msgspec.Struct, kw_only=True):
-    """One symbol's metrics for one trade date (computed exactly in NUMERIC)."""
-
-    symbol: Annotated[str, _ex("ACME")]
-    date: Annotated[dt.date, _ex("2026-01-06")]
-    trade_count: Annotated[int, _ex(292)]
-    total_volume: Annotated[int, _ex(355400, "Shares: the sum of trade sizes.")]
-    total_notional: Annotated[Decimal, _exact(MONEY_NOTE, "4446282.71")]
-    vwap: Annotated[Decimal, _exact("total_notional / total_volume. " + MONEY_NOTE, "12.510644654")]
-    high_price: Annotated[Decimal, _exact(MONEY_NOTE, "12.62")]
-    low_price: Annotated[Decimal, _exact(MONEY_NOTE, "12.39")]
-
-    @classmethod
-    def from_row(cls, row: DailyMetric) -> DailyMetricResponse:
-        return cls(
-            symbol=row.symbol,
-            date=row.date,
-            trade_count=row.trade_count,
-            total_volume=row.total_volume,
-            total_notional=money(row.total_notional),
-            vwap=money(row.vwap),
-            high_price=money(row.high_price),
-            low_price=money(row.low_price),
-        )
-
-
-class TradeResponse(msgspec.Struct, kw_only=True):
-    """One normalized OTC trade (its latest values, corrections applied)."""
-
-    trade_id: Annotated[str, _ex("T20260106-0000001")]
-    symbol: Annotated[str, _ex("ACME")]
-    trade_date: Annotated[
-        dt.date, _ex("2026-01-06", "executed_at's calendar date in the market time zone.")
-    ]
-    executed_at: Annotated[dt.datetime, _ex("2026-01-06T14:30:01.250000Z")]
-    price: Money
-    size: Annotated[int, _ex(100, "Shares.")]
-    side: Annotated[Literal["B", "S"], _ex("B", "B(uy) or S(ell).")]
-    venue: Annotated[str, _ex("OTCN", "The reporting venue (4 letters).")]
-
-    @classmethod
-    def from_row(cls, row: Trade) -> TradeResponse:
-        return cls(
-            trade_id=row.trade_id,
-            symbol=row.symbol,
-            trade_date=row.trade_date,
-            executed_at=row.executed_at,
-            price=money(row.price),
-            size=row.size,
-            side=cast(Literal["B", "S"], row.side),  # the table's CHECK constraint
-            venue=row.venue,
-        )
-
-
-class LoadResponse(msgspec.Struct, kw_only=True):
-    """One file loaded by one otc_ingest execution; the counts once it finished.
-
-    rows_read = inserted + duplicates + corrections + rejected.
-    """
-
-    id: Annotated[int, msgspec.Meta(examples=[1])]
-    execution_id: Annotated[str, _ex("0f9c2a4e-8d1b-4c55-9a3e-2b7d1f0c6e11")]
-    source_file: Annotated[str, _ex("otc_sample.csv", "Relative to SPINE_DATA_DIR.")]
-    file_bytes: Annotated[int, _ex(259301)]
-    file_sha256: str | None
-    started_at: Annotated[dt.datetime, _ex("2026-01-06T14:30:00.5Z")]
-    finished_at: Annotated[
-        dt.datetime | None, msgspec.Meta(description="Null while the load runs.")
-    ]
-    rows_read: Annotated[int | None, _ex(4016)]
-    inserted: Annotated[int | None, _ex(4001)]
-    duplicates: Annotated[int | None, _ex(1)]
-    corrections: Annotated[int | None, _ex(2)]
-    rejected: Annotated[
-        int | None, _ex(12, "Lines kept with their reason: GET .../loads/{id}/rejects.")
-    ]
-
-    @classmethod
-    def from_row(cls, row: LoadRow) -> LoadResponse:
-        return cls(**msgspec.structs.asdict(row))
-
-
-class RejectResponse(msgspec.Struct, kw_only=True):
-    """A line of a loaded file that was not a valid trade, and why."""
-
-    line_no: Annotated[int, _ex(4006, "Line number in the file (the header is line 1).")]
-    reason: Annotated[
-        str,
-        msgspec.Meta(
-            description="The first rule the line breaks, e.g. bad_price, wrong_column_count.",
-            examples=["bad_price"],
-        ),
-    ]
-    line: Annotated[
-        str | None,
-        _ex(
-            "X-BAD-01,ACME,2026-01-05T15:00:00Z,abc,100,B,OTCN",
-            "The line as read, cut to 300 characters (then `…`).",
-        ),
-    ]
-
-    @classmethod
-    def from_row(cls, row: Reject) -> RejectResponse:
-        return cls(line_no=row.line_no, reason=row.reason, line=row.line)
 
 
 # ------------------------------------------------------------------ health

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import msgspec
 
+from app.api.fields import exact_number
 from app.finra.reads import SymbolWeek, VenueWeek, WeekSummary
 
 __all__ = [
@@ -26,16 +27,15 @@ __all__ = [
 
 Pct = Annotated[
     Decimal | None,
-    msgspec.Meta(description="A percentage, exact NUMERIC rounded to 4 decimals; null if 0/0."),
+    exact_number("A percentage, exact NUMERIC rounded to 4 decimals; null if 0/0.", "82.1884"),
 ]
 ChangePct = Annotated[
     Decimal | None,
-    msgspec.Meta(
-        description=(
-            "100 x (shares - shares in the previous loaded week) / those shares, rounded to 4 "
-            "decimals; null in the first loaded week, when this symbol or venue has no row in "
-            "the previous loaded week, or when it had 0 shares there."
-        )
+    exact_number(
+        "100 x (shares - shares in the previous loaded week) / those shares, rounded to 4 "
+        "decimals; null in the first loaded week, when this symbol or venue has no row in "
+        "the previous loaded week, or when it had 0 shares there.",
+        "-15.4758",
     ),
 ]
 
@@ -104,11 +104,10 @@ class FinraSymbolResponse(msgspec.Struct, kw_only=True):
     top_mpid_share_pct: Pct
     hhi: Annotated[
         Decimal | None,
-        msgspec.Meta(
-            description=(
-                "Herfindahl-Hirschman index of the venues' shares of shares: sum of "
-                "(100 x venue / symbol)^2, 0 to 10,000, rounded to 2 decimals; null if 0 shares."
-            )
+        exact_number(
+            "Herfindahl-Hirschman index of the venues' shares of shares: sum of "
+            "(100 x venue / symbol)^2, 0 to 10,000, rounded to 2 decimals; null if 0 shares.",
+            "3891.17",
         ),
     ]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from app.api.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
+from app.api.schemas_otc import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.cli.common import SYMBOL, parse_date, with_conn
 from app.cli.query_finra import finra_group
 from app.cli.render import FORMAT_OPTION, emit

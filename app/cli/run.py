@@ -10,7 +10,8 @@ import click
 import msgspec
 
 from app import db
-from app.api.schemas import ExecutionResponse, to_json
+from app.api.fields import to_json
+from app.api.schemas import ExecutionResponse
 from app.catalog import default_registry
 from app.cli.common import (
     parse_age,

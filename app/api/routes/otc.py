@@ -16,7 +16,7 @@ from litestar.params import PathParameter, QueryParameter
 from app.api.errors import problem_responses
 from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import READS, DbConn
-from app.api.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
+from app.api.schemas_otc import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.errors import NotFound
 from app.otc import load_reads, reads
 from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN
