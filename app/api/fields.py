@@ -22,15 +22,22 @@ MONEY_NOTE = (
 )
 
 
-def exact_number(description: str, example: str = "12.5") -> msgspec.Meta:
+def exact_number(
+    description: str, example: str = "12.5", *, nullable: bool = False
+) -> msgspec.Meta:
     """A Decimal sent as a JSON number: the OpenAPI type (Litestar reads `extra`; without it a
-    Decimal is documented as a string), and no Litestar import here (the CLI uses these types)."""
+    Decimal is documented as a string), and no Litestar import here (the CLI uses these types).
+
+    `nullable` for `Decimal | None`: the union's branches are documented as a number or null.
+    """
+    number = {"type": "number", "format": "decimal"}
+    extra = {"oneOf": [number, {"type": "null"}]} if nullable else number
     return msgspec.Meta(
         description=description,
         extra_json_schema={
             "description": description,
             "examples": [float(example)],  # a document example, encoded by Litestar
-            "extra": {"type": "number", "format": "decimal"},
+            "extra": extra,
         },
     )
 

@@ -27,7 +27,9 @@ __all__ = [
 
 Pct = Annotated[
     Decimal | None,
-    exact_number("A percentage, exact NUMERIC rounded to 4 decimals; null if 0/0.", "82.1884"),
+    exact_number(
+        "A percentage, exact NUMERIC rounded to 4 decimals; null if 0/0.", "82.1884", nullable=True
+    ),
 ]
 ChangePct = Annotated[
     Decimal | None,
@@ -36,6 +38,7 @@ ChangePct = Annotated[
         "decimals; null in the first loaded week, when this symbol or venue has no row in "
         "the previous loaded week, or when it had 0 shares there.",
         "-15.4758",
+        nullable=True,
     ),
 ]
 
@@ -108,6 +111,7 @@ class FinraSymbolResponse(msgspec.Struct, kw_only=True):
             "Herfindahl-Hirschman index of the venues' shares of shares: sum of "
             "(100 x venue / symbol)^2, 0 to 10,000, rounded to 2 decimals; null if 0 shares.",
             "3891.17",
+            nullable=True,
         ),
     ]
 
