@@ -48,7 +48,8 @@ NAV: Final = (
     ("Overview", f"{UI_PATH}"),
     ("Executions", f"{UI_PATH}/executions"),
     ("Market data", f"{UI_PATH}/market"),
-    # FINRA weekly data and schedules add their pages here when those domains land.
+    ("OTC loads", f"{UI_PATH}/loads"),
+    ("FINRA weekly", f"{UI_PATH}/finra"),
 )
 
 
@@ -83,6 +84,19 @@ def _ago(moment: dt.datetime | None) -> str:
     return f"{max(int(seconds), 0)}s ago"
 
 
+def _until(moment: dt.datetime | None) -> str:
+    """How far ahead `moment` is ("in 5m"); "due" once it has passed."""
+    if moment is None:
+        return ""
+    seconds = (moment - dt.datetime.now(dt.UTC)).total_seconds()
+    if seconds <= 0:
+        return "due"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"in {int(seconds // size)}{unit}"
+    return f"in {int(seconds)}s"
+
+
 def _when(moment: dt.datetime | None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
@@ -102,6 +116,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment.globals["nav"] = NAV
     environment.filters["ago"] = _ago
     environment.filters["when"] = _when
+    environment.filters["until"] = _until
     environment.filters["json"] = _json
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 

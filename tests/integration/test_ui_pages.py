@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from app import db
-from app.engine import activity
+from app.engine import activity, executions
 from app.engine.activity import Change
 from app.ui.live import LOOKBACK, LiveFeed
 from tests.api_support import Client, api_client, make_running
@@ -167,7 +167,7 @@ async def test_with_token_reads_pages_send_the_browser_to_log_in(
         assert bearer.status_code == 200
 
 
-async def test_retry_answers_plainly_whether_or_not_the_server_has_it(database_url: str) -> None:
+async def test_retry_puts_a_cancelled_execution_back_to_pending(database_url: str) -> None:
     execution_id = await pending_execution(database_url)
     async with ui_client() as client:
         csrf = await form_token(client, f"/ui/executions/{execution_id}")
@@ -179,11 +179,38 @@ async def test_retry_answers_plainly_whether_or_not_the_server_has_it(database_u
         )
         assert answer.status_code == 303
         location = answer.headers["location"]
-        assert location.startswith("/ui/executions/")
-        assert "notice=Retry+submitted" in location or "problem=" in location
+        assert location.startswith(f"/ui/executions/{execution_id}?notice=Retry+submitted")
         shown = await client.get(location)
-        assert shown.status_code == 200
-        assert 'class="notice"' in shown.text or 'class="problem"' in shown.text
+        assert 'class="notice"' in shown.text and 'class="problem"' not in shown.text
+        assert re.search(r'id="status" class="status status-pending">pending<', shown.text)
+        assert 'id="cancel"' in shown.text and 'id="retry"' not in shown.text
+        assert "<b>retried</b>" in shown.text  # the timeline shows the retry's event
+        again = await client.post(
+            f"/ui/executions/{execution_id}/retry", data={"_csrf_token": csrf}
+        )
+        assert "problem=Retry+refused" in again.headers["location"]  # pending: not ended
+    async with await db.aconnect(database_url) as conn:
+        row = await executions.get(conn, execution_id)
+    assert row is not None and row.status == "pending" and row.attempt == 0
+
+
+async def test_the_detail_shows_attempts_backoff_timeout_and_last_error(
+    database_url: str, conn: Conn
+) -> None:
+    execution_id = await pending_execution(database_url)
+    # A first attempt failed and its retry waits out the backoff (as leases.finish writes it).
+    conn.execute(
+        """UPDATE executions SET attempt = 1, max_attempts = 3, timeout_seconds = 90,
+               error = 'boom: the first attempt', available_at = now() + interval '1 hour'
+         WHERE id = %s""",
+        (execution_id,),
+    )
+    async with ui_client() as client:
+        page = (await client.get(f"/ui/executions/{execution_id}")).text
+    assert re.search(r'id="attempts">1 / 3<', page)
+    assert 'id="available-at"' in page and "retry backoff" in page
+    assert re.search(r'id="timeout">90 s<', page)
+    assert "Last error" in page and "boom: the first attempt" in page
 
 
 async def test_the_overview_shows_queue_backlog_and_workers(database_url: str) -> None:
@@ -196,6 +223,28 @@ async def test_the_overview_shows_queue_backlog_and_workers(database_url: str) -
     assert "api-test-worker" in page
     counts = re.findall(r'status=(\w+)&amp;lane=normal">(\d+)<', page)
     assert ("pending", "1") in counts and ("running", "1") in counts
+
+
+async def test_the_overview_lists_schedules_with_their_next_fire(database_url: str) -> None:
+    async with ui_client() as client:
+        empty = (await client.get("/ui")).text
+        assert "No schedules" in empty
+        for body in (
+            {"name": "nightly", "pipeline": "noop", "cron": "30 18 * * *"},
+            {"name": "pulse", "pipeline": "noop", "interval_seconds": 600, "timezone": "UTC"},
+        ):
+            created = await client.post("/api/v1/schedules", json=body)
+            assert created.status_code == 201, created.text
+        assert (await client.post("/api/v1/schedules/pulse/pause")).status_code == 200
+        nightly = (await client.get("/api/v1/schedules/nightly")).json()
+        page = (await client.get("/ui")).text
+    rows = dict(re.findall(r'<tr data-schedule="(\w+)">(.*?)</tr>', page, re.S))
+    assert set(rows) == {"nightly", "pulse"}
+    next_fire = dt.datetime.fromisoformat(nightly["next_fire_at"]).astimezone(dt.UTC)
+    assert next_fire.strftime("%Y-%m-%d %H:%M:%S") in rows["nightly"]
+    assert "30 18 * * *" in rows["nightly"] and "America/New_York" in rows["nightly"]
+    assert re.search(r"<small>in \d+[hms]</small>", rows["nightly"])
+    assert "600 s" in rows["pulse"] and "paused" in rows["pulse"]
 
 
 async def test_throughput_finds_the_last_hour_by_binary_search(database_url: str) -> None:

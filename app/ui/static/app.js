@@ -185,7 +185,7 @@ function overviewLive() {
     const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
     if (!response.ok) return;
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-    for (const id of ["counts", "oldest", "workers", "totals"]) {
+    for (const id of ["counts", "oldest", "workers", "totals", "schedules"]) {
       const now = fresh.getElementById(id);
       if (now) document.getElementById(id).innerHTML = now.innerHTML;
     }
