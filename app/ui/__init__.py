@@ -31,6 +31,7 @@ from litestar.template.config import TemplateConfig
 from app.config import Settings
 from app.db import AsyncConn, database_url
 from app.ui.actions import ACTIONS
+from app.ui.data_pages import DATA_PAGES
 from app.ui.live import LiveFeed, events
 from app.ui.pages import PAGES
 from app.ui.security import (
@@ -64,7 +65,7 @@ def ui_router(settings: Settings, provide_conn: Callable[..., AsyncIterator[Asyn
     )
     return Router(
         path=UI_PATH,
-        route_handlers=[*PAGES, *ACTIONS, events, static],
+        route_handlers=[*PAGES, *DATA_PAGES, *ACTIONS, events, static],
         guards=[ui_guard],
         dependencies={"conn": Provide(provide_conn)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
