@@ -210,8 +210,14 @@ def test_every_page_loads_without_errors_on_a_laptop_and_a_phone(
                     "document.documentElement.scrollWidth - window.innerWidth"
                 )
                 assert overflow <= 0, f"{path} is {overflow}px too wide on a {viewport}"
-                if name.startswith("finra"):  # the venue bars are drawn
+                if name.startswith("finra"):  # the venue bars are drawn, from the API's numbers
                     page.page.wait_for_function("window.spineCharts && window.spineCharts.venues")
+                    drawn = page.page.evaluate("window.spineCharts.venues.data[1]")
+                    week = min(WEEK_FILES) if "first-week" in name else max(WEEK_FILES)
+                    venues = httpx.get(
+                        f"{base}/api/v1/finra/weeks/{week}/venues", params={"limit": 15}, timeout=10
+                    ).json()
+                    assert drawn == [float(v["share_of_shares_pct"]) for v in venues]
                 page.shot(f"{name}-{viewport}")
         assert page.page.locator("text=Traceback").count() == 0  # the login page is last
         page.page.goto(f"{base}/ui/executions/{failing}")
