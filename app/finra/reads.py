@@ -26,6 +26,7 @@ __all__ = [
     "VenueWeek",
     "WeekSummary",
     "latest_week",
+    "recent_weeks",
     "sort_value",
     "symbol_history",
     "symbols",
@@ -215,6 +216,24 @@ async def latest_week(conn: AsyncConn) -> date | None:
     row = await cur.fetchone()
     week = None if row is None else row["week"]
     return week if isinstance(week, date) else None
+
+
+_RECENT_WEEKS: LiteralString = """
+    WITH RECURSIVE w AS (
+        (SELECT week_start FROM finra_weekly_volume ORDER BY week_start DESC LIMIT 1)
+        UNION ALL
+        SELECT (SELECT p.week_start FROM finra_weekly_volume p
+                 WHERE p.week_start < w.week_start ORDER BY p.week_start DESC LIMIT 1)
+          FROM w WHERE w.week_start IS NOT NULL
+    )
+    SELECT week_start AS week FROM w WHERE week_start IS NOT NULL LIMIT %(limit)s
+"""
+
+
+async def recent_weeks(conn: AsyncConn, *, limit: int = 100) -> list[date]:
+    """The newest loaded weeks, newest first: one primary-key probe per week (a picker's list)."""
+    cur = await conn.execute(_RECENT_WEEKS, {"limit": limit})
+    return [row["week"] for row in await cur.fetchall()]  # type: ignore[misc]
 
 
 async def weeks(

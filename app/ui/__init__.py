@@ -31,6 +31,7 @@ from litestar.template.config import TemplateConfig
 from app.config import Settings
 from app.db import AsyncConn, database_url
 from app.ui.actions import ACTIONS
+from app.ui.data_pages import DATA_PAGES
 from app.ui.live import LiveFeed, events
 from app.ui.pages import PAGES
 from app.ui.security import (
@@ -48,7 +49,8 @@ NAV: Final = (
     ("Overview", f"{UI_PATH}"),
     ("Executions", f"{UI_PATH}/executions"),
     ("Market data", f"{UI_PATH}/market"),
-    # FINRA weekly data and schedules add their pages here when those domains land.
+    ("OTC loads", f"{UI_PATH}/loads"),
+    ("FINRA weekly", f"{UI_PATH}/finra"),
 )
 
 
@@ -63,7 +65,7 @@ def ui_router(settings: Settings, provide_conn: Callable[..., AsyncIterator[Asyn
     )
     return Router(
         path=UI_PATH,
-        route_handlers=[*PAGES, *ACTIONS, events, static],
+        route_handlers=[*PAGES, *DATA_PAGES, *ACTIONS, events, static],
         guards=[ui_guard],
         dependencies={"conn": Provide(provide_conn)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
@@ -81,6 +83,19 @@ def _ago(moment: dt.datetime | None) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
     return f"{max(int(seconds), 0)}s ago"
+
+
+def _until(moment: dt.datetime | None) -> str:
+    """How far ahead `moment` is ("in 5m"); "due" once it has passed."""
+    if moment is None:
+        return ""
+    seconds = (moment - dt.datetime.now(dt.UTC)).total_seconds()
+    if seconds <= 0:
+        return "due"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"in {int(seconds // size)}{unit}"
+    return f"in {int(seconds)}s"
 
 
 def _when(moment: dt.datetime | None) -> str:
@@ -102,6 +117,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment.globals["nav"] = NAV
     environment.filters["ago"] = _ago
     environment.filters["when"] = _when
+    environment.filters["until"] = _until
     environment.filters["json"] = _json
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 

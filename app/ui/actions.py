@@ -2,19 +2,17 @@
 
 Plain HTML forms (each with its CSRF field) that answer with a redirect back
 to the page, so they work without JavaScript. Cancel calls the backend's
-cancel, as the API's route does. Retry is the API's own route
-(`POST /api/v1/executions/{id}/retry`), called in-process: the dashboard then
-follows whatever rules that route has, and says so plainly when the server
-has no such route.
+cancel, as the API's route does. Retry calls
+`app.engine.retries.retry_one`, as the API's route
+(`POST /api/v1/executions/{id}/retry`) does, so both follow the same rules.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated, Any, Final, cast
+from typing import Annotated, Any, Final
 
-import httpx
 import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import Cookie, State
@@ -23,13 +21,17 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.api.routes import DbConn
-from app.config import Settings
+from app.engine import retries
 from app.ui.security import TOKEN_COOKIE, UI_PATH
 
 __all__ = ["ACTIONS", "cancel", "login", "login_form", "logout", "retry"]
 
-INTERNAL_BASE: Final = "http://spine.internal"
 TOKEN_MAX_AGE: Final = 12 * 3600
+WHY_NOT: Final = {
+    "completed": "it completed",
+    "not_ended": "it is still active",
+    "key_active": "another active execution holds its logical_key",
+}
 
 
 def _back(execution_id: str, **message: str) -> Redirect:
@@ -52,33 +54,14 @@ async def cancel(conn: DbConn, state: State, execution_id: FromPath[str]) -> Red
 
 
 @post("/executions/{execution_id:str}/retry", name="ui_retry")
-async def retry(
-    request: Request[Any, Any, Any], state: State, execution_id: FromPath[str]
-) -> Redirect:
-    """The API's retry route, called in-process with the server's own token."""
-    settings: Settings = state.settings
-    headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
-    transport = httpx.ASGITransport(app=cast(Any, request.app))  # an ASGI app; types differ
-    async with httpx.AsyncClient(transport=transport, base_url=INTERNAL_BASE) as client:
-        response = await client.post(
-            f"/api/v1/executions/{execution_id[:100]}/retry", headers=headers
-        )
-    if response.status_code in (200, 201, 202):
-        new_id = _json_field(response.content, "id") or execution_id
-        return _back(new_id, notice="Retry submitted.")
-    if response.status_code in (404, 405) and _json_field(response.content, "detail") is None:
-        return _back(execution_id, problem="This server has no retry yet.")
-    detail = _json_field(response.content, "detail") or f"HTTP {response.status_code}"
-    return _back(execution_id, problem=f"Retry refused: {detail}")
-
-
-def _json_field(body: bytes, name: str) -> str | None:
-    try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None
-    found = value.get(name) if isinstance(value, dict) else None
-    return found if isinstance(found, str) and found else None
+async def retry(conn: DbConn, execution_id: FromPath[str]) -> Redirect:
+    """The API route's retry (`app.engine.retries.retry_one`): back to pending, fresh budget."""
+    execution, outcome = await retries.retry_one(conn, execution_id[:100], source="ui")
+    if execution is None:
+        return Redirect(f"{UI_PATH}/executions", status_code=303)
+    if outcome == "retried":
+        return _back(execution.id, notice="Retry submitted: it is pending again.")
+    return _back(execution.id, problem=f"Retry refused: {WHY_NOT[outcome]}.")
 
 
 @get("/login", name="ui_login", opt={"public": True})

@@ -20,16 +20,17 @@ from litestar.response import Template
 
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.routes import DbConn
-from app.engine import activity, executions
+from app.engine import activity, executions, schedules_sql
 from app.engine.models import ACTIVE, LANES, STATUSES, TERMINAL, Event
+from app.engine.retries import RETRYABLE
 from app.otc import reads
 
 __all__ = ["PAGES", "execution_detail", "executions_list", "market", "overview"]
 
 PAGE_SIZE: Final = 50
 CURSOR_KIND: Final = "ui-executions"
-RETRYABLE: Final = ("failed", "cancelled")
 MAX_METRIC_DAYS: Final = 1000
+SCHEDULES_SHOWN: Final = 20
 _json = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -40,7 +41,8 @@ def chart_json(value: Any) -> str:
 
 @get("/", name="ui_overview")
 async def overview(conn: DbConn, state: State) -> Template:
-    """Queue state by status and lane, throughput over the last hour, backlog age, workers."""
+    """Queue state by status and lane, throughput over the last hour, backlog age, workers,
+    and the schedules with their next fire time."""
     after = await activity.latest_event_id(conn)  # before the reads: nothing is missed
     counts = await activity.status_counts(conn)
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -56,6 +58,7 @@ async def overview(conn: DbConn, state: State) -> Template:
         "failed": list(series["failed"].values()),
     }
     workers = (await state.backend.health(conn)).get("workers", [])
+    schedules = await schedules_sql.list_page(conn, limit=SCHEDULES_SHOWN + 1)
     return Template(
         "overview.html",
         context={
@@ -68,6 +71,8 @@ async def overview(conn: DbConn, state: State) -> Template:
             "totals": {k: sum(v.values()) for k, v in series.items()},
             "oldest": await activity.oldest_pending(conn),
             "workers": workers,
+            "schedules": schedules[:SCHEDULES_SHOWN],
+            "more_schedules": len(schedules) > SCHEDULES_SHOWN,
             "after": after,
         },
     )
@@ -195,6 +200,9 @@ async def execution_detail(
             "failure": _failure(events),
             "can_cancel": execution.status in ACTIVE and not execution.cancel_requested,
             "can_retry": execution.status in RETRYABLE,
+            # A pending row not yet claimable: a retry's backoff or a delayed run.
+            "waiting": execution.status == "pending"
+            and execution.available_at > dt.datetime.now(dt.UTC),
             "notice": (notice or "")[:300],
             "problem": (problem or "")[:300],
             "after": events[-1].id if events else 0,

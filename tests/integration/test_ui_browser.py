@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from app.config import get_settings
+from tests.finra_support import WEEK_FILES
 from tests.support import (
     ROOT,
     free_port,
@@ -162,10 +163,21 @@ def market_data(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return database_url
 
 
+@pytest.fixture
+def finra_data(market_data: str) -> str:
+    """The OTC sample and the three real FINRA weeks loaded."""
+    with ThreadPoolExecutor(1) as thread:
+        for path in WEEK_FILES.values():
+            load = run_inline(market_data, "finra_weekly_ingest", {"file": f"finra/{path.name}"})
+            done = thread.submit(asyncio.run, load).result()
+            assert done.status == "completed", done.error
+    return market_data
+
+
 def test_every_page_loads_without_errors_on_a_laptop_and_a_phone(
-    market_data: str, page: Watched, tmp_path: Path
+    finra_data: str, page: Watched, tmp_path: Path
 ) -> None:
-    database_url = market_data
+    database_url = finra_data
     data_dir = str(tmp_path)
     with api_server(database_url, page, SPINE_DATA_DIR=data_dir) as base:
         # A real failure: the file is there when submitted, gone when the worker runs.
@@ -180,6 +192,10 @@ def test_every_page_loads_without_errors_on_a_laptop_and_a_phone(
             "executions-filtered": "/ui/executions?status=failed&lane=normal&pipeline=otc_ingest",
             "execution-failed": f"/ui/executions/{failing}",
             "market": "/ui/market",
+            "loads": "/ui/loads",
+            "load-rejects": f"/ui/loads/{_first_load(base)}",
+            "finra": "/ui/finra",
+            "finra-first-week-by-hhi": f"/ui/finra?week={min(WEEK_FILES)}&sort=hhi",
             "login": "/ui/login",
         }
         for viewport, size in (("laptop", (1280, 860)), ("phone", (390, 844))):
@@ -194,10 +210,49 @@ def test_every_page_loads_without_errors_on_a_laptop_and_a_phone(
                     "document.documentElement.scrollWidth - window.innerWidth"
                 )
                 assert overflow <= 0, f"{path} is {overflow}px too wide on a {viewport}"
+                if name.startswith("finra"):  # the venue bars are drawn, from the API's numbers
+                    page.page.wait_for_function("window.spineCharts && window.spineCharts.venues")
+                    drawn = page.page.evaluate("window.spineCharts.venues.data[1]")
+                    week = min(WEEK_FILES) if "first-week" in name else max(WEEK_FILES)
+                    venues = httpx.get(
+                        f"{base}/api/v1/finra/weeks/{week}/venues", params={"limit": 15}, timeout=10
+                    ).json()
+                    assert drawn == [float(v["share_of_shares_pct"]) for v in venues]
                 page.shot(f"{name}-{viewport}")
         assert page.page.locator("text=Traceback").count() == 0  # the login page is last
         page.page.goto(f"{base}/ui/executions/{failing}")
         assert "gone.csv" in page.page.locator(".failure").inner_text()
+    assert page.problems == []
+
+
+def _first_load(base: str) -> int:
+    loads = httpx.get(f"{base}/api/v1/otc/loads", timeout=10).json()
+    assert loads and loads[0]["rejected"] > 0
+    return int(loads[0]["id"])
+
+
+def test_retry_runs_a_failed_execution_again_to_completion(
+    database_url: str, page: Watched, tmp_path: Path
+) -> None:
+    data_dir = str(tmp_path)
+    with (
+        api_server(database_url, page, SPINE_DATA_DIR=data_dir) as base,
+        worker_pool(database_url, processes=1, SPINE_DATA_DIR=data_dir),
+    ):
+        # It fails for want of its file; given the file back, the retry completes.
+        shutil.copy(ROOT / "data" / "otc_sample.csv", tmp_path / "late.csv")
+        execution_id = submit(base, "otc_ingest", {"file": "late.csv"})
+        (tmp_path / "late.csv").unlink()
+        wait_until(lambda: status_of(base, execution_id) == "failed")
+        page.page.goto(f"{base}/ui/executions/{execution_id}")
+        sync_api.expect(page.page.locator("#attempts")).to_contain_text(" / ")
+        shutil.copy(ROOT / "data" / "otc_sample.csv", tmp_path / "late.csv")
+        page.page.click("#retry")
+        sync_api.expect(page.page.locator(".notice")).to_contain_text("Retry submitted")
+        sync_api.expect(page.page.locator("#status")).to_have_text("completed", timeout=30_000)
+        assert page.page.locator("#timeline >> text=retried").count() == 1
+        page.shot("execution-retried")
+        assert status_of(base, execution_id) == "completed"
     assert page.problems == []
 
 

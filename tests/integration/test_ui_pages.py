@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
 from app import db
-from app.engine import activity
+from app.config import get_settings
+from app.engine import activity, executions
 from app.engine.activity import Change
 from app.ui.live import LOOKBACK, LiveFeed
 from tests.api_support import Client, api_client, make_running
-from tests.support import submit, submit_many
+from tests.finra_support import WEEK_FILES, read_file, symbol_of, venues_of
+from tests.support import ROOT, run_inline, submit, submit_many
 
 Conn = psycopg.Connection[dict[str, object]]
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -57,7 +61,8 @@ async def pending_execution(database_url: str) -> str:
 async def test_every_page_renders_with_a_content_security_policy(database_url: str) -> None:
     execution_id = await pending_execution(database_url)
     async with ui_client() as client:
-        for path in ("/ui", "/ui/executions", f"/ui/executions/{execution_id}", "/ui/market"):
+        paths = ("/ui", "/ui/executions", f"/ui/executions/{execution_id}", "/ui/market")
+        for path in (*paths, "/ui/loads", "/ui/finra"):
             response = await client.get(path)
             assert response.status_code == 200, (path, response.text)
             assert response.headers["content-type"].startswith("text/html")
@@ -167,7 +172,7 @@ async def test_with_token_reads_pages_send_the_browser_to_log_in(
         assert bearer.status_code == 200
 
 
-async def test_retry_answers_plainly_whether_or_not_the_server_has_it(database_url: str) -> None:
+async def test_retry_puts_a_cancelled_execution_back_to_pending(database_url: str) -> None:
     execution_id = await pending_execution(database_url)
     async with ui_client() as client:
         csrf = await form_token(client, f"/ui/executions/{execution_id}")
@@ -179,11 +184,38 @@ async def test_retry_answers_plainly_whether_or_not_the_server_has_it(database_u
         )
         assert answer.status_code == 303
         location = answer.headers["location"]
-        assert location.startswith("/ui/executions/")
-        assert "notice=Retry+submitted" in location or "problem=" in location
+        assert location.startswith(f"/ui/executions/{execution_id}?notice=Retry+submitted")
         shown = await client.get(location)
-        assert shown.status_code == 200
-        assert 'class="notice"' in shown.text or 'class="problem"' in shown.text
+        assert 'class="notice"' in shown.text and 'class="problem"' not in shown.text
+        assert re.search(r'id="status" class="status status-pending">pending<', shown.text)
+        assert 'id="cancel"' in shown.text and 'id="retry"' not in shown.text
+        assert "<b>retried</b>" in shown.text  # the timeline shows the retry's event
+        again = await client.post(
+            f"/ui/executions/{execution_id}/retry", data={"_csrf_token": csrf}
+        )
+        assert "problem=Retry+refused" in again.headers["location"]  # pending: not ended
+    async with await db.aconnect(database_url) as conn:
+        row = await executions.get(conn, execution_id)
+    assert row is not None and row.status == "pending" and row.attempt == 0
+
+
+async def test_the_detail_shows_attempts_backoff_timeout_and_last_error(
+    database_url: str, conn: Conn
+) -> None:
+    execution_id = await pending_execution(database_url)
+    # A first attempt failed and its retry waits out the backoff (as leases.finish writes it).
+    conn.execute(
+        """UPDATE executions SET attempt = 1, max_attempts = 3, timeout_seconds = 90,
+               error = 'boom: the first attempt', available_at = now() + interval '1 hour'
+         WHERE id = %s""",
+        (execution_id,),
+    )
+    async with ui_client() as client:
+        page = (await client.get(f"/ui/executions/{execution_id}")).text
+    assert re.search(r'id="attempts">1 / 3<', page)
+    assert 'id="available-at"' in page and "retry backoff" in page
+    assert re.search(r'id="timeout">90 s<', page)
+    assert "Last error" in page and "boom: the first attempt" in page
 
 
 async def test_the_overview_shows_queue_backlog_and_workers(database_url: str) -> None:
@@ -196,6 +228,28 @@ async def test_the_overview_shows_queue_backlog_and_workers(database_url: str) -
     assert "api-test-worker" in page
     counts = re.findall(r'status=(\w+)&amp;lane=normal">(\d+)<', page)
     assert ("pending", "1") in counts and ("running", "1") in counts
+
+
+async def test_the_overview_lists_schedules_with_their_next_fire(database_url: str) -> None:
+    async with ui_client() as client:
+        empty = (await client.get("/ui")).text
+        assert "No schedules" in empty
+        for body in (
+            {"name": "nightly", "pipeline": "noop", "cron": "30 18 * * *"},
+            {"name": "pulse", "pipeline": "noop", "interval_seconds": 600, "timezone": "UTC"},
+        ):
+            created = await client.post("/api/v1/schedules", json=body)
+            assert created.status_code == 201, created.text
+        assert (await client.post("/api/v1/schedules/pulse/pause")).status_code == 200
+        nightly = (await client.get("/api/v1/schedules/nightly")).json()
+        page = (await client.get("/ui")).text
+    rows = dict(re.findall(r'<tr data-schedule="(\w+)">(.*?)</tr>', page, re.S))
+    assert set(rows) == {"nightly", "pulse"}
+    next_fire = dt.datetime.fromisoformat(nightly["next_fire_at"]).astimezone(dt.UTC)
+    assert next_fire.strftime("%Y-%m-%d %H:%M:%S") in rows["nightly"]
+    assert "30 18 * * *" in rows["nightly"] and "America/New_York" in rows["nightly"]
+    assert re.search(r"<small>in \d+[hms]</small>", rows["nightly"])
+    assert "600 s" in rows["pulse"] and "paused" in rows["pulse"]
 
 
 async def test_throughput_finds_the_last_hour_by_binary_search(database_url: str) -> None:
@@ -295,3 +349,131 @@ async def test_the_feed_never_replays_more_than_its_look_back(
     # At most the look-back and the new execution's event; never the first ones.
     assert len(received) <= LOOKBACK + 1
     assert received[0].event_id > 100
+
+
+# ------------------------------------------------------------------ loads and rejects
+
+
+async def test_a_loads_rejects_are_listed_with_reason_and_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    execution = await run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"})
+    assert execution.status == "completed", execution.error
+    async with ui_client() as client:
+        loads = (await client.get("/ui/loads")).text
+        (load_id,) = re.findall(r'<tr data-load="(\d+)">', loads)
+        assert "otc_sample.csv" in loads and execution.id[:8] in loads
+        page = await client.get(f"/ui/loads/{load_id}")
+        assert page.status_code == 200
+        api = (await client.get(f"/api/v1/otc/loads/{load_id}/rejects?limit=100")).json()
+    shown = re.findall(
+        r'<tr data-line="(\d+)"><td class="num">\d+</td><td class="error">([^<]*)<', page.text
+    )
+    assert len(api) == 12  # the sample's deliberate bad lines
+    assert [(int(n), reason) for n, reason in shown] == [(r["line_no"], r["reason"]) for r in api]
+    assert 'rel="next"' not in page.text  # all of them fit one page
+
+
+async def test_rejects_page_by_line_number_and_lines_are_cut_and_escaped(conn: Conn) -> None:
+    load = conn.execute(
+        "INSERT INTO otc_loads (execution_id, source_file, file_bytes, market_tz) "
+        "VALUES ('e-ui-rejects', 'bad.csv', 1, 'UTC') RETURNING id"
+    ).fetchone()
+    assert load is not None
+    conn.execute(
+        """INSERT INTO otc_trades_rejects (load_id, line_no, reason, line)
+           SELECT %s, n, 'wrong_column_count', 'line ' || n FROM generate_series(2, 121) n""",
+        (load["id"],),
+    )
+    conn.execute(
+        "UPDATE otc_trades_rejects SET line = %s WHERE load_id = %s AND line_no = 2",
+        ("<script>alert(1)</script>" + "y" * 1000, load["id"]),
+    )
+    seen: list[int] = []
+    async with ui_client() as client:
+        url: str | None = f"/ui/loads/{load['id']}"
+        while url:
+            page = await client.get(url)
+            assert page.status_code == 200, page.text
+            lines = [int(n) for n in re.findall(r'<tr data-line="(\d+)">', page.text)]
+            assert 0 < len(lines) <= 50
+            seen += lines
+            found = re.search(r'rel="next" href="([^"]+)"', page.text)
+            url = found.group(1).replace("&amp;", "&") if found else None
+            assert len(seen) <= 120, "the pager goes round in circles"
+        first = (await client.get(f"/ui/loads/{load['id']}")).text
+        assert (await client.get("/ui/loads/424242")).status_code == 404
+        assert (await client.get(f"/ui/loads/{load['id']}?cursor=nonsense")).status_code == 400
+    assert seen == list(range(2, 122))  # every line once, in file order, in three pages
+    assert "<script>alert" not in first and "&lt;script&gt;alert(1)&lt;/script&gt;" in first
+    assert "y" * 275 + "…" in first and "y" * 276 not in first  # cut at 300 characters
+
+
+async def test_loads_page_newest_first_by_keyset(conn: Conn) -> None:
+    conn.execute(
+        """INSERT INTO otc_loads (execution_id, source_file, file_bytes, market_tz)
+           SELECT 'e-ui-load-' || n, 'f' || n || '.csv', 1, 'UTC' FROM generate_series(1, 60) n"""
+    )
+    async with ui_client() as client:
+        first = (await client.get("/ui/loads")).text
+        found = re.search(r'rel="next" href="([^"]+)"', first)
+        assert found
+        second = (await client.get(found.group(1))).text
+    ids = [int(i) for page in (first, second) for i in re.findall(r'<tr data-load="(\d+)">', page)]
+    assert len(ids) == 60 and ids == sorted(ids, reverse=True) and len(set(ids)) == 60
+    assert "not finished" in first  # no summary yet: counts are not made up
+    assert 'rel="next"' not in second
+
+
+# ------------------------------------------------------------------ FINRA weekly
+
+
+@pytest.fixture
+async def finra_loaded(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    for path in WEEK_FILES.values():
+        params = {"file": f"finra/{path.name}"}
+        execution = await run_inline(database_url, "finra_weekly_ingest", params)
+        assert execution.status == "completed", execution.error
+
+
+async def test_finra_page_picks_a_week_and_shows_venue_share_and_symbol_hhi(
+    finra_loaded: None,
+) -> None:
+    first = min(WEEK_FILES)
+    async with ui_client() as client:
+        latest = (await client.get("/ui/finra")).text
+        page = (await client.get(f"/ui/finra?week={first}&sort=hhi")).text
+        bad = await client.get("/ui/finra?week=yesterday")
+        bad_sort = await client.get("/ui/finra?sort=price")
+        empty = (await client.get("/ui/finra?week=2020-01-06")).text
+    options = re.findall(r'<option value="(\d{4}-\d\d-\d\d)"( selected)?>', latest)
+    assert [w for w, _ in options] == [str(w) for w in sorted(WEEK_FILES, reverse=True)]
+    assert options[0][1] == " selected"  # the newest week by default
+    assert f'<option value="{first}" selected>' in page
+    rows = read_file(WEEK_FILES[first])
+    venues = venues_of(rows)[:15]
+    chart = json.loads(re.search(r'id="venue-data">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
+    assert chart["mpid"] == [v.mpid for v in venues]
+    assert chart["pct"] == [float(v.share_of_shares_pct) for v in venues]
+    shown = re.findall(r'<tr data-mpid="([^"]+)">', page)
+    assert shown == [v.mpid for v in venues]
+    symbols = re.findall(r'<tr data-symbol="([^"]+)">.*?<td class="num hhi">([^<]*)<', page, re.S)
+    assert len(symbols) == 50
+    hhis = [Decimal(h) for _, h in symbols if h]
+    assert hhis == sorted(hhis, reverse=True)  # sorted by HHI, as asked
+    for name, hhi in symbols[:5]:
+        assert Decimal(hhi) == symbol_of(rows, name).hhi
+    assert bad.status_code == 400 and "week" in bad.text
+    assert bad_sort.status_code == 400 and "sort" in bad_sort.text
+    assert "No FINRA rows for the week of 2020-01-06" in empty
+
+
+async def test_finra_page_without_data_says_how_to_load(database_url: str) -> None:
+    async with ui_client() as client:
+        page = await client.get("/ui/finra")
+    assert page.status_code == 200 and "finra_weekly_ingest" in page.text
+    assert 'href="/ui/finra"' in page.text  # in the nav
