@@ -169,6 +169,7 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
     port = free_port()
     api = worker = None
     worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed in finally
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
     try:
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("CREATE DATABASE spine")
@@ -186,7 +187,6 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
             [sys.executable, "-m", "app.cli", "worker", "start", "--max-concurrent", "2"],
             env=env, cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
 
         def ready_status() -> int:
             try:
@@ -233,3 +233,4 @@ def test_postgres_restart_api_and_workers_recover(tmp_path: Path) -> None:
                 proc.wait()
         embedded.stop(state)
         worker_log.close()
+        client.close()
