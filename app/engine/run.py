@@ -150,7 +150,7 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
 ) -> tuple[End | _Requeue | None, BaseException | None]:
     """Run the pipeline once: how the attempt ended (None: this worker lost the claim), and
     the unexpected error behind a failure, if any (its traceback goes to the log)."""
-    policy = registry.get(execution.pipeline).retry if execution.pipeline in registry else None
+    policy = _policy(execution, registry)
     try:
         if execution.cancel_requested:
             raise CancelRequested("cancelled before it started")
@@ -158,7 +158,7 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
         params = pipeline.validate(execution.params, settings)
         summary = await pipeline.run(ctx, params)
     except TimedOut as exc:
-        return _failure(execution, registry, settings, str(exc), _timed_out_payload(str(exc))), None
+        return _failure(execution, policy, settings, str(exc), _timed_out_payload(str(exc))), None
     except CancelRequested as exc:
         return End("cancelled", None, {"reason": str(exc)}), None
     except ClaimLost:
@@ -174,9 +174,9 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
         trace = None if isinstance(exc, SpineError) else traceback.format_exc()
         payload = _error_payload(error, exc, trace)
         unexpected = None if isinstance(exc, SpineError) else exc
-        if policy is None or policy.is_permanent(exc):
+        if policy.is_permanent(exc):  # an unknown pipeline is bad input: permanent too
             return End("failed", error, payload), unexpected
-        return _failure(execution, registry, settings, error, payload), unexpected
+        return _failure(execution, policy, settings, error, payload), unexpected
     try:
         return End("completed", None, {"result": msgspec.to_builtins(summary)}), None
     except (TypeError, ValueError) as exc:
@@ -262,16 +262,26 @@ def abandoned_end(execution: Execution, registry: Registry, settings: Settings) 
         f"{timed_out_message(execution.timeout_seconds)}; abandoned "
         f"{settings.timeout_grace:g} s later: it did not stop when asked"
     )
-    return _failure(execution, registry, settings, error, _timed_out_payload(error))
+    return _failure(
+        execution, _policy(execution, registry), settings, error, _timed_out_payload(error)
+    )
 
 
 def _timed_out_payload(error: str) -> dict[str, Any]:
     return {"error": error, "error_type": "TimedOut", "traceback": None}
 
 
+def _policy(execution: Execution, registry: Registry) -> RetryPolicy:
+    """The execution's pipeline's retry policy (the default one for a pipeline not known here)."""
+    return registry.get(execution.pipeline).retry if execution.pipeline in registry else _DEFAULT
+
+
+_DEFAULT = RetryPolicy()
+
+
 def _failure(
     execution: Execution,
-    registry: Registry,
+    policy: RetryPolicy,
     settings: Settings,
     error: str | None,
     payload: dict[str, Any],
@@ -279,8 +289,7 @@ def _failure(
     """A retryable failure: retried while attempts are left, else the end."""
     if execution.attempt >= execution.max_attempts:
         return End("failed", error, payload)
-    found = registry.get(execution.pipeline).retry if execution.pipeline in registry else None
-    cap = (found or RetryPolicy()).max_backoff(settings.retry_max_backoff)
+    cap = policy.max_backoff(settings.retry_max_backoff)
     return End("failed", error, payload, retry_max_backoff=cap)
 
 
