@@ -86,6 +86,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         float,
         msgspec.Meta(description="Seconds between polls when no NOTIFY arrives.", gt=0, le=60),
     ] = msgspec.field(default=0.5, name="SPINE_POLL_INTERVAL")
+    claim_batch: Annotated[
+        int,
+        msgspec.Meta(
+            description=(
+                "Most executions one worker process claims at once when the queue is deep "
+                "and they run quickly (the batch grows from 1 to this); 1 turns batching off."
+            ),
+            ge=1,
+            le=100,
+        ),
+    ] = msgspec.field(default=16, name="SPINE_CLAIM_BATCH")
     lease_timeout: Annotated[
         float,
         msgspec.Meta(

@@ -1,22 +1,30 @@
 """One worker process: a claim loop, a listener and a heartbeat.
 
-- Claim: one short statement that takes the next pending execution and
-  starts it (see app.engine.leases.claim); the pipeline then runs
-  outside any transaction. While there is work, the statement that records
-  an execution's end also claims the next, so a busy worker commits once per
-  execution. A claim whose answer was lost to a broken connection is given
+- Claim: one statement takes a batch of pending executions (1 when the queue
+  is shallow, growing to SPINE_CLAIM_BATCH while it is deep and they run
+  quickly: worker.batch_size) and holds them `queued`. They run one by one,
+  outside any transaction. A quick one's start is written with its end; one
+  that runs past START_RECORD_DELAY (or reports progress) has its start
+  written while it runs, and the rest of its batch is given back rather than
+  left waiting behind it. The batch's ends are written in the statement that
+  claims the next batch (app.engine.batches), so a busy worker commits once
+  per batch. A claim whose answer was lost to a broken connection is given
   back before the next claim.
 - Wake-up: LISTEN on a dedicated connection; a poll every `poll_interval`
-  covers a lost notification or a broken listener.
+  covers a lost notification or a broken listener. Before each start the
+  listener takes what waits on its socket, so a cancel of a held execution
+  that has not started ends it cancelled instead.
 - Liveness: a heartbeat thread with its own connection, so a pipeline that
   hogs the event loop cannot starve it; the same thread sweeps executions held
   by workers whose heartbeat went stale and requeues them, but only once its
   own heartbeats have run without a gap for a lease (an outage is not a death:
   see app.engine.workers).
 - Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
-  execution finishes (one its end claimed is given back), then the process
-  exits 0. The supervisor's SIGKILL is the immediate stop.
-- Timeouts: run_pipeline asks an attempt to stop at its deadline; a watchdog
+  execution finishes, the batch's ends are written and what it held unstarted
+  is given back, then the process exits 0. The supervisor's SIGKILL is the
+  immediate stop: what it held goes back through the lease, unstarted ones
+  uncounted (a quick one that ran but whose end was not yet written runs again).
+- Timeouts: the runner asks an attempt to stop at its deadline; a watchdog
   thread gives up one still running SPINE_TIMEOUT_GRACE later (it records the
   timeout and the process exits with EXIT_ABANDONED, to be replaced).
 """
@@ -28,26 +36,42 @@ import collections
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
 
+import msgspec
 import psycopg
 
 from app import db
 from app.catalog import default_registry
 from app.config import Settings
-from app.engine import leases, workers
-from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, Execution
+from app.engine import batches, leases, workers
+from app.engine.batches import Record
+from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, End, Execution
 from app.engine.registry import Registry
 from app.engine.retry import Backoff
-from app.engine.run import Ran, abandoned_end, run_pipeline
+from app.engine.run import (
+    Attempted,
+    Ran,
+    Requeue,
+    abandoned_end,
+    attempt,
+    log_outcome,
+    outcome_of,
+    record_batch,
+    record_end,
+)
 from app.errors import first_line
 from app.logs import bind_process
 from worker import metrics
+from worker.batch_size import BatchSize
 
 __all__ = ["CLIENT_CHECK_SECONDS", "EXIT_ABANDONED", "Worker", "new_worker_id", "open_pool"]
 
@@ -70,6 +94,42 @@ async def open_pool(url: str, settings: Settings) -> db.AsyncPool:
     )
 
 
+START_RECORD_DELAY = 0.05
+"""Seconds an execution runs before its start is written on its own (see app.engine.batches)."""
+
+
+@dataclass
+class _Start:
+    """The running execution's start: when, and whether it is on record yet."""
+
+    execution: Execution
+    began: float
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Future[None] | None = None
+    recorded: bool = False
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _Ended(NamedTuple):
+    """An ended execution whose record waits for the batch's statement."""
+
+    execution: Execution
+    attempted: Attempted
+    end: End
+    started: float | None
+    """When it started, if its start is not on record yet (a monotonic reading)."""
+    ended: float
+
+    def record(self) -> Record:
+        end = self.end
+        return Record(
+            self.execution.id, end.status, self.started, self.ended, end.error, end.payload
+        )
+
+
 def new_worker_id() -> str:
     """Unique per process start: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -87,6 +147,11 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._current: str | None = None
+        self._held: collections.deque[Execution] = collections.deque()  # claimed, not started
+        self._ended: list[_Ended] = []
+        self._start: _Start | None = None
+        self._listener_conn: psycopg.AsyncConnection[object] | None = None
+        self._size = BatchSize(settings.claim_batch)
         self._cancel = asyncio.Event()
         # Cancel notices seen lately: one can arrive between a claim's commit
         # and the moment its execution becomes `_current`.
@@ -146,63 +211,153 @@ class Worker:
 
     async def _claim_loop(self, pool: db.AsyncPool) -> None:
         poll = self.settings.poll_interval
-        execution: Execution | None = None
         unsure = False  # a claim may have committed without us seeing its answer
         while True:
             if self._stopping.is_set():
-                if execution is not None:  # claimed by the last finish: give it back
-                    await self._release(pool, leases.GIVEN_BACK_ON_STOP)
-                elif unsure:
-                    await self._release(pool, leases.CLAIM_ANSWER_LOST)
+                await self._flush(pool)
+                if self._held or unsure:  # claimed, not started: give them back
+                    reason = leases.GIVEN_BACK_ON_STOP if self._held else leases.CLAIM_ANSWER_LOST
+                    self._held.clear()
+                    await self._release(pool, reason)
                 return
-            if execution is None:
+            if not self._held:
                 self._wake.clear()
-                try:
-                    async with pool.connection() as conn:
-                        if unsure:
-                            await self._release_on(conn, leases.CLAIM_ANSWER_LOST)
-                            unsure = False
-                        execution = await leases.claim(conn, self.id)
-                except psycopg.OperationalError as exc:
-                    log.warning("claim failed (%s); retrying after %.1fs", first_line(exc), poll)
-                    unsure = True
-                if execution is None:
+                unsure = await self._flush(pool, claim=self._size.next(), unsure=unsure)
+                if not self._held:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=poll)
                     continue
-            self._current = execution.id
-            self._cancel = asyncio.Event()
-            if execution.id in self._recent_cancels:
-                self._cancel.set()
-            metrics.execution_started(execution)
-            began = time.perf_counter()
-            watchdog = self._watchdog(execution)
-            try:
-                ran = await run_pipeline(
-                    pool,
-                    execution,
-                    self.id,
-                    settings=self.settings,
-                    registry=self.registry,
-                    cancel_event=self._cancel,
-                    claim_next=lambda: not self._stopping.is_set(),
-                )
-            except Exception:
-                # Could not even record the outcome: exit, so the lease hands it to another.
-                log.exception("worker %s cannot record %s; exiting", self.id, execution.id)
-                raise
-            finally:
-                self._current = None
-                if watchdog is not None:
-                    watchdog.cancel()
-            self.processed += 1
-            metrics.execution_finished(
-                execution.pipeline,
-                ran.outcome,
-                time.perf_counter() - began,
-                self._rows(execution, ran),
+            await self._run_one(pool, self._held.popleft())
+
+    async def _run_one(self, pool: db.AsyncPool, execution: Execution) -> None:
+        """Run the next held execution; its end joins the batch's records (or is written now)."""
+        await self._take_notices()
+        if execution.cancel_requested or execution.id in self._recent_cancels:
+            cancelled = End("cancelled", None, {"reason": "cancelled before it started"})
+            ended = _Ended(
+                execution, Attempted(cancelled, None, 0.0), cancelled, None, time.monotonic()
             )
-            execution, unsure = ran.next, ran.claim_unsure
+            self._ended.append(ended)
+            return
+        # The attempt it runs as (the claim left it queued; its start counts the attempt).
+        execution = msgspec.structs.replace(
+            execution, status="running", attempt=execution.attempt + 1
+        )
+        self._current = execution.id
+        self._cancel = asyncio.Event()
+        start = self._start = _Start(execution, time.monotonic())
+        start.timer = asyncio.get_running_loop().call_later(
+            START_RECORD_DELAY, self._record_start_soon, pool, start
+        )
+        metrics.execution_started(execution)
+        watchdog = self._watchdog(execution)
+        try:
+            attempted = await attempt(
+                pool,
+                execution,
+                self.id,
+                settings=self.settings,
+                registry=self.registry,
+                cancel_event=self._cancel,
+                before_write=lambda: self._ensure_started(pool, start),
+            )
+            start.cancel_timer()
+            end = attempted.end
+            if end is None or isinstance(end, Requeue) or end.retry_max_backoff is not None:
+                # Rare ends, written on their own: they need the attempt counted first.
+                if end is not None:
+                    await self._ensure_started(pool, start)
+                ran = await record_end(pool, execution, self.id, attempted)
+                self._finished(execution, ran, attempted)
+                self._size.slow()
+                return
+            if start.task is not None:
+                await start.task
+                self._size.slow()
+            started = None if start.recorded else start.began
+            self._ended.append(_Ended(execution, attempted, end, started, time.monotonic()))
+        except Exception:
+            # Could not even record the outcome: exit, so the lease hands it to another.
+            log.exception("worker %s cannot record %s; exiting", self.id, execution.id)
+            raise
+        finally:
+            self._current = None
+            self._start = None
+            if watchdog is not None:
+                watchdog.cancel()
+
+    async def _take_notices(self) -> None:
+        """Let the listener take what waits on its socket: a cancel of the next execution may.
+
+        Costs one poll of the socket when nothing waits (the usual case).
+        """
+        conn = self._listener_conn
+        for _ in range(20):
+            if conn is None or conn.closed:
+                return
+            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
+                return
+            await asyncio.sleep(0)
+
+    def _record_start_soon(self, pool: db.AsyncPool, start: _Start) -> None:
+        """The execution runs long: write its start (and the batch's ends) while it runs."""
+        if start.task is None and not start.recorded:
+            start.task = asyncio.ensure_future(self._write_start(pool, start))
+
+    async def _ensure_started(self, pool: db.AsyncPool, start: _Start) -> None:
+        """Before the pipeline's first write: its start must be on record."""
+        if start.recorded:
+            return
+        if start.task is None:
+            start.cancel_timer()
+            start.task = asyncio.ensure_future(self._write_start(pool, start))
+        await asyncio.shield(start.task)
+
+    async def _write_start(self, pool: db.AsyncPool, start: _Start) -> None:
+        """Write the start of the running execution with the ends before it; give back the
+        rest of the batch, which would otherwise wait behind it."""
+        own = Record(start.execution.id, "running", start.began, time.monotonic())
+        await self._flush(pool, extra=own)
+        start.recorded = True
+        if self._held:
+            ids = [e.id for e in self._held]
+            self._held.clear()
+            await self._release(pool, leases.GIVEN_BACK_BEHIND_SLOW, ids)
+
+    async def _flush(
+        self,
+        pool: db.AsyncPool,
+        *,
+        claim: int = 0,
+        unsure: bool = False,
+        extra: Record | None = None,
+    ) -> bool:
+        """Write the batch's ends (plus `extra`) and claim up to `claim` more, in one statement.
+
+        Returns whether a claim may have committed unseen (its connection broke):
+        what this worker holds is then given back before its next claim.
+        """
+        ended, self._ended = self._ended, []
+        if not ended and extra is None and claim == 0:
+            return unsure
+        records = [e.record() for e in ended] + ([extra] if extra is not None else [])
+        if unsure:
+            await self._release(pool, leases.CLAIM_ANSWER_LOST)
+        recorded, claimed, unsure = await record_batch(pool, self.id, records, claim=claim)
+        for e in ended:
+            outcome = outcome_of(e.end) if e.execution.id in recorded else "lost"
+            ran = log_outcome(e.execution, self.id, outcome, e.attempted)
+            self._finished(e.execution, ran, e.attempted)
+        if claim:
+            self._size.claimed(len(claimed), claim)
+            self._held.extend(claimed)
+        return unsure
+
+    def _finished(self, execution: Execution, ran: Ran, attempted: Attempted) -> None:
+        self.processed += 1
+        metrics.execution_finished(
+            execution.pipeline, ran.outcome, attempted.seconds, self._rows(execution, ran)
+        )
 
     def _rows(self, execution: Execution, ran: Ran) -> Mapping[str, int] | None:
         """A completed run's rows by outcome, when its pipeline counts them."""
@@ -233,9 +388,24 @@ class Worker:
         thread, so the process ends and the supervisor starts a fresh one.
         """
         end = abandoned_end(execution, self.registry, self.settings)
+        # The batch's ends so far, and this attempt's start, go on record first; the
+        # rest of the batch goes back. (The event loop is stuck, or idle between writes.)
+        records = [e.record() for e in self._ended]
+        self._ended = []
+        start = self._start
+        if start is not None and not start.recorded:
+            records.append(Record(execution.id, "running", start.began, time.monotonic()))
+        held = [e.id for e in self._held]
+        self._held.clear()
 
         async def give_up() -> bool:
             async with await db.aconnect(self.url) as conn:
+                if records:
+                    await batches.record(conn, self.id, records)
+                if held:
+                    await leases.release_held(
+                        conn, self.id, reason=leases.GIVEN_BACK_BEHIND_SLOW, ids=held
+                    )
                 if not await leases.finish(conn, execution.id, self.id, end):
                     return False
                 await workers.mark_stopped(conn, self.id)
@@ -252,16 +422,15 @@ class Worker:
             logging.shutdown()
             os._exit(EXIT_ABANDONED)
 
-    async def _release(self, pool: db.AsyncPool, reason: str) -> None:
+    async def _release(self, pool: db.AsyncPool, reason: str, ids: list[str] | None = None) -> None:
         try:
             async with pool.connection() as conn:
-                await self._release_on(conn, reason)
+                for execution_id in await leases.release_held(
+                    conn, self.id, reason=reason, ids=ids
+                ):
+                    log.info("gave back %s (%s)", execution_id, reason)
         except psycopg.OperationalError as exc:
             log.warning("could not give back claims (%s); the lease will", first_line(exc))
-
-    async def _release_on(self, conn: db.AsyncConn, reason: str) -> None:
-        for execution_id in await leases.release_held(conn, self.id, reason=reason):
-            log.info("gave back %s (%s)", execution_id, reason)
 
     async def _listen(self) -> None:
         """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""
@@ -271,6 +440,7 @@ class Worker:
                 async with await db.aconnect(self.url) as conn:
                     await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
                     await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    self._listener_conn = conn
                     backoff.reset()
                     self._wake.set()  # anything enqueued while we were not listening
                     async for note in conn.notifies():

@@ -53,7 +53,7 @@ DURATION = Histogram(
 )
 QUEUE_WAIT = Histogram(
     "spine_execution_queue_wait_seconds",
-    "From an execution's creation to the start of this attempt (database clock).",
+    "From an execution's creation to this attempt's claim (database clock).",
     ["lane"],
     buckets=DURATION_BUCKETS,
 )
@@ -77,8 +77,8 @@ ROWS = Counter(
 
 def execution_started(execution: Execution) -> None:
     STARTED.labels(execution.pipeline).inc()
-    if execution.started_at is not None:
-        wait = (execution.started_at - execution.created_at).total_seconds()
+    if execution.queued_at is not None:
+        wait = (execution.queued_at - execution.created_at).total_seconds()
         QUEUE_WAIT.labels(execution.lane).observe(max(wait, 0.0))
 
 

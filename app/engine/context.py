@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -40,6 +41,9 @@ class PipelineContext:
     attempt: int = 1
     timed_out: str | None = None
     """Set (with cancel_event) when the attempt's timeout passes: the error to report."""
+    before_write: Callable[[], Awaitable[None]] | None = None
+    """Awaited before each progress event: a batching worker records the start there first,
+    so the execution's events stay in order."""
     _last_progress: float = field(default=float("-inf"), repr=False)
     _last_phase: str | None = field(default=None, repr=False)
 
@@ -62,6 +66,8 @@ class PipelineContext:
             return
         self._last_progress, self._last_phase = now, phase
         try:
+            if self.before_write is not None:
+                await self.before_write()
             async with self.pool.connection() as conn:
                 state = await leases.record_progress(
                     conn,

@@ -1,7 +1,7 @@
 """Leases: what a worker does to the executions it holds.
 
-Claim, finish or schedule a retry (optionally claiming the next in the same
-statement), requeue, give back, progress. Every change is guarded by "still
+Claim one and start it (a batch of them: `batches`), finish or schedule a
+retry, requeue, give back, progress. Every change is guarded by "still
 held by me" in its WHERE clause, so a worker that lost its claim can never
 overwrite what another did, and every status change writes its event in the
 same statement.
@@ -9,6 +9,7 @@ same statement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -20,20 +21,20 @@ from app.engine.models import EXECUTIONS_CHANNEL, ClaimState, End, Execution
 
 __all__ = [
     "CLAIM_ANSWER_LOST",
+    "GIVEN_BACK_BEHIND_SLOW",
     "GIVEN_BACK_ON_STOP",
     "claim",
     "claim_state",
     "finish",
-    "finish_and_claim",
     "record_progress",
     "release_held",
     "requeue",
 ]
 
 
-# The claim's CTEs, shared by claim() and finish_and_claim(): take the next
-# pending execution and start it, writing its `queued` and `started` events.
-_CLAIM_CTES = f"""
+# Take the next pending execution and start it, writing its `queued` and `started` events.
+_CLAIM = f"""
+WITH
 next AS MATERIALIZED (
     SELECT id FROM executions
     WHERE status = 'pending' AND available_at <= now()
@@ -53,10 +54,7 @@ next AS MATERIALIZED (
            jsonb_build_object('worker_id', claimed.worker_id, 'attempt', claimed.attempt)
     FROM claimed, (VALUES (1, 'queued'), (2, 'started')) AS step (n, event_type)
     ORDER BY step.n
-)"""
-
-_CLAIM = f"""
-WITH {_CLAIM_CTES}
+)
 SELECT * FROM claimed
 """
 
@@ -114,18 +112,6 @@ WITH {_RETRY_CTES}
 SELECT id FROM f
 """
 
-_FINISH_AND_CLAIM = f"""
-WITH {_FINISH_CTES}, {_CLAIM_CTES}
-SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
-FROM (SELECT) AS one LEFT JOIN claimed ON true
-"""
-
-_RETRY_AND_CLAIM = f"""
-WITH {_RETRY_CTES}, {_CLAIM_CTES}
-SELECT EXISTS (SELECT FROM f) AS finished, claimed.*
-FROM (SELECT) AS one LEFT JOIN claimed ON true
-"""
-
 
 def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
     return {
@@ -148,21 +134,6 @@ async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -
     sql = _RETRY if end.retry_max_backoff is not None else _FINISH
     args = _finish_args(execution_id, worker_id, end)
     return await (await conn.execute(sql, args)).fetchone() is not None
-
-
-async def finish_and_claim(
-    conn: AsyncConn, execution_id: str, worker_id: str, end: End
-) -> tuple[bool, Execution | None]:
-    """finish() and claim() in one statement, so a busy worker commits once per execution.
-
-    Returns (finished, the next execution or None). Both parts commit together;
-    the claim is made whether or not the finish found the execution still held.
-    """
-    sql = _RETRY_AND_CLAIM if end.retry_max_backoff is not None else _FINISH_AND_CLAIM
-    row = await (await conn.execute(sql, _finish_args(execution_id, worker_id, end))).fetchone()
-    assert row is not None
-    finished = bool(row.pop("finished"))
-    return finished, (to_execution(row) if row["id"] is not None else None)
 
 
 _REQUEUE = f"""
@@ -197,8 +168,10 @@ WITH r AS (
         queued_at = CASE WHEN cancel_requested THEN queued_at END,
         started_at = CASE WHEN cancel_requested THEN started_at END,
         completed_at = CASE WHEN cancel_requested THEN now() END,
-        attempt = attempt - 1
+        -- A claim that started it counted the attempt; one only queued did not.
+        attempt = attempt - (status = 'running')::int
     WHERE worker_id = %(worker)s AND status IN {HELD_SQL}
+      AND (%(ids)s::text[] IS NULL OR id = ANY (%(ids)s::text[]))
     RETURNING id, status, attempt
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
@@ -211,18 +184,22 @@ SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
 
 CLAIM_ANSWER_LOST = "claimed but not run: the claim's answer was lost"
 GIVEN_BACK_ON_STOP = "claimed but not run: the worker is stopping"
+GIVEN_BACK_BEHIND_SLOW = "claimed but not run: given back while one before it runs long"
 
 
-async def release_held(conn: AsyncConn, worker_id: str, *, reason: str) -> list[str]:
-    """Give back every execution held by a worker that is running none of them.
+async def release_held(
+    conn: AsyncConn, worker_id: str, *, reason: str, ids: Sequence[str] | None = None
+) -> list[str]:
+    """Give back executions held by a worker that is running none of them (or only `ids`).
 
-    Two cases: a worker stopping with the execution its last finish claimed,
-    and a claim whose commit succeeded while its connection broke, which leaves
-    an execution held by a live worker that never learned of it (its heartbeat
-    would keep it from recovery forever). The attempt is not counted: the
-    execution never ran. The `requeued` event carries `reason`.
+    Three cases: a worker stopping with a claimed batch it has not started, a
+    batch's rest given back while one of it runs long, and a claim whose commit
+    succeeded while its connection broke, which leaves executions held by a
+    live worker that never learned of them (its heartbeat would keep them from
+    recovery forever). The attempt is not counted: they never ran. The
+    `requeued` event carries `reason`.
     """
-    args = {"worker": worker_id, "reason": reason}
+    args = {"worker": worker_id, "reason": reason, "ids": None if ids is None else list(ids)}
     rows = await (await conn.execute(_RELEASE_HELD, args)).fetchall()
     return [str(r["id"]) for r in rows]
 

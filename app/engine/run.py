@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
@@ -22,14 +22,27 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
 from app.db import AsyncConn
-from app.engine import leases
+from app.engine import batches, leases
 from app.engine.context import PipelineContext
 from app.engine.models import End, Execution
 from app.engine.registry import Registry
 from app.engine.retry import Backoff, RetryPolicy
 from app.errors import CancelRequested, ClaimLost, SpineError, TimedOut, first_line
 
-__all__ = ["Outcome", "Ran", "abandoned_end", "run_pipeline", "timed_out_message"]
+__all__ = [
+    "Attempted",
+    "Outcome",
+    "Ran",
+    "Requeue",
+    "abandoned_end",
+    "attempt",
+    "log_outcome",
+    "outcome_of",
+    "record_batch",
+    "record_end",
+    "run_pipeline",
+    "timed_out_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +50,24 @@ Outcome = Literal["completed", "failed", "cancelled", "retrying", "requeued", "l
 
 
 class Ran(NamedTuple):
-    """How an execution ended, and the next one if the end claimed it.
-
-    `claim_unsure`: the statement that was to record the end and claim the
-    next lost its connection, so a claim may have committed unseen; the worker
-    gives back what it holds before it claims again.
-    """
+    """How an execution ended."""
 
     outcome: Outcome
-    next: Execution | None = None
-    claim_unsure: bool = False
     result: Any = None
     """The pipeline's summary when it completed (for its row counts, see Pipeline.rows)."""
+
+
+class Attempted(NamedTuple):
+    """What one run of a pipeline came to, not yet recorded.
+
+    `end`: how it ended; a `Requeue` when the database went away under it; None
+    when this worker lost its claim (nothing is to be recorded).
+    """
+
+    end: End | Requeue | None
+    failure: BaseException | None
+    """The unexpected error behind a failure (its traceback goes to the log)."""
+    seconds: float
 
 
 # How long to keep retrying a state change while the database is unreachable.
@@ -56,7 +75,18 @@ RETRY_SECONDS = 120.0
 T = TypeVar("T")
 
 
-async def run_pipeline(
+def _loggers(
+    execution: Execution, worker_id: str
+) -> tuple[logging.LoggerAdapter[logging.Logger], logging.LoggerAdapter[logging.Logger]]:
+    """The pipeline's logger and the engine's, each line carrying the execution's fields."""
+    fields = {"execution_id": execution.id, "pipeline": execution.pipeline, "worker_id": worker_id}
+    return (
+        logging.LoggerAdapter(logging.getLogger(f"spine.pipeline.{execution.pipeline}"), fields),
+        logging.LoggerAdapter(log, fields),
+    )
+
+
+async def attempt(
     pool: AsyncConnectionPool[AsyncConn],
     execution: Execution,
     worker_id: str,
@@ -64,32 +94,27 @@ async def run_pipeline(
     settings: Settings,
     registry: Registry,
     cancel_event: asyncio.Event | None = None,
-    claim_next: Callable[[], bool] | None = None,
-) -> Ran:
-    """Run an execution this worker has claimed (it is `running`) to its end.
+    before_write: Callable[[], Awaitable[None]] | None = None,
+) -> Attempted:
+    """Run an execution this worker holds once, with its timeout; record nothing.
 
-    When `claim_next()` says so at the end, the statement that records the end
-    also claims the next execution (returned in `Ran.next`): one commit per
-    execution for a busy worker instead of two.
+    `before_write` runs before the pipeline's first write about the execution
+    (its first progress event): the worker records the start there when it
+    has not yet.
     """
-    execution_id = execution.id
-    # Every line about this execution carries its id, pipeline and worker (JSON logs' fields).
-    fields = {"execution_id": execution_id, "pipeline": execution.pipeline, "worker_id": worker_id}
-    logger = logging.LoggerAdapter(
-        logging.getLogger(f"spine.pipeline.{execution.pipeline}"), fields
-    )
-    elog = logging.LoggerAdapter(log, fields)
+    logger, elog = _loggers(execution, worker_id)
     ctx = PipelineContext(
-        execution_id=execution_id,
+        execution_id=execution.id,
         worker_id=worker_id,
         pool=pool,
         settings=settings,
         log=logger,
         cancel_event=cancel_event or asyncio.Event(),
         attempt=execution.attempt,
+        before_write=before_write,
     )
     started = time.perf_counter()
-    elog.debug("running %s %s (attempt %d)", execution.pipeline, execution_id, execution.attempt)
+    elog.debug("running %s %s (attempt %d)", execution.pipeline, execution.id, execution.attempt)
     deadline = None
     if execution.timeout_seconds is not None:
         # Cooperative: the pipeline stops at its next cancellation point. One that
@@ -102,44 +127,92 @@ async def run_pipeline(
     finally:
         if deadline is not None:
             deadline.cancel()
+    seconds = time.perf_counter() - started
+    if isinstance(end, End):
+        end.payload["duration_s"] = round(seconds, 6)
+    return Attempted(end, failure, seconds)
+
+
+async def run_pipeline(
+    pool: AsyncConnectionPool[AsyncConn],
+    execution: Execution,
+    worker_id: str,
+    *,
+    settings: Settings,
+    registry: Registry,
+    cancel_event: asyncio.Event | None = None,
+) -> Ran:
+    """Run an execution this worker has claimed and started (it is `running`); record its end."""
+    attempted = await attempt(
+        pool,
+        execution,
+        worker_id,
+        settings=settings,
+        registry=registry,
+        cancel_event=cancel_event,
+    )
+    return await record_end(pool, execution, worker_id, attempted)
+
+
+async def record_end(
+    pool: AsyncConnectionPool[AsyncConn], execution: Execution, worker_id: str, attempted: Attempted
+) -> Ran:
+    """Record an attempt's end on its own (a started execution): finish, retry or requeue."""
+    end = attempted.end
     if end is None:
-        elog.warning("lost the claim on %s while running; its result is discarded", execution_id)
-        return Ran("lost")
-    if isinstance(end, _Requeue):
-        elog.warning("requeueing %s (%s)", execution_id, end.reason)
+        outcome: Outcome = "lost"
+    elif isinstance(end, Requeue):
         requeued = await _retrying(
             pool,
             functools.partial(
-                leases.requeue, execution_id=execution_id, worker_id=worker_id, reason=end.reason
+                leases.requeue, execution_id=execution.id, worker_id=worker_id, reason=end.reason
             ),
-            f"requeue {execution_id}",
+            f"requeue {execution.id}",
         )
-        return Ran("requeued" if requeued else "lost")
-    end.payload["duration_s"] = round(time.perf_counter() - started, 6)
-    outcome: Outcome = "retrying" if end.retry_max_backoff is not None else end.status
-    next_execution, unsure = None, False
-    if claim_next is not None and claim_next():
-        finished, next_execution, unsure = await _finish_and_claim(
-            pool, execution_id, worker_id, end
-        )
+        outcome = "requeued" if requeued else "lost"
     else:
-        finished = await _finish(pool, execution_id, worker_id, end)
-    if not finished:
-        elog.warning(
-            "execution %s was taken from %s before it could finish", execution_id, worker_id
-        )
-        return Ran("lost", next_execution, unsure)
+        finished = await _finish(pool, execution.id, worker_id, end)
+        outcome = outcome_of(end) if finished else "lost"
+    return log_outcome(execution, worker_id, outcome, attempted)
+
+
+def outcome_of(end: End) -> Outcome:
+    return "retrying" if end.retry_max_backoff is not None else end.status
+
+
+def log_outcome(
+    execution: Execution, worker_id: str, outcome: Outcome, attempted: Attempted
+) -> Ran:
+    """The one line an attempt's end is logged with; returns it as a Ran."""
+    elog = logging.LoggerAdapter(
+        log, {"execution_id": execution.id, "pipeline": execution.pipeline, "worker_id": worker_id}
+    )
+    end = attempted.end
+    if outcome == "lost":
+        if end is None:
+            elog.warning(
+                "lost the claim on %s while running; its result is discarded", execution.id
+            )
+        else:
+            elog.warning(
+                "execution %s was taken from %s before it could finish", execution.id, worker_id
+            )
+        return Ran("lost")
+    if isinstance(end, Requeue):
+        elog.warning("requeued %s (%s)", execution.id, end.reason)
+        return Ran(outcome)
+    assert end is not None
     line = "%s %s %s in %.3fs"
-    args = (execution.pipeline, execution_id, outcome, end.payload["duration_s"])
+    args = (execution.pipeline, execution.id, outcome, attempted.seconds)
     if end.status == "failed":
         # A failure is a warning; an unexpected error's line carries its traceback.
-        elog.warning(line + ": %s", *args, end.error, exc_info=failure)
+        elog.warning(line + ": %s", *args, end.error, exc_info=attempted.failure)
     else:
         elog.info(line, *args)
-    return Ran(outcome, next_execution, unsure, end.payload.get("result"))
+    return Ran(outcome, end.payload.get("result"))
 
 
-class _Requeue(NamedTuple):
+class Requeue(NamedTuple):
     """The database went away under the pipeline: not its fault; run it again."""
 
     reason: str
@@ -147,7 +220,7 @@ class _Requeue(NamedTuple):
 
 async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can end
     ctx: PipelineContext, execution: Execution, settings: Settings, registry: Registry
-) -> tuple[End | _Requeue | None, BaseException | None]:
+) -> tuple[End | Requeue | None, BaseException | None]:
     """Run the pipeline once: how the attempt ended (None: this worker lost the claim), and
     the unexpected error behind a failure, if any (its traceback goes to the log)."""
     policy = _policy(execution, registry)
@@ -166,7 +239,7 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
     except psycopg.OperationalError as exc:
         reason = f"database unavailable: {_one_line(exc)}"
         if execution.attempt < execution.max_attempts:
-            return _Requeue(reason), None
+            return Requeue(reason), None
         return End("failed", reason, _error_payload(reason, exc, None)), None
     except Exception as exc:
         error = _one_line(exc)
@@ -188,24 +261,58 @@ def _error_payload(error: str, exc: BaseException, trace: str | None) -> dict[st
     return {"error": error, "error_type": type(exc).__name__, "traceback": trace}
 
 
-async def _finish_and_claim(
-    pool: AsyncConnectionPool[AsyncConn], execution_id: str, worker_id: str, end: End
-) -> tuple[bool, Execution | None, bool]:
-    """Record the end and claim the next in one statement; on any error, the end alone.
+async def record_batch(
+    pool: AsyncConnectionPool[AsyncConn],
+    worker_id: str,
+    records: Sequence[batches.Record],
+    *,
+    claim: int,
+) -> tuple[set[str], list[Execution], bool]:
+    """Write a batch's records and claim up to `claim` more; returns (recorded ids,
+    claimed, claim unsure).
 
-    Returns (finished, next execution, claim unsure): when the connection
-    broke, the combined statement may have committed unseen, claim included.
+    Through a database outage the records alone are written, retrying, so an end is
+    never dropped; the claim may then have committed unseen ("unsure"). A record the
+    database refuses (say, a result it cannot store) is written as that failure.
     """
     try:
         async with pool.connection() as conn:
-            finished, next_execution = await leases.finish_and_claim(
-                conn, execution_id, worker_id, end
+            recorded, claimed = await batches.record(conn, worker_id, records, claim=claim)
+            return recorded, claimed, False
+    except psycopg.OperationalError as exc:
+        log.warning("recording %d end(s) failed (%s); retrying", len(records), _one_line(exc))
+        unsure = claim > 0
+        if not records:
+            return set(), [], unsure
+        recorded, _ = await _retrying(
+            pool,
+            functools.partial(batches.record, worker_id=worker_id, records=records),
+            f"record {len(records)} end(s)",
+        )
+        return recorded, [], unsure
+    except psycopg.Error:
+        log.exception("recording %d end(s) failed; recording them one by one", len(records))
+        return await _record_each(pool, worker_id, records), [], False
+
+
+async def _record_each(
+    pool: AsyncConnectionPool[AsyncConn], worker_id: str, records: Sequence[batches.Record]
+) -> set[str]:
+    recorded: set[str] = set()
+    for r in records:
+        try:
+            async with pool.connection() as conn:
+                recorded |= (await batches.record(conn, worker_id, [r]))[0]
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            error = f"recording the result failed: {_one_line(exc)}"
+            failed = batches.Record(
+                r.id, "failed", r.started, r.ended, error, {"error": error, "recording_error": True}
             )
-            return finished, next_execution, False
-    except psycopg.Error as exc:
-        log.warning("recording the end of %s failed (%s); retrying", execution_id, _one_line(exc))
-        finished = await _finish(pool, execution_id, worker_id, end)
-        return finished, None, isinstance(exc, psycopg.OperationalError)
+            async with pool.connection() as conn:
+                recorded |= (await batches.record(conn, worker_id, [failed]))[0]
+    return recorded
 
 
 async def _finish(

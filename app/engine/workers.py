@@ -85,9 +85,10 @@ WITH stale AS (
     -- What each becomes: cancelled if someone asked for that, failed once it has
     -- used up its own max_attempts (the lost attempt counts), else pending for
     -- another worker at once (the lease timeout was the wait).
-    SELECT e.id, e.worker_id,
+    -- Only a started attempt counts: one merely queued by the lost worker never ran.
+    SELECT e.id, e.worker_id, e.status = 'running' AS started,
            CASE WHEN e.cancel_requested THEN 'cancelled'
-                WHEN e.attempt >= e.max_attempts THEN 'failed'
+                WHEN e.status = 'running' AND e.attempt >= e.max_attempts THEN 'failed'
                 ELSE 'pending' END AS outcome
     FROM executions e
     LEFT JOIN workers w ON w.id = e.worker_id
@@ -107,8 +108,8 @@ WITH stale AS (
         error = CASE stale.outcome
                     WHEN 'failed' THEN 'worker lost: ' || stale.worker_id
                         || ' stopped heartbeating; gave up after ' || e.attempt || ' attempt(s)'
-                    WHEN 'pending' THEN 'worker lost: ' || stale.worker_id
-                        || ' stopped heartbeating'
+                    WHEN 'pending' THEN CASE WHEN stale.started THEN 'worker lost: '
+                        || stale.worker_id || ' stopped heartbeating' ELSE e.error END
                     ELSE e.error
                 END
     FROM stale

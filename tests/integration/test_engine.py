@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 
 from app import db
-from app.engine import executions, leases, models, workers
+from app.engine import batches, executions, leases, models, workers
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.engine.retry import RetryPolicy
@@ -320,32 +321,56 @@ async def test_a_result_that_is_not_json_fails_the_execution_cleanly(database_ur
     assert final.error is not None and "not JSON-able" in final.error
 
 
-async def test_finishing_claims_the_next_in_the_same_statement(
+async def test_a_batch_is_claimed_in_order_and_its_ends_recorded_with_the_next_claim(
     database_url: str, conn: Conn
 ) -> None:
     async with await db.aconnect(database_url) as aconn:
+        backfill, _ = await submit(aconn, "noop", {}, lane="backfill")
         first, _ = await submit(aconn, "noop", {})
         second, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
-        claimed = await leases.claim(aconn, "w")
-        assert claimed is not None and claimed.id == first.id
-        finished, following = await leases.finish_and_claim(
-            aconn, first.id, "w", models.End("completed")
-        )
-        assert finished and following is not None
-        assert following.id == second.id and following.status == "running"
-        assert following.worker_id == "w" and following.attempt == 1
-        # Nothing left to claim; a finish of what "w" no longer holds writes nothing.
-        assert await leases.finish_and_claim(aconn, second.id, "w", models.End("completed")) == (
-            True,
-            None,
-        )
-        assert await leases.finish_and_claim(aconn, second.id, "w", models.End("failed")) == (
-            False,
-            None,
-        )
-    assert events_of(conn, first.id) == ["created", "queued", "started", "completed"]
-    assert events_of(conn, second.id) == ["created", "queued", "started", "completed"]
+        held = await batches.claim_batch(aconn, "w", 2)
+        # Normal lane first, then oldest; held but not started, the attempt not yet counted.
+        assert [e.id for e in held] == [first.id, second.id]
+        assert {(e.status, e.worker_id, e.attempt) for e in held} == {("queued", "w", 0)}
+        # As if claimed a second ago: the records below happened since.
+        await aconn.execute("UPDATE executions SET queued_at = queued_at - interval '1 second'")
+        t0 = time.monotonic()
+        records = [
+            batches.Record(first.id, "completed", t0 - 0.2, t0 - 0.1, None, {"result": 1}),
+            batches.Record(second.id, "failed", t0 - 0.05, t0 - 0.01, "boom", {"error": "boom"}),
+        ]
+        recorded, following = await batches.record(aconn, "w", records, claim=5)
+        assert recorded == {first.id, second.id}
+        assert [e.id for e in following] == [backfill.id]
+        # What "w" no longer holds writes nothing; a start alone makes it running.
+        assert await batches.record(aconn, "w", records) == (set(), [])
+        start = batches.Record(backfill.id, "running", time.monotonic(), time.monotonic())
+        assert await batches.record(aconn, "w", [start]) == ({backfill.id}, [])
+        done = {
+            e.id: e for e in [await executions.get(aconn, i) for i in (first.id, second.id)] if e
+        }
+        running = await executions.get(aconn, backfill.id)
+    assert done[first.id].status == "completed" and done[first.id].attempt == 1
+    assert done[second.id].status == "failed" and done[second.id].error == "boom"
+    assert running is not None and running.status == "running" and running.attempt == 1
+    for execution_id in (first.id, second.id):
+        assert events_of(conn, execution_id) == [
+            "created", "queued", "started", done[execution_id].status
+        ]  # fmt: skip
+    # Stamped with when they happened (their ages sent), never before the claim.
+    ran = conn.execute(
+        """
+        SELECT extract(epoch FROM completed_at - started_at)::float8 AS ran,
+               queued_at <= started_at AS in_order
+        FROM executions WHERE id IN (%s, %s) ORDER BY seq
+        """,
+        (first.id, second.id),
+    ).fetchall()
+    assert [r["in_order"] for r in ran] == [True, True]
+    seconds = [float(str(r["ran"])) for r in ran]
+    assert abs(seconds[0] - 0.1) < 0.03 and abs(seconds[1] - 0.04) < 0.03, seconds
+    assert events_of(conn, backfill.id) == ["created", "queued", "started"]
 
 
 async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
@@ -354,14 +379,14 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
-        assert await leases.claim(aconn, "w") is not None  # its answer "lost" on the way
+        assert await batches.claim_batch(aconn, "w", 3) != []  # its answer "lost" on the way
         reason = leases.CLAIM_ANSWER_LOST
         assert await leases.release_held(aconn, "w", reason=reason) == [execution.id]
         assert await leases.release_held(aconn, "w", reason=reason) == []
         back = await executions.get(aconn, execution.id)
     assert back is not None and back.status == "pending" and back.worker_id is None
     assert back.attempt == 0
-    assert events_of(conn, execution.id) == ["created", "queued", "started", "requeued"]
+    assert events_of(conn, execution.id) == ["created", "queued", "requeued"]
 
 
 async def test_a_heartbeat_puts_back_a_pruned_worker_row(database_url: str, conn: Conn) -> None:

@@ -1,0 +1,150 @@
+"""Batched leases: claim several executions at once and record their ends together.
+
+A worker draining a deep queue of quick executions would otherwise pay one
+statement (and one commit) per execution. Here it pays one per batch:
+
+- `claim_batch` takes up to `limit` pending executions in claim order and
+  makes them `queued`, held by the worker (each with its `queued` event):
+  visibly the worker's, not yet started.
+- The worker then runs them one by one. A quick one's start is not written
+  when it starts: `record` writes it with its end, each with the time it
+  happened (measured by the worker, placed on the database clock as
+  `now()` minus its age when sent). A slow one's start is written while it
+  runs (a `record` row whose status is `running`).
+- `record` writes a batch's ends (and starts) with every execution's events
+  in one statement, and claims the next batch in the same statement.
+
+Every row is still guarded by "still held by me", so a worker that lost its
+claim writes nothing. A worker killed between a quick execution's end and the
+batch's `record` leaves it `queued`: recovery gives it back unstarted (its
+attempt not counted), and it runs again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal, cast
+
+import msgspec
+from psycopg.types.json import Jsonb
+
+from app.db import AsyncConn
+from app.engine.executions import COLUMNS, HELD_SQL, to_execution
+from app.engine.models import Execution
+
+__all__ = ["Record", "claim_batch", "record"]
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One held execution's change for `record`.
+
+    `started`: when it started, to write its start now (None when its start is
+    already written, or it never started); `status` is `running` to write the
+    start alone, else how it ended, at `ended`. Both are `time.monotonic()`
+    readings of this process: `record` sends their ages.
+    """
+
+    id: str
+    status: Literal["running", "completed", "failed", "cancelled"]
+    started: float | None
+    ended: float
+    error: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_CLAIM_CTES = f"""
+next AS MATERIALIZED (
+    SELECT id FROM executions
+    WHERE status = 'pending' AND available_at <= now()
+    ORDER BY priority, available_at, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE executions e
+    SET status = 'queued', worker_id = %(worker)s, queued_at = now()
+    FROM next
+    WHERE e.id = next.id
+    RETURNING e.{COLUMNS.replace(", ", ", e.")}, e.priority AS claim_priority, e.seq AS claim_seq
+), claim_logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'queued', jsonb_build_object('worker_id', worker_id, 'attempt', attempt + 1)
+    FROM claimed ORDER BY claim_priority, available_at, claim_seq
+)"""
+
+_CLAIM_BATCH = f"""
+WITH {_CLAIM_CTES}
+SELECT * FROM claimed ORDER BY claim_priority, available_at, claim_seq
+"""
+
+# The ends (and starts) of held executions, then the next batch. A start sets
+# `running` and counts the attempt; its time never precedes the claim, and an
+# end's never precedes the start. Events go in per execution: started, then
+# the end, each stamped with when it happened.
+_RECORD = f"""
+WITH v AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(started_ago)s::float8[],
+                         %(ended_ago)s::float8[], %(errors)s::text[], %(payloads)s::jsonb[])
+        WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, n)
+), f AS (
+    UPDATE executions e
+    SET status = v.status,
+        error = CASE WHEN v.status = 'running' THEN e.error ELSE v.error END,
+        attempt = e.attempt + (v.started_ago IS NOT NULL)::int,
+        started_at = CASE WHEN v.started_ago IS NULL THEN e.started_at
+                          ELSE greatest(e.queued_at, now() - make_interval(secs => v.started_ago))
+                     END,
+        completed_at = CASE WHEN v.status = 'running' THEN NULL
+                            ELSE greatest(e.queued_at, e.started_at,
+                                          now() - make_interval(secs => v.ended_ago))
+                       END
+    FROM v
+    WHERE e.id = v.id AND e.worker_id = %(worker)s AND e.status IN {HELD_SQL}
+    RETURNING e.id, e.status, e.worker_id, e.attempt, e.started_at, e.completed_at,
+              v.payload, v.n, v.started_ago IS NOT NULL AS started_here
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, timestamp, payload)
+    SELECT f.id, step.event_type,
+           CASE WHEN step.k = 1 THEN f.started_at ELSE f.completed_at END,
+           CASE WHEN step.k = 1
+                THEN jsonb_build_object('worker_id', f.worker_id, 'attempt', f.attempt)
+                ELSE f.payload END
+    FROM f CROSS JOIN LATERAL (VALUES (1, 'started'), (2, f.status)) AS step (k, event_type)
+    WHERE (step.k = 1 AND f.started_here) OR (step.k = 2 AND f.status <> 'running')
+    ORDER BY f.n, step.k
+), {_CLAIM_CTES}
+SELECT (SELECT COALESCE(array_agg(id), '{{}}') FROM f) AS recorded, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+ORDER BY claimed.claim_priority, claimed.available_at, claimed.claim_seq
+"""
+
+
+async def claim_batch(conn: AsyncConn, worker_id: str, limit: int) -> list[Execution]:
+    """Hold up to `limit` pending executions as `queued` (normal lane first, then oldest)."""
+    cur = await conn.execute(_CLAIM_BATCH, {"worker": worker_id, "limit": limit})
+    return [to_execution(row) for row in await cur.fetchall()]
+
+
+async def record(
+    conn: AsyncConn, worker_id: str, records: Sequence[Record], *, claim: int = 0
+) -> tuple[set[str], list[Execution]]:
+    """Write `records` and claim up to `claim` more, in one statement.
+
+    Returns the ids recorded (one missing was no longer held by this worker:
+    nothing of it was written) and the executions claimed, in claim order.
+    """
+    now = time.monotonic()
+    args = {
+        "worker": worker_id,
+        "limit": claim,
+        "ids": [r.id for r in records],
+        "statuses": [r.status for r in records],
+        "started_ago": [None if r.started is None else now - r.started for r in records],
+        "ended_ago": [now - r.ended for r in records],
+        "errors": [r.error for r in records],
+        "payloads": [Jsonb(r.payload) for r in records],
+    }
+    rows = await (await conn.execute(_RECORD, args)).fetchall()
+    recorded = set(cast("list[str]", rows[0]["recorded"])) if rows else set()
+    claimed = [to_execution(row) for row in rows if row["id"] is not None]
+    return recorded, claimed
