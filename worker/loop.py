@@ -145,6 +145,7 @@ class Worker:
         self.id = new_worker_id()
         self.processed = 0
         self._stopping = asyncio.Event()
+        self._stop_asked = False
         self._wake = asyncio.Event()
         self._current: str | None = None
         self._held: collections.deque[Execution] = collections.deque()  # claimed, not started
@@ -162,23 +163,33 @@ class Worker:
     # ------------------------------------------------------------ control
 
     def request_stop(self) -> None:
-        """Graceful stop: finish the current execution, claim nothing more."""
+        """Graceful stop: finish the current execution, claim nothing more (any thread)."""
+        self._stop_asked = True  # seen between two executions of a batch at once
         if self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._stopping.set)
         self._loop.call_soon_threadsafe(self._wake.set)
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT: graceful stop (repeats are harmless; the supervisor escalates)."""
-        assert self._loop is not None
+        """SIGTERM/SIGINT: graceful stop (repeats are harmless; the supervisor escalates).
 
-        def on_signal(signum: int) -> None:
-            if not self._stopping.is_set():
-                log.info("%s: stopping after the current execution", signal.Signals(signum).name)
+        A plain signal handler rather than the event loop's: a batch of quick
+        executions can run without yielding to the loop, and the stop must be
+        seen before the next one starts.
+        """
+        loop = self._loop
+        assert loop is not None
+
+        def say(signum: int) -> None:
+            log.info("%s: stopping after the current execution", signal.Signals(signum).name)
+
+        def on_signal(signum: int, _frame: object) -> None:
+            if not self._stop_asked:
+                loop.call_soon_threadsafe(say, signum)
             self.request_stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(sig, on_signal, sig)
+            signal.signal(sig, on_signal)
 
     # ------------------------------------------------------------ main
 
@@ -213,7 +224,7 @@ class Worker:
         poll = self.settings.poll_interval
         unsure = False  # a claim may have committed without us seeing its answer
         while True:
-            if self._stopping.is_set():
+            if self._stop_asked:
                 await self._flush(pool)
                 if self._held or unsure:  # claimed, not started: give them back
                     reason = leases.GIVEN_BACK_ON_STOP if self._held else leases.CLAIM_ANSWER_LOST

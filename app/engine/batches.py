@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import msgspec
-from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 from app.engine.executions import COLUMNS, HELD_SQL, to_execution
@@ -52,6 +51,19 @@ class Record(msgspec.Struct, frozen=True):
     error: str | None = None
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
 
+
+class _Row(msgspec.Struct):
+    """A Record as `record` sends it: ages instead of moments."""
+
+    id: str
+    status: str
+    started_ago: float | None
+    ended_ago: float
+    error: str | None
+    payload: dict[str, Any]
+
+
+_encode = msgspec.json.Encoder().encode
 
 _CLAIM_CTES = f"""
 next AS MATERIALIZED (
@@ -83,9 +95,9 @@ SELECT * FROM claimed ORDER BY claim_priority, available_at, claim_seq
 # the end, each stamped with when it happened.
 _RECORD = f"""
 WITH v AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(started_ago)s::float8[],
-                         %(ended_ago)s::float8[], %(errors)s::text[], %(payloads)s::jsonb[])
-        WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, n)
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(records)s::jsonb) AS (
+        id text, status text, started_ago float8, ended_ago float8, error text, payload jsonb
+    )) WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, n)
 ), f AS (
     UPDATE executions e
     SET status = v.status,
@@ -134,16 +146,19 @@ async def record(
     nothing of it was written) and the executions claimed, in claim order.
     """
     now = time.monotonic()
-    args = {
-        "worker": worker_id,
-        "limit": claim,
-        "ids": [r.id for r in records],
-        "statuses": [r.status for r in records],
-        "started_ago": [None if r.started is None else now - r.started for r in records],
-        "ended_ago": [now - r.ended for r in records],
-        "errors": [r.error for r in records],
-        "payloads": [Jsonb(r.payload) for r in records],
-    }
+    rows_in = [
+        _Row(
+            r.id,
+            r.status,
+            None if r.started is None else now - r.started,
+            now - r.ended,
+            r.error,
+            r.payload,
+        )
+        for r in records
+    ]
+    # One JSON document for the whole batch: encoded at once, not value by value.
+    args = {"worker": worker_id, "limit": claim, "records": _encode(rows_in).decode()}
     rows = await (await conn.execute(_RECORD, args)).fetchall()
     recorded = set(cast("list[str]", rows[0]["recorded"])) if rows else set()
     claimed = [to_execution(row) for row in rows if row["id"] is not None]

@@ -75,15 +75,9 @@ RETRY_SECONDS = 120.0
 T = TypeVar("T")
 
 
-def _loggers(
-    execution: Execution, worker_id: str
-) -> tuple[logging.LoggerAdapter[logging.Logger], logging.LoggerAdapter[logging.Logger]]:
-    """The pipeline's logger and the engine's, each line carrying the execution's fields."""
-    fields = {"execution_id": execution.id, "pipeline": execution.pipeline, "worker_id": worker_id}
-    return (
-        logging.LoggerAdapter(logging.getLogger(f"spine.pipeline.{execution.pipeline}"), fields),
-        logging.LoggerAdapter(log, fields),
-    )
+def _fields(execution: Execution, worker_id: str) -> dict[str, str]:
+    """What every line about an execution carries (JSON logs' fields)."""
+    return {"execution_id": execution.id, "pipeline": execution.pipeline, "worker_id": worker_id}
 
 
 async def attempt(
@@ -102,7 +96,10 @@ async def attempt(
     (its first progress event): the worker records the start there when it
     has not yet.
     """
-    logger, elog = _loggers(execution, worker_id)
+    fields = _fields(execution, worker_id)
+    logger = logging.LoggerAdapter(
+        logging.getLogger(f"spine.pipeline.{execution.pipeline}"), fields
+    )
     ctx = PipelineContext(
         execution_id=execution.id,
         worker_id=worker_id,
@@ -114,7 +111,9 @@ async def attempt(
         before_write=before_write,
     )
     started = time.perf_counter()
-    elog.debug("running %s %s (attempt %d)", execution.pipeline, execution.id, execution.attempt)
+    if log.isEnabledFor(logging.DEBUG):
+        args = (execution.pipeline, execution.id, execution.attempt)
+        log.debug("running %s %s (attempt %d)", *args, extra=fields)
     deadline = None
     if execution.timeout_seconds is not None:
         # Cooperative: the pipeline stops at its next cancellation point. One that
@@ -184,31 +183,34 @@ def log_outcome(
     execution: Execution, worker_id: str, outcome: Outcome, attempted: Attempted
 ) -> Ran:
     """The one line an attempt's end is logged with; returns it as a Ran."""
-    elog = logging.LoggerAdapter(
-        log, {"execution_id": execution.id, "pipeline": execution.pipeline, "worker_id": worker_id}
-    )
+    fields = _fields(execution, worker_id)
     end = attempted.end
     if outcome == "lost":
         if end is None:
-            elog.warning(
-                "lost the claim on %s while running; its result is discarded", execution.id
+            log.warning(
+                "lost the claim on %s while running; its result is discarded",
+                execution.id,
+                extra=fields,
             )
         else:
-            elog.warning(
-                "execution %s was taken from %s before it could finish", execution.id, worker_id
+            log.warning(
+                "execution %s was taken from %s before it could finish",
+                execution.id,
+                worker_id,
+                extra=fields,
             )
         return Ran("lost")
     if isinstance(end, Requeue):
-        elog.warning("requeued %s (%s)", execution.id, end.reason)
+        log.warning("requeued %s (%s)", execution.id, end.reason, extra=fields)
         return Ran(outcome)
     assert end is not None
     line = "%s %s %s in %.3fs"
     args = (execution.pipeline, execution.id, outcome, attempted.seconds)
     if end.status == "failed":
         # A failure is a warning; an unexpected error's line carries its traceback.
-        elog.warning(line + ": %s", *args, end.error, exc_info=attempted.failure)
+        log.warning(line + ": %s", *args, end.error, exc_info=attempted.failure, extra=fields)
     else:
-        elog.info(line, *args)
+        log.info(line, *args, extra=fields)
     return Ran(outcome, end.payload.get("result"))
 
 
