@@ -22,6 +22,8 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.engine import gauges
+
 from tests.api_support import Client, api_client, closed_port
 from tests.support import free_port, submit_many, wait_until, worker_pid, worker_pool
 
@@ -266,7 +268,8 @@ SCRAPE_PENDING = 10_000
 
 @pytest.mark.slow
 async def test_a_scrape_stays_cheap_with_a_million_executions(conn: Conn) -> None:
-    """1,000,000 finished executions and a 10,000 backlog: the median scrape is under 50 ms."""
+    """1,000,000 finished executions and a 10,000 backlog: a scrape reads a few pages (its
+    median time is printed, not judged: that is the bench's business)."""
     conn.execute(
         """
         INSERT INTO executions (pipeline, lane, trigger_source, status, worker_id,
@@ -297,7 +300,24 @@ async def test_a_scrape_stays_cheap_with_a_million_executions(conn: Conn) -> Non
     assert by(api, "spine_executions", "status", "lane")[("pending", "normal")] == SCRAPE_PENDING
     finished = by(api, "spine_executions_finished_estimate", "status")
     assert abs(finished[("completed",)] - 970_200) < 970_200 * 0.05  # an estimate
-    assert median < 0.050
+    # What makes it cheap, whatever the machine's load: the gauges read a few
+    # pages of indexes and catalogs, never the table of finished executions.
+    lanes = (list(gauges.LANE_PRIORITY), list(gauges.LANE_PRIORITY.values()))
+    statements = [
+        (gauges._PENDING, lanes),
+        (gauges._HELD, None),
+        (gauges._FINISHED_ESTIMATE, None),
+        (gauges._LIVE_WORKERS, (30.0,)),
+    ]
+    pages = 0
+    for sql, args in statements:
+        row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, args).fetchone()
+        assert row is not None
+        plan = row["QUERY PLAN"][0]["Plan"]  # type: ignore[index]
+        pages += int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
+    table = conn.execute("SELECT relpages FROM pg_class WHERE relname = 'executions'").fetchone()
+    assert table is not None
+    assert pages < int(str(table["relpages"])) / 20, (pages, table)
 
 
 async def test_metrics_follow_the_read_token_rule(
