@@ -75,7 +75,7 @@ def test_migration_015_keeps_every_trade_and_swaps_the_index(bare_url: str, tmp_
             "SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def"
             " FROM pg_index WHERE indrelid = 'otc_trades'::regclass ORDER BY 1"
         ).fetchall()
-        assert [(r["name"], r["def"].split(" USING ")[1]) for r in indexes] == [
+        assert [(r["name"], str(r["def"]).split(" USING ")[1]) for r in indexes] == [
             ("idx_otc_trades_symbol_date", "btree (symbol, trade_date, executed_at)"),
             ("otc_trades_pkey", "btree (trade_id)"),
         ]
