@@ -67,12 +67,51 @@ def _trades_query(url: str, seed: int) -> dict[str, float]:
     return {"p50_ms": round(percentile(times, 50), 3), "p99_ms": round(percentile(times, 99), 3)}
 
 
+# The trades-query index before migration 015, and after it.
+_INDEXES = {
+    "symbol, trade_date, executed_at, trade_id": "idx_ab_with_trade_id",
+    "symbol, trade_date, executed_at": "idx_ab_without_trade_id",
+}
+
+
+def _index_ab(url: str, rounds: int) -> list[dict[str, Any]]:
+    """p50/p99 of the trades query with the one index or the other, alternated, both freshly built.
+
+    The table's own index is dropped first, so both sides are built the same way (packed).
+    """
+    with connect(url) as conn:
+        conn.execute("DROP INDEX IF EXISTS idx_otc_trades_symbol_date")
+    current: str | None = None
+    out: list[dict[str, Any]] = []
+    for round_ in range(rounds):
+        for columns, name in _INDEXES.items():
+            with connect(url) as conn:
+                conn.execute(f"CREATE INDEX {name} ON otc_trades ({columns})")
+                if current is not None:
+                    conn.execute(f"DROP INDEX {current}")
+                conn.execute("ANALYZE otc_trades")
+                size = conn.execute(f"SELECT pg_relation_size('{name}') AS b").fetchone() or {}
+            current = name
+            result = {"round": round_ + 1, "index": columns, "index_mb": int(size["b"]) >> 20}
+            result.update(_trades_query(url, 99))
+            out.append(result)
+            progress(json.dumps(result))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.otc_growth", description=__doc__)
     parser.add_argument("--database-url", required=True, help="Server for a scratch database.")
     parser.add_argument("--files", type=int, default=5)
     parser.add_argument("--rows", type=int, default=FULL.ingest_rows)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--index-ab",
+        type=int,
+        default=0,
+        help="After the last file: this many rounds of the trades query with the old and "
+        "the new trades-query index, alternated.",
+    )
     args = parser.parse_args(argv)
     scratch = Scratch(args.database_url)
     scratch.drop_leftovers()
@@ -107,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"file": index + 1, "seconds": round(done.seconds, 2), **sizes, **query}
                 results.append(result)
                 progress(json.dumps(result))
+        if args.index_ab:
+            results.extend(_index_ab(url, args.index_ab))
     finally:
         scratch.drop_all()
     if args.json is not None:
