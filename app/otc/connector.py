@@ -1,9 +1,10 @@
-"""Stream a trades CSV into otc_trades_raw with one COPY, whatever the file holds.
+"""Stream a trades CSV into the load's raw lines with one COPY, whatever the file holds.
 
-Each line of the file becomes one raw row, in order, numbered by the server
-(line 1 is the header): the COPY uses a delimiter and quote character that
-never reach the server, so PostgreSQL never splits, unquotes or refuses a line,
-and malformed lines are judged later, one by one, instead of failing the file.
+Each line of the file becomes one raw line, in order and numbered (line 1 is
+the header), stored in chunks of whole lines (otc_raw_chunks, read line by
+line through the view otc_trades_raw; migration 014): PostgreSQL never splits,
+unquotes or refuses a line, and malformed lines are judged later, one by one,
+instead of failing the file.
 Before the bytes go out, per chunk and with bytes-level operations only (no
 Python loop over lines unless a chunk holds a suspect line):
 
@@ -136,7 +137,7 @@ async def copy_file(
     caller closes the result's `check_lines`.
     """
     total = os.fstat(stream.fileno()).st_size
-    reader = _Reader(stream, name)
+    reader = _Reader(stream, name, load_id)
     try:
         return await _copy(conn, reader, load_id, name=name, total=total, progress=progress)
     except BaseException:
@@ -159,6 +160,7 @@ async def _copy(
         pending: asyncio.Future[bytes | None] | None = None
         try:
             async with cur.copy(copy_lines) as copy:
+                await copy.write(loads.COPY_BINARY_HEADER)
                 pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
                 while (payload := await pending) is not None:
                     pending = asyncio.ensure_future(asyncio.to_thread(reader.next_payload))
@@ -166,13 +168,14 @@ async def _copy(
                     if progress is not None:
                         await progress(reader.bytes_read, total)
                 pending = None
+                await copy.write(loads.COPY_BINARY_TRAILER)
         finally:
             if pending is not None:
                 with contextlib.suppress(Exception):
                     await pending  # let the reading thread finish before the file closes
         copied = cur.rowcount
-    if copied != reader.lines:
-        raise RuntimeError(f"server stored {copied} lines of {name!r}; {reader.lines} were sent")
+    if copied != reader.chunks:
+        raise RuntimeError(f"server stored {copied} chunks of {name!r}; {reader.chunks} were sent")
     await loads.attach_raw_lines(conn, load_id)
     return CopyResult(
         lines=reader.lines,
@@ -186,15 +189,17 @@ class _Reader:
     """Turns the file into COPY payloads of whole, sanitized lines; not thread-safe (one call
     at a time)."""
 
-    def __init__(self, stream: BinaryIO, name: str) -> None:
+    def __init__(self, stream: BinaryIO, name: str, load_id: int) -> None:
         self._stream = stream
         self._name = name
+        self._load_id = load_id
         self._rest = b""  # read but not yet sent: the start of a line
         self._skipping = False  # dropping the tail of an over-long line
         self._eof = False
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
         self.lines = 0  # data lines sent so far
+        self.chunks = 0  # raw chunk rows sent so far
         self.check_lines = FlaggedLines()
 
     def _read(self) -> bytes:
@@ -236,7 +241,7 @@ class _Reader:
             )
 
     def next_payload(self) -> bytes | None:
-        """The next run of whole lines, ready for COPY; None at the end of the file."""
+        """The next run of whole lines as one raw chunk row; None at the end of the file."""
         while True:
             if self._eof and not self._rest:
                 return None
@@ -262,11 +267,17 @@ class _Reader:
 
     def _prepare(self, body: bytes) -> bytes:
         body = sanitize(body)
+        if b"\x02" in body:
+            # sanitize quoted `\.` lines for a text COPY (QUOTE 0x02, its only 0x02 left);
+            # a binary COPY takes them as they are.
+            body = body.replace(b"\x02", b"")
         first = self.lines + 2
         if _PLAIN_LINES.sub(b"", body):
             body = self._flag_lines(body, first)
-        self.lines += body.count(b"\n")
-        return body
+        count = body.count(b"\n")
+        self.lines += count
+        self.chunks += 1
+        return loads.raw_chunk(self._load_id, first, count, body)
 
     def _flag_lines(self, body: bytes, first: int) -> bytes:
         """Record which lines of `body` need the full parse; cut over-long ones.

@@ -4,8 +4,9 @@ A load's row carries its summary once it committed, so a retried execution
 whose load did commit returns that summary instead of loading again
 (otc_loads.execution_id is unique).
 
-Each load's raw lines are a partition of otc_trades_raw of their own (migration
-013), so old loads' lines are dropped, not deleted. The partition is created as a
+Each load's raw lines are a partition of otc_raw_chunks of their own (migrations
+013, 014: compressed chunks of lines, read line by line through the view
+otc_trades_raw), so old loads' lines are dropped, not deleted. The partition is created as a
 plain table, filled by COPY and then attached: creating it as a partition would
 lock the parent against every other load's COPY until this load commits, while
 ATTACH takes a lock that readers and other COPYs pass.
@@ -13,6 +14,7 @@ ATTACH takes a lock that readers and other COPYs pass.
 
 from __future__ import annotations
 
+import struct
 from datetime import datetime
 from typing import Any, LiteralString
 
@@ -21,10 +23,11 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from app.copy_lines import COPY_OPTIONS
 from app.db import AsyncConn
 
 __all__ = [
+    "COPY_BINARY_HEADER",
+    "COPY_BINARY_TRAILER",
     "Load",
     "attach_raw_lines",
     "begin_raw_copy",
@@ -32,23 +35,38 @@ __all__ = [
     "create_load",
     "finish_load",
     "get_load",
+    "raw_chunk",
 ]
 
-# Every line becomes one row with one column (see app.copy_lines).
-_COPY_RAW_LINES: LiteralString = "COPY {part} (line) FROM STDIN " + COPY_OPTIONS
-# The partition copies the parent's defaults (this load's id from a session setting,
-# line numbers from a session sequence); the CHECK lets ATTACH skip scanning its rows.
+# A load's partition of otc_raw_chunks (migration 014); the CHECK lets ATTACH skip
+# scanning its rows. Chunks come in binary COPY format (see `raw_chunk`).
 _CREATE_PARTITION: LiteralString = (
-    "CREATE TABLE {part} (LIKE otc_trades_raw INCLUDING DEFAULTS, CHECK (load_id = {id}))"
+    "CREATE TABLE {part} (LIKE otc_raw_chunks INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+    " INCLUDING COMPRESSION, CHECK (load_id = {id}))"
+)
+_COPY_CHUNKS: LiteralString = (
+    "COPY {part} (load_id, first_line, line_count, lines) FROM STDIN (FORMAT binary)"
 )
 _ATTACH_PARTITION: LiteralString = (
-    "ALTER TABLE otc_trades_raw ATTACH PARTITION {part} FOR VALUES IN ({id})"
+    "ALTER TABLE otc_raw_chunks ATTACH PARTITION {part} FOR VALUES IN ({id})"
 )
+# Binary COPY framing: the signature, no flags, no header extension; the end marker.
+COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+COPY_BINARY_TRAILER = struct.pack("!h", -1)
+_CHUNK_ROW = struct.Struct("!hiqiqiii")  # 4 fields; load_id, first_line, line_count, lines
 
 
 def raw_partition(load_id: int) -> sql.Identifier:
-    """The table holding one load's raw lines."""
+    """The table holding one load's raw lines (its partition of otc_raw_chunks)."""
     return sql.Identifier(f"otc_trades_raw_{int(load_id)}")
+
+
+def raw_chunk(load_id: int, first_line: int, line_count: int, lines: bytes) -> bytes:
+    """One chunk row in binary COPY format: `lines` is UTF-8 text, each line ending with LF.
+
+    Binary, so the text goes as it is: no escaping of the lines, no parsing of them.
+    """
+    return _CHUNK_ROW.pack(4, 8, load_id, 8, first_line, 4, line_count, len(lines)) + lines
 
 
 class Load(msgspec.Struct, frozen=True):
@@ -99,25 +117,17 @@ async def finish_load(
 
 
 async def begin_raw_copy(conn: AsyncConn, load_id: int) -> sql.Composed:
-    """Create this load's raw-lines table and arm its defaults (this load's id, lines from 2).
+    """Create this load's raw-lines table; returns the binary COPY statement that fills it.
 
-    Returns the COPY statement that fills it; `attach_raw_lines` comes after.
+    Send COPY_BINARY_HEADER, `raw_chunk` rows, COPY_BINARY_TRAILER; `attach_raw_lines` after.
     """
     ident = {"part": raw_partition(load_id), "id": sql.Literal(int(load_id))}
     await conn.execute(sql.SQL(_CREATE_PARTITION).format(**ident))
-    cur = await conn.execute("SELECT to_regclass('pg_temp.otc_line_seq') IS NULL AS missing")
-    row = await cur.fetchone()
-    if row is not None and row["missing"]:
-        await conn.execute("CREATE TEMP SEQUENCE otc_line_seq")  # lives as long as the session
-    await conn.execute(
-        "SELECT set_config('spine.otc_load_id', %s, true), setval('pg_temp.otc_line_seq', 1)",
-        (str(load_id),),
-    )
-    return sql.SQL(_COPY_RAW_LINES).format(part=ident["part"])
+    return sql.SQL(_COPY_CHUNKS).format(part=ident["part"])
 
 
 async def attach_raw_lines(conn: AsyncConn, load_id: int) -> None:
-    """Make the load's copied lines part of otc_trades_raw (no scan: its CHECK proves them)."""
+    """Make the load's copied chunks part of otc_raw_chunks (no scan: its CHECK proves them)."""
     await conn.execute(
         sql.SQL(_ATTACH_PARTITION).format(part=raw_partition(load_id), id=sql.Literal(int(load_id)))
     )

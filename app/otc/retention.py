@@ -1,6 +1,6 @@
 """Raw-line retention: drop the raw lines of old loads, keep everything else about them.
 
-Each load's lines are one partition of otc_trades_raw (see loads.py), so pruning
+Each load's lines are one partition of otc_raw_chunks (see loads.py), so pruning
 is a DROP TABLE per load: the files go at once, with no DELETE, no dead rows and
 no vacuum. The load's row with its summary, its rejects and its trades stay;
 otc_loads.raw_pruned_at records when the lines went.
@@ -24,7 +24,7 @@ _OLD_PARTITIONS: LiteralString = """
 SELECT l.id, pg_total_relation_size(i.inhrelid) AS bytes
   FROM otc_loads l
   JOIN pg_inherits i ON i.inhrelid = to_regclass(format('%%I', 'otc_trades_raw_' || l.id))
- WHERE i.inhparent = 'otc_trades_raw'::regclass
+ WHERE i.inhparent = 'otc_raw_chunks'::regclass
    AND coalesce(l.finished_at, l.started_at) < now() - make_interval(secs => %(seconds)s)
  ORDER BY l.id
 """

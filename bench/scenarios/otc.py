@@ -6,7 +6,10 @@ OTC tables; time = the execution's created_at -> completed_at (COPY of the raw
 lines, normalization, metrics, all in one transaction), plus the worker's peak
 RSS (VmHWM). Baseline: a bare COPY (psycopg, CSV with header, 1 MiB chunks) of
 the same file into a table with otc_trades' primary key (trade_id), empty too.
-A CHECKPOINT precedes each side.
+A CHECKPOINT precedes each side. A second row reports the bytes stored per
+trade after the last run (otc_trades' heap and indexes, and the load's raw
+lines, which are retained until `spine data prune-raw`), beside the bare COPY's
+table (the trades and their primary key only).
 
 metrics — Market Spine: `otc_compute_metrics` with no params (every pair)
 over the loaded trades, through the pool. Baseline: the best of two plain SQL
@@ -25,6 +28,7 @@ import psycopg
 from bench import otc_data
 from bench.context import Context
 from bench.harness import Row, Target, WorkerPool, connect, median, peak_rss_bytes, progress
+from bench.otc_storage import stored_bytes
 
 INGEST = "ingest"
 METRICS = "metrics"
@@ -135,6 +139,7 @@ def run_ingest(ctx: Context) -> None:
             pids = pool.worker_pids()
             rss = max((peak_rss_bytes(pid) for pid in pids), default=0)
             summary = done.result or {}
+        stored = stored_bytes(url)  # the last measured run's load, raw lines retained
         ctx.rows.append(
             Row(
                 scenario=INGEST,
@@ -154,6 +159,17 @@ def run_ingest(ctx: Context) -> None:
                 },
             )
         )
+        ctx.rows.append(
+            Row(
+                scenario=INGEST,
+                label="stored bytes per trade: otc_trades, its indexes, raw lines",
+                unit="B",
+                spine=[stored["bytes_per_trade"]],
+                baseline=[_bare_bytes_per_trade(url)],
+                target=Target("abs_max", 200),
+                notes={k: v for k, v in stored.items() if k.endswith("B/trade")},
+            )
+        )
         ctx.shared["otc_url"] = url  # loaded with the big file: the metrics scenario reuses it
         ctx.shared["otc_rows"] = sizes.ingest_rows
         keep = True
@@ -170,6 +186,16 @@ def _bare_copy(url: str, path: Path) -> float:
             while chunk := source.read(1 << 20):
                 copy.write(chunk)
         return time.perf_counter() - began
+
+
+def _bare_bytes_per_trade(url: str) -> float:
+    """The bare COPY's table (the trades with their primary key, nothing else) per trade."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT pg_total_relation_size('bench_trades') AS bytes, count(*) AS n"
+            " FROM bench_trades"
+        ).fetchone()
+    return round(int(row["bytes"]) / max(int(row["n"]), 1), 1) if row else 0.0
 
 
 def _loaded_database(ctx: Context) -> str:

@@ -281,3 +281,31 @@ def test_random_bytes(files: Files, conn: Conn, data: bytes) -> None:
         assert error  # a message for people
     else:
         check(conn, summary)
+
+
+# --- raw lines in chunks (migration 014) -----------------------------------------------
+
+
+def test_raw_lines_keep_their_numbers_and_text_across_many_chunks(
+    files: Files, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.otc.connector.CHUNK_BYTES", 64)  # a chunk every line or two
+    odd = [b"", b"\\.", b"a\tb\\c", b"  ", b"caf\xc3\xa9", b"bad \xff byte", b'"q,"",x"']
+    lines = [GOOD % n for n in range(1, 40)]
+    for i, line in enumerate(odd):
+        lines.insert(3 + 5 * i, line)
+    summary = files.ingest(HEADER + b"\r\n".join(lines) + b"\r\n")
+    check(conn, summary)
+    chunks = conn.execute(
+        "SELECT count(*) AS n, sum(line_count) AS lines FROM otc_raw_chunks WHERE load_id = %s",
+        (summary["load_id"],),
+    ).fetchone()
+    assert chunks is not None and chunks["n"] > 10 and chunks["lines"] == len(lines)
+    stored = conn.execute(
+        "SELECT line_no, line FROM otc_trades_raw WHERE load_id = %s ORDER BY line_no",
+        (summary["load_id"],),
+    ).fetchall()
+    expected = [line.decode("utf-8", "replace") or None for line in lines]
+    assert [r["line_no"] for r in stored] == list(range(2, len(lines) + 2))
+    assert [r["line"] for r in stored] == expected
+    assert summary["inserted"] == 39

@@ -486,7 +486,7 @@ def test_both_ways_of_leaving_out_flagged_lines_load_the_same(
     from app.otc import normalize_steps as otc_repo
 
     def load(exclusion_max: int) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
-        conn.execute("TRUNCATE otc_loads, otc_trades_raw, otc_trades, otc_metrics_daily CASCADE")
+        conn.execute("TRUNCATE otc_loads, otc_raw_chunks, otc_trades, otc_metrics_daily CASCADE")
         monkeypatch.setattr(otc_repo, "HASHED_EXCLUSION_MAX", exclusion_max)
         summary = loader.ingest(SAMPLE)
         # Both loads read the sample twice over: the second one exercises resolve_repeats.

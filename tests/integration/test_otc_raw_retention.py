@@ -90,7 +90,7 @@ def test_prune_drops_old_lines_returns_space_and_keeps_loads_and_rejects(
     old_part = f"otc_trades_raw_{old['load_id']}"
     raw_before = _one(conn, "SELECT pg_total_relation_size(%s::regclass)", old_part)
     db_before = _one(conn, "SELECT pg_database_size(current_database())")
-    assert raw_before > 100_000  # 5,002 lines: the space the prune must give back
+    assert raw_before > 40_000  # 5,002 lines, compressed: the space the prune must give back
 
     done = _prune(database_url, "--older-than", "30d")
     assert done.returncode == 0, done.stderr
@@ -153,33 +153,55 @@ def bare_url(server_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _migrate_until(conn: Conn, tmp: Path, first_excluded: str) -> list[str]:
+    """Apply the migrations before `first_excluded` (a file name prefix such as "013")."""
+    before = tmp / f"before_{first_excluded}"
+    before.mkdir()
+    for path in sorted(migrations_dir().glob("*.sql")):
+        if path.name < first_excluded:
+            shutil.copy(path, before / path.name)
+    return apply_pending(conn, before)
+
+
+def _old_raw_lines(conn: Conn) -> None:
+    """Two loads with raw lines (in the pre-014 one-row-per-line table), and a reject."""
+    for load in (1, 2):
+        conn.execute(
+            "INSERT INTO otc_loads (execution_id, source_file, file_bytes, market_tz, summary) "
+            "OVERRIDING SYSTEM VALUE VALUES (%s, 'f.csv', 1, 'UTC', '{\"rows_read\": 3}')",
+            (f"e{load}",),
+        )
+    conn.execute(
+        "INSERT INTO otc_trades_raw (load_id, line_no, line) VALUES "
+        "(1, 3, 'c'), (2, 2, 'x'), (1, 2, 'a,b'), (1, 4, NULL)"
+    )
+    conn.execute(
+        "INSERT INTO otc_trades_rejects (load_id, line_no, reason, line) "
+        "VALUES (1, 4, 'blank_line', NULL)"
+    )
+
+
+def _raw_lines_view(conn: Conn) -> None:
+    view = conn.execute(
+        "SELECT execution_id, fields, reject_reason FROM otc_trades_raw_lines "
+        "WHERE load_id = 1 ORDER BY line_no"
+    ).fetchall()
+    assert [tuple(r.values()) for r in view] == [
+        ("e1", ["a", "b"], None),
+        ("e1", ["c"], None),
+        ("e1", None, "blank_line"),
+    ]
+
+
 def test_migration_013_moves_existing_raw_lines_into_a_partition_per_load(
     bare_url: str, tmp_path: Path
 ) -> None:
-    before = tmp_path / "before_013"
-    before.mkdir()
-    for path in sorted(migrations_dir().glob("*.sql")):
-        if path.name < "013":
-            shutil.copy(path, before / path.name)
     with db.connect(bare_url) as conn:
-        apply_pending(conn, before)
-        for load in (1, 2):
-            conn.execute(
-                "INSERT INTO otc_loads (execution_id, source_file, file_bytes, market_tz, summary) "
-                "OVERRIDING SYSTEM VALUE VALUES (%s, 'f.csv', 1, 'UTC', '{\"rows_read\": 3}')",
-                (f"e{load}",),
-            )
-        conn.execute(
-            "INSERT INTO otc_trades_raw (load_id, line_no, line) VALUES "
-            "(1, 3, 'c'), (2, 2, 'x'), (1, 2, 'a,b'), (1, 4, NULL)"
-        )
-        conn.execute(
-            "INSERT INTO otc_trades_rejects (load_id, line_no, reason, line) "
-            "VALUES (1, 4, 'blank_line', NULL)"
-        )
+        _migrate_until(conn, tmp_path, "013")
+        _old_raw_lines(conn)
 
-        applied = apply_pending(conn)
-        assert applied[0].startswith("013_")
+        applied = _migrate_until(conn, tmp_path, "014")  # 013 alone
+        assert applied == ["013_otc_raw_by_load.sql"]
         rows = conn.execute(
             "SELECT tableoid::regclass::text AS part, load_id, line_no, line "
             "FROM otc_trades_raw ORDER BY load_id, line_no"
@@ -191,12 +213,37 @@ def test_migration_013_moves_existing_raw_lines_into_a_partition_per_load(
             ("otc_trades_raw_2", 2, 2, "x"),
         ]
         assert _one(conn, "SELECT to_regclass('otc_trades_raw_before_013') IS NULL")
-        view = conn.execute(
-            "SELECT execution_id, fields, reject_reason FROM otc_trades_raw_lines "
-            "WHERE load_id = 1 ORDER BY line_no"
+        _raw_lines_view(conn)
+
+
+def test_migration_014_moves_raw_lines_into_compressed_chunks_and_keeps_the_view(
+    bare_url: str, tmp_path: Path
+) -> None:
+    with db.connect(bare_url) as conn:
+        _migrate_until(conn, tmp_path, "013")
+        _old_raw_lines(conn)
+
+        applied = apply_pending(conn)
+        assert applied[:2] == ["013_otc_raw_by_load.sql", "014_otc_raw_chunks.sql"]
+        # Each load is one partition of chunks, still named after the load ...
+        chunks = conn.execute(
+            "SELECT tableoid::regclass::text AS part, load_id, first_line, line_count, lines "
+            "FROM otc_raw_chunks ORDER BY load_id, first_line"
         ).fetchall()
-        assert [tuple(r.values()) for r in view] == [
-            ("e1", ["a", "b"], None),
-            ("e1", ["c"], None),
-            ("e1", None, "blank_line"),
+        assert [tuple(r.values()) for r in chunks] == [
+            ("otc_trades_raw_1", 1, 2, 3, "a,b\nc\n\n"),
+            ("otc_trades_raw_2", 2, 2, 1, "x\n"),
         ]
+        # ... and otc_trades_raw still reads line by line, an empty line as NULL.
+        rows = conn.execute(
+            "SELECT load_id, line_no, line FROM otc_trades_raw ORDER BY load_id, line_no"
+        ).fetchall()
+        assert [tuple(r.values()) for r in rows] == [
+            (1, 2, "a,b"),
+            (1, 3, "c"),
+            (1, 4, None),
+            (2, 2, "x"),
+        ]
+        assert _one(conn, "SELECT to_regclass('otc_trades_raw_before_014') IS NULL")
+        assert _one(conn, "SELECT to_regclass('otc_trades_raw_1_before_014') IS NULL")
+        _raw_lines_view(conn)

@@ -121,7 +121,7 @@ def test_crash_trials_every_execution_completes_exactly_once(
 
     # The OTC tables equal a clean single run's.
     after_crashes = otc_snapshot(conn)
-    conn.execute("TRUNCATE otc_trades_raw, otc_trades, otc_metrics_daily CASCADE")
+    conn.execute("TRUNCATE otc_raw_chunks, otc_trades, otc_metrics_daily CASCADE")
     submit_many(conn, "otc_ingest", 1, '{"file": "otc_sample.csv"}')
     with worker_pool(database_url, 1, tmp_path / "clean.log", **settings):
         wait_until(lambda: status_counts(conn).get("completed") == 28, timeout=120)

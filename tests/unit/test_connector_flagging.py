@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 
 from app.otc.connector import HEADER, MAX_LINE_BYTES, _Reader, is_plain_line
 
@@ -23,11 +24,18 @@ def test_flagged_numbers_match_a_line_by_line_pass() -> None:
         else:
             lines.append("y" * (MAX_LINE_BYTES + 10))  # over-long: cut, and flagged
     data = (HEADER + "\n" + "\n".join(lines) + "\n").encode()
-    reader = _Reader(io.BytesIO(data), "t.csv")
+    reader = _Reader(io.BytesIO(data), "t.csv", 7)
     reader.read_header()
     sent = b""
+    next_line = 2
     while (payload := reader.next_payload()) is not None:
-        sent += payload
+        # One binary COPY row: (load_id, first_line, line_count, lines).
+        fields, _, load_id, _, first, _, count, size = struct.unpack_from("!hiqiqiii", payload)
+        body = payload[struct.calcsize("!hiqiqiii") :]
+        assert (fields, load_id, first, size) == (4, 7, next_line, len(body))
+        assert body.count(b"\n") == count and body.endswith(b"\n")
+        next_line += count
+        sent += body
     expected = [i + 2 for i, line in enumerate(lines) if not is_plain_line(line.encode())]
     flagged = [int(n) for n in b"".join(reader.check_lines.chunks()).split()]
     reader.check_lines.close()
