@@ -23,7 +23,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.engine import gauges
-
 from tests.api_support import Client, api_client, closed_port
 from tests.support import free_port, submit_many, wait_until, worker_pid, worker_pool
 
