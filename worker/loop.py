@@ -22,8 +22,8 @@
 - Stop: SIGTERM or SIGINT (any number of them) stops claiming; the current
   execution finishes, the batch's ends are written and what it held unstarted
   is given back, then the process exits 0. The supervisor's SIGKILL is the
-  immediate stop: what it held goes back through the lease, unstarted ones
-  uncounted (a quick one that ran but whose end was not yet written runs again).
+  immediate stop: what it held goes back through the lease, each counted as an
+  attempt (a quick one may have run, its end not yet written).
 - Timeouts: the runner asks an attempt to stop at its deadline; a watchdog
   thread gives up one still running SPINE_TIMEOUT_GRACE later (it records the
   timeout and the process exits with EXIT_ABANDONED, to be replaced).
@@ -152,6 +152,9 @@ class Worker:
         self._ended: list[_Ended] = []
         self._start: _Start | None = None
         self._listener_conn: psycopg.AsyncConnection[object] | None = None
+        # Give back everything held before the next claim (a claim whose answer was
+        # lost, a give-back that failed): the reason to record, or None.
+        self._give_back: str | None = None
         self._size = BatchSize(settings.claim_batch)
         self._cancel = asyncio.Event()
         # Cancel notices seen lately: one can arrive between a claim's commit
@@ -222,18 +225,17 @@ class Worker:
 
     async def _claim_loop(self, pool: db.AsyncPool) -> None:
         poll = self.settings.poll_interval
-        unsure = False  # a claim may have committed without us seeing its answer
         while True:
             if self._stop_asked:
                 await self._flush(pool)
-                if self._held or unsure:  # claimed, not started: give them back
-                    reason = leases.GIVEN_BACK_ON_STOP if self._held else leases.CLAIM_ANSWER_LOST
+                reason = leases.GIVEN_BACK_ON_STOP if self._held else self._give_back
+                if reason is not None:  # claimed, not started: give them back
                     self._held.clear()
                     await self._release(pool, reason)
                 return
             if not self._held:
                 self._wake.clear()
-                unsure = await self._flush(pool, claim=self._size.next(), unsure=unsure)
+                await self._flush(pool, claim=self._size.next())
                 if not self._held:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=poll)
@@ -263,27 +265,31 @@ class Worker:
         metrics.execution_started(execution)
         watchdog = self._watchdog(execution)
         try:
-            attempted = await attempt(
-                pool,
-                execution,
-                self.id,
-                settings=self.settings,
-                registry=self.registry,
-                cancel_event=self._cancel,
-                before_write=lambda: self._ensure_started(pool, start),
-            )
-            start.cancel_timer()
+            try:
+                attempted = await attempt(
+                    pool,
+                    execution,
+                    self.id,
+                    settings=self.settings,
+                    registry=self.registry,
+                    cancel_event=self._cancel,
+                    before_write=lambda: self._ensure_started(pool, start),
+                )
+            finally:
+                start.cancel_timer()
+                if start.task is not None:
+                    await start.task  # its statement is this worker's to finish
             end = attempted.end
             if end is None or isinstance(end, Requeue) or end.retry_max_backoff is not None:
-                # Rare ends, written on their own: they need the attempt counted first.
+                # Rare ends, written on their own: a retry or requeue counts the attempt
+                # first (a lost claim writes nothing).
                 if end is not None:
-                    await self._ensure_started(pool, start)
+                    await self._ensure_started(pool, start, give_back=False)
                 ran = await record_end(pool, execution, self.id, attempted)
                 self._finished(execution, ran, attempted)
                 self._size.slow()
                 return
-            if start.task is not None:
-                await start.task
+            if start.recorded:
                 self._size.slow()
             started = None if start.recorded else start.began
             self._ended.append(_Ended(execution, attempted, end, started, time.monotonic()))
@@ -313,48 +319,49 @@ class Worker:
     def _record_start_soon(self, pool: db.AsyncPool, start: _Start) -> None:
         """The execution runs long: write its start (and the batch's ends) while it runs."""
         if start.task is None and not start.recorded:
-            start.task = asyncio.ensure_future(self._write_start(pool, start))
+            start.task = asyncio.ensure_future(self._write_start(pool, start, give_back=True))
 
-    async def _ensure_started(self, pool: db.AsyncPool, start: _Start) -> None:
-        """Before the pipeline's first write: its start must be on record."""
+    async def _ensure_started(
+        self, pool: db.AsyncPool, start: _Start, *, give_back: bool = True
+    ) -> None:
+        """Before the pipeline's first write (or a retry's): its start must be on record."""
         if start.recorded:
             return
         if start.task is None:
             start.cancel_timer()
-            start.task = asyncio.ensure_future(self._write_start(pool, start))
+            start.task = asyncio.ensure_future(self._write_start(pool, start, give_back=give_back))
         await asyncio.shield(start.task)
 
-    async def _write_start(self, pool: db.AsyncPool, start: _Start) -> None:
-        """Write the start of the running execution with the ends before it; give back the
-        rest of the batch, which would otherwise wait behind it."""
+    async def _write_start(self, pool: db.AsyncPool, start: _Start, *, give_back: bool) -> None:
+        """Write the start of the running execution with the ends before it; for one that
+        runs long, give back the rest of the batch, which would otherwise wait behind it."""
         own = Record(start.execution.id, "running", start.began, time.monotonic())
         await self._flush(pool, extra=own)
         start.recorded = True
-        if self._held:
+        if give_back and self._held:
             ids = [e.id for e in self._held]
             self._held.clear()
             await self._release(pool, leases.GIVEN_BACK_BEHIND_SLOW, ids)
 
     async def _flush(
-        self,
-        pool: db.AsyncPool,
-        *,
-        claim: int = 0,
-        unsure: bool = False,
-        extra: Record | None = None,
-    ) -> bool:
+        self, pool: db.AsyncPool, *, claim: int = 0, extra: Record | None = None
+    ) -> None:
         """Write the batch's ends (plus `extra`) and claim up to `claim` more, in one statement.
 
-        Returns whether a claim may have committed unseen (its connection broke):
-        what this worker holds is then given back before its next claim.
+        Before a claim, what this worker may hold unseen (a claim whose answer was
+        lost, a give-back that failed) is given back; until that succeeds it claims
+        nothing more.
         """
+        give_back = self._give_back
+        if claim and give_back is not None and not await self._release(pool, give_back):
+            claim = 0
         ended, self._ended = self._ended, []
         if not ended and extra is None and claim == 0:
-            return unsure
+            return
         records = [e.record() for e in ended] + ([extra] if extra is not None else [])
-        if unsure:
-            await self._release(pool, leases.CLAIM_ANSWER_LOST)
         recorded, claimed, unsure = await record_batch(pool, self.id, records, claim=claim)
+        if unsure:
+            self._give_back = leases.CLAIM_ANSWER_LOST
         for e in ended:
             outcome = outcome_of(e.end) if e.execution.id in recorded else "lost"
             ran = log_outcome(e.execution, self.id, outcome, e.attempted)
@@ -362,7 +369,10 @@ class Worker:
         if claim:
             self._size.claimed(len(claimed), claim)
             self._held.extend(claimed)
-        return unsure
+            if self._recent_cancels:  # a cancel seen before this claim is in its rows
+                for execution in claimed:
+                    with contextlib.suppress(ValueError):
+                        self._recent_cancels.remove(execution.id)
 
     def _finished(self, execution: Execution, ran: Ran, attempted: Attempted) -> None:
         self.processed += 1
@@ -398,26 +408,34 @@ class Worker:
         is left alone. The stuck pipeline cannot be unwound from another
         thread, so the process ends and the supervisor starts a fresh one.
         """
+        if self._current != execution.id:
+            return  # the attempt ended just now: its own end stands
         end = abandoned_end(execution, self.registry, self.settings)
-        # The batch's ends so far, and this attempt's start, go on record first; the
-        # rest of the batch goes back. (The event loop is stuck, or idle between writes.)
-        records = [e.record() for e in self._ended]
-        self._ended = []
+        # In one transaction, kept only if this worker still held the execution:
+        # the batch's ends so far, this attempt's start, the rest of the batch
+        # given back, then the timeout. The loop's state is only read here; the
+        # process exits once it is written.
+        records = [e.record() for e in list(self._ended)]
         start = self._start
-        if start is not None and not start.recorded:
+        if start is not None and start.execution.id == execution.id and not start.recorded:
             records.append(Record(execution.id, "running", start.began, time.monotonic()))
-        held = [e.id for e in self._held]
-        self._held.clear()
+        held = [e.id for e in list(self._held)]
+
+        class _NotHeld(Exception):
+            pass
 
         async def give_up() -> bool:
             async with await db.aconnect(self.url) as conn:
-                if records:
-                    await batches.record(conn, self.id, records)
-                if held:
-                    await leases.release_held(
-                        conn, self.id, reason=leases.GIVEN_BACK_BEHIND_SLOW, ids=held
-                    )
-                if not await leases.finish(conn, execution.id, self.id, end):
+                try:
+                    async with conn.transaction():
+                        if records:
+                            await batches.record(conn, self.id, records)
+                        if held:
+                            reason = leases.GIVEN_BACK_BEHIND_SLOW
+                            await leases.release_held(conn, self.id, reason=reason, ids=held)
+                        if not await leases.finish(conn, execution.id, self.id, end):
+                            raise _NotHeld
+                except _NotHeld:
                     return False
                 await workers.mark_stopped(conn, self.id)
                 return True
@@ -433,7 +451,12 @@ class Worker:
             logging.shutdown()
             os._exit(EXIT_ABANDONED)
 
-    async def _release(self, pool: db.AsyncPool, reason: str, ids: list[str] | None = None) -> None:
+    async def _release(self, pool: db.AsyncPool, reason: str, ids: list[str] | None = None) -> bool:
+        """Give back held executions (all of them, or `ids`); False if the database refused.
+
+        A failure is remembered: everything held is given back before the next
+        claim (a live worker's rows are never recovered by the lease).
+        """
         try:
             async with pool.connection() as conn:
                 for execution_id in await leases.release_held(
@@ -441,7 +464,12 @@ class Worker:
                 ):
                     log.info("gave back %s (%s)", execution_id, reason)
         except psycopg.OperationalError as exc:
-            log.warning("could not give back claims (%s); the lease will", first_line(exc))
+            log.warning("could not give back claims (%s); will retry", first_line(exc))
+            self._give_back = reason
+            return False
+        if ids is None:
+            self._give_back = None
+        return True
 
     async def _listen(self) -> None:
         """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""

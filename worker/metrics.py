@@ -47,7 +47,7 @@ FINISHED = Counter(
 )
 DURATION = Histogram(
     "spine_execution_duration_seconds",
-    "How long an attempt ran, claim to recorded end.",
+    "How long an attempt ran: the pipeline's own time, from its start to its end.",
     ["pipeline"],
     buckets=DURATION_BUCKETS,
 )

@@ -15,9 +15,11 @@ statement (and one commit) per execution. Here it pays one per batch:
   in one statement, and claims the next batch in the same statement.
 
 Every row is still guarded by "still held by me", so a worker that lost its
-claim writes nothing. A worker killed between a quick execution's end and the
-batch's `record` leaves it `queued`: recovery gives it back unstarted (its
-attempt not counted), and it runs again.
+claim writes nothing, and a start is written once. A worker killed between a
+quick execution's end and the batch's `record` leaves it `queued`, like the
+ones it had not started: recovery cannot tell them apart, so it counts an
+attempt for each (app.engine.workers), and none runs more often than its
+max_attempts allows.
 """
 
 from __future__ import annotations
@@ -98,22 +100,29 @@ WITH v AS (
     SELECT * FROM ROWS FROM (jsonb_to_recordset(%(records)s::jsonb) AS (
         id text, status text, started_ago float8, ended_ago float8, error text, payload jsonb
     )) WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, n)
+), held AS MATERIALIZED (
+    -- A start is written once: only over `queued` (a record sent again after its
+    -- answer was lost finds the execution running, and starts nothing).
+    SELECT e.id, v.started_ago IS NOT NULL AND e.status = 'queued' AS starts
+    FROM executions e JOIN v ON v.id = e.id
+    WHERE e.worker_id = %(worker)s AND e.status IN {HELD_SQL}
+    FOR UPDATE OF e
 ), f AS (
     UPDATE executions e
     SET status = v.status,
         error = CASE WHEN v.status = 'running' THEN e.error ELSE v.error END,
-        attempt = e.attempt + (v.started_ago IS NOT NULL)::int,
-        started_at = CASE WHEN v.started_ago IS NULL THEN e.started_at
+        attempt = e.attempt + held.starts::int,
+        started_at = CASE WHEN NOT held.starts THEN e.started_at
                           ELSE greatest(e.queued_at, now() - make_interval(secs => v.started_ago))
                      END,
         completed_at = CASE WHEN v.status = 'running' THEN NULL
                             ELSE greatest(e.queued_at, e.started_at,
                                           now() - make_interval(secs => v.ended_ago))
                        END
-    FROM v
+    FROM v JOIN held ON held.id = v.id
     WHERE e.id = v.id AND e.worker_id = %(worker)s AND e.status IN {HELD_SQL}
     RETURNING e.id, e.status, e.worker_id, e.attempt, e.started_at, e.completed_at,
-              v.payload, v.n, v.started_ago IS NOT NULL AS started_here
+              v.payload, v.n, held.starts AS started_here
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, timestamp, payload)
     SELECT f.id, step.event_type,

@@ -84,11 +84,13 @@ _RECOVER = f"""
 WITH stale AS (
     -- What each becomes: cancelled if someone asked for that, failed once it has
     -- used up its own max_attempts (the lost attempt counts), else pending for
-    -- another worker at once (the lease timeout was the wait).
-    -- Only a started attempt counts: one merely queued by the lost worker never ran.
-    SELECT e.id, e.worker_id, e.status = 'running' AS started,
+    -- another worker at once (the lease timeout was the wait). A `queued` one
+    -- may have run too (a quick execution's start is written with its end, in
+    -- its batch's statement), so its attempt counts as well: an execution never
+    -- runs more often than its max_attempts.
+    SELECT e.id, e.worker_id, e.attempt + (e.status = 'queued')::int AS counted,
            CASE WHEN e.cancel_requested THEN 'cancelled'
-                WHEN e.status = 'running' AND e.attempt >= e.max_attempts THEN 'failed'
+                WHEN e.attempt + (e.status = 'queued')::int >= e.max_attempts THEN 'failed'
                 ELSE 'pending' END AS outcome
     FROM executions e
     LEFT JOIN workers w ON w.id = e.worker_id
@@ -105,11 +107,13 @@ WITH stale AS (
         queued_at = CASE WHEN stale.outcome <> 'pending' THEN e.queued_at END,
         started_at = CASE WHEN stale.outcome <> 'pending' THEN e.started_at END,
         completed_at = CASE WHEN stale.outcome <> 'pending' THEN now() END,
+        attempt = stale.counted,
         error = CASE stale.outcome
                     WHEN 'failed' THEN 'worker lost: ' || stale.worker_id
-                        || ' stopped heartbeating; gave up after ' || e.attempt || ' attempt(s)'
-                    WHEN 'pending' THEN CASE WHEN stale.started THEN 'worker lost: '
-                        || stale.worker_id || ' stopped heartbeating' ELSE e.error END
+                        || ' stopped heartbeating; gave up after ' || stale.counted
+                        || ' attempt(s)'
+                    WHEN 'pending' THEN 'worker lost: ' || stale.worker_id
+                        || ' stopped heartbeating'
                     ELSE e.error
                 END
     FROM stale

@@ -347,6 +347,8 @@ async def test_a_batch_is_claimed_in_order_and_its_ends_recorded_with_the_next_c
         assert await batches.record(aconn, "w", records) == (set(), [])
         start = batches.Record(backfill.id, "running", time.monotonic(), time.monotonic())
         assert await batches.record(aconn, "w", [start]) == ({backfill.id}, [])
+        # Sent again (its answer lost): still held, but the start is written once.
+        assert await batches.record(aconn, "w", [start]) == ({backfill.id}, [])
         done = {
             e.id: e for e in [await executions.get(aconn, i) for i in (first.id, second.id)] if e
         }
