@@ -21,6 +21,7 @@ from pgqueuer.queries import Queries
 from psycopg.conninfo import conninfo_to_dict
 
 TRUNCATE = "TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics"
+QUEUED = "SELECT count(*) AS n FROM pgqueuer WHERE entrypoint = 'noop'"
 # The end of a job is its `successful` log row (written when the buffered end is flushed).
 DONE = (
     "SELECT count(*) AS n, max(created) AS last FROM pgqueuer_log "
@@ -64,6 +65,15 @@ async def enqueue_probes(url: str, processes: int) -> None:
     async with _queries(url) as queries:
         names = [f"probe_{i}" for i in range(processes)]
         await queries.enqueue(names, [None] * processes, [0] * processes)
+
+
+async def enqueue_one_at_a_time(url: str, n: int) -> float:
+    """Seconds for n `Queries.enqueue` calls of one job each, one at a time on one connection."""
+    async with _queries(url) as queries:
+        began = time.perf_counter()
+        for i in range(n):
+            await queries.enqueue("noop", str(i).encode())
+        return time.perf_counter() - began
 
 
 @asynccontextmanager

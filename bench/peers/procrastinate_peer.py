@@ -16,6 +16,7 @@ from typing import Any
 import procrastinate
 
 TRUNCATE = "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_workers CASCADE"
+QUEUED = "SELECT count(*) AS n FROM procrastinate_jobs WHERE task_name = 'noop'"
 # The end of a job is its `succeeded` event (written by the same statement that ends it).
 DONE = (
     "SELECT count(*) AS n, max(e.at) AS last FROM procrastinate_events e "
@@ -41,6 +42,16 @@ async def enqueue_noops(url: str, n: int) -> None:
     async with _app(url) as app:
         jobs: list[dict[str, Any]] = [{"i": i} for i in range(n)]
         await app.configure_task("noop").batch_defer_async(*jobs)
+
+
+async def enqueue_one_at_a_time(url: str, n: int) -> float:
+    """Seconds for n `defer_async` calls, one at a time, through one app (and pool)."""
+    async with _app(url) as app:
+        deferrer = app.configure_task("noop")
+        began = time.perf_counter()
+        for i in range(n):
+            await deferrer.defer_async(i=i)
+        return time.perf_counter() - began
 
 
 async def enqueue_probes(url: str, processes: int) -> None:

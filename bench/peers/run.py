@@ -3,9 +3,12 @@
 For every K in the drain sizes and every repetition, the four systems drain in
 turn (Market Spine, procrastinate, pgqueuer one at a time, pgqueuer batch 10),
 so all of them see the same machine minute by minute; then the wake-up runs
-the same way. Every drain checks exactly once: the product on its events, the
-peers on what their handlers report (each noop's number, collected from every
-process when it stops).
+the same way, then the single submits (no worker runs: Market Spine's `submit`,
+procrastinate's `defer_async`, pgqueuer's `Queries.enqueue` of one job, each
+called one at a time and awaited). Every drain checks exactly once: the product
+on its events, the peers on what their handlers report (each noop's number,
+collected from every process when it stops); every submit run checks that each
+job was stored.
 """
 
 from __future__ import annotations
@@ -50,8 +53,13 @@ def run(ctx: Context) -> list[PeerRow]:
         for system in SYSTEMS:
             if system.peer is not None:
                 asyncio.run(system.peer.install(urls[system.key]))
-        rows = _drains(ctx, urls)
-        rows += _wakeups(ctx, urls)
+        rows: list[PeerRow] = []
+        if "drain" in ctx.peer_scenarios:
+            rows += _drains(ctx, urls)
+        if "wakeup" in ctx.peer_scenarios:
+            rows += _wakeups(ctx, urls)
+        if "submit" in ctx.peer_scenarios:
+            rows.append(_submits(ctx, urls))
         return rows
     finally:
         for url in urls.values():
@@ -149,6 +157,41 @@ async def _peer_latencies(
             out.append((started - before) * 1000)
             await asyncio.sleep(random.uniform(*PAUSE))  # jitter, not crypto
     return out
+
+
+def _submits(ctx: Context, urls: dict[str, str]) -> PeerRow:
+    n = ctx.sizes.peers_submits
+    row = PeerRow(f"submit: {n:,} single submits, one at a time", "submits/s", True)
+    # pgqueuer's two modes differ only in how they dequeue: its enqueue runs once.
+    systems = [s for s in SYSTEMS if s.key != "pgq10"]
+    for attempt in range(ctx.repeat + 1):
+        size = n if attempt else max(50, n // 10)
+        tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
+        figures = []
+        for system in systems:
+            url = urls[system.key]
+            if system.peer is None:
+                seconds = spine_peer.run_submits(url, size)
+            else:
+                seconds = _peer_submits(system, url, size)
+            figures.append(f"{system.name} {size / seconds:,.0f}/s")
+            if attempt:
+                row.values.setdefault(system.name, []).append(size / seconds)
+        progress(f"peers submit {tag}: " + "; ".join(figures))
+    return row
+
+
+def _peer_submits(system: System, url: str, n: int) -> float:
+    peer = system.peer
+    assert peer is not None
+    with connect(url) as conn:
+        conn.execute(peer.TRUNCATE)
+    seconds: float = asyncio.run(peer.enqueue_one_at_a_time(url, n))
+    with connect(url) as conn:
+        row = conn.execute(peer.QUEUED).fetchone()
+    if row is None or int(row["n"]) != n:
+        raise RuntimeError(f"{system.name}: {row} stored for {n} enqueues")
+    return seconds
 
 
 def _now(conn: Any) -> datetime:

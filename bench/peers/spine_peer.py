@@ -26,6 +26,11 @@ FROM (
     GROUP BY e.id
 ) per_execution
 """
+# Every submit stored its execution and its `created` event.
+_SUBMITTED = """
+SELECT (SELECT count(*) FROM executions) AS executions,
+       (SELECT count(*) FROM execution_events WHERE event_type = 'created') AS created
+"""
 _LATENCY = """
 SELECT extract(epoch FROM timestamp) AS started
 FROM execution_events WHERE execution_id = %s AND event_type = 'started'
@@ -42,6 +47,28 @@ def run_drain(url: str, n: int, processes: int, log: Path) -> float:
     if row["wrong"] or row["n"] != n:
         raise RuntimeError(f"Market Spine: not exactly once ({row['wrong']} of {row['n']})")
     return seconds
+
+
+def run_submits(url: str, n: int) -> float:
+    """Seconds for n `submit` calls, one at a time on one connection (no worker runs)."""
+    with connect(url) as conn:
+        conn.execute("TRUNCATE executions, execution_events")
+    seconds = asyncio.run(_submits(url, n))
+    with connect(url) as conn:
+        row = conn.execute(_SUBMITTED).fetchone()
+    assert row is not None
+    if row["executions"] != n or row["created"] != n:
+        raise RuntimeError(f"Market Spine: {row} recorded for {n} submits")
+    return seconds
+
+
+async def _submits(url: str, n: int) -> float:
+    registry, settings = default_registry(), get_settings()
+    async with await db.aconnect(url) as conn:
+        began = time.perf_counter()
+        for _ in range(n):
+            await submit(conn, registry, settings, "noop", {}, trigger_source="bench")
+        return time.perf_counter() - began
 
 
 def run_wakeup(
