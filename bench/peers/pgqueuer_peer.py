@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -67,13 +67,15 @@ async def enqueue_probes(url: str, processes: int) -> None:
         await queries.enqueue(names, [None] * processes, [0] * processes)
 
 
-async def enqueue_one_at_a_time(url: str, n: int) -> float:
-    """Seconds for n `Queries.enqueue` calls of one job each, one at a time on one connection."""
+@asynccontextmanager
+async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Enqueue job i (one `Queries.enqueue` of one job), on one connection held for the run."""
     async with _queries(url) as queries:
-        began = time.perf_counter()
-        for i in range(n):
+
+        async def one(i: int) -> None:
             await queries.enqueue("noop", str(i).encode())
-        return time.perf_counter() - began
+
+        yield one
 
 
 @asynccontextmanager

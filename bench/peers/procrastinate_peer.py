@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,14 +44,16 @@ async def enqueue_noops(url: str, n: int) -> None:
         await app.configure_task("noop").batch_defer_async(*jobs)
 
 
-async def enqueue_one_at_a_time(url: str, n: int) -> float:
-    """Seconds for n `defer_async` calls, one at a time, through one app (and pool)."""
+@asynccontextmanager
+async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Defer job i (one `defer_async`), through one app (and pool) held for the run."""
     async with _app(url) as app:
         deferrer = app.configure_task("noop")
-        began = time.perf_counter()
-        for i in range(n):
+
+        async def one(i: int) -> None:
             await deferrer.defer_async(i=i)
-        return time.perf_counter() - began
+
+        yield one
 
 
 async def enqueue_probes(url: str, processes: int) -> None:

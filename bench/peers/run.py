@@ -5,15 +5,16 @@ turn (Market Spine, procrastinate, pgqueuer one at a time, pgqueuer batch 10),
 so all of them see the same machine minute by minute; then the wake-up runs
 the same way, then the single submits (no worker runs: Market Spine's `submit`,
 procrastinate's `defer_async`, pgqueuer's `Queries.enqueue` of one job, each
-called one at a time and awaited). Every drain checks exactly once: the product
-on its events, the peers on what their handlers report (each noop's number,
-collected from every process when it stops); every submit run checks that each
-job was stored.
+awaited before the next, the systems taking turns of 100). Every drain checks
+exactly once: the product on its events, the peers on what their handlers
+report (each noop's number, collected from every process when it stops);
+every submit run checks that each job was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from bench.peers.table import SPINE, PeerRow
 from bench.peers.table import table as peer_table
 
 PAUSE = (0.02, 0.05)  # seconds idle between wake-up submits, drawn at random
+SUBMIT_TURN = 100  # submits one system makes before the next one's turn
 
 
 @dataclass(frozen=True)
@@ -167,31 +169,51 @@ def _submits(ctx: Context, urls: dict[str, str]) -> PeerRow:
     for attempt in range(ctx.repeat + 1):
         size = n if attempt else max(50, n // 10)
         tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
-        figures = []
         for system in systems:
-            url = urls[system.key]
-            if system.peer is None:
-                seconds = spine_peer.run_submits(url, size)
-            else:
-                seconds = _peer_submits(system, url, size)
-            figures.append(f"{system.name} {size / seconds:,.0f}/s")
+            with connect(urls[system.key]) as conn:
+                conn.execute((system.peer or spine_peer).TRUNCATE)
+        seconds = asyncio.run(_interleaved_submits(systems, urls, size))
+        for system in systems:
+            _check_stored(system, urls[system.key], size)
             if attempt:
-                row.values.setdefault(system.name, []).append(size / seconds)
+                row.values.setdefault(system.name, []).append(size / seconds[system.name])
+        figures = [f"{s.name} {size / seconds[s.name]:,.0f}/s" for s in systems]
         progress(f"peers submit {tag}: " + "; ".join(figures))
     return row
 
 
-def _peer_submits(system: System, url: str, n: int) -> float:
-    peer = system.peer
-    assert peer is not None
+async def _interleaved_submits(
+    systems: list[System], urls: dict[str, str], n: int
+) -> dict[str, float]:
+    """Seconds each system spent on n submits, taken in turns of SUBMIT_TURN.
+
+    Turns this short put every system through the same minutes of a shared
+    machine; within a turn each submit is awaited before the next is sent.
+    """
+    seconds = {s.name: 0.0 for s in systems}
+    async with contextlib.AsyncExitStack() as stack:
+        ones = [
+            (s.name, await stack.enter_async_context((s.peer or spine_peer).submitter(urls[s.key])))
+            for s in systems
+        ]
+        for turn, start in enumerate(range(0, n, SUBMIT_TURN)):
+            shift = turn % len(ones)  # who goes first changes every turn
+            for name, one in ones[shift:] + ones[:shift]:
+                began = time.perf_counter()
+                for i in range(start, min(n, start + SUBMIT_TURN)):
+                    await one(i)
+                seconds[name] += time.perf_counter() - began
+    return seconds
+
+
+def _check_stored(system: System, url: str, n: int) -> None:
+    if system.peer is None:
+        spine_peer.check_submits(url, n)
+        return
     with connect(url) as conn:
-        conn.execute(peer.TRUNCATE)
-    seconds: float = asyncio.run(peer.enqueue_one_at_a_time(url, n))
-    with connect(url) as conn:
-        row = conn.execute(peer.QUEUED).fetchone()
+        row = conn.execute(system.peer.QUEUED).fetchone()
     if row is None or int(row["n"]) != n:
         raise RuntimeError(f"{system.name}: {row} stored for {n} enqueues")
-    return seconds
 
 
 def _now(conn: Any) -> datetime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,26 +51,29 @@ def run_drain(url: str, n: int, processes: int, log: Path) -> float:
     return seconds
 
 
-def run_submits(url: str, n: int) -> float:
-    """Seconds for n `submit` calls, one at a time on one connection (no worker runs)."""
-    with connect(url) as conn:
-        conn.execute("TRUNCATE executions, execution_events")
-    seconds = asyncio.run(_submits(url, n))
+TRUNCATE = "TRUNCATE executions, execution_events"
+QUEUED = "SELECT count(*) AS n FROM executions"
+
+
+@asynccontextmanager
+async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Submit one noop (the product's `submit`), on one connection held for the run."""
+    registry, settings = default_registry(), get_settings()
+    async with await db.aconnect(url) as conn:
+
+        async def one(i: int) -> None:
+            await submit(conn, registry, settings, "noop", {}, trigger_source="bench")
+
+        yield one
+
+
+def check_submits(url: str, n: int) -> None:
+    """Each submit stored its execution and its `created` event."""
     with connect(url) as conn:
         row = conn.execute(_SUBMITTED).fetchone()
     assert row is not None
     if row["executions"] != n or row["created"] != n:
         raise RuntimeError(f"Market Spine: {row} recorded for {n} submits")
-    return seconds
-
-
-async def _submits(url: str, n: int) -> float:
-    registry, settings = default_registry(), get_settings()
-    async with await db.aconnect(url) as conn:
-        began = time.perf_counter()
-        for _ in range(n):
-            await submit(conn, registry, settings, "noop", {}, trigger_source="bench")
-        return time.perf_counter() - began
 
 
 def run_wakeup(
