@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from bench import report
-from bench.context import FULL, QUICK, Context
+from bench.context import FULL, PEER_SCENARIOS, QUICK, Context
 from bench.harness import Scratch, progress
 from bench.scenarios import SCENARIOS
 
@@ -64,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Market Spine beside procrastinate and pgqueuer (needs the `bench` extra).",
     )
+    parser.add_argument(
+        "--peers-only",
+        action="append",
+        choices=list(PEER_SCENARIOS),
+        metavar="SCENARIO",
+        help=f"With the peers, run only this scenario (repeatable; implies --peers): "
+        f"{', '.join(PEER_SCENARIOS)}.",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Where to write the results JSON.")
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="Keep generated files and process logs."
@@ -105,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     if repeat < 1:
         raise SystemExit("--repeat must be at least 1")
-    chosen = ["peers"] if args.peers else (args.only or list(SCENARIOS))
+    peers = args.peers or bool(args.peers_only)
+    chosen = ["peers"] if peers else (args.only or list(SCENARIOS))
     started = time.monotonic()
     started_at = datetime.now(UTC)
 
@@ -113,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Scratch(server)
     work_dir = Path(tempfile.mkdtemp(prefix="spine-bench-"))
     ctx = Context(
-        scratch=scratch, sizes=sizes, repeat=repeat, work_dir=work_dir, http_client=args.http_client
+        scratch=scratch,
+        sizes=sizes,
+        repeat=repeat,
+        work_dir=work_dir,
+        http_client=args.http_client,
+        peer_scenarios=tuple(args.peers_only or PEER_SCENARIOS),
     )
     progress(
         f"bench: {', '.join(chosen)}; {'quick' if args.quick else 'full'} sizes; "
@@ -157,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.monotonic() - started
     print()
-    if args.peers:
+    if peers:
         from bench.peers.run import table
 
         print(table(ctx.peer_rows))
@@ -176,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "repeat": repeat,
             "only": chosen,
+            "peer_scenarios": list(ctx.peer_scenarios),
             "sizes": dict(vars(sizes)),
         },
         "machine": machine,

@@ -8,6 +8,8 @@ from typing import Any
 
 from bench.harness import Row, Scratch
 
+PEER_SCENARIOS = ("drain", "wakeup", "submit")
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -15,6 +17,7 @@ class Sizes:
     drain_processes: tuple[int, ...] = (1, 2, 4)
     drain_schedules: int = 0  # schedules present while draining (none due): `--schedules`
     peers_drain_executions: int = 2_000
+    peers_submits: int = 3_000
     wakeup_executions: int = 200
     wakeup_processes: int = 2
     ingest_rows: int = 1_000_000
@@ -31,6 +34,7 @@ FULL = Sizes()
 QUICK = Sizes(
     drain_executions=300,
     peers_drain_executions=300,
+    peers_submits=300,
     drain_processes=(1, 2),
     wakeup_executions=30,
     ingest_rows=20_000,
@@ -53,6 +57,7 @@ class Context:
     repeat: int
     work_dir: Path  # generated files and process logs, removed at the end
     http_client: str = "auto"  # "auto" (wrk when installed), "wrk" or "httpx"
+    peer_scenarios: tuple[str, ...] = PEER_SCENARIOS  # what `--peers` runs (`--peers-only`)
     rows: list[Row] = field(default_factory=list)
     peer_rows: list[Any] = field(default_factory=list)  # bench.peers.run.PeerRow (the extra)
     shared: dict[str, object] = field(default_factory=dict)  # e.g. a loaded OTC database

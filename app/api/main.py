@@ -46,6 +46,7 @@ from app.config import Settings, get_settings
 from app.db import AsyncConn, open_async_pool
 from app.engine.backends import make_backend
 from app.engine.registry import Registry
+from app.engine.wake import Waker
 from app.logs import configure_logging
 from app.ui import template_config, ui_lifespan, ui_router
 
@@ -198,9 +199,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await open_async_pool(settings=settings, name="spine-api")
         app.state.pool = pool
+        # Concurrent POSTs share NOTIFYs sent after their commits (app.engine.wake).
+        app.state.waker = waker = Waker(pool)
         try:
             yield
         finally:
+            await waker.close()
             await pool.close()
 
     api = Router(

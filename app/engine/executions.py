@@ -7,13 +7,11 @@ so they commit together. The worker side (claim, finish, progress) is in
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
-import psycopg
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
@@ -25,6 +23,7 @@ from app.engine.models import (
     TERMINAL,
     Event,
     Execution,
+    Lane,
 )
 
 __all__ = [
@@ -41,8 +40,6 @@ __all__ = [
     "request_cancel",
     "to_execution",
 ]
-
-log = logging.getLogger(__name__)
 
 
 def _sql_list(values: Iterable[str]) -> str:
@@ -80,15 +77,19 @@ WITH new AS (
         -- The partial unique index's own predicate, so the conflict target matches it.
         WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
         DO NOTHING
-    RETURNING {COLUMNS}
+    RETURNING id, trigger_source, lane, created_at, available_at
 ), created AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
     SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
         || CASE WHEN available_at > now()
                 THEN jsonb_build_object('run_at', available_at) ELSE '{{}}' END
     FROM new
+    -- Evaluated for the inserted row (a data-modifying CTE always runs to the
+    -- end), so a conflict on logical_key wakes nobody; delivered at the commit.
+    RETURNING CASE WHEN %(notify)s THEN pg_notify('{EXECUTIONS_CHANNEL}', %(lane)s) END
 )
-SELECT * FROM new
+-- The rest of the row is what was sent and the columns' defaults (see `insert`).
+SELECT id, created_at, available_at FROM new
 """
 
 _ACTIVE_BY_KEY = f"""
@@ -110,18 +111,22 @@ async def insert(
     timeout_seconds: float | None = None,
     run_at: datetime | None = None,
     delay_seconds: float = 0.0,
+    notify: bool = True,
 ) -> tuple[Execution, bool]:
-    """Insert a pending execution with its `created` event, then wake the workers.
+    """Insert a pending execution with its `created` event, and wake the workers.
 
     Returns (execution, created). When `logical_key` is already held by an
     active execution, that one is returned with created=False. It is not
     claimed before `run_at` plus `delay_seconds` (the delay on the database clock).
 
-    `conn` is in autocommit mode: the insert is one statement, so it commits
-    alone, and the NOTIFY follows as a statement of its own. Sent inside the
-    insert's transaction it would hold PostgreSQL's notify-queue lock across
-    the commit's WAL flush and serialize concurrent submits; a NOTIFY lost to
-    a crash in between is covered by the workers' poll.
+    `conn` is in autocommit mode: the insert, its event and the NOTIFY are
+    one statement, one round trip, and commit together (the workers are
+    woken at the commit, never before the row is visible). A second round
+    trip for a NOTIFY of its own measured slower one submit at a time
+    (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes the
+    workers after the commit itself: `app.engine.wake.Waker`, for callers
+    that submit concurrently (a notifying commit holds PostgreSQL's
+    notify-queue lock across its WAL flush, so concurrent ones queue).
     """
     args = {
         "pipeline": pipeline,
@@ -134,16 +139,38 @@ async def insert(
         "timeout": timeout_seconds,
         "run_at": run_at,
         "delay": delay_seconds,
+        "notify": notify,
     }
     while True:
         row = await (await conn.execute(_INSERT, args)).fetchone()
         if row is not None:
-            execution = to_execution(row)
-            try:
-                await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
-            except psycopg.Error as exc:
-                # Committed already: the submit stands, and the workers' poll finds it.
-                log.warning("execution %s stored; NOTIFY failed (%s)", execution.id, exc)
+            # Built here rather than decoded from a RETURNING of every column (the
+            # params' JSON above all): a third of a submit's client CPU.
+            new_id, created_at, available_at = row["id"], row["created_at"], row["available_at"]
+            assert isinstance(new_id, str)
+            assert isinstance(created_at, datetime)
+            assert isinstance(available_at, datetime)
+            execution = Execution(
+                id=new_id,
+                pipeline=pipeline,
+                params=params,
+                lane=cast(Lane, lane),  # checked by submit, and by the table's CHECK
+                status="pending",
+                trigger_source=trigger_source,
+                logical_key=logical_key,
+                attempt=0,
+                worker_id=None,
+                cancel_requested=False,
+                created_at=created_at,
+                queued_at=None,
+                started_at=None,
+                completed_at=None,
+                error=None,
+                max_attempts=max_attempts,
+                retry_backoff_seconds=float(retry_backoff_seconds),
+                available_at=available_at,
+                timeout_seconds=None if timeout_seconds is None else float(timeout_seconds),
+            )
             return execution, True
         existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
         if existing is not None:

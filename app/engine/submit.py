@@ -1,8 +1,9 @@
 """submit(): the one way an execution comes to exist.
 
 Validates the pipeline name and its params before anything is stored, then
-inserts the execution and its `created` event in one statement (the NOTIFY
-that wakes the workers follows the commit), and hands it to the backend.
+inserts the execution and its `created` event in one statement (with the
+NOTIFY that wakes the workers, or a Waker's after the commit), and hands it
+to the backend.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.engine.backends import OrchestratorBackend, make_backend
 from app.engine.models import LANES, Execution
 from app.engine.registry import Registry
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
+from app.engine.wake import Waker
 from app.errors import InvalidRequest
 
 __all__ = ["MAX_SECONDS", "submit"]
@@ -43,6 +45,7 @@ async def submit(
     timeout_seconds: float | None = None,
     run_at: datetime | None = None,
     delay_seconds: float = 0.0,
+    waker: Waker | None = None,
 ) -> tuple[Execution, bool]:
     """Record a pending execution; returns (execution, created).
 
@@ -51,7 +54,9 @@ async def submit(
     `retry_backoff_seconds` override the pipeline's RetryPolicy (whose own
     default attempts are SPINE_MAX_ATTEMPTS); `timeout_seconds` limits each
     attempt. It is not claimed before `run_at` plus `delay_seconds`, the delay
-    counted on the database clock.
+    counted on the database clock. The workers are woken by a NOTIFY in the
+    insert's own statement, or, given a `waker` (callers that submit
+    concurrently, like the API), by the waker after the commit.
     """
     found = registry.get(pipeline)  # UnknownPipeline lists the known ones
     if lane not in LANES:
@@ -85,8 +90,11 @@ async def submit(
         timeout_seconds=timeout_seconds,
         run_at=run_at,
         delay_seconds=delay_seconds,
+        notify=waker is None,
     )
     if created:
+        if waker is not None:
+            waker.wake(lane)
         await (backend or make_backend(settings)).submit(execution)
     return execution, created
 

@@ -6,13 +6,13 @@ pass the last row's key as `after` to get the next page.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 from psycopg import sql
-from psycopg.rows import class_row, kwargs_row
+from psycopg.rows import class_row, tuple_row
 
 from app.db import AsyncConn
 
@@ -53,14 +53,37 @@ async def daily_metrics(
     after: tuple[str, date] | None = None,
 ) -> list[DailyMetric]:
     """Metrics ordered by (symbol, date); `after` is the last row's (symbol, date)."""
+    query = _daily_sql(
+        symbol is not None, start_date is not None, end_date is not None, after is not None
+    )
+    params = {
+        "symbol": symbol,
+        "start": start_date,
+        "end": end_date,
+        "after_symbol": after[0] if after else None,
+        "after_date": after[1] if after else None,
+        "limit": limit,
+    }
+    # Tuples into the Struct by position: a keyword row factory cost ~5% of a GET.
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(query, params)
+        return [
+            DailyMetric(sym, day, count, int(volume), notional, vwap, high, low)
+            for sym, day, count, volume, notional, vwap, high, low in await cur.fetchall()
+        ]
+
+
+@functools.cache
+def _daily_sql(symbol: bool, start: bool, end: bool, after: bool) -> bytes:
+    """The statement for one set of filters, composed once per process, not per request."""
     conditions: list[sql.Composable] = []
-    if symbol is not None:
+    if symbol:
         conditions.append(sql.SQL("symbol = %(symbol)s"))
-    if start_date is not None:
+    if start:
         conditions.append(sql.SQL("trade_date >= %(start)s"))
-    if end_date is not None:
+    if end:
         conditions.append(sql.SQL("trade_date <= %(end)s"))
-    if after is not None:
+    if after:
         conditions.append(sql.SQL("(symbol, trade_date) > (%(after_symbol)s, %(after_date)s)"))
     query = sql.SQL(
         """
@@ -72,21 +95,7 @@ async def daily_metrics(
          LIMIT %(limit)s
         """
     ).format(where=sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true"))
-    params = {
-        "symbol": symbol,
-        "start": start_date,
-        "end": end_date,
-        "after_symbol": after[0] if after else None,
-        "after_date": after[1] if after else None,
-        "limit": limit,
-    }
-    async with conn.cursor(row_factory=kwargs_row(_daily_metric)) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchall()
-
-
-def _daily_metric(*, total_volume: Decimal, **values: Any) -> DailyMetric:
-    return DailyMetric(total_volume=int(total_volume), **values)
+    return query.as_bytes(None)
 
 
 async def trades(

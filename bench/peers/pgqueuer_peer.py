@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from pgqueuer.queries import Queries
 from psycopg.conninfo import conninfo_to_dict
 
 TRUNCATE = "TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics"
+QUEUED = "SELECT count(*) AS n FROM pgqueuer WHERE entrypoint = 'noop'"
 # The end of a job is its `successful` log row (written when the buffered end is flushed).
 DONE = (
     "SELECT count(*) AS n, max(created) AS last FROM pgqueuer_log "
@@ -64,6 +65,17 @@ async def enqueue_probes(url: str, processes: int) -> None:
     async with _queries(url) as queries:
         names = [f"probe_{i}" for i in range(processes)]
         await queries.enqueue(names, [None] * processes, [0] * processes)
+
+
+@asynccontextmanager
+async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Enqueue job i (one `Queries.enqueue` of one job), on one connection held for the run."""
+    async with _queries(url) as queries:
+
+        async def one(i: int) -> None:
+            await queries.enqueue("noop", str(i).encode())
+
+        yield one
 
 
 @asynccontextmanager

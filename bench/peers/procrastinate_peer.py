@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import procrastinate
 
 TRUNCATE = "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_workers CASCADE"
+QUEUED = "SELECT count(*) AS n FROM procrastinate_jobs WHERE task_name = 'noop'"
 # The end of a job is its `succeeded` event (written by the same statement that ends it).
 DONE = (
     "SELECT count(*) AS n, max(e.at) AS last FROM procrastinate_events e "
@@ -41,6 +42,18 @@ async def enqueue_noops(url: str, n: int) -> None:
     async with _app(url) as app:
         jobs: list[dict[str, Any]] = [{"i": i} for i in range(n)]
         await app.configure_task("noop").batch_defer_async(*jobs)
+
+
+@asynccontextmanager
+async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Defer job i (one `defer_async`), through one app (and pool) held for the run."""
+    async with _app(url) as app:
+        deferrer = app.configure_task("noop")
+
+        async def one(i: int) -> None:
+            await deferrer.defer_async(i=i)
+
+        yield one
 
 
 async def enqueue_probes(url: str, processes: int) -> None:

@@ -3,14 +3,18 @@
 For every K in the drain sizes and every repetition, the four systems drain in
 turn (Market Spine, procrastinate, pgqueuer one at a time, pgqueuer batch 10),
 so all of them see the same machine minute by minute; then the wake-up runs
-the same way. Every drain checks exactly once: the product on its events, the
-peers on what their handlers report (each noop's number, collected from every
-process when it stops).
+the same way, then the single submits (no worker runs: Market Spine's `submit`,
+procrastinate's `defer_async`, pgqueuer's `Queries.enqueue` of one job, each
+awaited before the next, the systems taking turns of 100). Every drain checks
+exactly once: the product on its events, the peers on what their handlers
+report (each noop's number, collected from every process when it stops);
+every submit run checks that each job was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -26,6 +30,7 @@ from bench.peers.table import SPINE, PeerRow
 from bench.peers.table import table as peer_table
 
 PAUSE = (0.02, 0.05)  # seconds idle between wake-up submits, drawn at random
+SUBMIT_TURN = 100  # submits one system makes before the next one's turn
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,13 @@ def run(ctx: Context) -> list[PeerRow]:
         for system in SYSTEMS:
             if system.peer is not None:
                 asyncio.run(system.peer.install(urls[system.key]))
-        rows = _drains(ctx, urls)
-        rows += _wakeups(ctx, urls)
+        rows: list[PeerRow] = []
+        if "drain" in ctx.peer_scenarios:
+            rows += _drains(ctx, urls)
+        if "wakeup" in ctx.peer_scenarios:
+            rows += _wakeups(ctx, urls)
+        if "submit" in ctx.peer_scenarios:
+            rows.append(_submits(ctx, urls))
         return rows
     finally:
         for url in urls.values():
@@ -149,6 +159,61 @@ async def _peer_latencies(
             out.append((started - before) * 1000)
             await asyncio.sleep(random.uniform(*PAUSE))  # jitter, not crypto
     return out
+
+
+def _submits(ctx: Context, urls: dict[str, str]) -> PeerRow:
+    n = ctx.sizes.peers_submits
+    row = PeerRow(f"submit: {n:,} single submits, one at a time", "submits/s", True)
+    # pgqueuer's two modes differ only in how they dequeue: its enqueue runs once.
+    systems = [s for s in SYSTEMS if s.key != "pgq10"]
+    for attempt in range(ctx.repeat + 1):
+        size = n if attempt else max(50, n // 10)
+        tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
+        for system in systems:
+            with connect(urls[system.key]) as conn:
+                conn.execute((system.peer or spine_peer).TRUNCATE)
+        seconds = asyncio.run(_interleaved_submits(systems, urls, size))
+        for system in systems:
+            _check_stored(system, urls[system.key], size)
+            if attempt:
+                row.values.setdefault(system.name, []).append(size / seconds[system.name])
+        figures = [f"{s.name} {size / seconds[s.name]:,.0f}/s" for s in systems]
+        progress(f"peers submit {tag}: " + "; ".join(figures))
+    return row
+
+
+async def _interleaved_submits(
+    systems: list[System], urls: dict[str, str], n: int
+) -> dict[str, float]:
+    """Seconds each system spent on n submits, taken in turns of SUBMIT_TURN.
+
+    Turns this short put every system through the same minutes of a shared
+    machine; within a turn each submit is awaited before the next is sent.
+    """
+    seconds = {s.name: 0.0 for s in systems}
+    async with contextlib.AsyncExitStack() as stack:
+        ones = [
+            (s.name, await stack.enter_async_context((s.peer or spine_peer).submitter(urls[s.key])))
+            for s in systems
+        ]
+        for turn, start in enumerate(range(0, n, SUBMIT_TURN)):
+            shift = turn % len(ones)  # who goes first changes every turn
+            for name, one in ones[shift:] + ones[:shift]:
+                began = time.perf_counter()
+                for i in range(start, min(n, start + SUBMIT_TURN)):
+                    await one(i)
+                seconds[name] += time.perf_counter() - began
+    return seconds
+
+
+def _check_stored(system: System, url: str, n: int) -> None:
+    if system.peer is None:
+        spine_peer.check_submits(url, n)
+        return
+    with connect(url) as conn:
+        row = conn.execute(system.peer.QUEUED).fetchone()
+    if row is None or int(row["n"]) != n:
+        raise RuntimeError(f"{system.name}: {row} stored for {n} enqueues")
 
 
 def _now(conn: Any) -> datetime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,11 @@ FROM (
     GROUP BY e.id
 ) per_execution
 """
+# Every submit stored its execution and its `created` event.
+_SUBMITTED = """
+SELECT (SELECT count(*) FROM executions) AS executions,
+       (SELECT count(*) FROM execution_events WHERE event_type = 'created') AS created
+"""
 _LATENCY = """
 SELECT extract(epoch FROM timestamp) AS started
 FROM execution_events WHERE execution_id = %s AND event_type = 'started'
@@ -42,6 +49,31 @@ def run_drain(url: str, n: int, processes: int, log: Path) -> float:
     if row["wrong"] or row["n"] != n:
         raise RuntimeError(f"Market Spine: not exactly once ({row['wrong']} of {row['n']})")
     return seconds
+
+
+TRUNCATE = "TRUNCATE executions, execution_events"
+QUEUED = "SELECT count(*) AS n FROM executions"
+
+
+@asynccontextmanager
+async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Submit one noop (the product's `submit`), on one connection held for the run."""
+    registry, settings = default_registry(), get_settings()
+    async with await db.aconnect(url) as conn:
+
+        async def one(i: int) -> None:
+            await submit(conn, registry, settings, "noop", {}, trigger_source="bench")
+
+        yield one
+
+
+def check_submits(url: str, n: int) -> None:
+    """Each submit stored its execution and its `created` event."""
+    with connect(url) as conn:
+        row = conn.execute(_SUBMITTED).fetchone()
+    assert row is not None
+    if row["executions"] != n or row["created"] != n:
+        raise RuntimeError(f"Market Spine: {row} recorded for {n} submits")
 
 
 def run_wakeup(

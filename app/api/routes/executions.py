@@ -77,6 +77,7 @@ class ExecutionsController(Controller):
             retry_backoff_seconds=data.retry_backoff_seconds,
             timeout_seconds=data.timeout_seconds,
             run_at=data.run_at,
+            waker=state.waker,
         )
         location = request.app.route_reverse("get_execution", execution_id=execution.id)
         return Response(

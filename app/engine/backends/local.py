@@ -1,7 +1,7 @@
 """LocalBackend: the multiprocessing worker pool, coordinated through PostgreSQL.
 
-Submitting needs nothing more than the NOTIFY the insert already sent (the
-workers LISTEN); cancel is the executions table's own request, and health
+Submitting needs nothing more than the NOTIFY the insert (or the submitter's
+Waker) sends (the workers LISTEN); cancel is the executions table's own request, and health
 counts the workers whose heartbeat is fresh.
 """
 
@@ -25,7 +25,7 @@ class LocalBackend:
         self._settings = settings
 
     async def submit(self, execution: Execution) -> str | None:
-        # executions.insert's NOTIFY, sent after the commit, already woke the workers.
+        # The NOTIFY of executions.insert (or of the submitter's Waker) wakes the workers.
         return None
 
     async def cancel(
