@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, cast
 import psycopg
 
 from app.db import AsyncConn
-from app.engine.executions import ACTIVE_SQL, get
+from app.engine.executions import ACTIVE_SQL, COLUMNS, get, to_execution
 from app.engine.models import EXECUTIONS_CHANNEL, Execution, Status
 
 __all__ = ["RETRYABLE", "RetryOutcome", "count_retryable", "retry_many", "retry_one"]
@@ -54,7 +54,8 @@ WITH chosen AS (
         started_at = NULL, completed_at = NULL, cancel_requested = false, available_at = now()
     FROM one_per_key o
     WHERE e.id = o.id
-    RETURNING e.id, o.status AS previous_status, o.attempt AS previous_attempts
+    RETURNING e.{COLUMNS.replace(", ", ", e.")},
+              o.status AS previous_status, o.attempt AS previous_attempts
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
     SELECT id, 'retried', jsonb_build_object(
@@ -62,7 +63,7 @@ WITH chosen AS (
         'previous_attempts', previous_attempts)
     FROM r
 )
-SELECT id FROM r
+SELECT * FROM r
 """
 
 _COUNT = f"""
@@ -89,23 +90,29 @@ def _args(
     }
 
 
-async def _retry(conn: AsyncConn, args: dict[str, Any]) -> list[str]:
-    """Run the retry (autocommit: it commits alone), then wake the workers."""
-    ids = [str(r["id"]) for r in await (await conn.execute(_RETRY, args)).fetchall()]
-    if ids:
+async def _retry(conn: AsyncConn, args: dict[str, Any]) -> list[Execution]:
+    """Run the retry (autocommit: it commits alone), then wake the workers.
+
+    Returns the executions as the retry left them (pending): read before the
+    NOTIFY, since a worker may take one the moment it is sent.
+    """
+    rows = await (await conn.execute(_RETRY, args)).fetchall()
+    retried = [to_execution(r) for r in rows]
+    if retried:
         try:
             await conn.execute("SELECT pg_notify(%s, 'retried')", (EXECUTIONS_CHANNEL,))
         except psycopg.Error as exc:  # committed already: the workers' poll finds them
-            log.warning("%d execution(s) retried; NOTIFY failed (%s)", len(ids), exc)
-    return ids
+            log.warning("%d execution(s) retried; NOTIFY failed (%s)", len(retried), exc)
+    return retried
 
 
 async def retry_one(
     conn: AsyncConn, execution_id: str, *, source: str
 ) -> tuple[Execution | None, RetryOutcome]:
     """Retry one failed or cancelled execution; the outcome says why not otherwise."""
-    if await _retry(conn, _args(execution_id=execution_id, source=source)):
-        return await get(conn, execution_id), "retried"
+    retried = await _retry(conn, _args(execution_id=execution_id, source=source))
+    if retried:
+        return retried[0], "retried"
     execution = await get(conn, execution_id)
     if execution is None:
         return None, "missing"
@@ -127,7 +134,7 @@ async def retry_many(
 ) -> list[str]:
     """Retry every failed or cancelled execution matching the filters; their ids."""
     args = _args(status=status, pipeline=pipeline, since=since, until=until, source=source)
-    return await _retry(conn, args)
+    return [execution.id for execution in await _retry(conn, args)]
 
 
 async def count_retryable(
