@@ -70,6 +70,10 @@ class Attempted(NamedTuple):
     seconds: float
 
 
+QUIET_UNDER_SECONDS = 0.05
+"""A completion quicker than this is logged at DEBUG: a queue draining thousands a
+second would otherwise write thousands of lines a second (the metrics count them)."""
+
 # How long to keep retrying a state change while the database is unreachable.
 RETRY_SECONDS = 120.0
 T = TypeVar("T")
@@ -209,6 +213,9 @@ def log_outcome(
     if end.status == "failed":
         # A failure is a warning; an unexpected error's line carries its traceback.
         log.warning(line + ": %s", *args, end.error, exc_info=attempted.failure, extra=fields)
+    elif end.status == "completed" and attempted.seconds < QUIET_UNDER_SECONDS:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(line, *args, extra=fields)
     else:
         log.info(line, *args, extra=fields)
     return Ran(outcome, end.payload.get("result"))
