@@ -96,7 +96,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ge=1,
             le=100,
         ),
-    ] = msgspec.field(default=16, name="SPINE_CLAIM_BATCH")
+    ] = msgspec.field(default=64, name="SPINE_CLAIM_BATCH")
     lease_timeout: Annotated[
         float,
         msgspec.Meta(
