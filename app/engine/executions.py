@@ -307,7 +307,7 @@ async def request_cancel(
 
 
 async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: int = 5000) -> int:
-    """Delete finished executions (and, by cascade, their events) older than the cut-off.
+    """Delete finished executions, and their events, older than the cut-off.
 
     Active executions are never touched. Works in batches so a big prune never
     holds long locks or builds one huge transaction.
@@ -325,6 +325,8 @@ async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: i
                   AND created_at < now() - make_interval(secs => %(age)s)
                 LIMIT %(batch)s
                 FOR UPDATE SKIP LOCKED
+            ), events AS (
+                DELETE FROM execution_events v USING doomed WHERE v.execution_id = doomed.id
             )
             DELETE FROM executions e USING doomed WHERE e.id = doomed.id
             """,
