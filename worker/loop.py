@@ -144,7 +144,6 @@ class Worker:
         self.registry = registry or default_registry()
         self.id = new_worker_id()
         self.processed = 0
-        self._stopping = asyncio.Event()
         self._stop_asked = False
         self._wake = asyncio.Event()
         self._current: str | None = None
@@ -170,7 +169,6 @@ class Worker:
         self._stop_asked = True  # seen between two executions of a batch at once
         if self._loop is None:
             return
-        self._loop.call_soon_threadsafe(self._stopping.set)
         self._loop.call_soon_threadsafe(self._wake.set)
 
     def install_signal_handlers(self) -> None:
