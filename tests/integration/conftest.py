@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, object]]]:
 def server_url() -> str:
     """The test server's maintenance URL, for tests that create databases of their own."""
     return os.environ[SERVER_ENV]
+
+
+@pytest.fixture
+def bare_url(server_url: str) -> Iterator[str]:
+    """An empty database with no migration applied (for migration tests), dropped after."""
+    name = f"spine_bare_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -7,14 +7,10 @@ import asyncio
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
-from psycopg.conninfo import make_conninfo
 
 from app import db
 from app.config import get_settings
@@ -139,18 +135,6 @@ def test_prune_takes_its_default_age_from_the_setting(database_url: str, conn: C
     done = _prune(database_url, SPINE_RAW_RETENTION_DAYS="30")
     assert done.returncode == 0, done.stderr
     assert "older than 30d" in done.stdout
-
-
-@pytest.fixture
-def bare_url(server_url: str) -> Iterator[str]:
-    name = f"spine_bare_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrate_until(conn: Conn, tmp: Path, first_excluded: str) -> list[str]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from app import db
 from app.migrations import apply_pending, migrations_dir
@@ -37,18 +34,6 @@ TRADES = (
         7,
     ),
 )
-
-
-@pytest.fixture
-def bare_url(server_url: str) -> Iterator[str]:
-    name = f"spine_bare_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _trades(conn: Conn) -> list[tuple[Any, ...]]:
