@@ -250,7 +250,10 @@ def test_retry_runs_a_failed_execution_again_to_completion(
         page.page.click("#retry")
         sync_api.expect(page.page.locator(".notice")).to_contain_text("Retry submitted")
         sync_api.expect(page.page.locator("#status")).to_have_text("completed", timeout=30_000)
-        assert page.page.locator("#timeline >> text=retried").count() == 1
+        # The live feed may show `completed` with the new run's first event (each
+        # change carries the row's status) while the end then reloads the page: the
+        # count waits for the page that stays.
+        sync_api.expect(page.page.locator("#timeline >> text=retried")).to_have_count(1)
         page.shot("execution-retried")
         assert status_of(base, execution_id) == "completed"
     assert page.problems == []
