@@ -86,11 +86,6 @@ next AS MATERIALIZED (
     FROM claimed ORDER BY claim_priority, available_at, claim_seq
 )"""
 
-_CLAIM_BATCH = f"""
-WITH {_CLAIM_CTES}
-SELECT * FROM claimed ORDER BY claim_priority, available_at, claim_seq
-"""
-
 # The ends (and starts) of held executions, then the next batch. A start sets
 # `running` and counts the attempt; its time never precedes the claim, and an
 # end's never precedes the start. Events go in per execution: started, then
@@ -142,8 +137,7 @@ ORDER BY claimed.claim_priority, claimed.available_at, claimed.claim_seq
 
 async def claim_batch(conn: AsyncConn, worker_id: str, limit: int) -> list[Execution]:
     """Hold up to `limit` pending executions as `queued` (normal lane first, then oldest)."""
-    cur = await conn.execute(_CLAIM_BATCH, {"worker": worker_id, "limit": limit})
-    return [to_execution(row) for row in await cur.fetchall()]
+    return (await record(conn, worker_id, [], claim=limit))[1]
 
 
 async def record(
