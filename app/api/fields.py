@@ -8,6 +8,7 @@ leave as JSON numbers written with every digit (`to_json`, msgspec's
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 from typing import Annotated
 
@@ -49,15 +50,20 @@ def with_example(example: object, description: str | None = None) -> msgspec.Met
 
 Money = Annotated[Decimal, exact_number(MONEY_NOTE)]
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+_EXACT = decimal.Context(prec=decimal.MAX_PREC)
 
 
 def money(value: Decimal | int) -> Decimal:
-    """NUMERIC -> Decimal without trailing zeros or an exponent (`12.500000` -> `12.5`)."""
-    exact = Decimal(value).normalize()
+    """NUMERIC -> Decimal without trailing zeros or an exponent (`12.500000` -> `12.5`).
+
+    Every digit is kept: under the default context (28 digits) `normalize`
+    would round a long VWAP.
+    """
+    exact = Decimal(value).normalize(_EXACT)
     # Only a whole number can come out with a positive exponent (1E+2); comparing
     # is ~4x cheaper than as_tuple(), and a GET of 20 metrics calls this 80 times.
     if exact == exact.to_integral_value() and exact.as_tuple().exponent > 0:  # type: ignore[operator]
-        return exact.quantize(Decimal(1))
+        return exact.quantize(Decimal(1), context=_EXACT)
     return exact
 
 
