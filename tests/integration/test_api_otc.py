@@ -12,8 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from app import db
+from app.api.fields import to_json
 from app.api.pagination import encode_cursor
+from app.api.schemas_otc import DailyMetricResponse
 from app.config import get_settings
+from app.otc import reads
 from tests.api_support import Client, api_client, problem
 from tests.support import ROOT, run_inline
 
@@ -128,6 +132,41 @@ async def test_trades_of_a_day_add_up_to_its_metrics(ingested: Client) -> None:
         "trade_id", "symbol", "trade_date", "executed_at", "price", "size", "side", "venue",
     }  # fmt: skip
     assert first["symbol"] == "ACME" and first["side"] in {"B", "S"}
+
+
+async def test_metrics_json_written_by_the_database_is_what_the_typed_rows_encode_to(
+    client: Client, conn: psycopg.Connection[dict[str, object]], database_url: str
+) -> None:
+    """The API sends PostgreSQL's JSON for daily metrics; it must be the typed path's, digit
+    for digit: whole numbers, tiny fractions, long VWAPs, zeros."""
+    conn.execute(
+        """
+        INSERT INTO otc_metrics_daily (symbol, trade_date, trade_count, total_volume,
+                                       total_notional, vwap, high_price, low_price)
+        VALUES ('ZED', '2026-01-05', 1, 100, 1250.000000, 12.500000000000000000, 12.5, 12.5),
+               ('ZED', '2026-01-06', 3, 9000000000, 123456789012345.678900,
+                13.71742100137174211248285322359396433470507544581618655692729766803840877914951989,
+                100.000000, 0.000001),
+               ('ZED', '2026-01-07', 2, 2, 0.000000, 0.00000000, 0.000000, 0.000000),
+               ('ZED', '2026-01-08', 1, 1, 1E+3, 1000, 999999999999.999999, 10)
+        """
+    )
+    response = await client.get(METRICS, params={"symbol": "ZED", "limit": 3})
+    assert response.status_code == 200, response.text
+    sent = json.loads(response.content, parse_float=Decimal)
+    async with await db.aconnect(database_url) as aconn:
+        typed = await reads.daily_metrics(aconn, symbol="ZED", limit=3)
+    expected = json.loads(
+        to_json([DailyMetricResponse.from_row(r) for r in typed]), parse_float=Decimal
+    )
+    assert sent == expected and len(sent) == 3
+    assert str(sent[1]["vwap"]).endswith("877914951989")  # more digits than a default Decimal
+    assert (
+        sent[0]["total_notional"] == Decimal(1250) and b'"total_notional":1250,' in response.content
+    )
+    assert b'"low_price":0.000001' in response.content and b'"vwap":0,' in response.content
+    next_page, pages = await follow(client, f"{METRICS}?symbol=ZED&limit=3")
+    assert pages == 2 and [m["date"] for m in next_page][3:] == ["2026-01-08"]
 
 
 async def test_nothing_ingested_means_empty_lists(client: Client) -> None:

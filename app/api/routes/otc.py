@@ -14,7 +14,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import PathParameter, QueryParameter
 
 from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged, paged_json
 from app.api.routes import READS, DbConn
 from app.api.schemas_otc import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.errors import NotFound
@@ -72,7 +72,7 @@ class OtcController(Controller):
         """
         _check_range(start_date, end_date)
         after = decode_cursor(cursor, "otc_metrics", tuple[str, dt.date]) if cursor else None
-        rows = await reads.daily_metrics(
+        rows = await reads.daily_metrics_json(
             conn,
             symbol=symbol.upper() if symbol else None,
             start_date=start_date,
@@ -80,14 +80,7 @@ class OtcController(Controller):
             limit=limit + 1,
             after=after,
         )
-        return paged(
-            request,
-            rows,
-            limit,
-            kind="otc_metrics",
-            key=lambda m: (m.symbol, m.date),
-            to_response=DailyMetricResponse.from_row,
-        )
+        return paged_json(request, rows, limit, kind="otc_metrics")
 
     @get(
         "/trades",
