@@ -19,7 +19,6 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, ValidationException
-from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import Message, Scope
@@ -136,8 +135,8 @@ async def complete_allow_header(message: Message, scope: Scope) -> None:
 async def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
     """NUL in a path or query value can never match anything and PostgreSQL refuses it: 400.
 
-    Async on purpose (like token_guard): Litestar runs sync hooks in a thread pool,
-    two thread hops per request that cost more than the checks themselves.
+    The app's `before_request` hook. Async on purpose: Litestar runs sync hooks
+    in a thread pool, two thread hops per request that cost more than the checks.
     """
     if "\x00" in request.scope["path"]:
         raise ValidationException(
@@ -152,16 +151,25 @@ async def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
             )
 
 
-async def token_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
+async def check_api_request(request: Request[Any, Any, Any]) -> None:
+    """The API's and /metrics' `before_request` hook: the token rules, then the URL checks.
+
+    A hook rather than a Litestar guard: a guard is handed a copy of its route
+    handler on every request (`copy.copy`, ~13 µs, 2% of a GET).
+    """
+    require_token(request)
+    await reject_nul_in_url(request)
+
+
+def require_token(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """SPINE_API_TOKEN: required on mutating calls (and on reads with SPINE_API_TOKEN_READS=1).
 
+    Handlers with `opt={"public": True}` (the health probes) never need it.
     Compared in constant time; a refusal never echoes what was presented.
     """
     settings: Settings = connection.app.state.settings
     token = settings.api_token
-    if not token or handler.opt.get("public"):
+    if not token or connection.route_handler.opt.get("public"):
         return
     if connection.scope.get("method") not in MUTATING_METHODS and not settings.api_token_reads:
         return
@@ -218,11 +226,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             readiness,
             list_pipelines,
         ],
-        guards=[token_guard],
+        before_request=check_api_request,
         dependencies={"conn": Provide(provide_conn)},
     )
     # Prometheus' path; it follows the token rules of a read (open unless SPINE_API_TOKEN_READS).
-    scrape = Router(path="/", route_handlers=[metrics], guards=[token_guard])
+    scrape = Router(path="/", route_handlers=[metrics], before_request=check_api_request)
     app = Litestar(
         route_handlers=[
             api,
