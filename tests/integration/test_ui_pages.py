@@ -281,6 +281,30 @@ async def test_throughput_finds_the_last_hour_by_binary_search(database_url: str
     assert sum(r["n"] for r in found) > 900  # about an hour's worth of 3.7 s steps
 
 
+async def test_throughput_counts_an_event_written_after_a_later_one(database_url: str) -> None:
+    """A batch's end is stamped when it happened but written with the batch, so event ids do
+    not quite follow time; the search must not skip an event of the window for that."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    async with await db.aconnect(database_url) as conn:
+        await conn.execute(
+            """
+            WITH x AS (
+                INSERT INTO executions (pipeline, trigger_source, status, completed_at)
+                VALUES ('noop', 'test', 'completed', now()) RETURNING id
+            )
+            INSERT INTO execution_events (execution_id, event_type, timestamp)
+            SELECT x.id, 'completed', %(since)s + make_interval(secs => s.offset_s)
+            FROM x, unnest(ARRAY[-600, 2, -1, 5]) WITH ORDINALITY AS s (offset_s, n)
+            ORDER BY s.n
+            """,
+            {"since": since},
+        )
+        found = await activity.throughput(conn, since)
+    # The event 2 s into the window was written before one stamped 1 s before it: a search
+    # for the window's first id by time alone lands after it.
+    assert sum(r["n"] for r in found) == 2
+
+
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["minute"], row["event_type"], row["n"])
 
