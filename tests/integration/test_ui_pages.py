@@ -255,17 +255,14 @@ async def test_the_overview_lists_schedules_with_their_next_fire(database_url: s
 async def test_throughput_finds_the_last_hour_by_binary_search(database_url: str) -> None:
     """The primary-key search gives what a plain scan of the timestamps gives."""
     async with await db.aconnect(database_url) as conn:
-        await conn.execute(
+        # Every 3.7 s for about three hours, a fifth of them failures, in time order.
+        await _finished_events(
+            conn,
             """
-            WITH x AS (
-                INSERT INTO executions (pipeline, trigger_source, status, completed_at)
-                VALUES ('noop', 'test', 'completed', now()) RETURNING id
-            )
-            INSERT INTO execution_events (execution_id, event_type, timestamp)
-            SELECT x.id, CASE WHEN n % 5 = 0 THEN 'failed' ELSE 'completed' END,
-                   now() - make_interval(secs => (3000 - n) * 3.7)
-            FROM x, generate_series(1, 3000) AS n
-            """
+            SELECT CASE WHEN n % 5 = 0 THEN 'failed' ELSE 'completed' END,
+                   now() - make_interval(secs => (3000 - n) * 3.7), n
+            FROM generate_series(1, 3000) AS n
+            """,
         )
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         found = await activity.throughput(conn, since)
@@ -286,16 +283,11 @@ async def test_throughput_counts_an_event_written_after_a_later_one(database_url
     not quite follow time; the search must not skip an event of the window for that."""
     since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
     async with await db.aconnect(database_url) as conn:
-        await conn.execute(
+        await _finished_events(
+            conn,
             """
-            WITH x AS (
-                INSERT INTO executions (pipeline, trigger_source, status, completed_at)
-                VALUES ('noop', 'test', 'completed', now()) RETURNING id
-            )
-            INSERT INTO execution_events (execution_id, event_type, timestamp)
-            SELECT x.id, 'completed', %(since)s + make_interval(secs => s.offset_s)
-            FROM x, unnest(ARRAY[-600, 2, -1, 5]) WITH ORDINALITY AS s (offset_s, n)
-            ORDER BY s.n
+            SELECT 'completed', %(since)s + make_interval(secs => s.offset_s), s.n
+            FROM unnest(ARRAY[-600, 2, -1, 5]) WITH ORDINALITY AS s (offset_s, n)
             """,
             {"since": since},
         )
@@ -303,6 +295,25 @@ async def test_throughput_counts_an_event_written_after_a_later_one(database_url
     # The event 2 s into the window was written before one stamped 1 s before it: a search
     # for the window's first id by time alone lands after it.
     assert sum(r["n"] for r in found) == 2
+
+
+async def _finished_events(
+    conn: db.AsyncConn, rows: str, params: dict[str, Any] | None = None
+) -> None:
+    """One finished execution whose events are `rows`' (event_type, timestamp, n), written
+    (their ids given) in the order of n."""
+    await conn.execute(
+        f"""
+        WITH x AS (
+            INSERT INTO executions (pipeline, trigger_source, status, completed_at)
+            VALUES ('noop', 'test', 'completed', now()) RETURNING id
+        )
+        INSERT INTO execution_events (execution_id, event_type, timestamp)
+        SELECT x.id, e.event_type, e.at FROM x, ({rows}) AS e (event_type, at, n)
+        ORDER BY e.n
+        """,
+        params,
+    )
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
