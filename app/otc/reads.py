@@ -74,7 +74,7 @@ async def daily_metrics_json(
     limit: int = 100,
     after: tuple[str, date] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """The rows of `daily_metrics` as (symbol, date, JSON object), the JSON written by PostgreSQL.
+    """The rows of `daily_metrics` as (symbol, ISO date, JSON object), the JSON by PostgreSQL.
 
     The object has DailyMetric's fields, numbers exact and without trailing
     zeros (`trim_scale`: 12.500000 is 12.5). What the API sends as is: typing
@@ -118,8 +118,9 @@ _DAILY = """
      LIMIT %(limit)s
 """
 _DAILY_JSON = """
-    SELECT m.symbol, m.date::text, row_to_json(m)::text
-      FROM (SELECT symbol, trade_date AS date, trade_count, total_volume::bigint AS total_volume,
+    SELECT m.symbol, to_char(m.date, 'YYYY-MM-DD'), row_to_json(m)::text
+      FROM (SELECT symbol, trade_date AS date, trade_count,
+                   trim_scale(total_volume) AS total_volume,
                    trim_scale(total_notional) AS total_notional, trim_scale(vwap) AS vwap,
                    trim_scale(high_price) AS high_price, trim_scale(low_price) AS low_price
               FROM otc_metrics_daily

@@ -169,6 +169,25 @@ async def test_metrics_json_written_by_the_database_is_what_the_typed_rows_encod
     assert pages == 2 and [m["date"] for m in next_page][3:] == ["2026-01-08"]
 
 
+async def test_metrics_pages_follow_whatever_the_servers_date_style(
+    data_dir: None, conn: psycopg.Connection[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cursor's date is ISO even when the connections' DateStyle is not."""
+    conn.execute(
+        """
+        INSERT INTO otc_metrics_daily (symbol, trade_date, trade_count, total_volume,
+                                       total_notional, vwap, high_price, low_price)
+        SELECT 'ZED', d, 1, 10, 125, 12.5, 12.5, 12.5
+        FROM generate_series(date '2026-01-05', date '2026-01-07', interval '1 day') AS d
+        """
+    )
+    monkeypatch.setenv("PGDATESTYLE", "SQL, DMY")  # libpq's default for the API's pool
+    async with api_client() as client:
+        rows, pages = await follow(client, f"{METRICS}?symbol=ZED&limit=1")
+    assert pages == 3
+    assert [m["date"] for m in rows] == ["2026-01-05", "2026-01-06", "2026-01-07"]
+
+
 async def test_nothing_ingested_means_empty_lists(client: Client) -> None:
     for url in (METRICS, f"{TRADES}?symbol=ACME"):
         response = await client.get(url)
