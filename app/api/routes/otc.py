@@ -1,7 +1,8 @@
 """OTC reads: daily metrics, normalized trades, loads and their rejects; keyset-paginated.
 
 Rows come from app.otc.reads as exact Decimals and leave as exact JSON
-numbers (see `schemas.to_json` and `responses.ExactJSONResponse`).
+numbers (see `schemas.to_json` and `responses.ExactJSONResponse`); daily
+metrics, the hottest read, come as JSON PostgreSQL wrote (`paged_json`).
 """
 
 from __future__ import annotations
