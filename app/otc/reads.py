@@ -74,11 +74,12 @@ async def daily_metrics_json(
     limit: int = 100,
     after: tuple[str, date] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """The rows of `daily_metrics` as (symbol, ISO date, JSON object), the JSON by PostgreSQL.
+    """The rows of `daily_metrics` as (symbol, ISO date, JSON object).
 
-    The object has DailyMetric's fields, numbers exact and without trailing
-    zeros (`trim_scale`: 12.500000 is 12.5). What the API sends as is: typing
-    each row in Python only to encode it again was a third of a GET's CPU.
+    PostgreSQL writes the object: DailyMetric's fields, numbers exact and
+    without trailing zeros (`trim_scale`: 12.500000 is 12.5). The API sends it
+    as is: typing each row in Python only to encode it again was a third of a
+    GET's CPU.
     """
     query = _daily_sql(
         symbol is not None,
