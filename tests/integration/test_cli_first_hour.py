@@ -93,32 +93,34 @@ def test_status_lane_and_symbol_are_checked_like_the_api(database_url: str, conn
 # ------------------------------------------------------------------ 9 and 5: run --wait
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """Ctrl-C reaches the command as in a terminal, even when the suite itself runs with
+    SIGINT ignored (started with nohup or as a background job: children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_wait_without_a_worker_says_so_and_ctrl_c_says_what_is_pending(
     database_url: str, tmp_path: Path
 ) -> None:
     err = tmp_path / "stderr"
-    with err.open("w") as stderr:
-        proc = subprocess.Popen(
+    with (
+        err.open("w") as stderr,
+        subprocess.Popen(
             [*SPINE, "run", "noop", "--wait"],
             env=spine_env(database_url),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-        )
+            preexec_fn=_sigint_as_from_a_terminal,  # noqa: PLW1509 (only a signal reset)
+        ) as proc,
+    ):
         try:
             wait_until(lambda: "no worker is running" in err.read_text(), timeout=30)
             proc.send_signal(signal.SIGINT)
-            try:
-                out, _ = proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                # Seen once in CI: say whether SIGINT was blocked, ignored or caught.
-                masks = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                signals = [line for line in masks if line.startswith(("Sig", "ShdPnd"))]
-                raise AssertionError(f"no exit 30 s after SIGINT: {signals}") from None
+            out, _ = proc.communicate(timeout=30)
         finally:
-            proc.kill()  # a no-op when it exited
-            proc.wait()
+            proc.kill()  # a no-op when it exited; leaving `with` reaps it and closes its pipe
     execution_id = out.split()[1]
     text = err.read_text()
     assert "start one with `spine worker start`" in text
