@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 from psycopg import sql
@@ -53,16 +54,20 @@ async def daily_metrics(
     after: tuple[str, date] | None = None,
 ) -> list[DailyMetric]:
     """Metrics ordered by (symbol, date); `after` is the last row's (symbol, date)."""
-    query = _daily_sql(
-        symbol is not None, start_date is not None, end_date is not None, after is not None
+    rows = await _daily_rows(
+        conn,
+        as_json=False,
+        symbol=symbol,
+        start_date=start_date,
+        end_date=end_date,
+        limit=limit,
+        after=after,
     )
     # Tuples into the Struct by position: a keyword row factory cost ~5% of a GET.
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(query, _daily_params(symbol, start_date, end_date, limit, after))
-        return [
-            DailyMetric(sym, day, count, int(volume), notional, vwap, high, low)
-            for sym, day, count, volume, notional, vwap, high, low in await cur.fetchall()
-        ]
+    return [
+        DailyMetric(sym, day, count, int(volume), notional, vwap, high, low)
+        for sym, day, count, volume, notional, vwap, high, low in rows
+    ]
 
 
 async def daily_metrics_json(
@@ -81,26 +86,36 @@ async def daily_metrics_json(
     as is: typing each row in Python only to encode it again was a third of a
     GET's CPU.
     """
-    query = _daily_sql(
-        symbol is not None,
-        start_date is not None,
-        end_date is not None,
-        after is not None,
+    return await _daily_rows(
+        conn,
         as_json=True,
+        symbol=symbol,
+        start_date=start_date,
+        end_date=end_date,
+        limit=limit,
+        after=after,
     )
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(query, _daily_params(symbol, start_date, end_date, limit, after))
-        return await cur.fetchall()
 
 
-def _daily_params(
+async def _daily_rows(
+    conn: AsyncConn,
+    *,
+    as_json: bool,
     symbol: str | None,
     start_date: date | None,
     end_date: date | None,
     limit: int,
     after: tuple[str, date] | None,
-) -> dict[str, object]:
-    return {
+) -> list[Any]:
+    """One page of daily metrics as tuples, typed or (symbol, date, JSON) per `as_json`."""
+    query = _daily_sql(
+        symbol is not None,
+        start_date is not None,
+        end_date is not None,
+        after is not None,
+        as_json=as_json,
+    )
+    params = {
         "symbol": symbol,
         "start": start_date,
         "end": end_date,
@@ -108,6 +123,9 @@ def _daily_params(
         "after_date": after[1] if after else None,
         "limit": limit,
     }
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
 
 
 _DAILY = """
