@@ -122,6 +122,11 @@ def worker_start(max_concurrent: int | None) -> None:
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API with uvicorn."""
     settings = get_settings()
+    if settings.api_public and not settings.api_token:
+        raise click.ClickException(
+            "SPINE_API_PUBLIC=1 exposes the API beyond this host: set SPINE_API_TOKEN "
+            "(refusing to serve mutating calls to anyone who can reach it)"
+        )
     check_port_free(host or settings.api_host, port or settings.api_port)
     # Fail fast before serving; the embedded server is started (and migrated) here if needed.
     db.database_url(settings)
