@@ -13,8 +13,6 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import MUTATING, READS, DbConn
 from app.api.schemas_schedules import (
     ExecutionResponse,
@@ -28,6 +26,8 @@ from app.api.schemas_schedules import (
 from app.engine import schedules_sql as sql
 from app.engine import scheduling
 from app.errors import NotFound
+from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.web.problems import problem_responses
 
 __all__ = ["SchedulesController"]
 
