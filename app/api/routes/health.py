@@ -17,17 +17,17 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from app import __version__
 from app.api.routes import READS
-from app.api.schemas import (
+from app.db import AsyncConn, AsyncPool
+from app.engine.registry import Registry
+from app.migrations import Migration, applied_async, compare, discover
+from app.web.problems import RETRY_AFTER_SECONDS, problem_responses
+from app.web.schemas import (
     LivenessResponse,
     MigrationsReport,
     PipelineParam,
     PipelineResponse,
     ReadinessResponse,
 )
-from app.db import AsyncConn, AsyncPool
-from app.engine.registry import Registry
-from app.migrations import Migration, applied_async, compare, discover
-from app.web.problems import RETRY_AFTER_SECONDS, problem_responses
 
 __all__ = ["ReadinessCache", "list_pipelines", "liveness", "readiness"]
 

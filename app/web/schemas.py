@@ -1,4 +1,4 @@
-"""Request and response types of the REST API (msgspec Structs).
+"""Request and response types of the core API, the objects the CLI prints too (msgspec Structs).
 
 These are web types, kept apart from repository rows on purpose: a row gains a
 column without the API changing, and the API can rename or reshape a field
@@ -7,7 +7,8 @@ types (`Annotated[..., msgspec.Meta(...)]`) so validation and the OpenAPI
 document come from the same place.
 
 Money stays exact (see `app.web.fields`). A data domain's types live in its own
-package (`app/<domain>/schemas.py`); error bodies in `app.web.problems`.
+package (`app/<domain>/schemas.py`); error bodies in `app.web.problems`. They
+live in `app.web`, not `app.api`, because `spine ... --format json` prints them too.
 """
 
 from __future__ import annotations
