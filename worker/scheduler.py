@@ -26,7 +26,6 @@ import time
 import psycopg
 
 from app import db
-from app.catalog import default_registry
 from app.config import Settings
 from app.engine.backends import make_backend
 from app.engine.models import SCHEDULES_CHANNEL
@@ -44,10 +43,10 @@ HELD_WAIT = 0.5
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, url: str, registry: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, url: str, registry: Registry) -> None:
         self.settings = settings
         self.url = url
-        self.registry = registry or default_registry()
+        self.registry = registry
         self.backend = make_backend(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
