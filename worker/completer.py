@@ -16,8 +16,9 @@ from typing import NamedTuple, Protocol
 from app import db
 from app.engine.batches import Record
 from app.engine.models import End, Execution
+from app.engine.outcomes import Attempted, Ran, log_outcome, outcome_of
+from app.engine.recording import record_batch
 from app.engine.registry import Registry
-from app.engine.run import Attempted, Ran, log_outcome, outcome_of, record_batch
 from worker import metrics
 from worker.buffer import Buffer
 

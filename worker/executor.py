@@ -23,10 +23,12 @@ from app import db
 from app.config import Settings
 from app.engine import leases
 from app.engine.abandon import abandon
+from app.engine.attempts import abandoned_end, attempt
 from app.engine.batches import Record
 from app.engine.models import End, Execution
+from app.engine.outcomes import Attempted, Requeue
+from app.engine.recording import record_end
 from app.engine.registry import Registry
-from app.engine.run import Attempted, Requeue, abandoned_end, attempt, record_end
 from worker import metrics
 from worker.claimer import Claimer
 from worker.completer import Completer, Ended

@@ -1,6 +1,6 @@
 """The timeout watchdog: gives up an attempt still running SPINE_TIMEOUT_GRACE past its deadline.
 
-The runner asks an attempt to stop at its deadline (app.engine.run); a
+The runner asks an attempt to stop at its deadline (app.engine.attempts); a
 pipeline that ignores the ask may also be blocking the event loop, so the
 watchdog is a timer thread. When it fires and `give_up` wrote the timeout
 (it returns the end), the stuck pipeline cannot be unwound from another

@@ -7,8 +7,8 @@ from typing import Any
 
 from app.engine.batches import Record
 from app.engine.models import End
+from app.engine.outcomes import Attempted
 from app.engine.registry import Registry
-from app.engine.run import Attempted
 from tests.unit.worker.fakes import Pool, Writer, execution
 from worker.completer import Completer, Ended
 
