@@ -50,10 +50,9 @@ import psycopg
 from app import db
 from app.config import Settings
 from app.engine import workers
+from app.engine.listen import Listener
 from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, End, Execution
 from app.engine.registry import Registry
-from app.engine.retry import Backoff
-from app.errors import first_line
 from app.logs import bind_process
 from worker.batch_size import BatchSize
 from worker.claimer import Claimer
@@ -101,7 +100,12 @@ class Worker:
         self._stop_asked = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listener_conn: psycopg.AsyncConnection[object] | None = None
+        self.listener = Listener(
+            url,
+            (EXECUTIONS_CHANNEL, CANCEL_CHANNEL),
+            name="listener",
+            on_connect=self._listening,
+        )
         self.completer = Completer(self.id, registry)
         self.claimer = Claimer(self.id, self.completer, BatchSize(settings.claim_batch))
         self.watchdog = Watchdog(settings.timeout_grace, self._give_up)
@@ -170,6 +174,7 @@ class Worker:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            await self.listener.close()
             self.liveness.stop()
             await pool.close()
             with contextlib.suppress(psycopg.Error):
@@ -202,7 +207,7 @@ class Worker:
 
         Costs one poll of the socket when nothing waits (the usual case).
         """
-        conn = self._listener_conn
+        conn = self.listener.conn
         for _ in range(20):
             if conn is None or conn.closed:
                 return
@@ -212,23 +217,15 @@ class Worker:
 
     async def _listen(self) -> None:
         """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""
-        backoff = Backoff(0.1, 5.0)
-        while True:
-            try:
-                async with await db.aconnect(self.url) as conn:
-                    await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
-                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                    self._listener_conn = conn
-                    backoff.reset()
-                    self._wake.set()  # anything enqueued while we were not listening
-                    async for note in conn.notifies():
-                        if note.channel == CANCEL_CHANNEL:
-                            self.executor.cancel_seen(note.payload)
-                        else:
-                            self._wake.set()
-            except psycopg.OperationalError as exc:
-                log.warning("listener lost its connection (%s); reconnecting", first_line(exc))
-                await asyncio.sleep(backoff.next())
+        async for note in self.listener.notifies():
+            if note.channel == CANCEL_CHANNEL:
+                self.executor.cancel_seen(note.payload)
+            else:
+                self._wake.set()
+
+    async def _listening(self, _conn: db.AsyncConn) -> None:
+        """(Re)connected: look at the queue, for what was enqueued while no one listened."""
+        self._wake.set()
 
 
 def main(settings: Settings, url: str, registry: Registry) -> int:
