@@ -42,7 +42,7 @@ from app.api.routes.otc import OtcController
 from app.api.routes.schedules import SchedulesController
 from app.catalog import default_registry
 from app.config import Settings, get_settings
-from app.db import AsyncConn, open_async_pool
+from app.db import AsyncConn, database_url, open_async_pool
 from app.engine.backends import make_backend
 from app.engine.registry import Registry
 from app.engine.wake import Waker
@@ -205,7 +205,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await open_async_pool(settings=settings, name="spine-api")
+        pool = await open_async_pool(database_url(settings), settings, name="spine-api")
         app.state.pool = pool
         # Concurrent POSTs share NOTIFYs sent after their commits (app.engine.wake).
         app.state.waker = waker = Waker(pool)

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
 from app.db import AsyncConn
-from app.engine.context import PipelineContext
+from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.models import End, Execution
 from app.engine.outcomes import Attempted, Requeue, fields, one_line
 from app.engine.registry import Registry
@@ -57,7 +57,7 @@ async def attempt(
         execution_id=execution.id,
         worker_id=worker_id,
         pool=pool,
-        settings=settings,
+        settings=PipelineSettings.of(settings),
         log=logger,
         cancel_event=cancel_event or asyncio.Event(),
         attempt=execution.attempt,
