@@ -15,8 +15,9 @@ batched ends), worker.liveness (heartbeat and sweep) and worker.watchdog
   claims the next batch (app.engine.batches), so a busy worker commits once
   per batch. A claim whose answer was lost to a broken connection is given
   back before the next claim.
-- Wake-up: LISTEN on a dedicated connection; a poll every `poll_interval`
-  covers a lost notification or a broken listener. Before each start the
+- Wake-up: LISTEN on a dedicated connection (app.engine.listen, which
+  reconnects with backoff; each reconnect looks at the queue); a poll every
+  `poll_interval` covers a lost notification or a broken listener. Before each start the
   listener takes what waits on its socket, so a cancel of a held execution
   that has not started ends it cancelled instead.
 - Liveness: a heartbeat thread with its own connection, so a pipeline that
