@@ -23,7 +23,7 @@ from app.api.routes.health import ReadinessCache, migrations_on_disk
 from app.api.routes.metrics import HTTP_METRICS
 from app.catalog import DOMAINS, registry_for
 from app.config import Settings, get_settings
-from app.db import open_async_pool
+from app.db import database_url, open_async_pool
 from app.domains import Catalog
 from app.engine.backends import make_backend
 from app.engine.registry import Registry
@@ -52,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await open_async_pool(settings=settings, name="spine-api")
+        pool = await open_async_pool(database_url(settings), settings, name="spine-api")
         app.state.pool = pool
         # Concurrent POSTs share NOTIFYs sent after their commits (app.engine.wake).
         app.state.waker = waker = Waker(pool)

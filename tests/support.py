@@ -22,8 +22,9 @@ from app.catalog import default_registry
 from app.config import get_settings
 from app.engine import executions, leases, models, workers
 from app.engine import submit as engine_submit
+from app.engine.attempts import attempt
+from app.engine.recording import record_end
 from app.engine.registry import Registry
-from app.engine.run import run_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -74,13 +75,14 @@ async def run_inline(
         assert claimed is not None and claimed.id == execution.id, "another execution was pending"
     pool = await db.open_async_pool(database_url, get_settings())
     try:
-        await run_pipeline(
+        attempted = await attempt(
             pool,
             claimed,
             worker_id,
             settings=get_settings(),
             registry=registry or default_registry(),
         )
+        await record_end(pool, claimed, worker_id, attempted)
     finally:
         await pool.close()
     async with await db.aconnect(database_url) as conn:

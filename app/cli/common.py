@@ -13,6 +13,7 @@ import click
 import psycopg
 
 from app import db
+from app.config import get_settings
 from app.dates import parse_date as parse_iso_date
 
 __all__ = [
@@ -37,9 +38,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
     """Open one autocommit connection, call `func` with it, close it."""
+    url = db.database_url(get_settings())
 
     async def go() -> T:
-        async with await db.aconnect() as conn:
+        async with await db.aconnect(url) as conn:
             return await func(conn)
 
     return run_async(go())

@@ -226,7 +226,8 @@ def shell() -> None:
     }
     banner = (
         "Market Spine shell. Preloaded: " + ", ".join(sorted(namespace)) + "\n"
-        "e.g. (IPython) conn = await db.aconnect(); await submit(conn, 'noop')"
+        "e.g. (IPython) conn = await db.aconnect(db.database_url(settings)); "
+        "await submit(conn, 'noop')"
     )
     try:
         from IPython import start_ipython

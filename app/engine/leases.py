@@ -127,7 +127,7 @@ def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
 async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -> bool:
     """End a held execution; False when this worker no longer held it (nothing written).
 
-    A failure with `retry_max_backoff` set (run_pipeline sets it when the error
+    A failure with `retry_max_backoff` set (app.engine.attempts sets it when the error
     is retryable and attempts are left) is not the end: the execution goes back
     to pending with a `retry_scheduled` event.
     """

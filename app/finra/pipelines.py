@@ -17,10 +17,9 @@ from typing import Annotated, Any
 import msgspec
 import psycopg
 
-from app.config import Settings
 from app.dates import is_week_start
 from app.db import AsyncConn, AsyncPool
-from app.engine.context import PipelineContext
+from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.finra import connector, loads
@@ -49,7 +48,7 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError(f"week {self.week} is not a Monday")
 
 
-def _check_ingest(params: IngestParams, settings: Settings) -> None:
+def _check_ingest(params: IngestParams, settings: PipelineSettings) -> None:
     """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
     try:
         resolve_input_path(settings.data_dir, params.file)

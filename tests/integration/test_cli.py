@@ -142,7 +142,7 @@ def test_data_generate_writes_the_requested_rows(tmp_path: Path) -> None:
 
 _SHELL_SESSION = """\
 async def go():
-    async with await db.aconnect() as c:
+    async with await db.aconnect(db.database_url(settings)) as c:
         execution, created = await submit(c, "noop")
         print("submitted", execution.id, created)
 
