@@ -14,6 +14,7 @@ import psycopg
 
 from app import db
 from app.otc.symbols import InvalidSymbol, normalize_symbol
+from app.time_bounds import RANGE_NOTE, out_of_range
 
 __all__ = [
     "SYMBOL",
@@ -66,24 +67,40 @@ def parse_seconds(value: str) -> float:
         return parse_age(value)
 
 
-def parse_time(value: str) -> datetime:
-    """An ISO 8601 time; without an offset it is this machine's local time."""
+def parse_time(value: str, *, option: str | None = None) -> datetime:
+    """An ISO 8601 time; without an offset it is this machine's local time.
+
+    Refused outside the range every reader can represent (`app.time_bounds`).
+    """
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not a time (ISO 8601, like 2026-01-06T16:30:00Z)"
+            f"{value!r} is not a time (ISO 8601, like 2026-01-06T16:30:00Z)", param_hint=option
         ) from None
-    return moment if moment.tzinfo else moment.astimezone()
+    if moment.tzinfo is None:
+        try:
+            moment = moment.astimezone()
+        except (OverflowError, OSError, ValueError):  # at the very ends of the calendar
+            moment = moment.replace(tzinfo=UTC)
+    why = out_of_range(moment)
+    if why is not None:
+        raise click.BadParameter(why, param_hint=option)
+    return moment
 
 
-def parse_since(value: str | None) -> datetime | None:
+def parse_since(value: str | None, *, option: str | None = None) -> datetime | None:
     """`--since`: an age back from now (`1d`, `12h`) or an ISO 8601 time."""
     if value is None:
         return None
     if _AGE.match(value):
-        return datetime.now(UTC) - timedelta(seconds=parse_age(value))
-    return parse_time(value)
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_age(value))
+        except OverflowError:
+            raise click.BadParameter(
+                f"{value!r} reaches back before {RANGE_NOTE}", param_hint=option
+            ) from None
+    return parse_time(value, option=option)
 
 
 def parse_date(value: str | None) -> date | None:
