@@ -41,6 +41,7 @@ from app.ui.security import (
     ui_guard,
     unauthorized_to_login,
 )
+from app.ui.streams import StreamSlots, stream_cap
 
 __all__ = ["NAV", "UI_PATH", "template_config", "ui_lifespan", "ui_router"]
 
@@ -125,8 +126,11 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 @asynccontextmanager
 async def ui_lifespan(app: Litestar) -> AsyncIterator[None]:
     """The process's live feed; its database task starts with the first browser tab."""
-    feed = LiveFeed(database_url(app.state.settings))
+    settings = app.state.settings
+    feed = LiveFeed(database_url(settings))
     app.state.ui_feed = feed
+    cap = stream_cap(settings.ui_max_live_streams, settings.api_max_connections)
+    app.state.ui_stream_slots = StreamSlots(cap)
     try:
         yield
     finally:
