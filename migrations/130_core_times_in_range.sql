@@ -6,9 +6,15 @@
 -- every later read of it failed. With this check the statement itself fails,
 -- so nothing is written. The bound is app.time_bounds.LATEST; inputs are
 -- refused before they get here, this is the guarantee behind them.
---
--- NOT VALID: rows already stored are not scanned (nor refused), new and
--- updated ones are checked.
+
+-- A row stored that way is pending (it could never be claimed nor cancelled):
+-- it becomes readable again, due at the bound, and can then be cancelled.
+-- Only the pending rows are looked at, through their index.
+UPDATE executions SET available_at = TIMESTAMPTZ '9999-12-30 00:00:00+00'
+WHERE status = 'pending' AND available_at > TIMESTAMPTZ '9999-12-30 00:00:00+00';
+
+-- NOT VALID: the table is not scanned (the rows above were the only way past
+-- the bound); new and updated rows are checked.
 ALTER TABLE executions
     ADD CONSTRAINT executions_available_at_readable
     CHECK (available_at <= TIMESTAMPTZ '9999-12-30 00:00:00+00') NOT VALID;

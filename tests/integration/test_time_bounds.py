@@ -22,6 +22,7 @@ from app.engine.submit import submit
 from app.errors import InvalidField
 from app.time_bounds import LATEST
 from tests.api_support import Client, api_client, problem
+from tests.support import ROOT
 
 Conn = psycopg.Connection[dict[str, object]]
 URL = "/api/v1/executions"
@@ -127,3 +128,18 @@ async def test_dashboard_refuses_filters_out_of_range(client: Client) -> None:
     response = await client.get("/ui/executions", params={"since": "9999-12-31T23:59"})
     assert response.status_code == 400
     assert "since" in response.text and "9999-12-30" in response.text
+
+
+def test_the_migration_makes_a_row_stored_by_the_bug_readable_again(
+    database_url: str, conn: Conn
+) -> None:
+    migration = ROOT / "migrations" / "130_core_times_in_range.sql"
+    conn.execute("ALTER TABLE executions DROP CONSTRAINT executions_available_at_readable")
+    conn.execute(
+        "INSERT INTO executions (pipeline, trigger_source, available_at)"
+        " VALUES ('noop', 'api', '10000-01-01 13:59:59+00')"
+    )
+    conn.execute(migration.read_text())
+    result = CliRunner().invoke(main, ["executions", "list"])
+    assert result.exit_code == 0, result.output
+    assert "pending" in result.output
