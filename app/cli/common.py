@@ -14,7 +14,7 @@ import psycopg
 
 from app import db
 from app.otc.symbols import InvalidSymbol, normalize_symbol
-from app.time_bounds import RANGE_NOTE, out_of_range
+from app.time_bounds import EARLIEST, LATEST, RANGE_NOTE, out_of_range
 
 __all__ = [
     "SYMBOL",
@@ -49,6 +49,7 @@ def with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LONGEST_AGE = (LATEST - EARLIEST).total_seconds()  # longer reaches outside every time
 
 
 def parse_age(value: str) -> float:
@@ -56,7 +57,10 @@ def parse_age(value: str) -> float:
     match = _AGE.match(value)
     if not match:
         raise click.BadParameter(f"{value!r}: use a number and a unit, like 30d, 12h or 90m")
-    return float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+    if seconds > _LONGEST_AGE:
+        raise click.BadParameter(f"{value!r} reaches back before {RANGE_NOTE}")
+    return seconds
 
 
 def parse_seconds(value: str) -> float:

@@ -143,3 +143,17 @@ def test_the_migration_makes_a_row_stored_by_the_bug_readable_again(
     result = CliRunner().invoke(main, ["executions", "list"])
     assert result.exit_code == 0, result.output
     assert "pending" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["executions", "prune", "--older-than", "99999999999999d"],
+        ["executions", "list", "--since", "99999999999999d"],
+        ["data", "prune-raw", "--older-than", "99999999999999w"],
+    ],
+)
+def test_cli_refuses_ages_beyond_the_calendar(database_url: str, args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "reaches back before" in result.output and "Traceback" not in result.output
