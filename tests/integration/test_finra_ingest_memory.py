@@ -8,6 +8,7 @@ peak resident set (VmHWM) of the real worker child that ran the ingest.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -38,11 +39,8 @@ def _write_week(path: Path) -> int:
     return path.stat().st_size
 
 
-def test_a_250_mb_week_ingests_under_100_mb(conn: Conn, database_url: str, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    size = _write_week(data / "week.txt")
-    assert 245_000_000 < size < 256 * 1024 * 1024
+def _ingest_peak(conn: Conn, database_url: str, tmp_path: Path, data: Path) -> tuple[Any, float]:
+    """Run the ingest of data/week.txt on a real worker child: (its summary, its peak MB)."""
     submit_many(conn, "finra_weekly_ingest", 1, '{"file": "week.txt"}')
     with worker_pool(database_url, 1, tmp_path / "pool.log", SPINE_DATA_DIR=str(data)):
         wait_until(
@@ -56,9 +54,31 @@ def test_a_250_mb_week_ingests_under_100_mb(conn: Conn, database_url: str, tmp_p
         assert row is not None and row["status"] == "completed", row
         peak = peak_rss_mb(worker_pid(str(row["worker_id"])))
     (data / "week.txt").unlink()
-    result = row["result"]
-    assert isinstance(result, dict)
+    assert isinstance(row["result"], dict)
+    return row["result"], peak
+
+
+def test_a_250_mb_week_ingests_under_100_mb(conn: Conn, database_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    size = _write_week(data / "week.txt")
+    assert 245_000_000 < size < 256 * 1024 * 1024
+    result, peak = _ingest_peak(conn, database_url, tmp_path, data)
     assert result["rows_read"] == result["inserted"] == ROWS
     assert result["file_bytes"] == size
     print(f"\nworker peak RSS {peak:.0f} MB for a {size / 1e6:.0f} MB FINRA file")
+    assert peak < PEAK_LIMIT_MB, f"worker peak RSS {peak:.0f} MB"
+
+
+def test_a_million_invalid_lines_ingest_under_100_mb(
+    conn: Conn, database_url: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = 1_000_000
+    (data / "week.txt").write_bytes(HEADER.encode() + b"\n" + b"not|a|row\n" * lines)
+    result, peak = _ingest_peak(conn, database_url, tmp_path, data)
+    assert result["rows_read"] == result["rejected"] == lines
+    assert result["rejects_by_reason"] == {"wrong_column_count": lines}
+    print(f"\nworker peak RSS {peak:.0f} MB for {lines:,} invalid lines")
     assert peak < PEAK_LIMIT_MB, f"worker peak RSS {peak:.0f} MB"
