@@ -173,6 +173,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     api_token_reads: Annotated[
         bool, msgspec.Meta(description="With SPINE_API_TOKEN set, require the token for reads too.")
     ] = msgspec.field(default=False, name="SPINE_API_TOKEN_READS")
+    api_public: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Say the API is reachable beyond this host (compose publishes it on "
+            "every interface); it then refuses to start without SPINE_API_TOKEN."
+        ),
+    ] = msgspec.field(default=False, name="SPINE_API_PUBLIC")
     max_body_bytes: Annotated[
         int, msgspec.Meta(description="Largest request body the API accepts (bytes).", ge=1024)
     ] = msgspec.field(default=1_048_576, name="SPINE_MAX_BODY_BYTES")

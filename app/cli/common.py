@@ -13,11 +13,10 @@ import click
 import psycopg
 
 from app import db
-from app.otc.symbols import InvalidSymbol, normalize_symbol
+from app.dates import parse_date as parse_iso_date
 from app.time_bounds import EARLIEST, LATEST, RANGE_NOTE, out_of_range
 
 __all__ = [
-    "SYMBOL",
     "parse_age",
     "parse_date",
     "parse_params",
@@ -111,9 +110,9 @@ def parse_date(value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return parse_iso_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -137,18 +136,3 @@ def redact(url: str) -> str:
         if "password" in (psycopg.conninfo.conninfo_to_dict(url))
         else url
     )
-
-
-class _Symbol(click.ParamType):  # type: ignore[type-arg]
-    """A symbol by the API's rule (app.otc.symbols), upper-cased."""
-
-    name = "symbol"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        try:
-            return normalize_symbol(str(value))
-        except InvalidSymbol as exc:
-            self.fail(str(exc), param, ctx)
-
-
-SYMBOL = _Symbol()

@@ -10,8 +10,6 @@ import click
 import msgspec
 
 from app import db
-from app.api.fields import to_json
-from app.api.schemas import ExecutionResponse
 from app.catalog import default_registry
 from app.cli.common import (
     parse_age,
@@ -27,6 +25,8 @@ from app.engine import executions, workers
 from app.engine.models import EXECUTIONS_CHANNEL, LANES, TERMINAL, Execution
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import submit
+from app.web.fields import to_json
+from app.web.schemas import ExecutionResponse
 
 __all__ = ["list_pipelines", "run"]
 

@@ -18,6 +18,7 @@ import msgspec
 import psycopg
 
 from app.config import Settings
+from app.dates import is_week_start
 from app.db import AsyncConn, AsyncPool
 from app.engine.context import PipelineContext
 from app.engine.registry import Pipeline, Summary
@@ -44,7 +45,7 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
     def __post_init__(self) -> None:
-        if self.week is not None and self.week.weekday() != 0:
+        if self.week is not None and not is_week_start(self.week):
             raise ValueError(f"week {self.week} is not a Monday")
 
 

@@ -224,3 +224,32 @@ def test_spine_up_on_a_busy_port_says_so_in_one_line_and_starts_nothing(tmp_path
     ]
     assert "API:" not in result.stdout
     assert not embedded.is_running(state)
+
+
+def test_a_command_ended_by_sigterm_stops_the_embedded_server_it_started(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM ends a one-shot command the way Ctrl-C does: the server it started stops."""
+    state = tmp_path / "state"
+    # No worker runs, so `run --wait` waits until it is told to stop.
+    proc = subprocess.Popen(
+        [str(BIN / "spine"), "run", "noop", "--wait"],
+        env=local_env(state),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("submitted:")  # so it is up and registered
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        left_running = embedded.is_running(state)
+    finally:
+        stop_tree(proc.pid)
+        embedded.stop(state)  # whatever the command left, for the next test
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert "stopped" in stderr.splitlines()[-1], stderr
+    assert not left_running

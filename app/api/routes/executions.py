@@ -14,16 +14,16 @@ from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import MUTATING, READS, DbConn
-from app.api.schemas import EventResponse, ExecutionCreate, ExecutionResponse
 from app.db import AsyncConn
 from app.engine import executions, retries
 from app.engine.models import Execution, Lane, Status
 from app.engine.submit import submit
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
+from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.web.problems import problem_responses
+from app.web.schemas import EventResponse, ExecutionCreate, ExecutionResponse
 
 __all__ = ["ExecutionsController"]
 

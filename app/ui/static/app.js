@@ -1,5 +1,7 @@
 // Market Spine dashboard: charts (vendored uPlot) and live updates (one EventSource per tab).
 // Served from /ui/static; the Content-Security-Policy allows no inline script.
+// A data domain's charts are in its own script (app/<domain>/static), which uses
+// readJSON and mountChart from here (classic scripts share one global scope).
 "use strict";
 
 window.spineCharts = {};
@@ -34,62 +36,6 @@ function throughputChart() {
     ],
     axes: [{}, { label: "per minute" }],
   }, [data.x, data.completed, data.failed]);
-}
-
-function day(ts) {
-  return new Date(ts * 1000).toISOString().slice(0, 10);
-}
-
-function compact(n) {
-  if (n >= 1e6) return +(n / 1e6).toFixed(2) + "M";
-  if (n >= 1e3) return +(n / 1e3).toFixed(1) + "k";
-  return String(n);
-}
-
-function symbolChart() {
-  const data = readJSON("symbol-data");
-  const el = document.getElementById("symbol-chart");
-  if (!data || !el || data.x.length === 0) return;
-  mountChart("symbol", el, {
-    scales: { x: { time: true }, vol: { range: (u, min, max) => [0, max * 3 || 1] } },
-    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-    series: [
-      { label: "date", value: (u, ts) => (ts == null ? "--" : day(ts)) },
-      { label: "VWAP", stroke: "#1f5fbf", width: 2 },
-      { label: "high", stroke: "rgba(31,95,191,0.35)", width: 1 },
-      { label: "low", stroke: "rgba(31,95,191,0.35)", width: 1 },
-      { label: "volume", scale: "vol", stroke: "#9aa3ad", fill: "rgba(154,163,173,0.45)",
-        paths: uPlot.paths.bars({ size: [0.6, 24] }) },
-    ],
-    bands: [{ series: [2, 3], fill: "rgba(31,95,191,0.12)" }],
-    axes: [
-      { space: 70, incrs: [86400, 7 * 86400, 28 * 86400], values: (u, splits) => splits.map(day) },
-      { label: "price" },
-      { scale: "vol", side: 1, label: "volume", grid: { show: false }, size: 60,
-        values: (u, splits) => splits.map(compact) },
-    ],
-  }, [data.x, data.vwap, data.high, data.low, data.volume]);
-}
-
-// A week's venues as bars: x is the rank (0-based), labelled with the MPID.
-function venueChart() {
-  const data = readJSON("venue-data");
-  const el = document.getElementById("venue-chart");
-  if (!data || !el || data.x.length === 0) return;
-  const mpid = (i) => (Number.isInteger(i) && data.mpid[i] !== undefined ? data.mpid[i] : "");
-  mountChart("venues", el, {
-    scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] },
-              y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
-    series: [
-      { label: "venue", value: (u, i) => (i == null ? "--" : mpid(i)) },
-      { label: "share of shares %", stroke: "#1f5fbf", fill: "rgba(31,95,191,0.45)",
-        paths: uPlot.paths.bars({ size: [0.7, 48] }), points: { show: false } },
-    ],
-    axes: [
-      { incrs: [1, 2, 5], space: 40, values: (u, splits) => splits.map(mpid) },
-      { label: "% of shares" },
-    ],
-  }, [data.x, data.pct]);
 }
 
 // ---------------------------------------------------------------- live updates
@@ -275,8 +221,6 @@ function overviewLive() {
 document.addEventListener("DOMContentLoaded", () => {
   overviewLive();
   throughputChart();
-  symbolChart();
-  venueChart();
   executionsList();
   executionDetail();
 });
