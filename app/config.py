@@ -152,6 +152,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ge=1,
         ),
     ] = msgspec.field(default=256, name="SPINE_API_MAX_CONNECTIONS")
+    ui_max_live_streams: Annotated[
+        int,
+        msgspec.Meta(
+            description="Dashboard live-update streams one API process serves at once, at most "
+            "half of SPINE_API_MAX_CONNECTIONS; beyond, a tab gets 503 and polls instead.",
+            ge=1,
+        ),
+    ] = msgspec.field(default=32, name="SPINE_UI_MAX_LIVE_STREAMS")
     api_keep_alive: Annotated[
         int,
         msgspec.Meta(description="Seconds an idle keep-alive connection stays open.", ge=1),

@@ -93,7 +93,7 @@ def run(
         raise click.UsageError("give --at or --in, not both")
     backoff = parse_seconds(retry_backoff) if retry_backoff else None
     limit = parse_seconds(timeout) if timeout else None
-    run_at = parse_time(at) if at else None
+    run_at = parse_time(at, option="--at") if at else None
     delay_seconds = parse_age(delay) if delay else 0.0
     settings = get_settings()
 

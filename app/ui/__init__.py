@@ -43,6 +43,7 @@ from app.ui.security import (
     ui_guard,
     unauthorized_to_login,
 )
+from app.ui.streams import StreamSlots, stream_cap
 from app.web.connection import provide_conn
 
 __all__ = ["CORE_NAV", "UI_PATH", "UiParts", "template_config", "ui_lifespan", "ui_router"]
@@ -153,8 +154,11 @@ def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
 @asynccontextmanager
 async def ui_lifespan(app: Litestar) -> AsyncIterator[None]:
     """The process's live feed; its database task starts with the first browser tab."""
-    feed = LiveFeed(database_url(app.state.settings))
+    settings = app.state.settings
+    feed = LiveFeed(database_url(settings))
     app.state.ui_feed = feed
+    cap = stream_cap(settings.ui_max_live_streams, settings.api_max_connections)
+    app.state.ui_stream_slots = StreamSlots(cap)
     try:
         yield
     finally:

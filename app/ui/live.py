@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
 import msgspec
 import psycopg
-from litestar import Request, get
+from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -36,6 +37,7 @@ from app.engine.activity import Change
 from app.engine.listen import Listener
 from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL
 from app.engine.retry import Backoff
+from app.ui.streams import StreamSlots
 
 __all__ = ["LiveFeed", "events"]
 
@@ -172,29 +174,47 @@ async def events(
     request: Request[Any, Any, Any],
     state: State,
     after: Annotated[int, QueryParameter(ge=0, le=2**63 - 1)] = 0,
-) -> ServerSentEvent:
+) -> ServerSentEvent | Response[str]:
     """Server-Sent Events: every change after event `after` (or the browser's Last-Event-ID).
 
     A stream ends after `STREAM_SECONDS` and the browser reconnects where it
     left off: uvicorn's graceful shutdown waits for open responses, so an open
-    tab delays a stop by at most that long.
+    tab delays a stop by at most that long. Past the process's cap on streams
+    (`app.ui.streams`) the answer is 503 with Retry-After, and the page polls.
     """
+    slots: StreamSlots = state.ui_stream_slots
+    release = slots.take()
+    if release is None:
+        return Response(
+            f"{slots.cap} live streams are open, the most this process serves; "
+            "poll the page instead, or try again later",
+            status_code=503,
+            media_type=MediaType.TEXT,
+            headers={"Retry-After": str(int(STREAM_SECONDS)), "Cache-Control": "no-store"},
+        )
     last = request.headers.get("last-event-id", "")
     start = int(last) if last.isdigit() and len(last) < 19 else after
     feed: LiveFeed = state.ui_feed
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         deadline = time.monotonic() + STREAM_SECONDS
-        async with feed.subscribe(start) as queue:
-            yield ServerSentEventMessage(data=None, comment="connected", retry=RETRY_MS)
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    change = await asyncio.wait_for(queue.get(), timeout=min(left, PING_SECONDS))
-                except TimeoutError:
-                    yield ServerSentEventMessage(data=None, comment="ping")
-                    continue
-                if change is None:
-                    return
-                yield _message(change)
+        try:
+            async with feed.subscribe(start) as queue:
+                yield ServerSentEventMessage(data=None, comment="connected", retry=RETRY_MS)
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        change = await asyncio.wait_for(
+                            queue.get(), timeout=min(left, PING_SECONDS)
+                        )
+                    except TimeoutError:
+                        yield ServerSentEventMessage(data=None, comment="ping")
+                        continue
+                    if change is None:
+                        return
+                    yield _message(change)
+        finally:
+            release()
 
-    return ServerSentEvent(stream(), headers={"Cache-Control": "no-store"})
+    messages = stream()
+    weakref.finalize(messages, release)  # a stream never started frees its slot too
+    return ServerSentEvent(messages, headers={"Cache-Control": "no-store"})

@@ -20,6 +20,7 @@ from litestar.response import Template
 from app.engine import activity, executions, schedules_sql
 from app.engine.models import ACTIVE, LANES, STATUSES, TERMINAL, Event
 from app.engine.retries import RETRYABLE
+from app.time_bounds import out_of_range
 from app.ui.charts import chart_json
 from app.web.connection import DbConn
 from app.web.pagination import decode_cursor, encode_cursor
@@ -86,7 +87,11 @@ def _moment(name: str, value: str | None) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValidationException(detail=f"`{name}` is not a date and time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    why = out_of_range(moment)
+    if why is not None:
+        raise ValidationException(detail=f"`{name}` {why}")
+    return moment
 
 
 @get("/executions", name="ui_executions")

@@ -21,6 +21,7 @@ import msgspec
 from app.engine.models import Event, EventType, Execution, Lane, Status
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import MAX_SECONDS
+from app.time_bounds import RANGE_NOTE
 from app.web.fields import money, to_json, with_example
 
 __all__ = [
@@ -120,7 +121,9 @@ class ExecutionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             dt.datetime,
             msgspec.Meta(
                 tz=True,
-                description="Not started before this time (RFC 3339, with its offset).",
+                description=(
+                    f"Not started before this time (RFC 3339, with its offset), {RANGE_NOTE}."
+                ),
                 examples=["2026-01-06T21:30:00Z"],
             ),
         ]

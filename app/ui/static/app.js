@@ -42,14 +42,55 @@ function throughputChart() {
 
 const TERMINAL = ["completed", "failed", "cancelled"];
 
-function connect(after, onChange) {
+const POLL_MS = 5000;
+const STREAM_AGAIN_MS = 60000;
+
+// Live changes from one EventSource. A server at its cap on live streams
+// (SPINE_UI_MAX_LIVE_STREAMS) answers 503 and the browser gives the stream up
+// (readyState CLOSED): the page then calls `poll` every few seconds, and tries
+// the stream again a minute later.
+function connect(after, onChange, poll) {
   const dot = document.getElementById("live");
-  const source = new EventSource("/ui/events?after=" + encodeURIComponent(after));
   if (dot) dot.hidden = false;
-  source.addEventListener("open", () => dot && dot.classList.add("on"));
-  source.addEventListener("error", () => dot && dot.classList.remove("on"));
-  source.addEventListener("change", (msg) => onChange(JSON.parse(msg.data)));
-  window.addEventListener("pagehide", () => source.close());
+  let source = null;
+  let timer = null;
+  const open = () => {
+    source = new EventSource("/ui/events?after=" + encodeURIComponent(after));
+    source.addEventListener("open", () => dot && dot.classList.add("on"));
+    source.addEventListener("error", () => {
+      if (dot) dot.classList.remove("on");
+      if (source.readyState === EventSource.CLOSED) pollAwhile();
+    });
+    source.addEventListener("change", (msg) => {
+      const change = JSON.parse(msg.data);
+      after = Math.max(Number(after) || 0, change.event_id);
+      onChange(change);
+    });
+  };
+  const pollAwhile = () => {
+    const until = Date.now() + STREAM_AGAIN_MS;
+    const tick = async () => {
+      try {
+        await poll();
+      } catch (e) {
+        // the server is busy or away: the next tick asks again
+      }
+      timer = Date.now() < until ? setTimeout(tick, POLL_MS) : (open(), null);
+    };
+    timer = setTimeout(tick, POLL_MS);
+  };
+  open();
+  window.addEventListener("pagehide", () => {
+    if (source) source.close();
+    clearTimeout(timer);
+  });
+}
+
+// The page as the server renders it now (for polling), or null.
+async function freshPage() {
+  const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+  if (!response.ok) return null;
+  return new DOMParser().parseFromString(await response.text(), "text/html");
 }
 
 function setStatus(el, status) {
@@ -101,6 +142,10 @@ function executionsList() {
       if (empty) empty.remove();
       body.insertBefore(newRow(c), body.firstChild);
     }
+  }, async () => {
+    const fresh = await freshPage();
+    const rows = fresh && fresh.getElementById("executions");
+    if (rows) body.innerHTML = rows.tBodies[0].innerHTML;
   });
 }
 
@@ -138,6 +183,15 @@ function executionDetail() {
     if (TERMINAL.includes(c.event_type) && section.dataset.status !== c.status) {
       window.location.replace(window.location.pathname);
     }
+  }, async () => {
+    const fresh = await freshPage();
+    const now = fresh && fresh.getElementById("execution");
+    const events = fresh && fresh.getElementById("timeline");
+    if (!now || !events) return;
+    if (now.dataset.status !== section.dataset.status ||
+        events.children.length !== timeline.children.length) {
+      window.location.replace(window.location.pathname);
+    }
   });
 }
 
@@ -149,9 +203,8 @@ function overviewLive() {
   let pending = null;
   const refresh = async () => {
     pending = null;
-    const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
-    if (!response.ok) return;
-    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = await freshPage();
+    if (!fresh) return;
     for (const id of ["counts", "oldest", "workers", "totals", "schedules"]) {
       const now = fresh.getElementById(id);
       if (now) document.getElementById(id).innerHTML = now.innerHTML;
@@ -162,7 +215,7 @@ function overviewLive() {
   };
   connect(grid.dataset.after, () => {
     if (!pending) pending = setTimeout(refresh, 2000);
-  });
+  }, refresh);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
