@@ -9,6 +9,7 @@ the URL (from `database_url(settings)`) and the settings down.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import weakref
 
@@ -33,17 +34,22 @@ AsyncPool = AsyncConnectionPool[AsyncConn]
 
 
 @functools.cache
-def _resolve_url(settings: Settings) -> str:
+def _resolve_url(settings: Settings) -> tuple[str, tuple[str, ...]]:
+    """(the URL, the migrations applied to bring an embedded database up to date)."""
     if settings.database_url:
-        return settings.database_url
+        _say_where_outside_a_checkout(f"DATABASE_URL {_without_password(settings.database_url)}")
+        return settings.database_url, ()
     from app import embedded
     from app.migrations import apply_pending
 
     url = embedded.acquire(settings.state_dir)
+    _say_where_outside_a_checkout(
+        f"embedded PostgreSQL in {embedded.pgdata_dir(settings.state_dir)}"
+    )
     # The embedded database is ours: bring it up to date rather than fail on a missing table.
     with connect(url) as conn:
-        apply_pending(conn)
-    return url
+        applied = apply_pending(conn)
+    return url, tuple(applied)
 
 
 def database_url(settings: Settings) -> str:
@@ -52,7 +58,30 @@ def database_url(settings: Settings) -> str:
     The embedded server is started if needed (and stopped when the last process
     using it exits; see app.embedded) and migrated.
     """
-    return _resolve_url(settings)
+    return _resolve_url(settings)[0]
+
+
+def migrated_on_start(settings: Settings) -> tuple[str, ...]:
+    """The migrations `database_url` applied to the embedded database (so commands that
+    report migrations count them: a new checkout's first `spine up` applied them all)."""
+    return _resolve_url(settings)[1]
+
+
+def _say_where_outside_a_checkout(where: str) -> None:
+    """Outside a checkout, nothing else tells a user which database a command used."""
+    from app.config import project_root
+
+    if project_root() is None:
+        print(f"database: {where}", file=sys.stderr, flush=True)
+
+
+def _without_password(url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    parts = conninfo_to_dict(url)
+    if "password" in parts:
+        parts["password"] = "***"  # noqa: S105 - a mask, not a password
+    return make_conninfo("", **parts)
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[dict[str, object]]:

@@ -22,8 +22,12 @@ def db_group() -> None:
 @db_group.command("init")
 def db_init() -> None:
     """Apply pending migrations (safe to run again, and concurrently)."""
-    with db.connect(db.database_url(get_settings())) as conn:
-        applied = apply_pending(conn, on_apply=lambda name: click.echo(f"applied {name}"))
+    settings = get_settings()
+    with db.connect(db.database_url(settings)) as conn:
+        applied = list(db.migrated_on_start(settings))
+        for name in applied:
+            click.echo(f"applied {name}")
+        applied += apply_pending(conn, on_apply=lambda name: click.echo(f"applied {name}"))
     click.echo(f"{len(applied)} migration(s) applied; database is up to date.")
 
 

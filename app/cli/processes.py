@@ -43,7 +43,7 @@ def up(procfile: str) -> None:
     check_port_free(settings.api_host, settings.api_port)
     url = db.database_url(settings)  # the embedded server stops when this command's last child ends
     with db.connect(url) as conn:
-        applied = apply_pending(conn)
+        applied = [*db.migrated_on_start(settings), *apply_pending(conn)]
     click.echo(f"database ready ({len(applied)} migration(s) applied)")
     base = f"http://{settings.api_host}:{settings.api_port}"
     click.echo(f"API:  {base}/api/v1   docs: {base}/schema   (Ctrl-C stops everything)")
