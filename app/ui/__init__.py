@@ -35,6 +35,7 @@ from app.db import database_url
 from app.domains import Catalog
 from app.ui.actions import ACTIONS
 from app.ui.live import LiveFeed, events
+from app.ui.login_throttle import LoginThrottle
 from app.ui.pages import PAGES
 from app.ui.security import (
     UI_PATH,
@@ -152,9 +153,11 @@ def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
 
 @asynccontextmanager
 async def ui_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """The process's live feed; its database task starts with the first browser tab."""
+    """The process's live feed (its database task starts with the first browser tab) and
+    its login backoff."""
     feed = LiveFeed(database_url(app.state.settings))
     app.state.ui_feed = feed
+    app.state.login_throttle = LoginThrottle()
     try:
         yield
     finally:

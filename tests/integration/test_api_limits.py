@@ -1,7 +1,9 @@
-"""The API process under abuse, served by real uvicorn: quiet logs and bounded connections."""
+"""The API process under abuse, served by real uvicorn: quiet logs, bounded connections,
+and a login that cannot be guessed at network speed."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -94,3 +96,44 @@ def test_slow_clients_cannot_make_a_process_hold_more_than_its_limit(api: Api) -
         for s in slow:
             s.close()
     wait_until(lambda: status() == 200, timeout=15, interval=0.1)
+
+
+LOGIN_TOKEN = "login-backoff-token-0123"
+
+
+@pytest.mark.api_env(SPINE_API_TOKEN=LOGIN_TOKEN)
+def test_wrong_login_tokens_back_off_doubling_and_the_right_one_resets(api: Api) -> None:
+    """One typo is free; then 1 s, 2 s, ... during which every attempt is a 429 unchecked."""
+    with httpx.Client(base_url=api.url, follow_redirects=False, timeout=10) as client:
+        page = client.get("/ui/login")
+        found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert found, page.text
+        csrf = found.group(1)
+
+        def attempt(token: str) -> httpx.Response:
+            form = {"_csrf_token": csrf, "token": token, "next": "/ui"}
+            return client.post("/ui/login", data=form)
+
+        assert attempt("typo").status_code == 303  # back to the form, free
+        assert attempt("wrong").status_code == 303  # counted: 1 s to wait now
+        burst = [attempt(f"guess-{i}") for i in range(200)]
+        assert {r.status_code for r in burst} == {429}
+        assert burst[0].headers["retry-after"] == "1"
+        assert "try again in 1 s" in burst[0].text
+
+        # Polling with a wrong token is refused until the wait is over; then it counts.
+        wait_until(lambda: attempt("wrong again").status_code == 303, timeout=10, interval=0.05)
+        doubled = attempt("guess")
+        assert doubled.status_code == 429 and doubled.headers["retry-after"] == "2"
+        assert attempt(LOGIN_TOKEN).status_code == 429  # not even checked while waiting
+
+        def logged_in() -> httpx.Response | None:
+            response = attempt(LOGIN_TOKEN)
+            return response if response.status_code == 303 else None
+
+        success = wait_until(logged_in, timeout=10, interval=0.05)
+        assert "spine_token=" in success.headers["set-cookie"]
+        # The right token reset the count: one free typo again, then a 1 s wait.
+        assert attempt("typo").status_code == 303
+        assert attempt("wrong").status_code == 303
+        assert attempt("guess").headers["retry-after"] == "1"
