@@ -23,6 +23,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.web.problems import problem_responses
 from app.web.schemas import EventResponse, ExecutionCreate, ExecutionResponse
+from app.web.strict import check_params
 
 __all__ = ["ExecutionsController"]
 
@@ -63,6 +64,7 @@ class ExecutionsController(Controller):
         state: State,
     ) -> Response[ExecutionResponse]:
         """Record a pending execution for a worker to run (202); the API never runs it."""
+        check_params(state.registry, data.pipeline, data.params)
         execution, created = await submit(
             conn,
             state.registry,
