@@ -137,3 +137,45 @@ def test_wrong_login_tokens_back_off_doubling_and_the_right_one_resets(api: Api)
         assert attempt("typo").status_code == 303
         assert attempt("wrong").status_code == 303
         assert attempt("guess").headers["retry-after"] == "1"
+
+
+def _send_huge_head(port: int, head: bytes, tail: bytes, size: int) -> tuple[int, bytes]:
+    """Send `head`, `size` filler bytes, `tail`; return (bytes sent, what came back)."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        try:
+            s.sendall(head)
+            chunk = b"a" * (256 * 1024)
+            while sent < size:
+                s.sendall(chunk)
+                sent += len(chunk)
+            s.sendall(tail)
+        except OSError:
+            pass  # refused mid-send: the server closed the connection
+        try:
+            answer = s.recv(4096)
+        except OSError:
+            answer = b""
+    return sent, answer
+
+
+def test_a_100_mb_header_or_query_string_is_refused_at_once(api: Api) -> None:
+    size = 100 * 1024 * 1024
+    for head, tail in (
+        (b"GET /api/v1/health HTTP/1.1\r\nHost: test\r\nX-Big: ", b"\r\n\r\n"),
+        (b"GET /api/v1/health?q=", b" HTTP/1.1\r\nHost: test\r\n\r\n"),
+    ):
+        sent, answer = _send_huge_head(api.port, head, tail, size)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"65536 bytes" in answer
+        assert sent < 16 * 1024 * 1024, f"the server read {sent:,} bytes before refusing"
+    # Heads under the cap, and a body larger than the cap after a small head, still pass.
+    big = "b" * 40_000
+    assert httpx.get(f"{api.url}/api/v1/health", headers={"X-Big": big}).status_code == 200
+    assert httpx.get(f"{api.url}/api/v1/health?q={big}").status_code == 200
+    body = b'{"pipeline": "noop", "logical_key": "' + b"k" * 150 + b'", "params": {}}'
+    body += b" " * 200_000  # one read can hold the head and the start of the body
+    response = httpx.post(
+        f"{api.url}/api/v1/executions", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
