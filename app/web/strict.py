@@ -7,6 +7,8 @@ mode against the handler's declared type, and a pipeline's params against the
 pipeline's params type: a string where a number belongs is refused, naming the
 field. JSON objects with a key twice are refused too (parsers disagree on which
 one wins, so a proxy and this server could read two different requests).
+JSON itself has one number type: `3.0` is the integer 3 (as JSON Schema says), so
+integral numbers are integers for the strict pass.
 A date-time in a query string must be written as one, not as epoch seconds.
 """
 
@@ -68,7 +70,7 @@ def check_body(raw: bytes, value: Any, declared: Any) -> None:
     if declared is None:
         return
     try:
-        msgspec.convert(value, declared, strict=True)
+        msgspec.convert(_json_numbers(value), declared, strict=True)
     except msgspec.ValidationError as exc:
         field, message = _split(str(exc))
         raise _refuse(field, message) from None
@@ -83,11 +85,22 @@ def check_params(registry: Registry, pipeline: str, params: dict[str, Any]) -> N
         return
     found = registry.get(pipeline)
     try:
-        msgspec.convert(params, found.params, strict=True)
+        msgspec.convert(_json_numbers(params), found.params, strict=True)
     except msgspec.ValidationError as exc:
         field, message = _split(str(exc))
         where = f"params.{field}" if field else "params"
         raise InvalidParams(f"invalid params for {pipeline}: {message} - at `{where}`") from None
+
+
+def _json_numbers(value: Any) -> Any:
+    """`value` with integral floats as ints (bodies are at most 32 levels deep)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_numbers(v) for v in value]
+    return value
 
 
 def _split(message: str) -> tuple[str, str]:

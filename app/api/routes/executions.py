@@ -128,7 +128,12 @@ class ExecutionsController(Controller):
         ] = None,
         attempt_gte: Annotated[
             int | None,
-            QueryParameter(ge=0, le=2**31 - 1, description="At least this many attempts."),
+            QueryParameter(
+                ge=0,
+                le=2**31 - 1,
+                description="At least this many attempts.",
+                schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
+            ),
         ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
