@@ -10,8 +10,8 @@ one socket read per connection. Bodies are not counted here (the app limits
 them: SPINE_MAX_BODY_BYTES).
 
 `spine api` serves with it (`uvicorn.Config(http=PROTOCOL)`); h11 with
-`h11_max_incomplete_event_size` does the same but costs throughput
-(docs/benchmarks.md, "Request head limit").
+`h11_max_incomplete_event_size` does the same but costs 15-25% more CPU per
+request (docs/benchmarks.md, "Issue 31, item 5: the request head limit").
 """
 
 from __future__ import annotations
