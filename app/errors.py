@@ -67,9 +67,10 @@ class InvalidParams(InvalidRequest):
 class InvalidField(InvalidRequest):
     """Bad input in one field; the API names it in the problem's `errors`."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, source: str = "body") -> None:
         super().__init__(message)
         self.field = field
+        self.source = source  # body, query or path
 
 
 class ExecutionStopped(Exception):

@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.openapi.spec import Tag
 
 from app.api.docs import assets_router, index, root
-from app.api.openapi import refuse_unknown_fields
+from app.api.openapi import describe_the_server
 from app.api.router import api_router, openapi_config, scrape_router
 from app.api.routes.health import ReadinessCache, migrations_on_disk
 from app.api.routes.metrics import HTTP_METRICS
@@ -96,5 +96,5 @@ def create_app(
         ),
         logging_config=None,  # app.logs configures logging for every process
     )
-    refuse_unknown_fields(app.openapi_schema, registry)
+    describe_the_server(app.openapi_schema, registry, settings)
     return app

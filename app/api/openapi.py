@@ -1,11 +1,14 @@
-"""What the OpenAPI document says about request bodies that Litestar cannot infer.
+"""What the OpenAPI document says that Litestar cannot infer, so it agrees with the server.
 
-Litestar does not carry msgspec's `forbid_unknown_fields` into the schema, and
-`params` is a free-form object to it. The API refuses unknown fields in both
-(400 / 422), so the document says so: `additionalProperties: false` on
-ExecutionCreate, and `params` is any of the registered pipelines' params
-schemas (msgspec's own, which are closed objects too). Clients and fuzzers
-then know that an extra field is an error, not something ignored.
+- Request bodies: Litestar drops msgspec's `forbid_unknown_fields` and any bound
+  of 0 (`ge=0`, `gt=0`), so their schemas are msgspec's own (closed objects,
+  every bound). `pipeline` is one of the registered pipelines, `params` one of
+  their params schemas (closed too), and a schedule has exactly one of `cron`
+  and `interval_seconds` (a PATCH at most one).
+- Security: `Authorization` is required where the running configuration needs
+  the token (`SPINE_API_TOKEN`, `SPINE_API_TOKEN_READS`), and nowhere without one.
+
+Clients and fuzzers then know what the server refuses before they send it.
 """
 
 from __future__ import annotations
@@ -13,37 +16,81 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPI, Reference, Schema
+from litestar.openapi.spec import OpenAPI, OpenAPIType, Operation, Reference, Schema
 
+from app.config import Settings
 from app.engine.registry import Registry
+from app.web.schemas import ExecutionCreate
+from app.web.schemas_schedules import ScheduleCreate, SchedulePatch
 
-__all__ = ["refuse_unknown_fields"]
+__all__ = ["describe_the_server"]
 
 _ALIASES = Schema().field_aliases()
 _LISTS = {"all_of", "any_of", "one_of", "prefix_items"}
+_BODIES = (ExecutionCreate, ScheduleCreate, SchedulePatch)
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_BEARER = "bearerAuth"
+_NULL = Schema(type=OpenAPIType.NULL)
 
 
-def refuse_unknown_fields(openapi: OpenAPI, registry: Registry) -> None:
-    """Close ExecutionCreate and describe `params` as one of the pipelines' params schemas."""
+def describe_the_server(openapi: OpenAPI, registry: Registry, settings: Settings) -> None:
+    """Bring the generated document in line with what this server accepts."""
+    _request_bodies(openapi, registry)
+    _security(openapi, settings)
+
+
+def _request_bodies(openapi: OpenAPI, registry: Registry) -> None:
     assert openapi.components is not None
     assert isinstance(openapi.components.schemas, dict)
     schemas = openapi.components.schemas
-    create = schemas["ExecutionCreate"]
-    create.additional_properties = False
-    types = list(dict.fromkeys(p.params for p in registry))
-    refs, components = msgspec.json.schema_components(
-        types, ref_template="#/components/schemas/{name}"
-    )
-    for name, component in components.items():
-        schema = _schema(component)
+    template = "#/components/schemas/{name}"
+    _, bodies = msgspec.json.schema_components(_BODIES, ref_template=template)
+    params_types = list(dict.fromkeys(p.params for p in registry))
+    params_refs, params = msgspec.json.schema_components(params_types, ref_template=template)
+    for name, document in {**bodies, **params}.items():
+        schema = _schema(document)
         assert isinstance(schema, Schema)  # msgspec's components are objects, never a $ref
         schemas[name] = schema
-    assert create.properties is not None
-    params = create.properties["params"]
-    assert isinstance(params, Schema)
-    params.type = None
-    params.additional_properties = None
-    params.any_of = [Reference(ref=ref["$ref"]) for ref in refs]
+    names = registry.names()
+    for body in _BODIES:
+        schema = schemas[body.__name__]
+        assert isinstance(schema, Schema)
+        assert schema.properties is not None
+        pipeline = schema.properties["pipeline"]
+        assert isinstance(pipeline, Schema)
+        pipeline.enum = list(names)
+        schema.properties["params"] = Schema(
+            description="The pipeline's parameters: its own params schema (GET /api/v1/pipelines).",
+            any_of=[Reference(ref=ref["$ref"]) for ref in params_refs],
+        )
+    create = schemas[ScheduleCreate.__name__]
+    patch = schemas[SchedulePatch.__name__]
+    assert isinstance(create, Schema)
+    assert isinstance(patch, Schema)
+    create.one_of = [_only("cron", "interval_seconds"), _only("interval_seconds", "cron")]
+    patch.schema_not = Schema(required=["cron", "interval_seconds"])
+
+
+def _only(given: str, absent: str) -> Schema:
+    """`given` is present and not null; `absent` is missing or null."""
+    return Schema(
+        required=[given],
+        properties={given: Schema(schema_not=_NULL), absent: _NULL},
+    )
+
+
+def _security(openapi: OpenAPI, settings: Settings) -> None:
+    """Each operation's requirement as the running configuration enforces it."""
+    needs_token: list[dict[str, list[str]]] = [{_BEARER: []}]
+    for path_item in (openapi.paths or {}).values():
+        for method in _METHODS:
+            operation: Operation | None = getattr(path_item, method, None)
+            if operation is None or not operation.security:
+                continue  # public: the health probes, the docs
+            if not settings.api_token:
+                operation.security = None
+            elif method in {"post", "put", "patch", "delete"} or settings.api_token_reads:
+                operation.security = needs_token
 
 
 def _schema(document: dict[str, Any]) -> Schema | Reference:

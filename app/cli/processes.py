@@ -20,6 +20,7 @@ import uvicorn
 from app import db
 from app.config import Settings, get_settings, project_root
 from app.migrations import apply_pending
+from app.web.head_limit import PROTOCOL as BOUNDED_HEAD_PROTOCOL
 
 __all__ = ["api", "shell", "up", "worker_group"]
 
@@ -153,6 +154,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, processes: in
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         proxy_headers=True,
+        # httptools with a cap on the request line and headers (431 past 64 KiB).
+        http=BOUNDED_HEAD_PROTOCOL,
         # What one process holds: uvicorn has no timeout for slow headers or
         # bodies, so a cap on connections (503 beyond it) bounds memory, and
         # idle keep-alives close. Production runs behind a reverse proxy that
@@ -191,6 +194,7 @@ def _worker_kwargs(config: uvicorn.Config) -> dict[str, Any]:
         "log_level": config.log_level,
         "access_log": config.access_log,
         "proxy_headers": True,
+        "http": config.http,
         "limit_concurrency": config.limit_concurrency,
         "timeout_keep_alive": config.timeout_keep_alive,
         "log_config": config.log_config,

@@ -40,6 +40,7 @@ from app.config import Settings
 from app.engine.models import LANES, Lane
 from app.engine.registry import Registry
 from app.errors import InvalidField
+from app.timezones import is_iana_zone
 
 __all__ = [
     "DEFAULT_MISFIRE_GRACE",
@@ -138,7 +139,8 @@ def validate(inp: ScheduleInput, registry: Registry, settings: Settings) -> Sche
         raise InvalidField(
             "misfire_grace_seconds", f"misfire_grace_seconds must be between 0 and {MAX_SECONDS}"
         )
-    spec = check_spec(inp.cron, inp.interval_seconds, inp.timezone or settings.market_tz)
+    timezone = settings.market_tz if inp.timezone is None else inp.timezone  # "" is refused
+    spec = check_spec(inp.cron, inp.interval_seconds, timezone)
     typed = pipeline.validate(inp.params, settings)
     params: dict[str, Any] = msgspec.to_builtins(typed)
     return msgspec.structs.replace(inp, params=params, timezone=spec.timezone)
@@ -152,10 +154,13 @@ def check_spec(cron: str | None, interval_seconds: int | None, timezone: str) ->
             "cron", f"give exactly one of `cron` and `interval_seconds` (got {which})"
         )
     try:
+        if not is_iana_zone(timezone):
+            raise ValueError(timezone)
         zone = zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InvalidField(
-            "timezone", f"{timezone!r} is not an IANA time zone (like America/New_York)"
+            "timezone",
+            f"timezone {timezone!r} is not an IANA time zone name (like America/New_York)",
         ) from None
     if interval_seconds is not None and not 1 <= interval_seconds <= MAX_SECONDS:
         raise InvalidField(

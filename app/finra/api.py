@@ -15,7 +15,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import PathParameter, QueryParameter
 
 from app.db import AsyncConn
-from app.errors import NotFound
+from app.errors import InvalidField, NotFound
 from app.finra import keys, reads
 from app.finra.keys import MPID_PATTERN, SYMBOL_PATTERN
 from app.finra.reads import SymbolSort
@@ -36,7 +36,9 @@ __all__ = ["CONTROLLERS", "FinraController"]
 Week = Annotated[
     str,
     PathParameter(
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="The week's Monday (YYYY-MM-DD)."
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        description="The week's Monday (YYYY-MM-DD).",
+        schema_extra={"format": "date"},
     ),
 ]
 SymbolPath = Annotated[
@@ -48,13 +50,21 @@ MpidPath = Annotated[
 
 
 async def _loaded_week(conn: AsyncConn, text: str) -> dt.date:
-    """The path's week as a date (400 if it is not a Monday), or 404 when nothing is loaded."""
+    """The path's week as a date, or 404 when nothing is loaded.
+
+    Not a date: 400 (the schema says `format: date`); a date but not a Monday: 422.
+    """
     try:
-        week = keys.monday(text)
-    except ValueError as exc:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
         raise ValidationException(
-            detail=str(exc), extra=[{"key": "week", "message": str(exc), "source": "path"}]
+            detail=f"week {text!r} is not a date (YYYY-MM-DD)",
+            extra=[{"key": "week", "message": "not a date (YYYY-MM-DD)", "source": "path"}],
         ) from None
+    try:
+        week = keys.monday(day.isoformat())
+    except ValueError as exc:
+        raise InvalidField("week", str(exc), source="path") from None
     if not await reads.week_loaded(conn, week):
         raise NotFound(f"no FINRA data loaded for the week of {week}")
     return week
@@ -98,7 +108,7 @@ class FinraController(Controller):
         summary="Venues of a week by market share",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def venues(
         self,
@@ -132,7 +142,7 @@ class FinraController(Controller):
         summary="Symbols of a week: volume, top venue, HHI",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def symbols(
         self,
@@ -149,7 +159,12 @@ class FinraController(Controller):
         ] = None,
         min_shares: Annotated[
             int | None,
-            QueryParameter(ge=0, le=2**62, description="Only symbols with at least these shares."),
+            QueryParameter(
+                ge=0,
+                le=2**62,
+                description="Only symbols with at least these shares.",
+                schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
+            ),
         ] = None,
         sort: Annotated[
             SymbolSort, QueryParameter(description="Descending; ties by symbol ascending.")

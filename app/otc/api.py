@@ -11,11 +11,10 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
-from litestar.exceptions import ValidationException
 from litestar.params import PathParameter, QueryParameter
 
 from app.dates import range_problem
-from app.errors import NotFound
+from app.errors import InvalidField, NotFound
 from app.otc import load_reads, reads
 from app.otc.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN
@@ -35,11 +34,9 @@ EndDate = Annotated[
 
 
 def _check_range(start_date: dt.date | None, end_date: dt.date | None) -> None:
+    """Two well-formed dates in the wrong order: a 422 (the schema cannot say it)."""
     if message := range_problem(start_date, end_date):
-        raise ValidationException(
-            detail=f"invalid date range: {message}",
-            extra=[{"key": "start_date", "message": message, "source": "query"}],
-        )
+        raise InvalidField("start_date", f"invalid date range: {message}", source="query")
 
 
 class OtcController(Controller):
@@ -52,7 +49,7 @@ class OtcController(Controller):
         summary="Daily metrics per symbol",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 503),
+        responses=problem_responses(400, 401, 422, 503),
     )
     async def daily_metrics(
         self,
@@ -90,7 +87,7 @@ class OtcController(Controller):
         summary="Trades of one symbol",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 503),
+        responses=problem_responses(400, 401, 422, 503),
     )
     async def trades(
         self,

@@ -35,6 +35,7 @@ from app.db import database_url
 from app.domains import Catalog
 from app.ui.actions import ACTIONS
 from app.ui.live import LiveFeed, events
+from app.ui.login_throttle import LoginThrottle
 from app.ui.pages import PAGES
 from app.ui.security import (
     UI_PATH,
@@ -153,12 +154,14 @@ def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
 
 @asynccontextmanager
 async def ui_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """The process's live feed; its database task starts with the first browser tab."""
+    """The process's live feed (its database task starts with the first browser tab), the
+    cap on its streams, and the login backoff."""
     settings = app.state.settings
     feed = LiveFeed(database_url(settings))
     app.state.ui_feed = feed
     cap = stream_cap(settings.ui_max_live_streams, settings.api_max_connections)
     app.state.ui_stream_slots = StreamSlots(cap)
+    app.state.login_throttle = LoginThrottle()
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -21,6 +22,7 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.engine import retries
+from app.ui.login_throttle import LoginThrottle
 from app.ui.security import TOKEN_COOKIE, UI_PATH
 from app.web.connection import DbConn
 
@@ -82,18 +84,28 @@ async def login(
     request: Request[Any, Any, Any],
     state: State,
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Redirect:
-    """Check the token (constant time); keep it in an HttpOnly, SameSite=Strict cookie."""
+) -> Redirect | Template:
+    """Check the token (constant time); keep it in an HttpOnly, SameSite=Strict cookie.
+
+    Wrong tokens slow the client down (`app.ui.login_throttle`): while it must
+    wait, the form comes back with a 429 and the token is not even compared.
+    """
     token = state.settings.api_token
     if not token:
         return Redirect(_safe_next(data.next), status_code=303)
+    throttle: LoginThrottle = state.login_throttle
+    client = request.client.host if request.client else ""
+    if wait := throttle.wait(client):
+        return _too_soon(data.next, wait)
     presented = hashlib.sha256(data.token.encode("utf-8", "surrogateescape")).digest()
     if not hmac.compare_digest(presented, hashlib.sha256(token.encode()).digest()):
+        throttle.failed(client)
         return Redirect(
             f"{UI_PATH}/login",
             query_params={"next": _safe_next(data.next), "problem": "That is not the token."},
             status_code=303,
         )
+    throttle.succeeded(client)
     cookie = Cookie(
         key=TOKEN_COOKIE,
         value=data.token,
@@ -110,6 +122,19 @@ async def login(
 async def logout() -> Redirect:
     gone = Cookie(key=TOKEN_COOKIE, value="", path=UI_PATH, max_age=0, httponly=True)
     return Redirect(UI_PATH, status_code=303, cookies=[gone])
+
+
+def _too_soon(next_path: str, wait: float) -> Template:
+    seconds = math.ceil(wait)
+    return Template(
+        "login.html",
+        context={
+            "next": _safe_next(next_path),
+            "problem": f"Too many wrong tokens: try again in {seconds} s.",
+        },
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def _safe_next(target: str) -> str:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from litestar.types import Message, Scope
 
 __all__ = ["complete_allow_header"]
+
+_TYPED = re.compile(r"\{(\w+):[^}]*\}")
 
 
 async def complete_allow_header(message: Message, scope: Scope) -> None:
     """Litestar's own OPTIONS handler lists the methods of the first handler
     registered for a path (for /executions: `OPTIONS, POST`, not GET); the
-    app's route map has them all.
+    app's route map has them all. The map's keys keep the parameters' types
+    (`{name:str}`), the scope's template does not (`{name}`); OPTIONS is rare,
+    so the map is searched on each one.
     """
     if (
         message["type"] != "http.response.start"
@@ -18,7 +24,14 @@ async def complete_allow_header(message: Message, scope: Scope) -> None:
         or (template := scope.get("path_template")) is None
     ):
         return
-    methods = scope["litestar_app"].route_handler_method_map.get(template)
+    methods = next(
+        (
+            found
+            for path, found in scope["litestar_app"].route_handler_method_map.items()
+            if _TYPED.sub(r"{\1}", path) == template
+        ),
+        None,
+    )
     if methods:
         allow = ", ".join(sorted(m for m in methods if m.isupper())).encode()
         headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]

@@ -37,11 +37,16 @@ T = TypeVar("T")
 MAX_CURSOR_LENGTH = 512
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (at most 500).")]
+CURSOR_PATTERN = rf"^[A-Za-z0-9_-]{{1,{MAX_CURSOR_LENGTH}}}$"  # URL-safe base64, no padding
 Cursor = Annotated[
     str | None,
     QueryParameter(
         max_length=MAX_CURSOR_LENGTH,
-        description='Opaque: from the previous page\'s `Link: <...>; rel="next"` header.',
+        pattern=CURSOR_PATTERN,
+        description=(
+            'Opaque: from the previous page\'s `Link: <...>; rel="next"` header '
+            "(URL-safe base64). Another listing's cursor, or one that does not decode, is a 400."
+        ),
     ),
 ]
 LINK_HEADER = ResponseHeader(

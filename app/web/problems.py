@@ -160,7 +160,7 @@ def problem_for(request: Request[Any, Any, Any], exc: Exception) -> tuple[Proble
             known = exc.known if isinstance(exc, UnknownPipeline) else None
             errors = None
             if isinstance(exc, InvalidField):
-                errors = [FieldError(field=exc.field, message=str(exc), source="body")]
+                errors = [FieldError(field=exc.field, message=str(exc), source=exc.source)]
             elif isinstance(exc, UnknownPipeline):
                 errors = [FieldError(field="pipeline", message=str(exc), source="body")]
             problem = _problem(

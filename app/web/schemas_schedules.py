@@ -61,8 +61,12 @@ IntervalSeconds = Annotated[
 TimeZone = Annotated[
     str,
     msgspec.Meta(
+        min_length=1,
         max_length=64,
-        description="IANA time zone of the cron expression (default: SPINE_MARKET_TZ).",
+        description=(
+            "IANA time zone of the cron expression (default: SPINE_MARKET_TZ); "
+            "`localtime` and other host-specific names are refused."
+        ),
         examples=["America/New_York"],
     ),
 ]

@@ -17,6 +17,7 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 
 from app.config import Settings
 from app.web.problems import MalformedBody
+from app.web.strict import check_body, check_query_times
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -43,6 +44,7 @@ class SpineRequest(Request[Any, Any, State]):
     Litestar's decoder raises UnicodeDecodeError for bad UTF-8 and RecursionError
     for very deep nesting; PostgreSQL refuses NUL in text and jsonb. All three
     are the client's mistake, so they are reported as such before any handler runs.
+    The body is also held to its declared types and to unique keys (`app.web.strict`).
     """
 
     async def json(self) -> Any:
@@ -53,6 +55,8 @@ class SpineRequest(Request[Any, Any, State]):
         except RecursionError:
             raise MalformedBody(_too_deep()) from None
         _check_json(value)
+        data = self.route_handler.parsed_data_field
+        check_body(await self.body(), value, data.annotation if data is not None else None)
         return value
 
 
@@ -77,6 +81,7 @@ def _check_json(value: Any) -> None:
 
 async def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
     """NUL in a path or query value can never match anything and PostgreSQL refuses it: 400.
+    A query date-time written as a number is refused too (`app.web.strict`).
 
     The app's `before_request` hook. Async on purpose: Litestar runs sync hooks
     in a thread pool, two thread hops per request that cost more than the checks.
@@ -92,6 +97,7 @@ async def reject_nul_in_url(request: Request[Any, Any, Any]) -> None:
                 detail=f"query parameter `{key.replace(chr(0), '')}` contains a NUL character",
                 extra=[{"key": key, "message": "NUL character", "source": "query"}],
             )
+    check_query_times(request)
 
 
 async def check_api_request(request: Request[Any, Any, Any]) -> None:

@@ -1,7 +1,9 @@
-"""The API process under abuse, served by real uvicorn: quiet logs and bounded connections."""
+"""The API process under abuse, served by real uvicorn: quiet logs, bounded connections,
+and a login that cannot be guessed at network speed."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -94,3 +96,86 @@ def test_slow_clients_cannot_make_a_process_hold_more_than_its_limit(api: Api) -
         for s in slow:
             s.close()
     wait_until(lambda: status() == 200, timeout=15, interval=0.1)
+
+
+LOGIN_TOKEN = "login-backoff-token-0123"
+
+
+@pytest.mark.api_env(SPINE_API_TOKEN=LOGIN_TOKEN)
+def test_wrong_login_tokens_back_off_doubling_and_the_right_one_resets(api: Api) -> None:
+    """One typo is free; then 1 s, 2 s, ... during which every attempt is a 429 unchecked."""
+    with httpx.Client(base_url=api.url, follow_redirects=False, timeout=10) as client:
+        page = client.get("/ui/login")
+        found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert found, page.text
+        csrf = found.group(1)
+
+        def attempt(token: str) -> httpx.Response:
+            form = {"_csrf_token": csrf, "token": token, "next": "/ui"}
+            return client.post("/ui/login", data=form)
+
+        assert attempt("typo").status_code == 303  # back to the form, free
+        assert attempt("wrong").status_code == 303  # counted: 1 s to wait now
+        burst = [attempt(f"guess-{i}") for i in range(200)]
+        assert {r.status_code for r in burst} == {429}
+        assert burst[0].headers["retry-after"] == "1"
+        assert "try again in 1 s" in burst[0].text
+
+        # Polling with a wrong token is refused until the wait is over; then it counts.
+        wait_until(lambda: attempt("wrong again").status_code == 303, timeout=10, interval=0.05)
+        doubled = attempt("guess")
+        assert doubled.status_code == 429 and doubled.headers["retry-after"] == "2"
+        assert attempt(LOGIN_TOKEN).status_code == 429  # not even checked while waiting
+
+        def logged_in() -> httpx.Response | None:
+            response = attempt(LOGIN_TOKEN)
+            return response if response.status_code == 303 else None
+
+        success = wait_until(logged_in, timeout=10, interval=0.05)
+        assert "spine_token=" in success.headers["set-cookie"]
+        # The right token reset the count: one free typo again, then a 1 s wait.
+        assert attempt("typo").status_code == 303
+        assert attempt("wrong").status_code == 303
+        assert attempt("guess").headers["retry-after"] == "1"
+
+
+def _send_huge_head(port: int, head: bytes, tail: bytes, size: int) -> tuple[int, bytes]:
+    """Send `head`, `size` filler bytes, `tail`; return (bytes sent, what came back)."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        try:
+            s.sendall(head)
+            chunk = b"a" * (256 * 1024)
+            while sent < size:
+                s.sendall(chunk)
+                sent += len(chunk)
+            s.sendall(tail)
+        except OSError:
+            pass  # refused mid-send: the server closed the connection
+        try:
+            answer = s.recv(4096)
+        except OSError:
+            answer = b""
+    return sent, answer
+
+
+def test_a_100_mb_header_or_query_string_is_refused_at_once(api: Api) -> None:
+    size = 100 * 1024 * 1024
+    for head, tail in (
+        (b"GET /api/v1/health HTTP/1.1\r\nHost: test\r\nX-Big: ", b"\r\n\r\n"),
+        (b"GET /api/v1/health?q=", b" HTTP/1.1\r\nHost: test\r\n\r\n"),
+    ):
+        sent, answer = _send_huge_head(api.port, head, tail, size)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"65536 bytes" in answer
+        assert sent < 16 * 1024 * 1024, f"the server read {sent:,} bytes before refusing"
+    # Heads under the cap, and a body larger than the cap after a small head, still pass.
+    big = "b" * 40_000
+    assert httpx.get(f"{api.url}/api/v1/health", headers={"X-Big": big}).status_code == 200
+    assert httpx.get(f"{api.url}/api/v1/health?q={big}").status_code == 200
+    body = b'{"pipeline": "noop", "logical_key": "' + b"k" * 150 + b'", "params": {}}'
+    body += b" " * 200_000  # one read can hold the head and the start of the body
+    response = httpx.post(
+        f"{api.url}/api/v1/executions", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text

@@ -175,7 +175,7 @@ async def test_unknown_weeks_symbols_and_foreign_cursors(loaded: Client) -> None
     problem(await loaded.get(f"{BASE}/venues/NOPE/history"), 404)
     problem(await loaded.get(f"{BASE}/weeks/2025-13-01/venues"), 400)
     for url in [f"{BASE}/weeks/2025-12-16/venues", f"{BASE}/weeks/2025-12-21/symbols"]:
-        assert "is not a Monday" in problem(await loaded.get(url), 400)["detail"]
+        assert "is not a Monday" in problem(await loaded.get(url), 422)["detail"]
     problem(await loaded.get(f"{BASE}/symbols/A_B/history"), 400)
     problem(await loaded.get(f"{BASE}/venues/bad$$/history"), 400)
     problem(await loaded.get(f"{BASE}/weeks/{FIRST}/symbols?sort=volume"), 400)

@@ -24,6 +24,7 @@ from app.time_bounds import RANGE_NOTE, check_time
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.web.problems import problem_responses
 from app.web.schemas import EventResponse, ExecutionCreate, ExecutionResponse
+from app.web.strict import check_params
 
 __all__ = ["ExecutionsController"]
 
@@ -64,6 +65,7 @@ class ExecutionsController(Controller):
         state: State,
     ) -> Response[ExecutionResponse]:
         """Record a pending execution for a worker to run (202); the API never runs it."""
+        check_params(state.registry, data.pipeline, data.params)
         execution, created = await submit(
             conn,
             state.registry,
@@ -128,7 +130,12 @@ class ExecutionsController(Controller):
         ] = None,
         attempt_gte: Annotated[
             int | None,
-            QueryParameter(ge=0, le=2**31 - 1, description="At least this many attempts."),
+            QueryParameter(
+                ge=0,
+                le=2**31 - 1,
+                description="At least this many attempts.",
+                schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
+            ),
         ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -28,6 +29,7 @@ from app.web.schemas_schedules import (
     ScheduleResponse,
     SkipResponse,
 )
+from app.web.strict import check_params
 
 __all__ = ["SchedulesController"]
 
@@ -79,6 +81,7 @@ class SchedulesController(Controller):
         self, data: JSONBody[ScheduleCreate], conn: DbConn, state: State
     ) -> ScheduleResponse:
         """A new schedule (201); 409 when the name is taken, 422 for invalid timing or params."""
+        check_params(state.registry, data.pipeline, data.params)
         schedule = await scheduling.create(conn, state.registry, state.settings, data.to_input())
         return ScheduleResponse.from_row(schedule)
 
@@ -97,6 +100,7 @@ class SchedulesController(Controller):
         self, data: JSONBody[ScheduleCreate], conn: DbConn, state: State
     ) -> Response[ScheduleResponse]:
         """Declarative: the named schedule becomes exactly this body (201 if new, else 200)."""
+        check_params(state.registry, data.pipeline, data.params)
         schedule, created = await scheduling.replace(
             conn, state.registry, state.settings, data.to_input()
         )
@@ -141,6 +145,12 @@ class SchedulesController(Controller):
         self, data: JSONBody[SchedulePatch], conn: DbConn, name: ScheduleName, state: State
     ) -> ScheduleResponse:
         """Only the given fields change; a new timing recomputes the next slot."""
+        if not isinstance(data.params, msgspec.UnsetType):
+            pipeline = data.pipeline
+            if isinstance(pipeline, msgspec.UnsetType):
+                current = await sql.get(conn, name)
+                pipeline = current.pipeline if current is not None else ""
+            check_params(state.registry, pipeline, data.params)
         schedule = await scheduling.patch(
             conn, state.registry, state.settings, name, data.changes()
         )
