@@ -12,15 +12,26 @@ import csv
 import io
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import msgspec
 
 from app.web.fields import to_json
 
-__all__ = ["FORMAT_OPTION", "ProgressPrinter", "emit"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = [
+    "FORMAT_OPTION",
+    "LimitOption",
+    "ProgressPrinter",
+    "emit",
+    "emit_one",
+    "limit_option",
+    "one_format_option",
+]
 
 # `--format` of every command that prints rows with `emit`.
 FORMAT_OPTION = click.option(
@@ -33,19 +44,62 @@ FORMAT_OPTION = click.option(
 )
 
 
+class LimitOption(click.Option):
+    """`--limit` of a list command: the command fetches `limit + 1` rows and
+    hands them to `emit(..., limit=limit)`, which says on stderr when there were more.
+
+    Every `--limit` in the CLI is one of these (a unit test walks the commands),
+    so a new domain's list command gets the same cut-off hint.
+    """
+
+
+def limit_option(default: int, most: int = 100_000) -> Callable[[F], F]:
+    """The shared `--limit` option (see `LimitOption`)."""
+    return click.option(
+        "--limit",
+        cls=LimitOption,
+        type=click.IntRange(1, most),
+        default=default,
+        show_default=True,
+        help="At most this many rows; stderr says when more matched.",
+    )
+
+
+def one_format_option(default: str = "text") -> Callable[[F], F]:
+    """`--format` of a command that prints one object: json is the API's object."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice([default, "json"]),
+        default=default,
+        show_default=True,
+        help="json: the API's object.",
+    )
+
+
+def cut_hint(limit: int) -> str:
+    return f"(more rows: showing the first {limit}; use --limit to see more)"
+
+
 def emit(
     rows: list[Any],
     fmt: str,
     empty: str,
     *,
     kind: type[msgspec.Struct],
-    more: str | None = None,
+    limit: int | None = None,
+    table: Callable[[Any], msgspec.Struct] | None = None,
 ) -> None:
-    """Print API-shaped rows (`kind` Structs) as a table, JSON or CSV.
+    """Print API-shaped rows (`kind` Structs) as a table (with a header row), JSON or CSV.
 
-    `more`, when given, is the hint for a cut-off result (on stderr, so the
-    data on stdout stays parseable).
+    With `limit`, `rows` is what a `limit + 1` query returned: only `limit` are
+    printed, and when there were more a hint goes to stderr (so the data on
+    stdout stays parseable). `table`, when given, turns each row into the
+    (shorter) Struct the table shows; JSON and CSV stay the API's objects.
     """
+    more = None
+    if limit is not None and len(rows) > limit:
+        rows, more = rows[:limit], cut_hint(limit)
     columns = [f.encode_name for f in msgspec.structs.fields(kind)]
     if fmt == "json":
         click.echo(msgspec.json.format(to_json(rows)).decode())
@@ -59,9 +113,19 @@ def emit(
     elif not rows:
         click.echo(empty, err=True)
     else:
-        _table(columns, [msgspec.structs.astuple(r) for r in rows])
+        shown = [table(r) for r in rows] if table else rows
+        names = [f.encode_name for f in msgspec.structs.fields(type(shown[0]))]
+        _table(names, [msgspec.structs.astuple(r) for r in shown])
     if more:
         click.echo(more, err=True)
+
+
+def emit_one(row: msgspec.Struct, fmt: str, text: str) -> None:
+    """One object: `text` for people, or (`--format json`) the API's object."""
+    if fmt == "json":
+        click.echo(msgspec.json.format(to_json(row)).decode())
+    else:
+        click.echo(text)
 
 
 def _table(columns: list[str], records: list[tuple[Any, ...]]) -> None:
@@ -91,6 +155,8 @@ def _text(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, Decimal):
         return format(value, "f")  # every digit, no exponent, no float
+    if isinstance(value, dict | list):
+        return to_json(value).decode()  # params and payloads as JSON, not Python's repr
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import click
 import msgspec
 import pytest
 
-from app.cli.render import ProgressPrinter, emit
+from app.cli import main
+from app.cli.render import LimitOption, ProgressPrinter, emit
 
 
 def test_plain_progress_is_one_line_per_step_and_no_carriage_returns(
@@ -58,7 +60,50 @@ def test_csv_has_its_header_even_when_empty_and_json_is_exact(
 ) -> None:
     emit([], "csv", "none", kind=Row)
     assert capsys.readouterr().out == "symbol,trade_count,total_notional\n"
-    emit([Row("A", 1, Decimal("1.1"))], "json", "none", kind=Row, more="(more rows)")
+    rows = [Row("A", 1, Decimal("1.1")), Row("B", 2, Decimal("2"))]  # a `limit + 1` query's
+    emit(rows, "json", "none", kind=Row, limit=1)
     captured = capsys.readouterr()
-    assert '"total_notional": 1.1' in captured.out
-    assert captured.err == "(more rows)\n"
+    assert '"total_notional": 1.1' in captured.out and '"B"' not in captured.out
+    assert captured.err == "(more rows: showing the first 1; use --limit to see more)\n"
+    emit(rows, "json", "none", kind=Row, limit=2)
+    assert capsys.readouterr().err == ""
+
+
+def test_csv_writes_params_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    class WithParams(msgspec.Struct):
+        name: str
+        params: dict[str, object]
+
+    emit([WithParams("a", {"seconds": 1, "tags": ["x"]})], "csv", "none", kind=WithParams)
+    assert capsys.readouterr().out.splitlines()[1] == 'a,"{""seconds"":1,""tags"":[""x""]}"'
+
+
+def test_every_limit_in_the_cli_is_the_shared_one_that_says_when_rows_were_cut() -> None:
+    """New domains' list commands get the stderr hint by using `limit_option` and `emit`."""
+
+    def commands(group: click.Command, path: str) -> list[tuple[str, click.Command]]:
+        found = [(path, group)]
+        for name, sub in getattr(group, "commands", {}).items():
+            found += commands(sub, f"{path} {name}")
+        return found
+
+    limited = [
+        (path, type(p).__name__)
+        for path, command in commands(main, "spine")
+        for p in command.params
+        if p.name == "limit"
+    ]
+    assert len(limited) >= 7, limited  # executions list, OTC's four, FINRA venues and symbols
+    assert all(kind == LimitOption.__name__ for _, kind in limited), limited
+
+
+def test_every_executions_and_schedules_command_speaks_json() -> None:
+    assert isinstance(main, click.Group)
+    for group in ("executions", "schedules"):
+        commands = main.commands[group]
+        assert isinstance(commands, click.Group)
+        for name, command in commands.commands.items():
+            formats = [p for p in command.params if p.name == "fmt"]
+            assert formats, f"spine {group} {name} has no --format"
+            assert isinstance(formats[0].type, click.Choice)
+            assert "json" in formats[0].type.choices, f"spine {group} {name}"

@@ -1,0 +1,121 @@
+"""The CLI's query output (issue 31, item 11), through real `spine` subprocesses.
+
+Every list cut off by `--limit` says so on stderr, a reader that leaves early
+is no error, every table has a header row, and `--format json` everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app.config import get_settings
+from tests.finra_support import WEEK_FILES
+from tests.support import ROOT, run_inline, run_sync, spine_env
+
+SPINE = [sys.executable, "-m", "app.cli"]
+CUT = "(more rows: showing the first 1; use --limit to see more)"
+
+
+def spine(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SPINE, *args],
+        env=spine_env(database_url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_executions_list_has_a_header_says_when_cut_and_speaks_json(database_url: str) -> None:
+    for _ in range(2):
+        assert spine(database_url, "run", "noop").returncode == 0
+    cut = spine(database_url, "executions", "list", "--limit", "1")
+    assert cut.returncode == 0, cut.stderr
+    lines = cut.stdout.splitlines()
+    assert lines[0].split() == [
+        "id",
+        "status",
+        "pipeline",
+        "created_at",
+        "attempt",
+        "next_run",
+        "timeout",
+        "last_error",
+    ]
+    assert len(lines) == 2 and "noop" in lines[1] and "0/3" in lines[1]
+    assert cut.stderr.strip() == CUT
+    whole = spine(database_url, "executions", "list", "--limit", "2", "--format", "json")
+    assert whole.stderr == ""
+    assert [e["pipeline"] for e in json.loads(whole.stdout)] == ["noop", "noop"]
+
+
+def test_finra_venues_and_symbols_say_when_cut(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    path = WEEK_FILES[max(WEEK_FILES)]
+    params = {"file": f"finra/{path.name}"}
+    final = run_sync(run_inline(database_url, "finra_weekly_ingest", params))
+    assert final.status == "completed", final.error
+    for what in ("venues", "symbols"):
+        cut = spine(database_url, "query", "finra", what, "--limit", "1", "--format", "csv")
+        assert cut.returncode == 0, cut.stderr
+        assert len(cut.stdout.splitlines()) == 2  # the header and one row
+        assert cut.stderr.strip() == CUT, what
+
+
+def test_a_reader_that_leaves_early_is_no_error(database_url: str) -> None:
+    """`spine executions list | head -1`: exit 0 and no "Broken pipe"."""
+    assert spine(database_url, "run", "noop").returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run(
+            [*SPINE, "executions", "list"],
+            env=spine_env(database_url),
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    shell = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{' '.join(SPINE)} executions list | head -1"],
+        env=spine_env(database_url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shell.returncode == 0 and "Broken pipe" not in shell.stderr, shell.stderr
+    assert shell.stdout.startswith("id ")
+
+
+def test_schedules_list_writes_params_as_json_and_has_a_header(database_url: str) -> None:
+    added = spine(
+        database_url, "schedules", "add", "nap", "sleep", "--every", "1h", "-p", "seconds=2"
+    )
+    assert added.returncode == 0, added.stderr
+    csv_lines = spine(database_url, "schedules", "list", "--format", "csv").stdout.splitlines()
+    assert csv_lines[0].startswith("name,pipeline,params,")
+    assert csv_lines[1].startswith('nap,sleep,"{""seconds"":2.0}",')
+    table = spine(database_url, "schedules", "list").stdout.splitlines()
+    assert table[0].split() == ["name", "pipeline", "state", "next_fire_at", "when"]
+    paused = spine(database_url, "schedules", "pause", "nap", "--format", "json")
+    assert json.loads(paused.stdout)["enabled"] is False
+    shown = json.loads(spine(database_url, "schedules", "show", "nap", "--format", "json").stdout)
+    assert shown["params"] == {"seconds": 2} and shown["recent_fires"] == []
