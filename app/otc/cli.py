@@ -19,7 +19,7 @@ from app.config import get_settings
 from app.dates import range_problem
 from app.errors import NotFound
 from app.otc import load_reads, reads
-from app.otc.generator import default_ids, generate
+from app.otc.generator import after_sample, default_ids, generate
 from app.otc.retention import prune_raw
 from app.otc.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.otc.symbols import InvalidSymbol, normalize_symbol
@@ -147,9 +147,11 @@ def query_rejects(load_id: int, limit: int, fmt: str) -> None:
 @click.option(
     "--start-date",
     "start",
-    default="2026-01-05",
+    default=after_sample().isoformat(),
     show_default=True,
-    help="First trading day (YYYY-MM-DD; weekends are skipped).",
+    help="First trading day (YYYY-MM-DD; weekends are skipped). The default is the first "
+    "weekday after the sample's last day, so generated trades never mix into the "
+    "sample's metrics.",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))

@@ -10,7 +10,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import psycopg
 import pytest
 
 from app.config import get_settings
@@ -119,3 +121,35 @@ def test_schedules_list_writes_params_as_json_and_has_a_header(database_url: str
     assert json.loads(paused.stdout)["enabled"] is False
     shown = json.loads(spine(database_url, "schedules", "show", "nap", "--format", "json").stdout)
     assert shown["params"] == {"seconds": 2} and shown["recent_fires"] == []
+
+
+# ------------------------------------------------------------------ item 14: data generate
+
+METRICS = "SELECT symbol, trade_date, trade_count, total_notional FROM otc_metrics_daily"
+
+
+def test_generated_trades_by_default_leave_the_samples_metrics_alone(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    final = run_sync(run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"}))
+    assert final.status == "completed", final.error
+    with psycopg.connect(database_url) as conn:
+        sample = set(conn.execute(METRICS).fetchall())
+    last_day = max(row[1] for row in sample)
+
+    out = tmp_path / "gen.csv"
+    made = spine(database_url, "data", "generate", "--rows", "3000", "--symbols", "8", str(out))
+    assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("SPINE_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    final = run_sync(run_inline(database_url, "otc_ingest", {"file": out.name}))
+    assert final.status == "completed", final.error
+    with psycopg.connect(database_url) as conn:
+        after = set(conn.execute(METRICS).fetchall())
+    assert after > sample  # the generated days were added; no metric of the sample's changed
+    first_generated = min(row[1] for row in after - sample)
+    assert first_generated > last_day and first_generated.weekday() < 5
+    helped = spine(database_url, "data", "generate", "--help").stdout
+    assert "first weekday after the sample's last day" in " ".join(helped.split())
