@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Litestar, Request, get
 from litestar.openapi.plugins import (
     JsonRenderPlugin,
     OpenAPIRenderPlugin,
@@ -31,6 +31,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from app import __version__
+from app.web.route_index import RouteGroup, route_groups
 
 __all__ = ["ASSETS_PATH", "assets_router", "index", "render_plugins", "root"]
 
@@ -141,11 +142,12 @@ class Link(msgspec.Struct, kw_only=True):
 
 
 class Index(msgspec.Struct, kw_only=True):
-    """Where to go from here."""
+    """Where to go from here: the main links, and every route by group (read from the app)."""
 
     name: str
     version: str
     links: dict[str, Link]
+    groups: dict[str, RouteGroup]
 
 
 _LINKS = {
@@ -164,11 +166,12 @@ _LINKS = {
 }
 
 
-def _index() -> Index:
+def _index(app: Litestar) -> Index:
     return Index(
         name="Market Spine",
         version=__version__,
         links={key: Link(href=href, title=title) for key, (href, title) in _LINKS.items()},
+        groups=route_groups(app),
     )
 
 
@@ -180,11 +183,11 @@ def _index() -> Index:
     opt={"public": True},
     sync_to_thread=False,
 )
-def index() -> Index:
-    """Start here: every link a newcomer needs (also at `/`)."""
-    return _index()
+def index(request: Request[Any, Any, Any]) -> Index:
+    """Start here: every link a newcomer needs, and every route by group (also at `/`)."""
+    return _index(request.app)
 
 
 @get("/", include_in_schema=False, opt={"public": True}, sync_to_thread=False)
-def root() -> Index:
-    return _index()
+def root(request: Request[Any, Any, Any]) -> Index:
+    return _index(request.app)
