@@ -166,15 +166,27 @@ class ProgressPrinter:
     """Progress events of one execution: a bar on a terminal, plain lines elsewhere.
 
     Each phase (its `phase` field, else its message) shows its own progress and
-    elapsed time. Plain lines are written when the step (message) changes and
-    otherwise at most every `every` seconds.
+    elapsed time. On a terminal the bar is redrawn by `tick()` between events
+    too, so the elapsed time counts while a step reports nothing; a phase's bar
+    ends full when the next phase starts or the run completes, and is cleared
+    when the run ends otherwise. Plain lines are written when the step
+    (message) changes and otherwise at most every `every` seconds.
     """
 
-    def __init__(self, tty: bool | None = None, every: float = 5.0) -> None:
+    WIDTH = 100
+
+    def __init__(
+        self,
+        tty: bool | None = None,
+        every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.every = every
+        self.clock = clock
         self.phase: str | None = None
         self.message: str | None = None
+        self.payload: dict[str, Any] = {}
         self.phase_started = 0.0
         self.last_line = 0.0
         self.bar_shown = False
@@ -182,26 +194,47 @@ class ProgressPrinter:
     def show(self, payload: dict[str, Any]) -> None:
         phase = str(payload.get("phase") or payload.get("message") or "working")
         message = str(payload.get("message") or "")
-        now = time.monotonic()
+        now = self.clock()
         if phase != self.phase:
+            self.end(ok=True)  # the phase before is over: its bar ends full
             self.phase, self.phase_started = phase, now
-            if self.bar_shown:
-                click.echo(err=True)
-                self.bar_shown = False
-        text = f"{phase}: {self._text(payload, now - self.phase_started)}"
+        self.payload = payload
         if self.tty:
-            click.echo(f"\r{text[:100]:<100}", nl=False, err=True)
-            self.bar_shown = True
+            self._draw(now)
         elif message != self.message or now - self.last_line >= self.every:
-            click.echo(text, err=True)  # a new step, or a while since the last line
+            click.echo(self._line(now), err=True)  # a new step, or a while since the last
             self.last_line = now
         self.message = message
 
-    def end(self) -> None:
-        """Before any other line: finish the bar's line."""
-        if self.bar_shown:
+    def tick(self) -> None:
+        """Redraw the bar with the time now (between events: the elapsed column counts)."""
+        if self.tty and self.bar_shown:
+            self._draw(self.clock())
+
+    def end(self, ok: bool | None = None) -> None:
+        """Before any other line: finish the bar's line.
+
+        `ok=True` (the phase or the run completed) draws it full first; `ok=False`
+        (the run failed or was cancelled) clears it; None leaves it as it is.
+        """
+        if not self.bar_shown:
+            return
+        if ok is False:
+            click.echo(f"\r{'':<{self.WIDTH}}\r", nl=False, err=True)
+        else:
+            if ok:
+                total = self.payload.get("total")
+                self.payload = {**self.payload, "done": total} if total else self.payload
+                self._draw(self.clock())
             click.echo(err=True)
-            self.bar_shown = False
+        self.bar_shown = False
+
+    def _draw(self, now: float) -> None:
+        click.echo(f"\r{self._line(now)[: self.WIDTH]:<{self.WIDTH}}", nl=False, err=True)
+        self.bar_shown = True
+
+    def _line(self, now: float) -> str:
+        return f"{self.phase}: {self._text(self.payload, now - self.phase_started)}"
 
     @staticmethod
     def _text(payload: dict[str, Any], elapsed: float) -> str:

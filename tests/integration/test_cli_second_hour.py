@@ -153,3 +153,40 @@ def test_generated_trades_by_default_leave_the_samples_metrics_alone(
     assert first_generated > last_day and first_generated.weekday() < 5
     helped = spine(database_url, "data", "generate", "--help").stdout
     assert "first weekday after the sample's last day" in " ".join(helped.split())
+
+
+# ------------------------------------------------------------------ item 12: run --wait
+
+
+def test_ingest_progress_names_each_step_and_the_summary_says_changed_of_total(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A free trades lock is not "waited for"; each normalize step shows (none is
+    throttled away behind the one before it); metrics rows: changed, and the total."""
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    first = run_sync(run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"}))
+    again = run_sync(run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"}))
+    with psycopg.connect(database_url) as conn:
+        messages = [
+            row[0]
+            for row in conn.execute(
+                "SELECT payload ->> 'message' FROM execution_events"
+                " WHERE execution_id = %s AND event_type = 'progress' ORDER BY id",
+                (first.id,),
+            )
+        ]
+        summaries = [
+            conn.execute(
+                "SELECT payload -> 'result' FROM execution_events"
+                " WHERE execution_id = %s AND event_type = 'completed'",
+                (e.id,),
+            ).fetchone()[0]  # type: ignore[index]
+            for e in (first, again)
+        ]
+    assert "waiting for the trades lock" not in messages
+    steps = [m for m in messages if m.startswith(("checking", "inserting", "resolving"))]
+    assert [s.split()[0] for s in steps] == ["checking", "inserting", "resolving"], messages
+    assert (summaries[0]["metrics_rows_changed"], summaries[0]["metrics_rows_total"]) == (40, 40)
+    assert (summaries[1]["metrics_rows_changed"], summaries[1]["metrics_rows_total"]) == (0, 40)
+    assert "metrics_rows" not in summaries[1]

@@ -107,3 +107,41 @@ def test_every_executions_and_schedules_command_speaks_json() -> None:
             assert formats, f"spine {group} {name} has no --format"
             assert isinstance(formats[0].type, click.Choice)
             assert "json" in formats[0].type.choices, f"spine {group} {name}"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_elapsed_column_counts_between_events_and_bars_end_full(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock = Clock()
+    printer = ProgressPrinter(tty=True, clock=clock)
+    printer.show({"phase": "copy", "done": 50, "total": 100, "message": "copying"})
+    clock.now += 4.0
+    printer.tick()  # no event for 4 s: the bar is redrawn with the time
+    assert "  4.0s copying" in capsys.readouterr().err
+    printer.show({"phase": "normalize", "done": 1, "total": 4, "message": "inserting trades"})
+    lines = capsys.readouterr().err.split("\n")
+    assert "[##############################] 100.0%   4.0s copying" in lines[0]  # ended full
+    assert "normalize: [#######" in lines[1]
+    clock.now += 2.5
+    printer.end(ok=True)  # the run completed
+    err = capsys.readouterr().err
+    assert "100.0%   2.5s inserting trades" in err and err.endswith("\n")
+
+
+def test_a_failed_run_clears_its_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    printer = ProgressPrinter(tty=True, clock=Clock())
+    printer.show({"phase": "copy", "done": 50, "total": 100, "message": "copying"})
+    capsys.readouterr()
+    printer.end(ok=False)
+    err = capsys.readouterr().err
+    assert err.startswith("\r") and err.endswith("\r") and err.strip() == ""
+    printer.end(ok=True)  # nothing left to finish
+    assert capsys.readouterr().err == ""
