@@ -38,3 +38,40 @@ async def test_the_groups_come_from_the_routes_not_a_list() -> None:
     only_otc = await _index(Catalog(otc.DOMAIN))
     assert "otc" in only_otc and "finra" not in only_otc
     assert "finra" in await _index(Catalog(otc.DOMAIN, finra.DOMAIN))
+
+
+# ------------------------------------------------------------------ item 17: Swagger's padlocks
+
+MUTATING = {"post", "put", "patch", "delete"}
+
+
+@pytest.mark.usefixtures("database_url")
+@pytest.mark.parametrize(
+    ("token", "reads", "locked"),
+    [("", "0", "none"), ("t0ken", "0", "writes"), ("t0ken", "1", "all")],
+)
+async def test_the_padlocks_are_on_the_routes_that_need_the_token(
+    monkeypatch: pytest.MonkeyPatch, token: str, reads: str, locked: str
+) -> None:
+    monkeypatch.setenv("SPINE_API_TOKEN", token)
+    monkeypatch.setenv("SPINE_API_TOKEN_READS", reads)
+    get_settings.cache_clear()
+    async with AsyncTestClient(create_app()) as client:
+        document = (await client.get("/schema/openapi.json")).json()
+        swagger = (await client.get("/schema/swagger")).text
+    operations = {
+        (method, path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in MUTATING | {"get"}
+    }
+    public = {"/api/v1", "/api/v1/health", "/api/v1/health/ready"}
+    for (method, path), operation in operations.items():
+        needs = locked == "all" or (locked == "writes" and method in MUTATING)
+        if path in public:
+            needs = False
+        expected = [{"bearerAuth": []}] if needs else None
+        assert operation.get("security") == expected, (method, path)
+    writes = sum(1 for (m, p) in operations if m in MUTATING)
+    shown = swagger.count('"security":[{"bearerAuth":[]}]')  # the page's own copy
+    assert shown == {"none": 0, "writes": writes, "all": len(operations) - len(public)}[locked]
