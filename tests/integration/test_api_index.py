@@ -70,7 +70,7 @@ async def test_the_padlocks_are_on_the_routes_that_need_the_token(
         needs = locked == "all" or (locked == "writes" and method in MUTATING)
         if path in public:
             needs = False
-        expected = [{"bearerAuth": []}] if needs else None
+        expected: list[dict[str, list[str]]] | None = [{"bearerAuth": []}] if needs else None
         assert operation.get("security") == expected, (method, path)
     writes = sum(1 for (m, p) in operations if m in MUTATING)
     shown = swagger.count('"security":[{"bearerAuth":[]}]')  # the page's own copy
