@@ -34,7 +34,7 @@ from app.config import Settings
 from app.db import database_url
 from app.domains import Catalog
 from app.ui.actions import ACTIONS
-from app.ui.errors import error_page
+from app.ui.errors import error_page, no_such_page
 from app.ui.live import LiveFeed, events
 from app.ui.pages import PAGES
 from app.ui.security import (
@@ -93,6 +93,7 @@ def ui_router(settings: Settings, parts: UiParts) -> Router:
             events,
             *static,
             _static("/static", HERE / "static", "ui_static"),
+            no_such_page,
         ],
         guards=[ui_guard],
         dependencies={"conn": Provide(provide_conn)},

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response
-from litestar.exceptions import NotAuthorizedException
+from litestar import Request, Response, get
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
 
 from app.ui.security import add_security_headers, unauthorized_to_login
 from app.web.problems import problem_for
 
-__all__ = ["error_page"]
+__all__ = ["error_page", "no_such_page"]
 
 
 def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -30,3 +31,10 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         "error.html", context={"problem": problem}, status_code=problem.status, headers=headers
     )
     return add_security_headers(page)
+
+
+@get("/{rest:path}", name="ui_no_such_page", sync_to_thread=False)
+def no_such_page(rest: FromPath[str]) -> None:
+    """Any other /ui path: a 404 page (a route nobody matched never reaches the UI's
+    handlers, and would be answered as problem+json)."""
+    raise NotFoundException(detail=f"no dashboard page at /ui{rest}")

@@ -38,7 +38,8 @@ async def test_errors_are_pages_with_the_navigation() -> None:
     async with api_client() as client:
         bad = await client.get("/ui/executions", params={"status": "bogus"})
         missing = await client.get("/ui/executions/no-such-execution")
-    for response, status in ((bad, 400), (missing, 404)):
+        nowhere = await client.get("/ui/no/such/page")
+    for response, status in ((bad, 400), (missing, 404), (nowhere, 404)):
         assert response.status_code == status
         assert response.headers["content-type"].startswith("text/html")
         assert NAV in response.text and 'href="/ui/executions"' in response.text
