@@ -17,7 +17,7 @@ import pytest
 
 from app.config import get_settings
 from tests.finra_support import WEEK_FILES
-from tests.support import ROOT, run_inline, run_sync, spine_env
+from tests.support import ROOT, run_inline, run_sync, spine_env, wait_until
 
 SPINE = [sys.executable, "-m", "app.cli"]
 CUT = "(more rows: showing the first 1; use --limit to see more)"
@@ -196,3 +196,30 @@ def test_ingest_progress_names_each_step_and_the_summary_says_changed_of_total(
     assert (summaries[0]["metrics_rows_changed"], summaries[0]["metrics_rows_total"]) == (40, 40)
     assert (summaries[1]["metrics_rows_changed"], summaries[1]["metrics_rows_total"]) == (0, 40)
     assert "metrics_rows" not in summaries[1]
+
+
+def test_waiting_for_the_trades_lock_is_said_while_another_holds_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.otc.metrics import TRADES_LOCK
+
+    monkeypatch.setenv("SPINE_DATA_DIR", str(ROOT / "data"))
+    get_settings.cache_clear()
+    waiting = (
+        "SELECT 1 FROM execution_events WHERE event_type = 'progress'"
+        " AND payload ->> 'message' = 'waiting for the trades lock'"
+    )
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (TRADES_LOCK,))
+        with ThreadPoolExecutor(1) as thread:
+            ingest = run_inline(database_url, "otc_ingest", {"file": "otc_sample.csv"})
+            done = thread.submit(run_sync, ingest)
+            try:
+                wait_until(lambda: holder.execute(waiting).fetchone() is not None, timeout=60)
+                assert not done.done()  # it waits for the lock, as it says
+            finally:
+                holder.execute("SELECT pg_advisory_unlock(%s)", (TRADES_LOCK,))
+            final = done.result(timeout=120)
+    assert final.status == "completed", final.error
