@@ -170,7 +170,8 @@ class ProgressPrinter:
     too, so the elapsed time counts while a step reports nothing; a phase's bar
     ends full when the next phase starts or the run completes, and is cleared
     when the run ends otherwise. Plain lines are written when the step
-    (message) changes and otherwise at most every `every` seconds.
+    (message) changes and otherwise at most every `every` seconds, and each
+    phase that completes ends with a `done in N.Ns` line.
     """
 
     WIDTH = 100
@@ -190,6 +191,7 @@ class ProgressPrinter:
         self.phase_started = 0.0
         self.last_line = 0.0
         self.bar_shown = False
+        self.phase_open = False  # plain lines: a line of this phase was written
 
     def show(self, payload: dict[str, Any]) -> None:
         phase = str(payload.get("phase") or payload.get("message") or "working")
@@ -204,6 +206,7 @@ class ProgressPrinter:
         elif message != self.message or now - self.last_line >= self.every:
             click.echo(self._line(now), err=True)  # a new step, or a while since the last
             self.last_line = now
+            self.phase_open = True
         self.message = message
 
     def tick(self) -> None:
@@ -217,6 +220,12 @@ class ProgressPrinter:
         `ok=True` (the phase or the run completed) draws it full first; `ok=False`
         (the run failed or was cancelled) clears it; None leaves it as it is.
         """
+        if not self.tty:
+            if ok and self.phase_open:  # a log says where the time went, phase by phase
+                elapsed = self.clock() - self.phase_started
+                click.echo(f"{self.phase}: done in {elapsed:.1f}s", err=True)
+            self.phase_open = self.phase_open and ok is None
+            return
         if not self.bar_shown:
             return
         if ok is False:

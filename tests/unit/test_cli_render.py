@@ -24,8 +24,20 @@ def test_plain_progress_is_one_line_per_step_and_no_carriage_returns(
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["copy", "normalize", "normalize", "metrics"]
-    assert "s copying f.csv" in lines[0] and "25.0%" in lines[1]
+    assert [line.split(":")[0] for line in lines] == [
+        "copy",
+        "copy",
+        "normalize",
+        "normalize",
+        "normalize",
+        "metrics",
+    ]
+    assert "s copying f.csv" in lines[0] and "25.0%" in lines[2]
+    assert lines[1].startswith("copy: done in ") and lines[4].startswith("normalize: done in ")
+    printer.end(ok=True)  # the run completed: its last phase too
+    assert capsys.readouterr().err.startswith("metrics: done in ")
+    printer.end(ok=True)  # said once
+    assert capsys.readouterr().err == ""
 
 
 def test_terminal_progress_is_a_bar_redrawn_in_place(capsys: pytest.CaptureFixture[str]) -> None:
