@@ -102,9 +102,12 @@ def padlocks(openapi_schema: dict[str, Any], settings: Settings) -> None:
     """In place: each operation's `security` as this server enforces it, so Swagger UI's
     padlocks are on exactly the routes that need the token (app.web.security's rule).
 
-    No SPINE_API_TOKEN: none. A token: the mutating routes; with
-    SPINE_API_TOKEN_READS=1 the reads too. Public routes (no `security`) stay open.
+    No SPINE_API_TOKEN: none, and no bearer scheme (so no Authorize button). A
+    token: the mutating routes; with SPINE_API_TOKEN_READS=1 the reads too.
+    Public routes (no `security`) stay open.
     """
+    if not settings.api_token:
+        openapi_schema.get("components", {}).get("securitySchemes", {}).pop("bearerAuth", None)
     for path_item in openapi_schema.get("paths", {}).values():
         for method, operation in path_item.items():
             if not isinstance(operation, dict) or "security" not in operation:

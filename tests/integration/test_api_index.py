@@ -72,6 +72,8 @@ async def test_the_padlocks_are_on_the_routes_that_need_the_token(
             needs = False
         expected: list[dict[str, list[str]]] | None = [{"bearerAuth": []}] if needs else None
         assert operation.get("security") == expected, (method, path)
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    assert ("bearerAuth" in schemes) == bool(token)  # Swagger's Authorize button only with one
     writes = sum(1 for (m, p) in operations if m in MUTATING)
     shown = swagger.count('"security":[{"bearerAuth":[]}]')  # the page's own copy
     assert shown == {"none": 0, "writes": writes, "all": len(operations) - len(public)}[locked]
