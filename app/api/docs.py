@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Litestar, Request, get
 from litestar.openapi.plugins import (
     JsonRenderPlugin,
     OpenAPIRenderPlugin,
@@ -31,8 +31,10 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from app import __version__
+from app.config import Settings
+from app.web.route_index import RouteGroup, route_groups
 
-__all__ = ["ASSETS_PATH", "assets_router", "index", "render_plugins", "root"]
+__all__ = ["ASSETS_PATH", "assets_router", "index", "padlocks", "render_plugins", "root"]
 
 ASSETS_PATH = "/schema/assets"
 REDOC_DIR = Path(__file__).parent / "static" / "redoc"
@@ -81,15 +83,40 @@ class _Tidy(OpenAPIRenderPlugin):
     def render_json(  # type: ignore[override]  # Litestar's is typed without `self`'s kind
         self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]
     ) -> bytes:
-        _tidy(openapi_schema)
+        _tidy(openapi_schema, request)
         return super().render_json(request, openapi_schema)
 
 
-def _tidy(openapi_schema: dict[str, Any]) -> None:
+def _tidy(openapi_schema: dict[str, Any], request: Request[Any, Any, Any]) -> None:
     if not openapi_schema.get("x-tidy"):
         integral_bounds(openapi_schema)
         _big_bound(openapi_schema)
+        padlocks(openapi_schema, request.app.state.settings)
         openapi_schema["x-tidy"] = True  # the dict is Litestar's cached copy: do it once
+
+
+_MUTATING = {"post", "put", "patch", "delete"}
+
+
+def padlocks(openapi_schema: dict[str, Any], settings: Settings) -> None:
+    """In place: each operation's `security` as this server enforces it, so Swagger UI's
+    padlocks are on exactly the routes that need the token (app.web.security's rule).
+
+    No SPINE_API_TOKEN: none, and no bearer scheme (so no Authorize button). A
+    token: the mutating routes; with SPINE_API_TOKEN_READS=1 the reads too.
+    Public routes (no `security`) stay open.
+    """
+    if not settings.api_token:
+        openapi_schema.get("components", {}).get("securitySchemes", {}).pop("bearerAuth", None)
+    for path_item in openapi_schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if not isinstance(operation, dict) or "security" not in operation:
+                continue
+            needed = settings.api_token and (method in _MUTATING or settings.api_token_reads)
+            if needed:
+                operation["security"] = [{"bearerAuth": []}]
+            else:
+                del operation["security"]
 
 
 class _Json(_Tidy, JsonRenderPlugin):
@@ -98,7 +125,7 @@ class _Json(_Tidy, JsonRenderPlugin):
 
 class _Yaml(YamlRenderPlugin):
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        _tidy(openapi_schema)
+        _tidy(openapi_schema, request)
         return super().render(request, openapi_schema)
 
 
@@ -141,11 +168,12 @@ class Link(msgspec.Struct, kw_only=True):
 
 
 class Index(msgspec.Struct, kw_only=True):
-    """Where to go from here."""
+    """Where to go from here: the main links, and every route by group (read from the app)."""
 
     name: str
     version: str
     links: dict[str, Link]
+    groups: dict[str, RouteGroup]
 
 
 _LINKS = {
@@ -164,11 +192,12 @@ _LINKS = {
 }
 
 
-def _index() -> Index:
+def _index(app: Litestar) -> Index:
     return Index(
         name="Market Spine",
         version=__version__,
         links={key: Link(href=href, title=title) for key, (href, title) in _LINKS.items()},
+        groups=route_groups(app),
     )
 
 
@@ -180,11 +209,11 @@ def _index() -> Index:
     opt={"public": True},
     sync_to_thread=False,
 )
-def index() -> Index:
-    """Start here: every link a newcomer needs (also at `/`)."""
-    return _index()
+def index(request: Request[Any, Any, Any]) -> Index:
+    """Start here: every link a newcomer needs, and every route by group (also at `/`)."""
+    return _index(request.app)
 
 
 @get("/", include_in_schema=False, opt={"public": True}, sync_to_thread=False)
-def root() -> Index:
-    return _index()
+def root(request: Request[Any, Any, Any]) -> Index:
+    return _index(request.app)

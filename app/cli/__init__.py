@@ -9,6 +9,7 @@ into one line on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +39,9 @@ class SpineGroup(click.Group):
 
     Errors the commands raise become click's one-line `Error: ...` (exit 1); a
     usage mistake (unknown option, bad value) is one line too, naming the
-    command's --help, instead of click's three-line usage block (exit 2).
+    command's --help, instead of click's three-line usage block (exit 2). A
+    reader that stops early (`spine executions list | head -1`) ends the
+    command quietly with exit 0, for every command.
     """
 
     def main(  # type: ignore[override]
@@ -63,6 +66,9 @@ class SpineGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # the reader left (`| head -1`): not an error
+            _quiet_stdout()
+            sys.exit(0)
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from None
         except SpineError as exc:
@@ -79,6 +85,13 @@ class SpineGroup(click.Group):
             raise click.ClickException(f"database: {first_line(exc)}") from None
         except OSError as exc:  # a file or directory that is missing or not writable
             raise click.ClickException(first_line(exc)) from None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def build_cli(catalog: Catalog) -> click.Group:

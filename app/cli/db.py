@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import msgspec
 
 from app import db, embedded
 from app.cli.common import redact
+from app.cli.render import emit
 from app.config import get_settings
 from app.migrations import apply_pending, status
 
@@ -31,6 +33,14 @@ def db_init() -> None:
     click.echo(f"{len(applied)} migration(s) applied; database is up to date.")
 
 
+class MigrationLine(msgspec.Struct):
+    """A row of `spine db status`' table."""
+
+    state: str
+    migration: str
+    applied_at: str
+
+
 @db_group.command("status")
 def db_status() -> None:
     """The embedded server (running? started by whom?) and the migrations: applied and pending."""
@@ -39,9 +49,13 @@ def db_status() -> None:
         click.echo(_embedded_state(settings.state_dir))
     with db.connect(db.database_url(settings)) as conn:
         states = status(conn)
-    for s in states:
-        when = s.applied_at.isoformat(timespec="seconds") if s.applied_at else ""
-        click.echo(f"{s.state:<8} {s.name:<40} {when}".rstrip())
+    lines = [
+        MigrationLine(
+            s.state, s.name, s.applied_at.isoformat(timespec="seconds") if s.applied_at else ""
+        )
+        for s in states
+    ]
+    emit(lines, "table", "no migrations", kind=MigrationLine)
     pending = sum(s.state == "pending" for s in states)
     click.echo(f"{len(states) - pending} applied, {pending} pending")
 

@@ -7,11 +7,13 @@ import msgspec
 
 from app import db
 from app.cli.common import parse_age, parse_since, with_conn
+from app.cli.render import FORMAT_OPTION, emit, emit_one, limit_option, one_format_option
 from app.config import get_settings
 from app.engine import executions, retries, workers
 from app.engine.models import LANES, STATUSES, Event, Execution
 from app.engine.retries import RETRYABLE
 from app.errors import Conflict, NotFound
+from app.web.schemas import EventResponse, ExecutionResponse
 
 __all__ = ["executions_group"]
 
@@ -25,6 +27,45 @@ SINCE_HELP = "Created at or after: an age back from now (1d, 12h) or an ISO 8601
 UNTIL_HELP = "Created before: an age back from now (1d, 12h) or an ISO 8601 time."
 
 
+class ExecutionLine(msgspec.Struct):
+    """A row of `spine executions list`'s table (`--format json`: the API's objects)."""
+
+    id: str
+    status: str
+    pipeline: str
+    created_at: str
+    attempt: str
+    next_run: str
+    timeout: str
+    last_error: str
+
+
+def _line(e: ExecutionResponse) -> ExecutionLine:
+    waiting = e.status == "pending" and e.available_at > e.created_at
+    return ExecutionLine(
+        id=e.id,
+        status=e.status,
+        pipeline=e.pipeline,
+        created_at=f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+        attempt=f"{e.attempt}/{e.max_attempts}",
+        next_run=f"{e.available_at:%Y-%m-%d %H:%M:%S}" if waiting else "",
+        timeout=f"{e.timeout_seconds:g}s" if e.timeout_seconds is not None else "",
+        last_error=e.last_error or "",
+    )
+
+
+class EventLine(msgspec.Struct):
+    """A row of `spine executions events`' table."""
+
+    timestamp: str
+    event_type: str
+    payload: dict[str, object]
+
+
+def _event_line(e: EventResponse) -> EventLine:
+    return EventLine(e.timestamp.isoformat(timespec="milliseconds"), e.event_type, e.payload)
+
+
 @executions_group.command("list")
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
 @click.option("--pipeline", default=None, help="Only this pipeline (`spine list`).")
@@ -32,7 +73,8 @@ UNTIL_HELP = "Created before: an age back from now (1d, 12h) or an ISO 8601 time
 @click.option("--since", default=None, help=SINCE_HELP)
 @click.option("--until", default=None, help=UNTIL_HELP)
 @click.option("--attempt-gte", type=click.IntRange(0), default=None, help="At least N attempts.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@limit_option(20, 500)
+@FORMAT_OPTION
 def executions_list(
     *,
     status: str | None,
@@ -42,6 +84,7 @@ def executions_list(
     until: str | None,
     attempt_gte: int | None,
     limit: int,
+    fmt: str,
 ) -> None:
     """Newest executions first: attempts, next run (a delayed run or a retry), last error."""
     first = parse_since(since, option="--since")
@@ -49,7 +92,7 @@ def executions_list(
     rows = with_conn(
         lambda c: executions.list_page(
             c,
-            limit=limit,
+            limit=limit + 1,
             status=status,
             pipeline=pipeline,
             lane=lane,
@@ -58,21 +101,14 @@ def executions_list(
             attempt_gte=attempt_gte,
         )
     )
-    for e in rows:
-        attempts = f"{e.attempt}/{e.max_attempts}"
-        waiting = e.status == "pending" and e.available_at > e.created_at
-        next_run = f"next {e.available_at:%Y-%m-%d %H:%M:%S}" if waiting else ""
-        line = (
-            f"{e.id}  {e.status:<9}  {e.pipeline:<20} {e.created_at:%Y-%m-%d %H:%M:%S}"
-            f"  attempt {attempts:<5}  {next_run}"
-        )
-        if e.timeout_seconds is not None:
-            line += f"  timeout {e.timeout_seconds:g}s"
-        if e.error:
-            line += f"  last error: {e.error}"
-        click.echo(line.rstrip())
-    if not rows:
-        click.echo("no executions")
+    emit(
+        [ExecutionResponse.from_row(e) for e in rows],
+        fmt,
+        "no executions",
+        kind=ExecutionResponse,
+        limit=limit,
+        table=_line,
+    )
 
 
 async def _existing(conn: db.AsyncConn, execution_id: str) -> Execution:
@@ -84,38 +120,47 @@ async def _existing(conn: db.AsyncConn, execution_id: str) -> Execution:
 
 @executions_group.command("show")
 @click.argument("execution_id")
-def executions_show(execution_id: str) -> None:
-    """One execution, as JSON."""
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+def executions_show(execution_id: str, fmt: str) -> None:
+    """One execution, as the API's JSON object."""
     execution = with_conn(lambda c: _existing(c, execution_id))
-    click.echo(msgspec.json.format(msgspec.json.encode(execution)).decode())
+    emit_one(ExecutionResponse.from_row(execution), fmt, "")
 
 
 @executions_group.command("events")
 @click.argument("execution_id")
-def executions_events(execution_id: str) -> None:
+@FORMAT_OPTION
+def executions_events(execution_id: str, fmt: str) -> None:
     """The execution's events in order."""
 
     async def go(conn: db.AsyncConn) -> list[Event]:
         await _existing(conn, execution_id)
         return await executions.list_events(conn, execution_id)
 
-    for event in with_conn(go):
-        payload = msgspec.json.encode(event.payload).decode()
-        click.echo(
-            f"{event.timestamp.isoformat(timespec='milliseconds')} {event.event_type:<16} {payload}"
-        )
+    emit(
+        [EventResponse.from_row(e) for e in with_conn(go)],
+        fmt,
+        "no events",
+        kind=EventResponse,
+        table=_event_line,
+    )
 
 
 @executions_group.command("cancel")
 @click.argument("execution_id")
-def executions_cancel(execution_id: str) -> None:
+@one_format_option()
+def executions_cancel(execution_id: str, fmt: str) -> None:
     """Cancel: a pending execution at once, a running one at its next check."""
     execution, outcome = with_conn(lambda c: executions.request_cancel(c, execution_id))
     if execution is None:
         raise NotFound(f"no execution {execution_id}")
     if outcome == "finished":
         raise Conflict(f"execution {execution_id} already ended ({execution.status})")
-    click.echo(f"{execution_id}: {outcome.replace('_', ' ')} (status {execution.status})")
+    emit_one(
+        ExecutionResponse.from_row(execution),
+        fmt,
+        f"{execution_id}: {outcome.replace('_', ' ')} (status {execution.status})",
+    )
 
 
 @executions_group.command("retry")
@@ -125,6 +170,7 @@ def executions_cancel(execution_id: str) -> None:
 @click.option("--since", default=None, help=SINCE_HELP)
 @click.option("--until", default=None, help=UNTIL_HELP)
 @click.option("--yes", "-y", is_flag=True, help="Retry without asking (the bulk form).")
+@one_format_option()
 def executions_retry(
     execution_id: str | None,
     *,
@@ -133,6 +179,7 @@ def executions_retry(
     since: str | None,
     until: str | None,
     yes: bool,
+    fmt: str,
 ) -> None:
     """Back to pending with a fresh attempt budget: one execution, or every match.
 
@@ -153,7 +200,8 @@ def executions_retry(
                 "key_active": "another active execution holds its logical_key",
             }.get(outcome, outcome)
             raise Conflict(f"execution {execution_id} cannot be retried: {why}")
-        click.echo(f"{execution_id}: retried (status {execution.status})")
+        text = f"{execution_id}: retried (status {execution.status})"
+        emit_one(ExecutionResponse.from_row(execution), fmt, text)
         return
     first = parse_since(since, option="--since")
     last = parse_since(until, option="--until")
@@ -163,7 +211,7 @@ def executions_retry(
         )
     )
     if count == 0:
-        click.echo("no failed or cancelled executions match")
+        emit_one(RetriedMany(retried=[]), fmt, "no failed or cancelled executions match")
         return
     if not yes:
         click.confirm(f"retry {count} execution(s)?", abort=True, err=True)
@@ -172,12 +220,13 @@ def executions_retry(
             c, source="cli", status=status, pipeline=pipeline, since=first, until=last
         )
     )
-    click.echo(f"retried {len(retried)} execution(s)")
+    emit_one(RetriedMany(retried=list(retried)), fmt, f"retried {len(retried)} execution(s)")
 
 
 @executions_group.command("prune")
 @click.option("--older-than", "older_than", required=True, help="Age, like 30d, 12h or 90m.")
-def executions_prune(older_than: str) -> None:
+@one_format_option()
+def executions_prune(older_than: str, fmt: str) -> None:
     """Delete finished executions (and their events) and gone workers older than the given age."""
     seconds = parse_age(older_than)
     lease = get_settings().lease_timeout
@@ -185,6 +234,21 @@ def executions_prune(older_than: str) -> None:
     gone = with_conn(
         lambda c: workers.prune_workers(c, older_than_seconds=seconds, lease_timeout=lease)
     )
-    click.echo(
-        f"pruned {deleted} finished execution(s) and {gone} gone worker(s) older than {older_than}"
+    emit_one(
+        Pruned(executions=deleted, workers=gone),
+        fmt,
+        f"pruned {deleted} finished execution(s) and {gone} gone worker(s) older than {older_than}",
     )
+
+
+class RetriedMany(msgspec.Struct, kw_only=True):
+    """`executions retry --format json` with filters: the ids retried."""
+
+    retried: list[str]
+
+
+class Pruned(msgspec.Struct, kw_only=True):
+    """`executions prune --format json`: how many rows went."""
+
+    executions: int
+    workers: int

@@ -163,12 +163,13 @@ async def _follow(url: str, execution_id: str, lease_timeout: float) -> str:
                 if event.event_type == "progress":
                     progress.show(event.payload)
                     continue
-                progress.end()
+                ended = event.event_type in TERMINAL
+                progress.end(ok=event.event_type == "completed" if ended else None)
                 click.echo(f"{event.timestamp:%H:%M:%S} {event.event_type}")
                 if event.payload.get("result") is not None:
                     result = event.payload["result"]
             if current is None or current.status in TERMINAL:
-                progress.end()
+                progress.end(ok=current is not None and current.status == "completed")
                 if result is not None:
                     click.echo(msgspec.json.format(to_json(result)).decode())
                 if current is not None and current.error:
@@ -189,3 +190,4 @@ async def _follow(url: str, execution_id: str, lease_timeout: float) -> str:
                 )
             # Events carry no NOTIFY of their own; wake on queue activity or every 0.5 s.
             await listener.wait(0.5)
+            progress.tick()  # a slow step sends no event: its elapsed time still counts

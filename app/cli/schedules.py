@@ -12,7 +12,7 @@ import msgspec
 from app import db
 from app.catalog import default_registry
 from app.cli.common import parse_age, parse_params, with_conn
-from app.cli.render import emit
+from app.cli.render import FORMAT_OPTION, emit, emit_one, one_format_option
 from app.config import get_settings
 from app.engine import schedules_sql as sql
 from app.engine import scheduling
@@ -20,7 +20,13 @@ from app.engine.backends import make_backend
 from app.engine.models import LANES
 from app.engine.schedules import DEFAULT_MISFIRE_GRACE, Schedule, ScheduleInput
 from app.errors import NotFound
-from app.web.schemas_schedules import ScheduleResponse
+from app.web.schemas import ExecutionResponse
+from app.web.schemas_schedules import (
+    FireResponse,
+    ScheduleDetail,
+    ScheduleResponse,
+    SkipResponse,
+)
 
 __all__ = ["schedules_group"]
 
@@ -62,6 +68,7 @@ def _when(s: Schedule) -> str:
     "the latest missed slot still fires if at most this late.",
 )
 @click.option("--paused", is_flag=True, help="Create it paused.")
+@one_format_option()
 def schedules_add(
     *,
     name: str,
@@ -73,6 +80,7 @@ def schedules_add(
     lane: str,
     grace: str | None,
     paused: bool,
+    fmt: str,
 ) -> None:
     """Add a schedule: exactly one of --cron and --every."""
     if (cron is None) == (every is None):
@@ -91,19 +99,30 @@ def schedules_add(
     )
     registry, settings = default_registry(), get_settings()
     schedule = with_conn(lambda c: scheduling.create(c, registry, settings, inp))
-    click.echo(f"{schedule.name}: {_when(schedule)}, next {schedule.next_fire_at.isoformat()}")
+    text = f"{schedule.name}: {_when(schedule)}, next {schedule.next_fire_at.isoformat()}"
+    emit_one(ScheduleResponse.from_row(schedule), fmt, text)
+
+
+class ScheduleLine(msgspec.Struct):
+    """A row of `spine schedules list`'s table (json and csv: the API's objects)."""
+
+    name: str
+    pipeline: str
+    state: str
+    next_fire_at: str
+    when: str
+
+
+def _schedule_line(s: ScheduleResponse) -> ScheduleLine:
+    when = f"cron {s.cron!r} ({s.timezone})" if s.cron else f"every {s.interval_seconds}s"
+    state = "enabled" if s.enabled else "paused"
+    return ScheduleLine(s.name, s.pipeline, state, s.next_fire_at.isoformat(), when)
 
 
 @schedules_group.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@FORMAT_OPTION
 def schedules_list(fmt: str) -> None:
-    """Every schedule, by name (json and csv: the API's objects)."""
+    """Every schedule, by name (json and csv: the API's objects, params as JSON)."""
 
     async def everything(conn: db.AsyncConn) -> list[Schedule]:
         rows: list[Schedule] = []
@@ -111,69 +130,70 @@ def schedules_list(fmt: str) -> None:
             rows += page
         return rows
 
-    rows = with_conn(everything)
-    if fmt != "table":
-        emit(
-            [ScheduleResponse.from_row(s) for s in rows], fmt, "no schedules", kind=ScheduleResponse
-        )
-        return
-    for s in rows:
-        state = "enabled" if s.enabled else "paused"
-        click.echo(
-            f"{s.name:<24} {s.pipeline:<20} {state:<8} next {s.next_fire_at.isoformat()}  "
-            f"{_when(s)}"
-        )
-    if not rows:
-        click.echo("no schedules")
+    emit(
+        [ScheduleResponse.from_row(s) for s in with_conn(everything)],
+        fmt,
+        "no schedules",
+        kind=ScheduleResponse,
+        table=_schedule_line,
+    )
 
 
 @schedules_group.command("show")
 @click.argument("name")
 @click.option("--recent", default=10, show_default=True, type=click.IntRange(0, 500))
-def schedules_show(name: str, recent: int) -> None:
-    """One schedule as JSON, with its latest fires and skips."""
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+def schedules_show(name: str, recent: int, fmt: str) -> None:
+    """One schedule as the API's JSON object, with its latest fires and skips."""
 
-    async def go(conn: db.AsyncConn) -> dict[str, object]:
+    async def go(conn: db.AsyncConn) -> ScheduleDetail:
         schedule = await sql.get(conn, name)
         if schedule is None:
             raise NotFound(f"no schedule named {name!r}")
-        return {
-            **msgspec.to_builtins(schedule),
-            "recent_fires": msgspec.to_builtins(await sql.recent_fires(conn, schedule.id, recent)),
-            "recent_skips": msgspec.to_builtins(await sql.recent_skips(conn, schedule.id, recent)),
-        }
+        fires = await sql.recent_fires(conn, schedule.id, recent)
+        skips = await sql.recent_skips(conn, schedule.id, recent)
+        return ScheduleDetail(
+            **msgspec.structs.asdict(ScheduleResponse.from_row(schedule)),
+            recent_fires=[FireResponse.from_row(f) for f in fires],
+            recent_skips=[SkipResponse.from_row(k) for k in skips],
+        )
 
-    click.echo(msgspec.json.format(msgspec.json.encode(with_conn(go))).decode())
+    emit_one(with_conn(go), fmt, "")
 
 
 @schedules_group.command("pause")
 @click.argument("name")
-def schedules_pause(name: str) -> None:
+@one_format_option()
+def schedules_pause(name: str, fmt: str) -> None:
     """Stop firing until resumed."""
-    with_conn(lambda c: scheduling.pause(c, name))
-    click.echo(f"{name}: paused")
+    schedule = with_conn(lambda c: scheduling.pause(c, name))
+    emit_one(ScheduleResponse.from_row(schedule), fmt, f"{name}: paused")
 
 
 @schedules_group.command("resume")
 @click.argument("name")
-def schedules_resume(name: str) -> None:
+@one_format_option()
+def schedules_resume(name: str, fmt: str) -> None:
     """Fire again, from the first slot after now."""
     schedule = with_conn(lambda c: scheduling.resume(c, name))
-    click.echo(f"{name}: resumed, next {schedule.next_fire_at.isoformat()}")
+    text = f"{name}: resumed, next {schedule.next_fire_at.isoformat()}"
+    emit_one(ScheduleResponse.from_row(schedule), fmt, text)
 
 
 @schedules_group.command("remove")
 @click.argument("name")
-def schedules_remove(name: str) -> None:
+@one_format_option()
+def schedules_remove(name: str, fmt: str) -> None:
     """Delete the schedule and its fire history (its executions stay)."""
-    with_conn(lambda c: scheduling.remove(c, name))
-    click.echo(f"{name}: removed")
+    schedule = with_conn(lambda c: scheduling.remove(c, name))
+    emit_one(ScheduleResponse.from_row(schedule), fmt, f"{name}: removed")
 
 
 @schedules_group.command("run")
 @click.argument("name")
-def schedules_run(name: str) -> None:
+@one_format_option()
+def schedules_run(name: str, fmt: str) -> None:
     """Fire once now, as a manual trigger; prints the execution id."""
     backend = make_backend(get_settings())
     execution = with_conn(lambda c: scheduling.run_now(c, name, backend))
-    click.echo(execution.id)
+    emit_one(ExecutionResponse.from_row(execution), fmt, execution.id)

@@ -122,17 +122,24 @@ SELECT hi AS id FROM search WHERE lo >= hi LIMIT 1
 """
 
 # A statement of its own, so the planner sees the first id as a value: it then
-# plans the short index range it is (no parallel workers to start).
+# plans the short index range it is (no parallel workers to start). Each
+# execution counts once, by its latest end in the window: one retried by hand
+# and failed again is one failed execution, as in the status counts.
 _FINISHED_PER_MINUTE = """
 SELECT date_trunc('minute', timestamp) AS minute, event_type, count(*)::int AS n
-FROM execution_events
-WHERE id >= %(first)s AND timestamp >= %(since)s AND event_type IN ('completed', 'failed')
+FROM (
+    SELECT DISTINCT ON (execution_id) execution_id, event_type, timestamp
+    FROM execution_events
+    WHERE id >= %(first)s AND timestamp >= %(since)s AND event_type IN ('completed', 'failed')
+    ORDER BY execution_id, id DESC
+) latest
 GROUP BY 1, 2
 """
 
 
 async def throughput(conn: AsyncConn, since: datetime) -> list[dict[str, Any]]:
-    """Completed and failed executions per minute since `since`: rows (minute, event_type, n)."""
+    """Completed and failed executions per minute since `since`, each once (its latest end):
+    rows (minute, event_type, n)."""
     cur = await conn.execute(_FIRST_EVENT_SINCE, {"search_from": since - RECORDED_LATE})
     row = await cur.fetchone()
     if row is None:  # no events at all

@@ -66,18 +66,27 @@ class PipelineContext:
     _last_phase: str | None = field(default=None, repr=False)
 
     async def progress(
-        self, done: int, total: int | None = None, message: str = "", *, phase: str | None = None
+        self,
+        done: int,
+        total: int | None = None,
+        message: str = "",
+        *,
+        phase: str | None = None,
+        step: bool = False,
     ) -> None:
         """Record progress (throttled) and stop here if cancellation was requested.
 
-        `phase` names a step of the work (e.g. copy, normalize, metrics); the
+        `phase` names a stage of the work (e.g. copy, normalize, metrics); the
         first report of a new phase is never throttled, so each phase shows.
+        `step` marks the start of one of a phase's few steps: never throttled
+        either, or a slow step would show the message of the quick one before it.
         """
         self._raise_if_cancel_signalled()
         now = time.monotonic()
         same_phase = phase == self._last_phase
         if (
-            same_phase
+            not step
+            and same_phase
             and now - self._last_progress < PROGRESS_INTERVAL
             and (total is None or done < total)
         ):

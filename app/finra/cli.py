@@ -13,7 +13,7 @@ from typing import TypeVar, get_args
 import click
 
 from app.cli.common import with_conn
-from app.cli.render import FORMAT_OPTION, emit
+from app.cli.render import FORMAT_OPTION, emit, limit_option
 from app.db import AsyncConn
 from app.errors import NotFound
 from app.finra import keys, reads
@@ -88,27 +88,34 @@ def _only(rows: list[T], week: date | None, week_of: Callable[[T], date], what: 
 @FORMAT_OPTION
 def finra_weeks(fmt: str) -> None:
     """Each loaded (week, tier): rows, symbols, venues, shares, trades."""
-    rows = with_conn(lambda c: reads.weeks(c, limit=_EVERYTHING))
+    rows = with_conn(lambda c: reads.weeks(c, limit=_EVERYTHING + 1))
     emit(
         [FinraWeekResponse.from_row(r) for r in rows],
         fmt,
         "no FINRA week is loaded",
         kind=FinraWeekResponse,
+        limit=_EVERYTHING,
     )
 
 
 @finra_group.command("venues")
 @_WEEK_OPTION
-@click.option("--limit", type=click.IntRange(1, _EVERYTHING), default=100, show_default=True)
+@limit_option(100, _EVERYTHING)
 @FORMAT_OPTION
 def finra_venues(week: date | None, limit: int, fmt: str) -> None:
     """A week's venues by shares, with their market share and rank."""
 
     async def go(conn: AsyncConn) -> list[reads.VenueWeek]:
-        return await reads.venues(conn, await _week(conn, week), limit=limit)
+        return await reads.venues(conn, await _week(conn, week), limit=limit + 1)
 
     rows = with_conn(go)
-    emit([FinraVenueResponse.from_row(r) for r in rows], fmt, "no venues", kind=FinraVenueResponse)
+    emit(
+        [FinraVenueResponse.from_row(r) for r in rows],
+        fmt,
+        "no venues",
+        kind=FinraVenueResponse,
+        limit=limit,
+    )
 
 
 @finra_group.command("symbols")
@@ -118,7 +125,7 @@ def finra_venues(week: date | None, limit: int, fmt: str) -> None:
     "--mpid", default=None, callback=_checked(keys.mpid_key), help="Only symbols this venue traded."
 )
 @click.option("--min-shares", type=click.IntRange(0), default=None)
-@click.option("--limit", type=click.IntRange(1, _EVERYTHING), default=100, show_default=True)
+@limit_option(100, _EVERYTHING)
 @FORMAT_OPTION
 def finra_symbols(
     *,
@@ -138,12 +145,16 @@ def finra_symbols(
             mpid=mpid,
             min_shares=min_shares,
             sort=sort,
-            limit=limit,
+            limit=limit + 1,
         )
 
     rows = with_conn(go)
     emit(
-        [FinraSymbolResponse.from_row(r) for r in rows], fmt, "no symbols", kind=FinraSymbolResponse
+        [FinraSymbolResponse.from_row(r) for r in rows],
+        fmt,
+        "no symbols",
+        kind=FinraSymbolResponse,
+        limit=limit,
     )
 
 
@@ -154,13 +165,14 @@ def finra_symbols(
 def finra_symbol(symbol: str, week: date | None, fmt: str) -> None:
     """One symbol in every loaded week (or --week), with the change from the previous
     loaded week."""
-    rows = with_conn(lambda c: reads.symbol_history(c, symbol, limit=_EVERYTHING))
+    rows = with_conn(lambda c: reads.symbol_history(c, symbol, limit=_EVERYTHING + 1))
     rows = _only(rows, week, lambda r: r.week, f"symbol {symbol!r}")
     emit(
         [FinraSymbolHistoryResponse.from_row(r) for r in rows],
         fmt,
         "",
         kind=FinraSymbolHistoryResponse,
+        limit=_EVERYTHING,
     )
 
 
@@ -171,13 +183,14 @@ def finra_symbol(symbol: str, week: date | None, fmt: str) -> None:
 def finra_venue(mpid: str, week: date | None, fmt: str) -> None:
     """One venue (MPID) in every loaded week (or --week): share, rank and the change from the
     previous loaded week."""
-    rows = with_conn(lambda c: reads.venue_history(c, mpid, limit=_EVERYTHING))
+    rows = with_conn(lambda c: reads.venue_history(c, mpid, limit=_EVERYTHING + 1))
     rows = _only(rows, week, lambda r: r.week, f"venue {mpid!r}")
     emit(
         [FinraVenueHistoryResponse.from_row(r) for r in rows],
         fmt,
         "",
         kind=FinraVenueHistoryResponse,
+        limit=_EVERYTHING,
     )
 
 

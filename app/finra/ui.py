@@ -14,7 +14,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from app.dates import parse_date
+from app.finra import keys
 from app.finra import reads as finra_reads
 from app.finra.reads import SymbolSort
 from app.ui.charts import chart_json
@@ -29,12 +29,15 @@ SORTS: Final[tuple[str, ...]] = get_args(SymbolSort)
 
 
 def _week(value: str | None) -> dt.date | None:
+    """The week's Monday by the API's and the CLI's rule (`keys.monday`), with their message."""
     if not value:
         return None
     try:
-        return parse_date(value[:10])
-    except ValueError:
-        raise ValidationException(detail=f"`week` is not a date: {value[:20]!r}") from None
+        return keys.monday(value[:20])
+    except ValueError as exc:
+        raise ValidationException(
+            detail=str(exc), extra=[{"key": "week", "message": str(exc), "source": "query"}]
+        ) from None
 
 
 @get("/finra", name="ui_finra")

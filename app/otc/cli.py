@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from app.cli.common import parse_age, parse_date, with_conn
-from app.cli.render import FORMAT_OPTION, emit
+from app.cli.render import FORMAT_OPTION, emit, limit_option
 from app.config import get_settings
 from app.dates import range_problem
 from app.errors import NotFound
 from app.otc import load_reads, reads
-from app.otc.generator import default_ids, generate
+from app.otc.generator import after_sample, default_ids, generate
 from app.otc.retention import prune_raw
 from app.otc.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.otc.symbols import InvalidSymbol, normalize_symbol
@@ -54,19 +53,6 @@ _END_OPTION = click.option(
 )
 
 
-def _limit_option(default: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option(
-        "--limit", type=click.IntRange(1, 100_000), default=default, show_default=True
-    )
-
-
-def _cut(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
-    """The first `limit` of `limit + 1` rows, and the hint when more were there."""
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], f"(more rows: showing the first {limit}; use --limit to see more)"
-
-
 def _dates(start: str | None, end: str | None) -> dict[str, Any]:
     first, last = parse_date(start), parse_date(end)
     if range_problem(first, last):
@@ -78,23 +64,20 @@ def _dates(start: str | None, end: str | None) -> dict[str, Any]:
 @click.option("--symbol", type=SYMBOL, default=None, help="Any case.")
 @_START_OPTION
 @_END_OPTION
-@_limit_option(1000)
+@limit_option(1000)
 @FORMAT_OPTION
 def query_metrics(
     symbol: str | None, start: str | None, end: str | None, limit: int, fmt: str
 ) -> None:
     """Daily metrics per symbol and trade date."""
     dates = _dates(start, end)
-    rows, more = _cut(
-        with_conn(lambda c: reads.daily_metrics(c, symbol=symbol, limit=limit + 1, **dates)),
-        limit,
-    )
+    rows = with_conn(lambda c: reads.daily_metrics(c, symbol=symbol, limit=limit + 1, **dates))
     emit(
         [DailyMetricResponse.from_row(r) for r in rows],
         fmt,
         f"no metrics for {symbol}" if symbol else "no metrics (has otc_ingest run?)",
         kind=DailyMetricResponse,
-        more=more,
+        limit=limit,
     )
 
 
@@ -102,33 +85,33 @@ def query_metrics(
 @click.option("--symbol", type=SYMBOL, required=True, help="Any case.")
 @_START_OPTION
 @_END_OPTION
-@_limit_option(100)
+@limit_option(100)
 @FORMAT_OPTION
 def query_trades(symbol: str, start: str | None, end: str | None, limit: int, fmt: str) -> None:
     """One symbol's normalized trades, oldest first."""
     dates = _dates(start, end)
-    rows, more = _cut(with_conn(lambda c: reads.trades(c, symbol, limit=limit + 1, **dates)), limit)
+    rows = with_conn(lambda c: reads.trades(c, symbol, limit=limit + 1, **dates))
     emit(
         [TradeResponse.from_row(r) for r in rows],
         fmt,
         f"no trades for {symbol}",
         kind=TradeResponse,
-        more=more,
+        limit=limit,
     )
 
 
 @click.command("loads")
-@_limit_option(20)
+@limit_option(20)
 @FORMAT_OPTION
 def query_loads(limit: int, fmt: str) -> None:
     """Files loaded by otc_ingest, newest first, with their line counts."""
-    rows, more = _cut(with_conn(lambda c: load_reads.loads(c, limit=limit + 1)), limit)
+    rows = with_conn(lambda c: load_reads.loads(c, limit=limit + 1))
     emit(
         [LoadResponse.from_row(r) for r in rows],
         fmt,
         "no loads (has otc_ingest run?)",
         kind=LoadResponse,
-        more=more,
+        limit=limit,
     )
 
 
@@ -136,7 +119,7 @@ def query_loads(limit: int, fmt: str) -> None:
 @click.option(
     "--load", "load_id", type=click.IntRange(1), required=True, help="`spine query loads` ids."
 )
-@_limit_option(100)
+@limit_option(100)
 @FORMAT_OPTION
 def query_rejects(load_id: int, limit: int, fmt: str) -> None:
     """One load's rejected lines, in file order, with the rule each broke."""
@@ -146,13 +129,13 @@ def query_rejects(load_id: int, limit: int, fmt: str) -> None:
             raise NotFound(f"no load {load_id} (`spine query loads` lists them)")
         return await load_reads.rejects(conn, load_id, limit=limit + 1)
 
-    rows, more = _cut(with_conn(go), limit)
+    rows = with_conn(go)
     emit(
         [RejectResponse.from_row(r) for r in rows],
         fmt,
         f"no rejected lines in load {load_id}",
         kind=RejectResponse,
-        more=more,
+        limit=limit,
     )
 
 
@@ -164,9 +147,11 @@ def query_rejects(load_id: int, limit: int, fmt: str) -> None:
 @click.option(
     "--start-date",
     "start",
-    default="2026-01-05",
+    default=after_sample().isoformat(),
     show_default=True,
-    help="First trading day (YYYY-MM-DD; weekends are skipped).",
+    help="First trading day (YYYY-MM-DD; weekends are skipped). The default is the first "
+    "weekday after the sample's last day, so generated trades never mix into the "
+    "sample's metrics.",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))

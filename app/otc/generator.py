@@ -38,6 +38,9 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "HEADER",
     "SAMPLE_BAD_LINES",
+    "SAMPLE_DAYS",
+    "SAMPLE_START",
+    "after_sample",
     "default_ids",
     "generate",
     "trading_days",
@@ -83,6 +86,18 @@ SAMPLE_BAD_LINES: tuple[str, ...] = (
 )
 
 
+# The committed sample (`write_sample`): its first trading day and how many it has.
+SAMPLE_START = date(2026, 1, 5)
+SAMPLE_DAYS = 5
+
+
+def after_sample() -> date:
+    """The first weekday after the sample's last day: generated trades there leave the
+    sample's metrics alone (the default start of `spine data generate`)."""
+    last = trading_days(SAMPLE_START, SAMPLE_DAYS)[-1]
+    return trading_days(last + timedelta(days=1), 1)[0]
+
+
 def trading_days(start: date, count: int) -> list[date]:
     """The first `count` weekdays on or after `start` (holidays are not modelled)."""
     days: list[date] = []
@@ -101,7 +116,7 @@ def generate(
     days: int = 5,
     seed: int = 1,
     *,
-    start_date: date = date(2026, 1, 5),
+    start_date: date = SAMPLE_START,
     market_tz: str = "America/New_York",
     extra_lines: Sequence[str] = (),
     ids: str | None = None,
@@ -145,8 +160,9 @@ def default_ids(seed: int, start_date: date) -> str:
 def write_sample(path: Path) -> int:
     """(Re)write the committed data/otc_sample.csv: 4,000 trades, 8 symbols, 5 days."""
     return generate(
-        path, 4000, symbols=8, days=5, seed=20260105, extra_lines=_sample_extras(), ids="T"
-    )
+        path, 4000, symbols=8, days=SAMPLE_DAYS, seed=20260105,
+        start_date=SAMPLE_START, extra_lines=_sample_extras(), ids="T",
+    )  # fmt: skip
 
 
 def _sample_extras() -> list[str]:

@@ -33,6 +33,13 @@ async def lock_trades(conn: AsyncConn) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (TRADES_LOCK,))
 
 
+async def try_lock_trades(conn: AsyncConn) -> bool:
+    """`lock_trades` if nobody holds it now (True), without waiting (False)."""
+    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (TRADES_LOCK,))
+    row = await cur.fetchone()
+    return bool(row and row["got"])
+
+
 async def recompute(
     conn: AsyncConn,
     *,
@@ -106,6 +113,26 @@ async def recompute_touched(conn: AsyncConn) -> int:
         )
         SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM deleted) AS n
         """
+    )
+    return count(await cur.fetchone())
+
+
+async def count_range(
+    conn: AsyncConn,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    symbol: str | None = None,
+) -> int:
+    """The metric rows in a date range (inclusive; None: unbounded), optionally of one symbol."""
+    cur = await conn.execute(
+        """
+        SELECT count(*)::int AS n FROM otc_metrics_daily
+         WHERE (%(start)s::date IS NULL OR trade_date >= %(start)s)
+           AND (%(end)s::date IS NULL OR trade_date <= %(end)s)
+           AND (%(symbol)s::text IS NULL OR symbol = %(symbol)s)
+        """,
+        {"start": start_date, "end": end_date, "symbol": symbol},
     )
     return count(await cur.fetchone())
 

@@ -47,7 +47,10 @@ class NormalizeResult:
     corrections: int
     rejected: int
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    metrics_rows: int = 0
+    metrics_rows_changed: int = 0
+    """Metric rows the load inserted, updated or deleted (0 when its trades changed nothing)."""
+    metrics_rows_total: int = 0
+    """The daily metric rows stored after the load (every symbol and date), changed or not."""
 
     def __post_init__(self) -> None:
         accounted = self.inserted + self.duplicates + self.corrections + self.rejected
@@ -77,8 +80,9 @@ async def normalize_load(
             await step(phase, done, total, message)
 
     async with conn.transaction():
-        await report("normalize", 0, NORMALIZE_STEPS, "waiting for the trades lock")
-        await metrics.lock_trades(conn)
+        if not await metrics.try_lock_trades(conn):  # said only when another load holds it
+            await report("normalize", 0, NORMALIZE_STEPS, "waiting for the trades lock")
+            await metrics.lock_trades(conn)
         await report("normalize", 1, NORMALIZE_STEPS, f"checking {check_lines.count} lines")
         await normalize_steps.parse_check_lines(conn, load_id, check_lines.chunks())
         rejects_by_reason = await normalize_steps.record_rejects(conn, load_id)
@@ -95,7 +99,8 @@ async def normalize_load(
                 conn, load_id, market_tz, flagged=flagged
             )
         await report("metrics", 0, 1, "recomputing the daily metrics the load touched")
-        metrics_rows = await metrics.recompute_touched(conn)
+        metrics_rows_changed = await metrics.recompute_touched(conn)
+        metrics_rows_total = await metrics.count_range(conn)
     return NormalizeResult(
         rows_read=rows_read,
         inserted=inserted,
@@ -103,5 +108,6 @@ async def normalize_load(
         corrections=corrections,
         rejected=sum(rejects_by_reason.values()),
         rejects_by_reason=rejects_by_reason,
-        metrics_rows=metrics_rows,
+        metrics_rows_changed=metrics_rows_changed,
+        metrics_rows_total=metrics_rows_total,
     )

@@ -83,7 +83,7 @@ async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
         await ctx.progress(done, total, f"copying {params.file} ({total:,} bytes)", phase="copy")
 
     async def on_step(phase: str, done: int, total: int, message: str) -> None:
-        await ctx.progress(done, total, message, phase=phase)
+        await ctx.progress(done, total, message, phase=phase, step=True)  # a few, each shown
 
     return await ingest_file(
         ctx.pool,
@@ -97,11 +97,15 @@ async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
 
 
 async def otc_compute_metrics(ctx: PipelineContext, params: ComputeMetricsParams) -> Summary:
+    first, last, symbol = params.start_date, params.end_date, params.symbol
     async with ctx.pool.connection() as conn:
-        changed = await metrics.recompute(
-            conn, start_date=params.start_date, end_date=params.end_date, symbol=params.symbol
-        )
-    return {"metrics_rows": changed, **msgspec.to_builtins(params)}
+        changed = await metrics.recompute(conn, start_date=first, end_date=last, symbol=symbol)
+        total = await metrics.count_range(conn, start_date=first, end_date=last, symbol=symbol)
+    return {
+        "metrics_rows_changed": changed,
+        "metrics_rows_total": total,
+        **msgspec.to_builtins(params),
+    }
 
 
 async def ingest_file(
@@ -117,7 +121,9 @@ async def ingest_file(
     """Load `path` (already resolved inside the data directory) as one transaction.
 
     Returns the summary: rows_read, inserted, duplicates, corrections, rejected,
-    rejects_by_reason, metrics_rows, and the load's id, file and checksum.
+    rejects_by_reason, metrics_rows_changed (inserted, updated or deleted by the
+    load) and metrics_rows_total (stored after it), and the load's id, file and
+    checksum.
     """
     with connector.open_input(path) as stream:
         async with pool.connection() as conn:
@@ -179,7 +185,8 @@ async def _load(
         "corrections": result.corrections,
         "rejected": result.rejected,
         "rejects_by_reason": result.rejects_by_reason,
-        "metrics_rows": result.metrics_rows,
+        "metrics_rows_changed": result.metrics_rows_changed,
+        "metrics_rows_total": result.metrics_rows_total,
         "load_id": load_id,
         "file": source_file,
         "file_bytes": copied.file_bytes,

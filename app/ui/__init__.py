@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,7 +24,6 @@ import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, Router
 from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -34,6 +34,7 @@ from app.config import Settings
 from app.db import database_url
 from app.domains import Catalog
 from app.ui.actions import ACTIONS
+from app.ui.errors import error_page, no_such_page
 from app.ui.live import LiveFeed, events
 from app.ui.login_throttle import LoginThrottle
 from app.ui.pages import PAGES
@@ -42,10 +43,10 @@ from app.ui.security import (
     csrf_config,
     security_headers,
     ui_guard,
-    unauthorized_to_login,
 )
 from app.ui.streams import StreamSlots, stream_cap
 from app.web.connection import provide_conn
+from app.web.fields import money
 
 __all__ = ["CORE_NAV", "UI_PATH", "UiParts", "template_config", "ui_lifespan", "ui_router"]
 
@@ -94,12 +95,13 @@ def ui_router(settings: Settings, parts: UiParts) -> Router:
             events,
             *static,
             _static("/static", HERE / "static", "ui_static"),
+            no_such_page,
         ],
         guards=[ui_guard],
         dependencies={"conn": Provide(provide_conn)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
         after_request=security_headers,
-        exception_handlers={NotAuthorizedException: unauthorized_to_login},
+        exception_handlers={Exception: error_page},
         include_in_schema=False,
     )
 
@@ -131,9 +133,22 @@ def _when(moment: dt.datetime | None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def _json(value: Any) -> str:
-    """Compact JSON for display (the template escapes it as text)."""
+def _json(value: Any, *leave_out: str) -> str:
+    """Compact JSON for display (the template escapes it as text), without the `leave_out`
+    keys of a dict (a traceback is shown as text on its own)."""
+    if leave_out and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in leave_out}
     return msgspec.json.encode(value).decode()
+
+
+def _number(value: Decimal | int | None) -> str:
+    """A count or an amount as the API sends it (`13.09`, not `13.090000`), with thousands
+    separators (`1,234,567.5`); nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(money(value), ",f")
+    return f"{value:,}"
 
 
 def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
@@ -149,6 +164,7 @@ def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
     environment.filters["when"] = _when
     environment.filters["until"] = _until
     environment.filters["json"] = _json
+    environment.filters["number"] = _number
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
 

@@ -27,6 +27,7 @@ from app.config import Settings
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "TOKEN_COOKIE",
+    "add_security_headers",
     "csrf_config",
     "has_token",
     "security_headers",
@@ -102,6 +103,11 @@ def unauthorized_to_login(request: Request[Any, Any, Any], exc: Exception) -> Re
 
 async def security_headers(response: Response[Any]) -> Response[Any]:
     """Only the app's own scripts and styles; no framing; no MIME sniffing; no referrer."""
+    return add_security_headers(response)
+
+
+def add_security_headers(response: Response[Any]) -> Response[Any]:
+    """`security_headers` for an exception handler's response (which after_request skips)."""
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -155,7 +155,7 @@ def run_ingest(ctx: Context) -> None:
                     "file_mib": round(_mib(big.stat().st_size), 1),
                     "inserted": summary.get("inserted"),
                     "rejected": summary.get("rejected"),
-                    "metrics_rows": summary.get("metrics_rows"),
+                    "metrics_rows_changed": summary.get("metrics_rows_changed"),
                 },
             )
         )

@@ -57,7 +57,7 @@ def test_json_is_the_api_objects(loaded: str) -> None:
     for args, url in cases:
         result = spine("query", "finra", *args, "--format", "json")
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output) == run_sync(_api(url)), args
+        assert json.loads(result.stdout) == run_sync(_api(url)), args  # a cut hint is on stderr
 
 
 def test_table_and_csv(loaded: str) -> None:

@@ -169,7 +169,7 @@ def test_sample_loads_with_rejects_and_exact_metrics(loader: Loader, conn: Conn)
         "price_too_precise": 1,
         "wrong_column_count": 1,
     }
-    assert summary["metrics_rows"] == len(metrics(conn)) == 8 * 5
+    assert summary["metrics_rows_changed"] == len(metrics(conn)) == 8 * 5
     assert_metrics_match(conn, SAMPLE)
     # The last line for the corrected id won.
     assert trades(conn)["T20260106-C0000001"]["price"] == Decimal("12.55")
@@ -202,7 +202,7 @@ def test_ingesting_the_sample_twice_changes_nothing(loader: Loader, conn: Conn) 
     assert second["duplicates"] == first["inserted"] + first["duplicates"]
     assert second["corrections"] == first["corrections"]  # the file still corrects itself
     assert second["rejected"] == first["rejected"]
-    assert second["metrics_rows"] == 0
+    assert second["metrics_rows_changed"] == 0
     assert trades(conn) == before_trades  # not even provenance moved
     assert metrics(conn) == before_metrics  # computed_at included
     assert loader.recompute_all() == 0
@@ -314,7 +314,7 @@ def test_corrections_update_exactly_the_affected_metrics(loader: Loader, conn: C
         ("ZETA", date(2026, 1, 5)),
     }
     assert after["ZETA", date(2026, 1, 5)] == before["ZETA", date(2026, 1, 5)]
-    assert summary["metrics_rows"] == 6  # 2 updated, 3 inserted, 1 deleted
+    assert summary["metrics_rows_changed"] == 6  # 2 updated, 3 inserted, 1 deleted
     acme = after["ACME", date(2026, 1, 5)]
     assert acme["total_notional"] == Decimal("10.50") * 100 + Decimal("20.00") * 300
     assert acme["vwap"] == Decimal("17.6250000000")
@@ -358,7 +358,7 @@ def test_repeated_ids_in_one_file_last_line_wins(loader: Loader, conn: Conn) -> 
     again = loader.ingest(path)
     # Now every final line matches its stored trade; earlier lines compare as before.
     assert (again["inserted"], again["duplicates"], again["corrections"]) == (0, 4, 3)
-    assert again["metrics_rows"] == 0
+    assert again["metrics_rows_changed"] == 0
     assert trades(conn) == stored
 
 
@@ -384,7 +384,7 @@ def test_identical_values_written_differently_are_duplicates(loader: Loader) -> 
         loader.write("b.csv", "T1, ACME ,2026-01-05T10:00:00.000-05:00,10.500000,0100,buy,OTCN")
     )
     assert (summary["duplicates"], summary["corrections"]) == (1, 0)
-    assert summary["metrics_rows"] == 0
+    assert summary["metrics_rows_changed"] == 0
 
 
 def test_concurrent_loads_keep_metrics_consistent(loader: Loader, conn: Conn) -> None:

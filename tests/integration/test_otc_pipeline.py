@@ -113,7 +113,7 @@ def test_otc_ingest_runs_to_completion(data_dir: Path, database_url: str, conn: 
     assert result["inserted"] == 4002
     parts = ("inserted", "duplicates", "corrections", "rejected")
     assert result["rows_read"] == sum(result[p] for p in parts)
-    assert result["metrics_rows"] == 40
+    assert result["metrics_rows_changed"] == 40
     progress = conn.execute(
         "SELECT payload FROM execution_events WHERE execution_id = %s"
         " AND event_type = 'progress' ORDER BY id",
@@ -129,11 +129,13 @@ def test_otc_ingest_runs_to_completion(data_dir: Path, database_url: str, conn: 
     again = asyncio.run(run_inline(database_url, "otc_ingest", {}))
     assert again.status == "completed"
     second = completed_result(conn, again.id)
-    assert (second["inserted"], second["metrics_rows"]) == (0, 0)
+    assert (second["inserted"], second["metrics_rows_changed"]) == (0, 0)
+    assert second["metrics_rows_total"] == 40  # nothing changed, and the rows are all there
 
     compute = asyncio.run(run_inline(database_url, "otc_compute_metrics", {}))
     assert compute.status == "completed", compute.error
-    assert completed_result(conn, compute.id)["metrics_rows"] == 0
+    assert completed_result(conn, compute.id)["metrics_rows_changed"] == 0
+    assert completed_result(conn, compute.id)["metrics_rows_total"] == 40
     conn.execute("DELETE FROM otc_metrics_daily WHERE symbol = 'ACME'")
     ranged = asyncio.run(
         run_inline(
@@ -142,7 +144,8 @@ def test_otc_ingest_runs_to_completion(data_dir: Path, database_url: str, conn: 
             {"start_date": "2026-01-06", "end_date": "2026-01-07", "symbol": "ACME"},
         )
     )
-    assert completed_result(conn, ranged.id)["metrics_rows"] == 2
+    assert completed_result(conn, ranged.id)["metrics_rows_changed"] == 2
+    assert completed_result(conn, ranged.id)["metrics_rows_total"] == 2
     count = conn.execute("SELECT count(*) AS n FROM otc_metrics_daily WHERE symbol = 'ACME'")
     assert count.fetchone() == {"n": 2}
 

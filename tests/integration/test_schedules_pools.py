@@ -183,6 +183,6 @@ def test_cli_add_pause_resume_run_and_remove_with_a_live_pool(
     assert '"manual": true' in shown and execution_id in shown
     assert '"enabled": true' in shown
     spine(database_url, "schedules", "remove", "beat")
-    assert "no schedules" in spine(database_url, "schedules", "list").stdout
+    assert "no schedules" in spine(database_url, "schedules", "list").stderr
     gone = spine(database_url, "schedules", "pause", "beat", ok=False)
     assert "no schedule named 'beat'" in gone.stderr

@@ -245,7 +245,8 @@ def test_retry_runs_a_failed_execution_again_to_completion(
         (tmp_path / "late.csv").unlink()
         wait_until(lambda: status_of(base, execution_id) == "failed")
         page.page.goto(f"{base}/ui/executions/{execution_id}")
-        sync_api.expect(page.page.locator("#attempts")).to_contain_text(" / ")
+        # A missing file is bad input: failed at once, and the page says it was not retried.
+        sync_api.expect(page.page.locator("#attempts")).to_contain_text("not retried")
         shutil.copy(ROOT / "data" / "otc_sample.csv", tmp_path / "late.csv")
         page.page.click("#retry")
         sync_api.expect(page.page.locator(".notice")).to_contain_text("Retry submitted")
@@ -357,4 +358,45 @@ def test_with_a_token_the_buttons_refuse_until_logged_in(database_url: str, page
         page.page.click("#cancel")
         sync_api.expect(page.page.locator("#status")).to_have_text("cancelled")
         assert status_of(base, execution_id) == "cancelled"
+    assert page.problems == []
+
+
+def test_on_a_phone_the_menu_collapses_and_the_bars_are_whole(
+    market_data: str, page: Watched
+) -> None:
+    with api_server(market_data, page) as base:
+        page.page.set_viewport_size({"width": 390, "height": 844})
+        page.page.goto(f"{base}/ui/market?symbol=ACME")
+        page.page.wait_for_function("window.spineCharts && window.spineCharts.symbol")
+        nav, toggle = page.page.locator("#menu"), page.page.locator("#menu-toggle")
+        sync_api.expect(nav).to_be_hidden()
+        sync_api.expect(toggle).to_be_visible()
+        toggle.click()
+        sync_api.expect(nav).to_be_visible()
+        sync_api.expect(toggle).to_have_attribute("aria-expanded", "true")
+        page.shot("phone-menu-open")
+        # A table wider than the phone scrolls inside its own box, not the page.
+        boxes = page.page.evaluate(
+            """() => [...document.querySelectorAll("table")].map((t) => {
+                let box = t.parentElement;
+                while (box && getComputedStyle(box).overflowX !== "auto") box = box.parentElement;
+                return { wide: t.scrollWidth > window.innerWidth,
+                         boxed: !!box && box.clientWidth <= window.innerWidth };
+            })"""
+        )
+        assert boxes and any(b["wide"] for b in boxes)
+        assert all(b["boxed"] for b in boxes if b["wide"]), boxes
+        # The first and last volume bars are drawn whole: their centres are at least
+        # half a day inside the plot, not on its edges.
+        edges = page.page.evaluate(
+            """() => {
+                const u = window.spineCharts.symbol, x = u.data[0];
+                return { first: u.valToPos(x[0], "x"), last: u.valToPos(x[x.length - 1], "x"),
+                         width: u.bbox.width / devicePixelRatio };
+            }"""
+        )
+        assert edges["first"] > 0 and edges["last"] < edges["width"], edges
+        page.page.set_viewport_size({"width": 1280, "height": 860})
+        sync_api.expect(toggle).to_be_hidden()
+        sync_api.expect(nav).to_be_visible()
     assert page.problems == []

@@ -300,17 +300,19 @@ async def test_throughput_counts_an_event_written_after_a_later_one(database_url
 async def _finished_events(
     conn: db.AsyncConn, rows: str, params: dict[str, Any] | None = None
 ) -> None:
-    """One finished execution whose events are `rows`' (event_type, timestamp, n), written
-    (their ids given) in the order of n."""
+    """Finished executions, one per row of `rows` (event_type, timestamp, n), whose end
+    events are written (their ids given) in the order of n."""
     await conn.execute(
         f"""
-        WITH x AS (
-            INSERT INTO executions (pipeline, trigger_source, status, completed_at)
-            VALUES ('noop', 'test', 'completed', now()) RETURNING id
+        WITH e AS (
+            SELECT gen_random_uuid()::text AS id, event_type, at, n
+            FROM ({rows}) AS e (event_type, at, n)
+        ), x AS (
+            INSERT INTO executions (id, pipeline, trigger_source, status, completed_at)
+            SELECT id, 'noop', 'test', event_type, now() FROM e
         )
         INSERT INTO execution_events (execution_id, event_type, timestamp)
-        SELECT x.id, e.event_type, e.at FROM x, ({rows}) AS e (event_type, at, n)
-        ORDER BY e.n
+        SELECT e.id, e.event_type, e.at FROM e ORDER BY e.n
         """,
         params,
     )
@@ -498,10 +500,10 @@ async def test_finra_page_picks_a_week_and_shows_venue_share_and_symbol_hhi(
     assert shown == [v.mpid for v in venues]
     symbols = re.findall(r'<tr data-symbol="([^"]+)">.*?<td class="num hhi">([^<]*)<', page, re.S)
     assert len(symbols) == 50
-    hhis = [Decimal(h) for _, h in symbols if h]
+    hhis = [Decimal(h.replace(",", "")) for _, h in symbols if h]  # 1,234.5
     assert hhis == sorted(hhis, reverse=True)  # sorted by HHI, as asked
     for name, hhi in symbols[:5]:
-        assert Decimal(hhi) == symbol_of(rows, name).hhi
+        assert Decimal(hhi.replace(",", "")) == symbol_of(rows, name).hhi
     assert bad.status_code == 400 and "week" in bad.text
     assert bad_sort.status_code == 400 and "sort" in bad_sort.text
     assert "No FINRA rows for the week of 2020-01-06" in empty

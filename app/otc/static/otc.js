@@ -1,5 +1,5 @@
 // OTC's dashboard charts: a symbol's daily VWAP, high-low band and volume (market.html).
-// Uses readJSON and mountChart from /ui/static/app.js, loaded before this script.
+// Uses readJSON, mountChart and paddedX from /ui/static/app.js, loaded before this script.
 "use strict";
 
 function day(ts) {
@@ -17,7 +17,7 @@ function symbolChart() {
   const el = document.getElementById("symbol-chart");
   if (!data || !el || data.x.length === 0) return;
   mountChart("symbol", el, {
-    scales: { x: { time: true }, vol: { range: (u, min, max) => [0, max * 3 || 1] } },
+    scales: { x: { time: true, range: paddedX(43200) }, vol: { range: (u, min, max) => [0, max * 3 || 1] } },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     series: [
       { label: "date", value: (u, ts) => (ts == null ? "--" : day(ts)) },

@@ -22,13 +22,29 @@ function mountChart(name, el, opts, data) {
   return chart;
 }
 
+// A bar chart's x range, half a bar's step wider on each side: the first and last
+// bars are drawn whole, not cut in half at the plot's edges.
+function paddedX(half) {
+  return (u, min, max) => (min == null ? [min, max] : [min - half, max + half]);
+}
+
+// Phone width: the menu is behind a button (app.css hides the nav under 640px).
+function menuToggle() {
+  const button = document.getElementById("menu-toggle");
+  if (!button) return;
+  button.addEventListener("click", () => {
+    const open = button.closest("header").classList.toggle("open");
+    button.setAttribute("aria-expanded", String(open));
+  });
+}
+
 function throughputChart() {
   const data = readJSON("throughput-data");
   const el = document.getElementById("throughput-chart");
   if (!data || !el) return;
   const bars = uPlot.paths.bars({ size: [0.8, 12] });
   mountChart("throughput", el, {
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: paddedX(30) } },
     series: [
       {},
       { label: "completed", stroke: "#16794c", fill: "rgba(22,121,76,0.35)", paths: bars },
@@ -169,9 +185,20 @@ function executionDetail() {
     what.textContent = c.event_type;
     li.append(when, what);
     if (Object.keys(c.payload).length) {
+      const { traceback, ...rest } = c.payload;
       const code = document.createElement("code");
-      code.textContent = " " + JSON.stringify(c.payload);
+      code.textContent = " " + JSON.stringify(rest);
       li.append(code);
+      if (traceback) {  // as text, lines and all, not as an escaped JSON string
+        const details = document.createElement("details");
+        const summary = document.createElement("summary");
+        summary.textContent = "Traceback";
+        const pre = document.createElement("pre");
+        pre.className = "traceback";
+        pre.textContent = traceback;
+        details.append(summary, pre);
+        li.append(details);
+      }
     }
     timeline.appendChild(li);
     if (c.event_type === "progress" && c.payload.total) {
@@ -219,6 +246,7 @@ function overviewLive() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  menuToggle();
   overviewLive();
   throughputChart();
   executionsList();
