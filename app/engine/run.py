@@ -1,7 +1,7 @@
-"""run_pipeline(): the one place a pipeline runs.
+"""attempt(): the one place a pipeline runs.
 
-Called by a worker with the execution it has just claimed (the claim already
-set it running): runs the pipeline and records how it ended. Each status
+Called by a worker with an execution it holds: runs the pipeline; the worker
+records how it ended (record_batch, or record_end for a rare end). Each status
 change and its event commit together, and only while this worker still holds
 the execution.
 """
@@ -40,7 +40,6 @@ __all__ = [
     "outcome_of",
     "record_batch",
     "record_end",
-    "run_pipeline",
     "timed_out_message",
 ]
 
@@ -134,27 +133,6 @@ async def attempt(
     if isinstance(end, End):
         end.payload["duration_s"] = round(seconds, 6)
     return Attempted(end, failure, seconds)
-
-
-async def run_pipeline(
-    pool: AsyncConnectionPool[AsyncConn],
-    execution: Execution,
-    worker_id: str,
-    *,
-    settings: Settings,
-    registry: Registry,
-    cancel_event: asyncio.Event | None = None,
-) -> Ran:
-    """Run an execution this worker has claimed and started (it is `running`); record its end."""
-    attempted = await attempt(
-        pool,
-        execution,
-        worker_id,
-        settings=settings,
-        registry=registry,
-        cancel_event=cancel_event,
-    )
-    return await record_end(pool, execution, worker_id, attempted)
 
 
 async def record_end(
