@@ -21,8 +21,9 @@ import psycopg
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
-from app.engine import batches, executions, models, workers
+from app.engine import batches, executions, models, scheduling, workers
 from app.engine import submit as engine_submit
+from app.engine.backends import OrchestratorBackend, make_backend
 from app.engine.registry import Registry
 from app.engine.run import Requeue, attempt, record_batch, record_end
 
@@ -39,9 +40,35 @@ async def submit(
     registry: Registry | None = None,
     **options: Any,
 ) -> tuple[models.Execution, bool]:
-    """`app.engine.submit.submit` with the built-in registry and the test's settings."""
+    """`app.engine.submit.submit` with the built-in registry, the test's settings and the
+    backend they name (unless `backend` is given)."""
+    options.setdefault("backend", make_backend(get_settings()))
     return await engine_submit.submit(
         conn, registry or default_registry(), get_settings(), pipeline, params, **options
+    )
+
+
+async def fire_due(
+    conn: db.AsyncConn, registry: Registry | None = None, **options: Any
+) -> scheduling.FireReport:
+    """`app.engine.scheduling.fire_due` with the built-in registry (unless given), the test's
+    settings and the backend they name (unless `backend` is given)."""
+    options.setdefault("backend", make_backend(get_settings()))
+    return await scheduling.fire_due(
+        conn, registry or default_registry(), get_settings(), **options
+    )
+
+
+async def run_now(
+    conn: db.AsyncConn, name: str, backend: OrchestratorBackend | None = None
+) -> models.Execution:
+    """`app.engine.scheduling.run_now` as `fire_due` above."""
+    return await scheduling.run_now(
+        conn,
+        default_registry(),
+        get_settings(),
+        name,
+        backend=backend or make_backend(get_settings()),
     )
 
 

@@ -1,4 +1,4 @@
-"""Executions SQL: insert (submit), reads, cancel and prune.
+"""Executions SQL: insert (one or many), reads, cancel and prune.
 
 Every status change and its event are one statement (data-modifying CTEs),
 so they commit together. The worker side (claim, finish, progress) is in
@@ -7,12 +7,12 @@ so they commit together. The worker side (claim, finish, progress) is in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, cast
 
 import msgspec
-from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 from app.engine.models import (
@@ -32,10 +32,13 @@ __all__ = [
     "HELD_SQL",
     "TERMINAL_SQL",
     "CancelOutcome",
+    "NewExecution",
     "get",
     "insert",
+    "insert_many",
     "list_events",
     "list_page",
+    "new_id",
     "prune_finished",
     "request_cancel",
     "to_execution",
@@ -62,17 +65,52 @@ def to_execution(row: dict[str, Any]) -> Execution:
     return msgspec.convert(row, Execution, from_attributes=False)
 
 
-# ------------------------------------------------------------------ submit
+# ------------------------------------------------------------------ insert
+
+
+class NewExecution(msgspec.Struct, frozen=True):
+    """One execution to insert, its retry budget already resolved (app.engine.retry.budget).
+
+    `event`: what its `created` event says besides the trigger source and the
+    lane (a schedule's fire names the schedule and the slot).
+    """
+
+    id: str
+    pipeline: str
+    params: dict[str, Any]
+    lane: Lane
+    trigger_source: str
+    logical_key: str | None
+    max_attempts: int
+    retry_backoff_seconds: float
+    timeout_seconds: float | None = None
+    run_at: datetime | None = None
+    delay_seconds: float = 0.0
+    event: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def new_id() -> str:
+    """An execution's id (the ids a statement inserts are known before it runs)."""
+    return str(uuid.uuid4())
+
 
 _INSERT = f"""
-WITH new AS (
-    INSERT INTO executions (pipeline, params, lane, trigger_source, logical_key,
+WITH v AS (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS (
+        id text, pipeline text, params jsonb, lane text, trigger_source text, logical_key text,
+        max_attempts int, retry_backoff_seconds float8, timeout_seconds float8,
+        run_at timestamptz, delay_seconds float8, event jsonb
+    )) WITH ORDINALITY AS v (id, pipeline, params, lane, trigger_source, logical_key,
+                             max_attempts, retry_backoff_seconds, timeout_seconds,
+                             run_at, delay_seconds, event, n)
+), new AS (
+    INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
                             max_attempts, retry_backoff_seconds, timeout_seconds, available_at)
-    VALUES (%(pipeline)s, %(params)s, %(lane)s, %(trigger_source)s, %(logical_key)s,
-            %(max_attempts)s, %(backoff)s, %(timeout)s,
-            -- On the database clock; a time in the past means now (it keeps its turn).
-            greatest(now(), COALESCE(%(run_at)s::timestamptz, now())
-                            + make_interval(secs => %(delay)s)))
+    SELECT id, pipeline, params, lane, trigger_source, logical_key,
+           max_attempts, retry_backoff_seconds, timeout_seconds,
+           -- On the database clock; a time in the past means now (it keeps its turn).
+           greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds))
+    FROM v ORDER BY n
     ON CONFLICT (logical_key)
         -- The partial unique index's own predicate, so the conflict target matches it.
         WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
@@ -80,15 +118,19 @@ WITH new AS (
     RETURNING id, trigger_source, lane, created_at, available_at
 ), created AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
-        || CASE WHEN available_at > now()
-                THEN jsonb_build_object('run_at', available_at) ELSE '{{}}' END
-    FROM new
-    -- Evaluated for the inserted row (a data-modifying CTE always runs to the
-    -- end), so a conflict on logical_key wakes nobody; delivered at the commit.
-    RETURNING CASE WHEN %(notify)s THEN pg_notify('{EXECUTIONS_CHANNEL}', %(lane)s) END
+    SELECT new.id, 'created', jsonb_build_object('trigger_source', new.trigger_source,
+                                                 'lane', new.lane)
+        || CASE WHEN new.available_at > now()
+                THEN jsonb_build_object('run_at', new.available_at) ELSE '{{}}' END
+        || v.event
+    FROM new JOIN v ON v.id = new.id
+    ORDER BY v.n
+    -- Evaluated for each inserted row (a data-modifying CTE always runs to the
+    -- end), so a conflict on logical_key wakes nobody; delivered at the commit
+    -- (the same lane's notices fold into one).
+    RETURNING CASE WHEN %(notify)s THEN pg_notify('{EXECUTIONS_CHANNEL}', payload ->> 'lane') END
 )
--- The rest of the row is what was sent and the columns' defaults (see `insert`).
+-- The rest of each row is what was sent and the columns' defaults (see `insert_many`).
 SELECT id, created_at, available_at FROM new
 """
 
@@ -97,82 +139,76 @@ SELECT {COLUMNS} FROM executions
 WHERE logical_key = %s AND status IN {ACTIVE_SQL}
 """
 
+_encode = msgspec.json.Encoder().encode
+
+
+async def insert_many(
+    conn: AsyncConn, new: Sequence[NewExecution], *, notify: bool = True
+) -> list[Execution]:
+    """Insert pending executions with their `created` events in one statement; the ones
+    created, in order (one whose logical_key an active execution holds is not).
+
+    Every execution comes to exist through this statement: a submit, a
+    schedule's fire, a manual run. In autocommit mode the insert, its events
+    and the NOTIFY are one statement, one round trip, and commit together (the
+    workers are woken at the commit, never before the rows are visible). A
+    second round trip for a NOTIFY of its own measured slower one submit at a
+    time (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes
+    the workers after the commit itself: `app.engine.wake.Waker`, for callers
+    that submit concurrently (a notifying commit holds PostgreSQL's
+    notify-queue lock across its WAL flush, so concurrent ones queue), and a
+    fire, whose transaction goes on after the insert.
+    """
+    if not new:
+        return []
+    args = {"rows": _encode(new).decode(), "notify": notify}
+    rows = await (await conn.execute(_INSERT, args)).fetchall()
+    # Built here rather than decoded from a RETURNING of every column (the
+    # params' JSON above all): a third of a submit's client CPU.
+    made = {
+        str(r["id"]): (cast(datetime, r["created_at"]), cast(datetime, r["available_at"]))
+        for r in rows
+    }
+    return [_inserted(n, *made[n.id]) for n in new if n.id in made]
+
+
+def _inserted(new: NewExecution, created_at: datetime, available_at: datetime) -> Execution:
+    return Execution(
+        id=new.id,
+        pipeline=new.pipeline,
+        params=new.params,
+        lane=new.lane,
+        status="pending",
+        trigger_source=new.trigger_source,
+        logical_key=new.logical_key,
+        attempt=0,
+        worker_id=None,
+        cancel_requested=False,
+        created_at=created_at,
+        queued_at=None,
+        started_at=None,
+        completed_at=None,
+        error=None,
+        max_attempts=new.max_attempts,
+        retry_backoff_seconds=float(new.retry_backoff_seconds),
+        available_at=available_at,
+        timeout_seconds=None if new.timeout_seconds is None else float(new.timeout_seconds),
+    )
+
 
 async def insert(
-    conn: AsyncConn,
-    *,
-    pipeline: str,
-    params: dict[str, Any],
-    lane: str,
-    trigger_source: str,
-    logical_key: str | None,
-    max_attempts: int,
-    retry_backoff_seconds: float,
-    timeout_seconds: float | None = None,
-    run_at: datetime | None = None,
-    delay_seconds: float = 0.0,
-    notify: bool = True,
+    conn: AsyncConn, new: NewExecution, *, notify: bool = True
 ) -> tuple[Execution, bool]:
-    """Insert a pending execution with its `created` event, and wake the workers.
+    """Insert one execution (`insert_many`); returns (execution, created).
 
-    Returns (execution, created). When `logical_key` is already held by an
-    active execution, that one is returned with created=False. It is not
-    claimed before `run_at` plus `delay_seconds` (the delay on the database clock).
-
-    `conn` is in autocommit mode: the insert, its event and the NOTIFY are
-    one statement, one round trip, and commit together (the workers are
-    woken at the commit, never before the row is visible). A second round
-    trip for a NOTIFY of its own measured slower one submit at a time
-    (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes the
-    workers after the commit itself: `app.engine.wake.Waker`, for callers
-    that submit concurrently (a notifying commit holds PostgreSQL's
-    notify-queue lock across its WAL flush, so concurrent ones queue).
+    When its logical_key is already held by an active execution, that one is
+    returned with created=False.
     """
-    args = {
-        "pipeline": pipeline,
-        "params": Jsonb(params),
-        "lane": lane,
-        "trigger_source": trigger_source,
-        "logical_key": logical_key,
-        "max_attempts": max_attempts,
-        "backoff": retry_backoff_seconds,
-        "timeout": timeout_seconds,
-        "run_at": run_at,
-        "delay": delay_seconds,
-        "notify": notify,
-    }
     while True:
-        row = await (await conn.execute(_INSERT, args)).fetchone()
-        if row is not None:
-            # Built here rather than decoded from a RETURNING of every column (the
-            # params' JSON above all): a third of a submit's client CPU.
-            new_id, created_at, available_at = row["id"], row["created_at"], row["available_at"]
-            assert isinstance(new_id, str)
-            assert isinstance(created_at, datetime)
-            assert isinstance(available_at, datetime)
-            execution = Execution(
-                id=new_id,
-                pipeline=pipeline,
-                params=params,
-                lane=cast(Lane, lane),  # checked by submit, and by the table's CHECK
-                status="pending",
-                trigger_source=trigger_source,
-                logical_key=logical_key,
-                attempt=0,
-                worker_id=None,
-                cancel_requested=False,
-                created_at=created_at,
-                queued_at=None,
-                started_at=None,
-                completed_at=None,
-                error=None,
-                max_attempts=max_attempts,
-                retry_backoff_seconds=float(retry_backoff_seconds),
-                available_at=available_at,
-                timeout_seconds=None if timeout_seconds is None else float(timeout_seconds),
-            )
-            return execution, True
-        existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
+        created = await insert_many(conn, [new], notify=notify)
+        if created:
+            return created[0], True
+        existing = await (await conn.execute(_ACTIVE_BY_KEY, (new.logical_key,))).fetchone()
         if existing is not None:
             return to_execution(existing), False
         # The holder finished between our insert and our look-up: try again.

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, cast
 import psycopg
 
 from app.db import AsyncConn
+from app.engine.backends import OrchestratorBackend
 from app.engine.executions import ACTIVE_SQL, COLUMNS, get, to_execution
 from app.engine.models import EXECUTIONS_CHANNEL, Execution, Status
 
@@ -90,8 +91,11 @@ def _args(
     }
 
 
-async def _retry(conn: AsyncConn, args: dict[str, Any]) -> list[Execution]:
-    """Run the retry (autocommit: it commits alone), then wake the workers.
+async def _retry(
+    conn: AsyncConn, args: dict[str, Any], backend: OrchestratorBackend
+) -> list[Execution]:
+    """Run the retry (autocommit: it commits alone), then wake the workers and tell the
+    backend of each execution retried.
 
     Returns the executions as the retry left them (pending): read before the
     NOTIFY, since a worker may take one the moment it is sent.
@@ -103,14 +107,16 @@ async def _retry(conn: AsyncConn, args: dict[str, Any]) -> list[Execution]:
             await conn.execute("SELECT pg_notify(%s, 'retried')", (EXECUTIONS_CHANNEL,))
         except psycopg.Error as exc:  # committed already: the workers' poll finds them
             log.warning("%d execution(s) retried; NOTIFY failed (%s)", len(retried), exc)
+    for execution in retried:
+        await backend.retry(execution)
     return retried
 
 
 async def retry_one(
-    conn: AsyncConn, execution_id: str, *, source: str
+    conn: AsyncConn, execution_id: str, *, source: str, backend: OrchestratorBackend
 ) -> tuple[Execution | None, RetryOutcome]:
     """Retry one failed or cancelled execution; the outcome says why not otherwise."""
-    retried = await _retry(conn, _args(execution_id=execution_id, source=source))
+    retried = await _retry(conn, _args(execution_id=execution_id, source=source), backend)
     if retried:
         return retried[0], "retried"
     execution = await get(conn, execution_id)
@@ -127,6 +133,7 @@ async def retry_many(
     conn: AsyncConn,
     *,
     source: str,
+    backend: OrchestratorBackend,
     status: str | None = None,
     pipeline: str | None = None,
     since: datetime | None = None,
@@ -134,7 +141,7 @@ async def retry_many(
 ) -> list[str]:
     """Retry every failed or cancelled execution matching the filters; their ids."""
     args = _args(status=status, pipeline=pipeline, since=since, until=until, source=source)
-    return [execution.id for execution in await _retry(conn, args)]
+    return [execution.id for execution in await _retry(conn, args, backend)]
 
 
 async def count_retryable(

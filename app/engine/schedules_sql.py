@@ -7,15 +7,14 @@ transaction per fire); nothing here decides anything.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
-from app.engine.executions import ACTIVE_SQL, COLUMNS, to_execution
-from app.engine.models import SCHEDULES_CHANNEL, Execution, Status
+from app.engine.models import SCHEDULES_CHANNEL, Status
 from app.engine.schedules import Schedule, ScheduleInput
 from app.errors import Conflict
 
@@ -28,14 +27,15 @@ __all__ = [
     "db_now",
     "delete",
     "disable",
+    "fired_already",
     "get",
     "insert",
-    "insert_fires",
     "list_page",
     "mark_fired",
     "notify_changed",
     "recent_fires",
     "recent_skips",
+    "record_fires",
     "record_skips",
     "set_enabled",
     "to_schedule",
@@ -264,70 +264,43 @@ async def claim_due(conn: AsyncConn, now: datetime, batch: int) -> list[Schedule
     return [to_schedule(r) for r in await cur.fetchall()]
 
 
-_FIRE = f"""
-WITH plan AS (
-    SELECT * FROM unnest(%(schedule_ids)s::bigint[], %(fire_ats)s::timestamptz[],
-                         %(execution_ids)s::text[], %(keys)s::text[], %(manual)s::boolean[],
-                         %(sources)s::text[])
-        AS p (schedule_id, fire_at, execution_id, logical_key, manual, trigger_source)
-), new AS (
-    -- A slot fired already (committed) creates nothing; nor does a logical_key an
-    -- active execution holds. A fire row is written only for what is created here,
-    -- so every schedule_fires row has its execution.
-    INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key)
-    SELECT p.execution_id, s.pipeline, s.params, s.lane, p.trigger_source, p.logical_key
-    FROM plan p JOIN schedules s ON s.id = p.schedule_id
-    WHERE p.manual OR NOT EXISTS (
-        SELECT 1 FROM schedule_fires f
-        WHERE f.schedule_id = p.schedule_id AND f.fire_at = p.fire_at AND NOT f.manual)
-    ON CONFLICT (logical_key)
-        WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
-        DO NOTHING
-    RETURNING {COLUMNS}
-), fired AS (
-    -- No ON CONFLICT: a slot a concurrent transaction fired fails this one whole
-    -- (nothing half-written); the next tick sees that fire and skips the slot.
-    INSERT INTO schedule_fires (schedule_id, fire_at, manual, execution_id)
-    SELECT p.schedule_id, p.fire_at, p.manual, p.execution_id
-    FROM new n JOIN plan p ON p.execution_id = n.id
-), created AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT n.id, 'created',
-           jsonb_build_object('trigger_source', n.trigger_source, 'lane', n.lane,
-                              'schedule', s.name, 'fire_at', p.fire_at)
-    FROM new n JOIN plan p ON p.execution_id = n.id JOIN schedules s ON s.id = p.schedule_id
-)
-SELECT * FROM new
+_FIRED_ALREADY = """
+SELECT p.schedule_id, p.fire_at
+FROM unnest(%s::bigint[], %s::timestamptz[]) AS p (schedule_id, fire_at)
+WHERE EXISTS (
+    SELECT 1 FROM schedule_fires f
+    WHERE f.schedule_id = p.schedule_id AND f.fire_at = p.fire_at AND NOT f.manual)
 """
 
 
-async def insert_fires(
-    conn: AsyncConn,
-    fires: list[tuple[int, datetime, str, str, bool, str]],
-) -> list[Execution]:
-    """Record fires and their executions (with `created` events) in one statement.
+async def fired_already(
+    conn: AsyncConn, slots: list[tuple[int, datetime]]
+) -> set[tuple[int, datetime]]:
+    """The slots, of (schedule_id, fire_at), that a committed fire took already."""
+    if not slots:
+        return set()
+    ids, fire_ats = (list(c) for c in zip(*slots, strict=True))
+    rows = await (await conn.execute(_FIRED_ALREADY, (ids, fire_ats))).fetchall()
+    return {(cast(int, r["schedule_id"]), cast(datetime, r["fire_at"])) for r in rows}
 
-    Each fire is (schedule_id, fire_at, execution_id, logical_key, manual,
-    trigger_source). Returns the executions created: a slot that was fired
-    already, or whose logical_key an active execution holds, creates none
-    (and gets no fire row).
+
+# No ON CONFLICT: a slot a concurrent transaction fired fails this one whole
+# (nothing half-written); the next tick sees that fire and skips the slot.
+_RECORD_FIRES = """
+INSERT INTO schedule_fires (schedule_id, fire_at, manual, execution_id)
+SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::boolean[], %s::text[])
+"""
+
+
+async def record_fires(conn: AsyncConn, fires: list[tuple[int, datetime, bool, str]]) -> None:
+    """Record fires whose executions were created: (schedule_id, fire_at, manual, execution_id).
+
+    In the transaction that created the executions: the unique slot index
+    makes a slot fire once, and a fire row is written only for an execution
+    created, so every schedule_fires row has its execution.
     """
-    if not fires:
-        return []
-    columns = (list(c) for c in zip(*fires, strict=True))
-    ids, fire_ats, execution_ids, keys, manual, sources = columns
-    cur = await conn.execute(
-        _FIRE,
-        {
-            "schedule_ids": ids,
-            "fire_ats": fire_ats,
-            "execution_ids": execution_ids,
-            "keys": keys,
-            "manual": manual,
-            "sources": sources,
-        },
-    )
-    return [to_execution(r) for r in await cur.fetchall()]
+    if fires:
+        await conn.execute(_RECORD_FIRES, [list(c) for c in zip(*fires, strict=True)])
 
 
 async def advance(conn: AsyncConn, moves: list[tuple[int, datetime, datetime | None]]) -> None:
