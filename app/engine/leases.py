@@ -17,8 +17,10 @@ from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
 from app.engine.batches import Record, record
-from app.engine.executions import HELD_SQL
-from app.engine.models import EXECUTIONS_CHANNEL, ClaimState, End
+from app.engine.models import ClaimState, End
+from app.engine.queries import load
+
+_SQL = load("leases")
 
 __all__ = [
     "CLAIM_ANSWER_LOST",
@@ -53,51 +55,14 @@ async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -
     return execution_id in recorded
 
 
-_REQUEUE = f"""
-WITH r AS (
-    UPDATE executions
-    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
-    RETURNING id, attempt
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'requeued', %(payload)s || jsonb_build_object('attempt', attempt) FROM r
-)
-SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
-"""
-
-
 async def requeue(conn: AsyncConn, execution_id: str, worker_id: str, *, reason: str) -> bool:
     """Give a held execution back to the queue (a transient failure); False if not held."""
     cur = await conn.execute(
-        _REQUEUE, {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})}
+        _SQL["requeue"],
+        {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})},
     )
     return await cur.fetchone() is not None
 
-
-_RELEASE_HELD = f"""
-WITH r AS (
-    -- Back to pending, the attempt not counted; one whose cancel was requested
-    -- meanwhile ends cancelled instead (it never ran).
-    UPDATE executions
-    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
-        worker_id = CASE WHEN cancel_requested THEN worker_id END,
-        queued_at = CASE WHEN cancel_requested THEN queued_at END,
-        started_at = CASE WHEN cancel_requested THEN started_at END,
-        completed_at = CASE WHEN cancel_requested THEN now() END,
-        -- A claim that started it counted the attempt; one only queued did not.
-        attempt = attempt - (status = 'running')::int
-    WHERE worker_id = %(worker)s AND status IN {HELD_SQL}
-      AND (%(ids)s::text[] IS NULL OR id = ANY (%(ids)s::text[]))
-    RETURNING id, status, attempt
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE status END,
-           jsonb_build_object('reason', %(reason)s::text, 'attempt', attempt)
-    FROM r
-)
-SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
-"""
 
 CLAIM_ANSWER_LOST = "claimed but not run: the claim's answer was lost"
 GIVEN_BACK_ON_STOP = "claimed but not run: the worker is stopping"
@@ -117,22 +82,8 @@ async def release_held(
     `requeued` event carries `reason`.
     """
     args = {"worker": worker_id, "reason": reason, "ids": None if ids is None else list(ids)}
-    rows = await (await conn.execute(_RELEASE_HELD, args)).fetchall()
+    rows = await (await conn.execute(_SQL["release_held"], args)).fetchall()
     return [str(r["id"]) for r in rows]
-
-
-_PROGRESS = f"""
-WITH held AS (
-    SELECT id, cancel_requested FROM executions
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
-), p AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'progress', %(payload)s FROM held
-)
-SELECT
-    EXISTS (SELECT 1 FROM held) AS held,
-    COALESCE((SELECT cancel_requested FROM held), false) AS cancel_requested
-"""
 
 
 async def record_progress(
@@ -149,7 +100,7 @@ async def record_progress(
     if phase is not None:
         payload["phase"] = phase
     cur = await conn.execute(
-        _PROGRESS, {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
+        _SQL["progress"], {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
     )
     row = await cur.fetchone()
     assert row is not None
@@ -158,13 +109,7 @@ async def record_progress(
 
 async def claim_state(conn: AsyncConn, execution_id: str, worker_id: str) -> ClaimState:
     cur = await conn.execute(
-        f"""
-        SELECT
-            COALESCE(bool_or(worker_id = %(worker)s AND status IN {HELD_SQL}), false)
-                AS held,
-            COALESCE(bool_or(cancel_requested), false) AS cancel_requested
-        FROM executions WHERE id = %(id)s
-        """,
+        _SQL["claim_state"],
         {"id": execution_id, "worker": worker_id},
     )
     row = await cur.fetchone()
