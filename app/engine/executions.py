@@ -1,4 +1,4 @@
-"""Executions SQL: insert (one or many), reads, cancel and prune.
+"""Executions: insert (one or many), reads, cancel and prune (sql/executions.sql).
 
 Every status change and its event are one statement (data-modifying CTEs),
 so they commit together. The worker side (claim, finish, progress) is in
@@ -15,16 +15,8 @@ from typing import Any, Literal, cast
 import msgspec
 
 from app.db import AsyncConn
-from app.engine.models import (
-    ACTIVE,
-    CANCEL_CHANNEL,
-    EXECUTIONS_CHANNEL,
-    HELD,
-    TERMINAL,
-    Event,
-    Execution,
-    Lane,
-)
+from app.engine.models import ACTIVE, HELD, TERMINAL, Event, Execution, Lane
+from app.engine.queries import load
 
 __all__ = [
     "ACTIVE_SQL",
@@ -50,6 +42,8 @@ def _sql_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
+# For the modules whose SQL is still in Python (activity, workers, gauges); the
+# .sql files write the lists out (tests/unit/test_sql_hygiene.py checks them).
 ACTIVE_SQL = _sql_list(ACTIVE)
 HELD_SQL = _sql_list(HELD)
 TERMINAL_SQL = _sql_list(TERMINAL)
@@ -59,6 +53,9 @@ COLUMNS = (
     "cancel_requested, created_at, queued_at, started_at, completed_at, error, "
     "max_attempts, retry_backoff_seconds, available_at, timeout_seconds"
 )
+
+
+_SQL = load("executions")
 
 
 def to_execution(row: dict[str, Any]) -> Execution:
@@ -94,51 +91,6 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-_INSERT = f"""
-WITH v AS (
-    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS (
-        id text, pipeline text, params jsonb, lane text, trigger_source text, logical_key text,
-        max_attempts int, retry_backoff_seconds float8, timeout_seconds float8,
-        run_at timestamptz, delay_seconds float8, event jsonb
-    )) WITH ORDINALITY AS v (id, pipeline, params, lane, trigger_source, logical_key,
-                             max_attempts, retry_backoff_seconds, timeout_seconds,
-                             run_at, delay_seconds, event, n)
-), new AS (
-    INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
-                            max_attempts, retry_backoff_seconds, timeout_seconds, available_at)
-    SELECT id, pipeline, params, lane, trigger_source, logical_key,
-           max_attempts, retry_backoff_seconds, timeout_seconds,
-           -- On the database clock; a time in the past means now (it keeps its turn).
-           greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds))
-    FROM v ORDER BY n
-    ON CONFLICT (logical_key)
-        -- The partial unique index's own predicate, so the conflict target matches it.
-        WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
-        DO NOTHING
-    RETURNING id, trigger_source, lane, created_at, available_at
-), created AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT new.id, 'created', jsonb_build_object('trigger_source', new.trigger_source,
-                                                 'lane', new.lane)
-        || CASE WHEN new.available_at > now()
-                THEN jsonb_build_object('run_at', new.available_at) ELSE '{{}}' END
-        || v.event
-    FROM new JOIN v ON v.id = new.id
-    ORDER BY v.n
-    -- Evaluated for each inserted row (a data-modifying CTE always runs to the
-    -- end), so a conflict on logical_key wakes nobody; delivered at the commit
-    -- (the same lane's notices fold into one).
-    RETURNING CASE WHEN %(notify)s THEN pg_notify('{EXECUTIONS_CHANNEL}', payload ->> 'lane') END
-)
--- The rest of each row is what was sent and the columns' defaults (see `insert_many`).
-SELECT id, created_at, available_at FROM new
-"""
-
-_ACTIVE_BY_KEY = f"""
-SELECT {COLUMNS} FROM executions
-WHERE logical_key = %s AND status IN {ACTIVE_SQL}
-"""
-
 _encode = msgspec.json.Encoder().encode
 
 
@@ -162,7 +114,7 @@ async def insert_many(
     if not new:
         return []
     args = {"rows": _encode(new).decode(), "notify": notify}
-    rows = await (await conn.execute(_INSERT, args)).fetchall()
+    rows = await (await conn.execute(_SQL["insert"], args)).fetchall()
     # Built here rather than decoded from a RETURNING of every column (the
     # params' JSON above all): a third of a submit's client CPU.
     made = {
@@ -208,7 +160,7 @@ async def insert(
         created = await insert_many(conn, [new], notify=notify)
         if created:
             return created[0], True
-        existing = await (await conn.execute(_ACTIVE_BY_KEY, (new.logical_key,))).fetchone()
+        existing = await (await conn.execute(_SQL["active_by_key"], (new.logical_key,))).fetchone()
         if existing is not None:
             return to_execution(existing), False
         # The holder finished between our insert and our look-up: try again.
@@ -218,7 +170,7 @@ async def insert(
 
 
 async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
-    cur = await conn.execute(f"SELECT {COLUMNS} FROM executions WHERE id = %s", (execution_id,))
+    cur = await conn.execute(_SQL["get"], (execution_id,))
     row = await cur.fetchone()
     return to_execution(row) if row else None
 
@@ -240,18 +192,7 @@ async def list_page(
     `since` (inclusive) and `until` (exclusive) bound `created_at`.
     """
     cur = await conn.execute(
-        f"""
-        SELECT {COLUMNS} FROM executions
-        WHERE (%(status)s::text IS NULL OR status = %(status)s)
-          AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
-          AND (%(lane)s::text IS NULL OR lane = %(lane)s)
-          AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
-          AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
-          AND (%(attempt_gte)s::int IS NULL OR attempt >= %(attempt_gte)s)
-          AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
-        ORDER BY created_at DESC, id DESC
-        LIMIT %(limit)s
-        """,
+        _SQL["list_page"],
         {
             "status": status,
             "pipeline": pipeline,
@@ -269,10 +210,7 @@ async def list_page(
 
 async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
     cur = await conn.execute(
-        """
-        SELECT id, execution_id, event_type, timestamp, payload FROM execution_events
-        WHERE execution_id = %s AND id > %s ORDER BY id
-        """,
+        _SQL["list_events"],
         (execution_id, after_id),
     )
     return [msgspec.convert(r, Event) for r in await cur.fetchall()]
@@ -292,10 +230,7 @@ async def request_cancel(
     "cancelled", "requested", "already_requested", "finished" or "missing".
     """
     async with conn.transaction():
-        cur = await conn.execute(
-            "SELECT status, cancel_requested FROM executions WHERE id = %s FOR UPDATE",
-            (execution_id,),
-        )
+        cur = await conn.execute(_SQL["lock_for_cancel"], (execution_id,))
         row = await cur.fetchone()
         if row is None:
             return None, "missing"
@@ -303,37 +238,12 @@ async def request_cancel(
         if row["status"] in TERMINAL:
             outcome = "finished"
         elif row["status"] == "pending":
-            await conn.execute(
-                """
-                WITH c AS (
-                    UPDATE executions
-                    SET status = 'cancelled', cancel_requested = true, completed_at = now()
-                    WHERE id = %(id)s RETURNING id
-                )
-                INSERT INTO execution_events (execution_id, event_type, payload)
-                SELECT id, e.type, e.payload FROM c, (VALUES
-                    (1, 'cancel_requested', '{}'::jsonb),
-                    (2, 'cancelled', '{"reason": "cancelled before it started"}'::jsonb)
-                ) AS e (n, type, payload)
-                ORDER BY e.n
-                """,
-                {"id": execution_id},
-            )
+            await conn.execute(_SQL["cancel_pending"], {"id": execution_id})
             outcome = "cancelled"
         elif row["cancel_requested"]:
             outcome = "already_requested"
         else:
-            await conn.execute(
-                """
-                WITH c AS (
-                    UPDATE executions SET cancel_requested = true WHERE id = %(id)s RETURNING id
-                )
-                INSERT INTO execution_events (execution_id, event_type)
-                SELECT id, 'cancel_requested' FROM c
-                """,
-                {"id": execution_id},
-            )
-            await conn.execute("SELECT pg_notify(%s, %s)", (CANCEL_CHANNEL, execution_id))
+            await conn.execute(_SQL["request_cancel"], {"id": execution_id})
             outcome = "requested"
         execution = await get(conn, execution_id)
     return execution, outcome
@@ -351,21 +261,7 @@ async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: i
     total = 0
     while True:
         cur = await conn.execute(
-            f"""
-            WITH doomed AS (
-                SELECT id FROM executions
-                WHERE status IN {TERMINAL_SQL}
-                  AND completed_at < now() - make_interval(secs => %(age)s)
-                  -- Implied by the line above (nothing completes before it is
-                  -- created); it lets the scan use idx_executions_created.
-                  AND created_at < now() - make_interval(secs => %(age)s)
-                LIMIT %(batch)s
-                FOR UPDATE SKIP LOCKED
-            ), events AS (
-                DELETE FROM execution_events v USING doomed WHERE v.execution_id = doomed.id
-            )
-            DELETE FROM executions e USING doomed WHERE e.id = doomed.id
-            """,
+            _SQL["prune_finished"],
             {"age": older_than_seconds, "batch": batch},
         )
         total += cur.rowcount

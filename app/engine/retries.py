@@ -17,8 +17,9 @@ import psycopg
 
 from app.db import AsyncConn
 from app.engine.backends import OrchestratorBackend
-from app.engine.executions import ACTIVE_SQL, COLUMNS, get, to_execution
-from app.engine.models import EXECUTIONS_CHANNEL, Execution, Status
+from app.engine.executions import get, to_execution
+from app.engine.models import Execution, Status
+from app.engine.queries import load
 
 __all__ = ["RETRYABLE", "RetryOutcome", "count_retryable", "retry_many", "retry_one"]
 
@@ -27,49 +28,7 @@ log = logging.getLogger(__name__)
 RETRYABLE: Final[tuple[Status, ...]] = ("failed", "cancelled")
 RetryOutcome = Literal["retried", "missing", "not_ended", "completed", "key_active"]
 
-# The executions a retry may take: ended unsuccessfully, their logical_key free.
-_CHOSEN_WHERE = f"""
-    e.status IN ('failed', 'cancelled')
-    AND (%(id)s::text IS NULL OR e.id = %(id)s)
-    AND (%(status)s::text IS NULL OR e.status = %(status)s)
-    AND (%(pipeline)s::text IS NULL OR e.pipeline = %(pipeline)s)
-    AND (%(since)s::timestamptz IS NULL OR e.created_at >= %(since)s)
-    AND (%(until)s::timestamptz IS NULL OR e.created_at < %(until)s)
-    AND (e.logical_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM executions a
-        WHERE a.logical_key = e.logical_key AND a.status IN {ACTIVE_SQL}))
-"""
-
-_RETRY = f"""
-WITH chosen AS (
-    SELECT e.id, e.status, e.attempt, e.logical_key, e.created_at FROM executions e
-    WHERE {_CHOSEN_WHERE}
-    FOR UPDATE OF e
-), one_per_key AS (
-    -- Two ended executions with one logical_key: only the newest comes back.
-    SELECT DISTINCT ON (COALESCE(logical_key, id)) id, status, attempt FROM chosen
-    ORDER BY COALESCE(logical_key, id), created_at DESC
-), r AS (
-    UPDATE executions e
-    SET status = 'pending', attempt = 0, worker_id = NULL, queued_at = NULL,
-        started_at = NULL, completed_at = NULL, cancel_requested = false, available_at = now()
-    FROM one_per_key o
-    WHERE e.id = o.id
-    RETURNING e.{COLUMNS.replace(", ", ", e.")},
-              o.status AS previous_status, o.attempt AS previous_attempts
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'retried', jsonb_build_object(
-        'trigger_source', %(source)s::text, 'previous_status', previous_status,
-        'previous_attempts', previous_attempts)
-    FROM r
-)
-SELECT * FROM r
-"""
-
-_COUNT = f"""
-SELECT count(DISTINCT COALESCE(e.logical_key, e.id)) AS n FROM executions e WHERE {_CHOSEN_WHERE}
-"""
+_SQL = load("retries")
 
 
 def _args(
@@ -100,11 +59,11 @@ async def _retry(
     Returns the executions as the retry left them (pending): read before the
     NOTIFY, since a worker may take one the moment it is sent.
     """
-    rows = await (await conn.execute(_RETRY, args)).fetchall()
+    rows = await (await conn.execute(_SQL["retry"], args)).fetchall()
     retried = [to_execution(r) for r in rows]
     if retried:
         try:
-            await conn.execute("SELECT pg_notify(%s, 'retried')", (EXECUTIONS_CHANNEL,))
+            await conn.execute(_SQL["notify_retried"])
         except psycopg.Error as exc:  # committed already: the workers' poll finds them
             log.warning("%d execution(s) retried; NOTIFY failed (%s)", len(retried), exc)
     for execution in retried:
@@ -154,6 +113,6 @@ async def count_retryable(
 ) -> int:
     """How many executions `retry_many` with the same filters would retry now."""
     args = _args(status=status, pipeline=pipeline, since=since, until=until)
-    row = await (await conn.execute(_COUNT, args)).fetchone()
+    row = await (await conn.execute(_SQL["count_retryable"], args)).fetchone()
     assert row is not None
     return cast(int, row["n"])

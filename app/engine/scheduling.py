@@ -29,7 +29,7 @@ from app.engine import executions
 from app.engine import schedules_sql as sql
 from app.engine.backends import OrchestratorBackend
 from app.engine.executions import NewExecution
-from app.engine.models import EXECUTIONS_CHANNEL, Execution
+from app.engine.models import Execution
 from app.engine.registry import Registry
 from app.engine.retry import RetryPolicy, budget
 from app.engine.schedules import Schedule, ScheduleInput, logical_key, next_after, plan, validate
@@ -252,10 +252,7 @@ async def fire_due(
             await backend.submit(execution)
         if len(due) < batch:
             break
-    row = await (
-        await conn.execute("SELECT min(next_fire_at) AS at FROM schedules WHERE enabled")
-    ).fetchone()
-    next_due: datetime | None = row["at"] if row else None  # type: ignore[assignment]
+    next_due = await sql.next_due(conn)
     assert clock is not None  # set by the first pass
     return FireReport(fired=fired, skipped_slots=skipped, clock=clock, next_due=next_due)
 
@@ -339,6 +336,6 @@ async def _wake_workers(conn: AsyncConn, created: list[Execution]) -> None:
     """After the commit: one NOTIFY per lane that got work (the workers' poll covers a loss)."""
     for lane in sorted({e.lane for e in created}):
         try:
-            await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
+            await sql.notify_executions(conn, lane)
         except psycopg.Error as exc:
             log.warning("fired; NOTIFY failed (%s)", first_line(exc))
