@@ -5,9 +5,10 @@ the next slot from the database clock, store, and NOTIFY the pools. A fire
 (`fire_due`, `run_now`) is one transaction: the slot's row in
 `schedule_fires` (unique per slot), the execution and its `created` event
 (through `executions.insert_many`, as every execution, with its pipeline's
-retry budget), and the schedule's next slot commit together or not at all. The NOTIFY that
-wakes the workers, and the backend's `submit`, follow the commit (see
-`app.engine.executions.insert` for why it is not sent inside it).
+retry budget), and the schedule's next slot commit together or not at all.
+The NOTIFY that wakes the workers, and the backend's `submit`, follow the
+commit (see `app.engine.executions.insert_many` for why it is not sent
+inside it).
 
 One bad schedule never blocks the others: a schedule whose timing cannot be
 planned is disabled (with a skip saying why), and a slot of a pipeline this

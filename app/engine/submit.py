@@ -1,9 +1,10 @@
-"""submit(): the one way an execution comes to exist.
+"""submit(): a submission (the API, the CLI, the shell) becomes an execution.
 
-Validates the pipeline name and its params before anything is stored, then
-inserts the execution and its `created` event in one statement (with the
-NOTIFY that wakes the workers, or a Waker's after the commit), and hands it
-to the backend.
+Validates the pipeline name and its params before anything is stored,
+resolves its retry budget (`app.engine.retry.budget`), then inserts the
+execution and its `created` event in one statement (`executions.insert_many`,
+the statement every execution is created by, with the NOTIFY that wakes the
+workers, or a Waker's after the commit), and hands it to the backend.
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ async def submit(
     (created=False) instead of creating a second one. `max_attempts`,
     `retry_backoff_seconds` and `timeout_seconds` (each attempt's limit)
     override the pipeline's RetryPolicy and SPINE_MAX_ATTEMPTS
-    (app.engine.retry.budget). It is not claimed before `run_at` plus `delay_seconds`, the delay
-    counted on the database clock. The workers are woken by a NOTIFY in the
-    insert's own statement, or, given a `waker` (callers that submit
-    concurrently, like the API), by the waker after the commit. The `backend`
-    hears of each execution created.
+    (app.engine.retry.budget). It is not claimed before `run_at` plus
+    `delay_seconds`, the delay counted on the database clock. The workers are
+    woken by a NOTIFY in the insert's own statement, or, given a `waker`
+    (callers that submit concurrently, like the API), by the waker after the
+    commit. The `backend` hears of each execution created.
     """
     found = registry.get(pipeline)  # UnknownPipeline lists the known ones
     if lane not in LANES:
