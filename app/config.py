@@ -152,6 +152,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ge=1,
         ),
     ] = msgspec.field(default=256, name="SPINE_API_MAX_CONNECTIONS")
+    ui_max_live_streams: Annotated[
+        int,
+        msgspec.Meta(
+            description="Dashboard live-update streams one API process serves at once, at most "
+            "half of SPINE_API_MAX_CONNECTIONS; beyond, a tab gets 503 and polls instead.",
+            ge=1,
+        ),
+    ] = msgspec.field(default=32, name="SPINE_UI_MAX_LIVE_STREAMS")
     api_keep_alive: Annotated[
         int,
         msgspec.Meta(description="Seconds an idle keep-alive connection stays open.", ge=1),
@@ -165,6 +173,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     api_token_reads: Annotated[
         bool, msgspec.Meta(description="With SPINE_API_TOKEN set, require the token for reads too.")
     ] = msgspec.field(default=False, name="SPINE_API_TOKEN_READS")
+    api_public: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Say the API is reachable beyond this host (compose publishes it on "
+            "every interface); it then refuses to start without SPINE_API_TOKEN."
+        ),
+    ] = msgspec.field(default=False, name="SPINE_API_PUBLIC")
     max_body_bytes: Annotated[
         int, msgspec.Meta(description="Largest request body the API accepts (bytes).", ge=1024)
     ] = msgspec.field(default=1_048_576, name="SPINE_MAX_BODY_BYTES")

@@ -12,22 +12,40 @@ with bytes-level operations only (no Python loop over lines):
 - a line of just `\\.` is quoted so that PostgreSQL < 18 does not take it for
   the end of the data.
 
+`LineChunks` reads a file as runs of such lines, a chunk at a time, so an
+ingest's memory is bounded by a chunk whatever the file's size or shape.
+
 This module belongs to no domain (app.otc and app.finra both import it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from typing import LiteralString
+from typing import BinaryIO, LiteralString
 
 from app.files import InvalidInputFile
 
-__all__ = ["BOM", "COPY_OPTIONS", "REPLACEMENT", "refuse_utf16", "sanitize"]
+__all__ = [
+    "BOM",
+    "CHUNK_BYTES",
+    "COPY_OPTIONS",
+    "MAX_LINE_BYTES",
+    "REPLACEMENT",
+    "LineChunks",
+    "cut_long_lines",
+    "refuse_utf16",
+    "sanitize",
+]
 
 BOM = b"\xef\xbb\xbf"
 REPLACEMENT = "\ufffd".encode()
 # The COPY options that keep a line whole (one text column per line).
 COPY_OPTIONS: LiteralString = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+
+CHUNK_BYTES = 1 << 20
+MAX_LINE_BYTES = 64 * 1024
+"""A longer line is cut there (no valid row comes near it), so memory stays bounded."""
 
 _RESERVED = (b"\x00", b"\x01", b"\x02")  # NUL cannot be stored; 01/02 are COPY's delimiter/quote
 _END_MARKER_LINE = re.compile(rb"(?m)^\\\.$")
@@ -52,4 +70,108 @@ def sanitize(body: bytes) -> bytes:
             body = body.replace(reserved, REPLACEMENT)
     if b"\\." in body:
         body = _END_MARKER_LINE.sub(b"\x02\\\\.\x02", body)
+    return body
+
+
+class LineChunks:
+    """A file as runs of whole lines, sanitized, of about CHUNK_BYTES each.
+
+    `first_line()` gives the header; `next_chunk()` the data lines after it,
+    each ending with LF (one the last line lacked is added), until None. It
+    counts the data lines it gives (`lines`) and hashes and counts every byte
+    it reads. Past `max_bytes` it raises InvalidInputFile. One call at a time:
+    callers overlap reading with their COPY by running it in a thread.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str, *, max_bytes: int) -> None:
+        self._stream = stream
+        self._name = name
+        self._max_bytes = max_bytes
+        self._rest = b""  # read but not yet given: the start of a line
+        self._skipping = False  # dropping the tail of an over-long line
+        self._eof = False
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        self.lines = 0
+
+    def _read(self) -> bytes:
+        data = self._stream.read(CHUNK_BYTES)
+        if not data:
+            self._eof = True
+            return data
+        self.bytes_read += len(data)
+        if self.bytes_read > self._max_bytes:
+            raise InvalidInputFile(f"{self._name!r} is over {self._max_bytes // (1024 * 1024)} MiB")
+        self.sha256.update(data)
+        return data
+
+    def first_line(self) -> bytes:
+        """The first line, without a UTF-8 byte-order mark or its line end (b"": empty file)."""
+        buffer = b""
+        while b"\n" not in buffer and len(buffer) <= MAX_LINE_BYTES and not self._eof:
+            buffer += self._read()
+        refuse_utf16(buffer, self._name)
+        end = buffer.find(b"\n")
+        if end < 0:
+            line, self._skipping = buffer[:MAX_LINE_BYTES], len(buffer) > MAX_LINE_BYTES
+        else:
+            line, self._rest = buffer[:end], buffer[end + 1 :]
+        return line.removeprefix(BOM).removesuffix(b"\r")
+
+    def rest_is_blank(self) -> bool:
+        """Whether nothing but whitespace follows (reads on until it knows)."""
+        data = self._rest
+        while not data.strip():
+            if self._eof:
+                return True
+            data = self._read()
+        return False
+
+    def next_chunk(self) -> bytes | None:
+        """The next run of whole, sanitized lines; None at the end of the file."""
+        while True:
+            if self._eof and not self._rest:
+                return None
+            data = self._rest + (b"" if self._eof else self._read())
+            self._rest = b""
+            if self._skipping:
+                end = data.find(b"\n")
+                if end < 0:
+                    continue  # still inside the over-long line: drop it
+                data = data[end + 1 :]
+                self._skipping = False
+            cut = data.rfind(b"\n")
+            body, rest = data[: cut + 1], data[cut + 1 :]
+            if self._eof and rest:
+                body, rest = data + b"\n", b""  # the last line had no newline
+            elif len(rest) > MAX_LINE_BYTES:
+                body += rest[:MAX_LINE_BYTES] + b"\n"
+                rest = b""
+                self._skipping = True
+            self._rest = rest
+            if body:
+                body = sanitize(cut_long_lines(body))
+                self.lines += body.count(b"\n")
+                return body
+
+
+def cut_long_lines(body: bytes) -> bytes:
+    """`body` (whole lines) with every line longer than MAX_LINE_BYTES cut there.
+
+    Linear in the size whatever the lines: a line that long contains a whole
+    window of half that size with no newline, and only such windows are looked at.
+    """
+    half = MAX_LINE_BYTES // 2
+    i = 0
+    while i + half <= len(body):
+        if body.find(b"\n", i, i + half) >= 0:
+            i += half
+            continue
+        start = body.rfind(b"\n", 0, i) + 1
+        end = body.find(b"\n", i)
+        end = len(body) if end < 0 else end
+        if end - start > MAX_LINE_BYTES:
+            body = body[: start + MAX_LINE_BYTES] + body[end:]
+            end = start + MAX_LINE_BYTES
+        i = end + 1
     return body

@@ -2,11 +2,14 @@
 
 Pools are never created at import time and never shared across a fork: the
 API opens its async pool in its lifespan, each worker process opens its own.
+Nothing here looks the settings up: an entry point reads them once and passes
+the URL (from `database_url(settings)`) and the settings down.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import time
 import weakref
 
@@ -14,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from app.config import Settings, get_settings
+from app.config import Settings
 
 __all__ = [
     "AsyncConn",
@@ -31,40 +34,64 @@ AsyncPool = AsyncConnectionPool[AsyncConn]
 
 
 @functools.cache
-def _resolve_url(settings: Settings) -> str:
+def _resolve_url(settings: Settings) -> tuple[str, tuple[str, ...]]:
+    """(the URL, the migrations applied to bring an embedded database up to date)."""
     if settings.database_url:
-        return settings.database_url
+        _say_where_outside_a_checkout(f"DATABASE_URL {_without_password(settings.database_url)}")
+        return settings.database_url, ()
     from app import embedded
     from app.migrations import apply_pending
 
     url = embedded.acquire(settings.state_dir)
+    _say_where_outside_a_checkout(
+        f"embedded PostgreSQL in {embedded.pgdata_dir(settings.state_dir)}"
+    )
     # The embedded database is ours: bring it up to date rather than fail on a missing table.
     with connect(url) as conn:
-        apply_pending(conn)
-    return url
+        applied = apply_pending(conn)
+    return url, tuple(applied)
 
 
-def database_url(settings: Settings | None = None) -> str:
+def database_url(settings: Settings) -> str:
     """DATABASE_URL, or the embedded server's URL.
 
     The embedded server is started if needed (and stopped when the last process
     using it exits; see app.embedded) and migrated.
     """
-    return _resolve_url(settings or get_settings())
+    return _resolve_url(settings)[0]
 
 
-def connect(
-    url: str | None = None, *, autocommit: bool = True
-) -> psycopg.Connection[dict[str, object]]:
+def migrated_on_start(settings: Settings) -> tuple[str, ...]:
+    """The migrations `database_url` applied to the embedded database (so commands that
+    report migrations count them: a new checkout's first `spine up` applied them all)."""
+    return _resolve_url(settings)[1]
+
+
+def _say_where_outside_a_checkout(where: str) -> None:
+    """Outside a checkout, nothing else tells a user which database a command used."""
+    from app.config import project_root
+
+    if project_root() is None:
+        print(f"database: {where}", file=sys.stderr, flush=True)
+
+
+def _without_password(url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    parts = conninfo_to_dict(url)
+    if "password" in parts:
+        parts["password"] = "***"  # noqa: S105 - a mask, not a password
+    return make_conninfo("", **parts)
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[dict[str, object]]:
     """A plain synchronous connection (CLI, migrations, tests)."""
-    return psycopg.connect(url or database_url(), autocommit=autocommit, row_factory=dict_row)
+    return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
 
 
-async def aconnect(url: str | None = None) -> AsyncConn:
+async def aconnect(url: str) -> AsyncConn:
     """One async connection outside any pool (LISTEN, heartbeats)."""
-    return await psycopg.AsyncConnection.connect(
-        url or database_url(), autocommit=True, row_factory=dict_row
-    )
+    return await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
 
 
 class _CheckWhenIdle:
@@ -95,8 +122,8 @@ class _CheckWhenIdle:
 
 
 async def open_async_pool(
-    url: str | None = None,
-    settings: Settings | None = None,
+    url: str,
+    settings: Settings,
     *,
     name: str = "spine",
     check_idle_after: float = 1.0,
@@ -111,14 +138,13 @@ async def open_async_pool(
     and if it was killed, stops the statement and releases its locks instead
     of running on to the end (PostgreSQL 14+).
     """
-    settings = settings or get_settings()
     idle_check = _CheckWhenIdle(check_idle_after)
     kwargs: dict[str, object] = {"autocommit": True, "row_factory": dict_row}
     if client_check_interval is not None:
         milliseconds = max(1, round(client_check_interval * 1000))
         kwargs["options"] = f"-c client_connection_check_interval={milliseconds}"
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
-        url or database_url(settings),
+        url,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
         kwargs=kwargs,

@@ -12,6 +12,8 @@ only `spine db stop` ends. So a one-shot command stops what it started, and
 `spine up` or `honcho start` stop it when their last process ends. A file
 lock serialises start, registration and the last client's stop, and the
 `owner.json` file says who started the server (for `spine db status`).
+A client ended by SIGTERM stops it too: the default SIGTERM action would skip
+the exit handlers, so a client turns it into an ordinary exit (status 143).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -103,13 +107,31 @@ def acquire(state_dir: Path, database: str = "postgres") -> str:
     Starts the server if needed (one line on stderr). At exit, the last live
     client stops a server that was not started with `keep`.
     """
+    _exit_cleanly_on_sigterm()  # first: a SIGTERM while it starts must stop it too
+    atexit.register(release, state_dir, os.getpid())
     with _locked(state_dir):
         url, _ = _start(state_dir, database, keep=False, announce=True)
         clients = _clients_dir(state_dir)
         clients.mkdir(exist_ok=True)
         (clients / str(os.getpid())).touch()
-    atexit.register(release, state_dir, os.getpid())
     return url
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM an ordinary exit, so `release` runs as it does after Ctrl-C.
+
+    Only where nobody handles SIGTERM yet: the worker supervisor and the API
+    install their own graceful stop, which ends in an ordinary exit as well.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def release(state_dir: Path, pid: int) -> bool:

@@ -85,8 +85,9 @@ def _server_url(explicit: str | None) -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     from app import db
+    from app.config import get_settings
 
-    return db.database_url()
+    return db.database_url(get_settings())
 
 
 def _peers(ctx: Context) -> None:

@@ -11,9 +11,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app import db
-from app.api.main import create_app
 from app.config import get_settings
 from app.engine import workers
+from app.server import create_app
 from tests.support import claim_and_start, free_port
 
 Client = AsyncTestClient[Litestar]

@@ -23,9 +23,11 @@ from app.catalog import default_registry
 from app.config import get_settings
 from app.engine import batches, executions, models, scheduling, workers
 from app.engine import submit as engine_submit
+from app.engine.attempts import attempt
 from app.engine.backends import OrchestratorBackend, make_backend
+from app.engine.outcomes import Requeue
+from app.engine.recording import record_batch, record_end
 from app.engine.registry import Registry
-from app.engine.run import Requeue, attempt, record_batch, record_end
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

@@ -18,7 +18,6 @@ unique index per slot), not from this loop, so any number of pools may run it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -26,9 +25,9 @@ import time
 import psycopg
 
 from app import db
-from app.catalog import default_registry
 from app.config import Settings
 from app.engine.backends import make_backend
+from app.engine.listen import Listener
 from app.engine.models import SCHEDULES_CHANNEL
 from app.engine.registry import Registry
 from app.engine.retry import Backoff
@@ -44,10 +43,10 @@ HELD_WAIT = 0.5
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, url: str, registry: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, url: str, registry: Registry) -> None:
         self.settings = settings
         self.url = url
-        self.registry = registry or default_registry()
+        self.registry = registry
         self.backend = make_backend(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,25 +65,23 @@ class Scheduler:
 
     async def run(self) -> None:
         backoff = Backoff(0.1, 5.0)
-        while not self._stop.is_set():
-            try:
-                async with (
-                    await db.aconnect(self.url) as listener,
-                    await db.aconnect(self.url) as conn,
-                ):
-                    await listener.execute(f"LISTEN {SCHEDULES_CHANNEL}")
-                    backoff.reset()
-                    log.info("scheduler started")
-                    await self._loop(listener, conn)
-            except psycopg.Error as exc:
-                log.warning("scheduler: %s; reconnecting", first_line(exc))
-                self._stop.wait(backoff.next())
-            except Exception:  # a bug must not end this pool's scheduling for good
-                log.exception("scheduler failed; restarting it")
-                self._stop.wait(backoff.next())
+        async with Listener(self.url, (SCHEDULES_CHANNEL,), name="scheduler") as listener:
+            while not self._stop.is_set():
+                try:
+                    await listener.connect()
+                    async with await db.aconnect(self.url) as conn:
+                        backoff.reset()
+                        log.info("scheduler started")
+                        await self._loop(listener, conn)
+                except psycopg.Error as exc:
+                    log.warning("scheduler: %s; reconnecting", first_line(exc))
+                    self._stop.wait(backoff.next())
+                except Exception:  # a bug must not end this pool's scheduling for good
+                    log.exception("scheduler failed; restarting it")
+                    self._stop.wait(backoff.next())
         log.info("scheduler stopped")
 
-    async def _loop(self, listener: db.AsyncConn, conn: db.AsyncConn) -> None:
+    async def _loop(self, listener: Listener, conn: db.AsyncConn) -> None:
         tick = self.settings.scheduler_tick
         held = Backoff(MIN_WAIT, max(MIN_WAIT, min(HELD_WAIT, tick)))
         while not self._stop.is_set():
@@ -103,7 +100,6 @@ class Scheduler:
                     # Still due after our pass: another pool holds it and will fire it.
                     # Back off (MIN_WAIT doubling to HELD_WAIT) rather than re-query 50x/s.
                     wait = held.next()
-            # Returns at the first NOTIFY, or after `wait` seconds without one.
-            with contextlib.suppress(TimeoutError):
-                async for _ in listener.notifies(timeout=wait, stop_after=1):
-                    pass
+            # Returns at the first NOTIFY, after `wait` seconds without one, or at once
+            # when the listener lost its connection (the next pass re-reads the schedules).
+            await listener.wait(wait)

@@ -1,8 +1,10 @@
 """`spine`: the one command-line entry point (database, pipelines, workers, API).
 
 Procfile lines and compose `command:` entries call these same commands. Each
-command group lives in its own module; the root group below turns every error
-a user can cause into one line on stderr and a non-zero exit.
+command group lives in its own module; a data domain's commands come from its
+own package (`app/<domain>/cli.py`) through `app.catalog`, into the existing
+`query` and `data` groups. The root group turns every error a user can cause
+into one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import click
 import psycopg
 
+from app.catalog import DOMAINS
 from app.cli.data import data_group
 from app.cli.db import db_group
 from app.cli.executions import executions_group
@@ -22,11 +25,12 @@ from app.cli.query import query_group
 from app.cli.run import list_pipelines, run
 from app.cli.schedules import schedules_group
 from app.config import ConfigError, get_settings
+from app.domains import Catalog
 from app.errors import SpineError, first_line
 from app.logs import configure_logging
 from app.migrations import MigrationError
 
-__all__ = ["main"]
+__all__ = ["build_cli", "main"]
 
 
 class SpineGroup(click.Group):
@@ -77,25 +81,36 @@ class SpineGroup(click.Group):
             raise click.ClickException(first_line(exc)) from None
 
 
-@click.group(cls=SpineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="market-spine")
-def main() -> None:
-    """Market Spine: OTC trade pipelines on a PostgreSQL job queue."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+def build_cli(catalog: Catalog) -> click.Group:
+    """The `spine` group: the core commands, and each domain's in the group it names."""
+
+    @click.group(cls=SpineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(package_name="market-spine")
+    def main() -> None:
+        """Market Spine: OTC trade pipelines on a PostgreSQL job queue."""
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
+
+    groups = {"query": query_group(), "data": data_group()}
+    for domain in catalog:
+        for group, commands in domain.commands().items():
+            for command in commands:
+                (main if group == "spine" else groups[group]).add_command(command)
+    for command in (
+        db_group,
+        up,
+        list_pipelines,
+        run,
+        executions_group,
+        schedules_group,
+        groups["data"],
+        groups["query"],
+        worker_group,
+        api,
+        shell,
+    ):
+        main.add_command(command)
+    return main
 
 
-for command in (
-    db_group,
-    up,
-    list_pipelines,
-    run,
-    executions_group,
-    schedules_group,
-    data_group,
-    query_group,
-    worker_group,
-    api,
-    shell,
-):
-    main.add_command(command)
+main = build_cli(DOMAINS)

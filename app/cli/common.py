@@ -13,10 +13,11 @@ import click
 import psycopg
 
 from app import db
-from app.otc.symbols import InvalidSymbol, normalize_symbol
+from app.config import get_settings
+from app.dates import parse_date as parse_iso_date
+from app.time_bounds import EARLIEST, LATEST, RANGE_NOTE, out_of_range
 
 __all__ = [
-    "SYMBOL",
     "parse_age",
     "parse_date",
     "parse_params",
@@ -38,9 +39,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
     """Open one autocommit connection, call `func` with it, close it."""
+    url = db.database_url(get_settings())
 
     async def go() -> T:
-        async with await db.aconnect() as conn:
+        async with await db.aconnect(url) as conn:
             return await func(conn)
 
     return run_async(go())
@@ -48,6 +50,7 @@ def with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LONGEST_AGE = (LATEST - EARLIEST).total_seconds()  # longer reaches outside every time
 
 
 def parse_age(value: str) -> float:
@@ -55,7 +58,10 @@ def parse_age(value: str) -> float:
     match = _AGE.match(value)
     if not match:
         raise click.BadParameter(f"{value!r}: use a number and a unit, like 30d, 12h or 90m")
-    return float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _AGE_SECONDS[match.group(2)]
+    if seconds > _LONGEST_AGE:
+        raise click.BadParameter(f"{value!r} reaches back before {RANGE_NOTE}")
+    return seconds
 
 
 def parse_seconds(value: str) -> float:
@@ -66,33 +72,49 @@ def parse_seconds(value: str) -> float:
         return parse_age(value)
 
 
-def parse_time(value: str) -> datetime:
-    """An ISO 8601 time; without an offset it is this machine's local time."""
+def parse_time(value: str, *, option: str | None = None) -> datetime:
+    """An ISO 8601 time; without an offset it is this machine's local time.
+
+    Refused outside the range every reader can represent (`app.time_bounds`).
+    """
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not a time (ISO 8601, like 2026-01-06T16:30:00Z)"
+            f"{value!r} is not a time (ISO 8601, like 2026-01-06T16:30:00Z)", param_hint=option
         ) from None
-    return moment if moment.tzinfo else moment.astimezone()
+    if moment.tzinfo is None:
+        try:
+            moment = moment.astimezone()
+        except (OverflowError, OSError, ValueError):  # at the very ends of the calendar
+            moment = moment.replace(tzinfo=UTC)
+    why = out_of_range(moment)
+    if why is not None:
+        raise click.BadParameter(why, param_hint=option)
+    return moment
 
 
-def parse_since(value: str | None) -> datetime | None:
+def parse_since(value: str | None, *, option: str | None = None) -> datetime | None:
     """`--since`: an age back from now (`1d`, `12h`) or an ISO 8601 time."""
     if value is None:
         return None
     if _AGE.match(value):
-        return datetime.now(UTC) - timedelta(seconds=parse_age(value))
-    return parse_time(value)
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_age(value))
+        except OverflowError:
+            raise click.BadParameter(
+                f"{value!r} reaches back before {RANGE_NOTE}", param_hint=option
+            ) from None
+    return parse_time(value, option=option)
 
 
 def parse_date(value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return parse_iso_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -116,18 +138,3 @@ def redact(url: str) -> str:
         if "password" in (psycopg.conninfo.conninfo_to_dict(url))
         else url
     )
-
-
-class _Symbol(click.ParamType):  # type: ignore[type-arg]
-    """A symbol by the API's rule (app.otc.symbols), upper-cased."""
-
-    name = "symbol"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        try:
-            return normalize_symbol(str(value))
-        except InvalidSymbol as exc:
-            self.fail(str(exc), param, ctx)
-
-
-SYMBOL = _Symbol()

@@ -22,8 +22,12 @@ def db_group() -> None:
 @db_group.command("init")
 def db_init() -> None:
     """Apply pending migrations (safe to run again, and concurrently)."""
-    with db.connect() as conn:
-        applied = apply_pending(conn, on_apply=lambda name: click.echo(f"applied {name}"))
+    settings = get_settings()
+    with db.connect(db.database_url(settings)) as conn:
+        applied = list(db.migrated_on_start(settings))
+        for name in applied:
+            click.echo(f"applied {name}")
+        applied += apply_pending(conn, on_apply=lambda name: click.echo(f"applied {name}"))
     click.echo(f"{len(applied)} migration(s) applied; database is up to date.")
 
 
@@ -33,7 +37,7 @@ def db_status() -> None:
     settings = get_settings()
     if not settings.database_url:
         click.echo(_embedded_state(settings.state_dir))
-    with db.connect() as conn:
+    with db.connect(db.database_url(settings)) as conn:
         states = status(conn)
     for s in states:
         when = s.applied_at.isoformat(timespec="seconds") if s.applied_at else ""
@@ -46,7 +50,7 @@ def db_status() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def db_reset(yes: bool) -> None:
     """Drop every table and data row, then apply all migrations afresh."""
-    url = db.database_url()
+    url = db.database_url(get_settings())
     if not yes:
         click.confirm(f"Drop ALL data in {redact(url)}?", abort=True)
     with db.connect(url) as conn:

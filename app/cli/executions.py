@@ -45,6 +45,8 @@ def executions_list(
     limit: int,
 ) -> None:
     """Newest executions first: attempts, next run (a delayed run or a retry), last error."""
+    first = parse_since(since, option="--since")
+    last = parse_since(until, option="--until")
     rows = with_conn(
         lambda c: executions.list_page(
             c,
@@ -52,8 +54,8 @@ def executions_list(
             status=status,
             pipeline=pipeline,
             lane=lane,
-            since=parse_since(since),
-            until=parse_since(until),
+            since=first,
+            until=last,
             attempt_gte=attempt_gte,
         )
     )
@@ -157,7 +159,8 @@ def executions_retry(
             raise Conflict(f"execution {execution_id} cannot be retried: {why}")
         click.echo(f"{execution_id}: retried (status {execution.status})")
         return
-    first, last = parse_since(since), parse_since(until)
+    first = parse_since(since, option="--since")
+    last = parse_since(until, option="--until")
     count = with_conn(
         lambda c: retries.count_retryable(
             c, status=status, pipeline=pipeline, since=first, until=last

@@ -43,7 +43,7 @@ def up(procfile: str) -> None:
     check_port_free(settings.api_host, settings.api_port)
     url = db.database_url(settings)  # the embedded server stops when this command's last child ends
     with db.connect(url) as conn:
-        applied = apply_pending(conn)
+        applied = [*db.migrated_on_start(settings), *apply_pending(conn)]
     click.echo(f"database ready ({len(applied)} migration(s) applied)")
     base = f"http://{settings.api_host}:{settings.api_port}"
     click.echo(f"API:  {base}/api/v1   docs: {base}/schema   (Ctrl-C stops everything)")
@@ -122,6 +122,11 @@ def worker_start(max_concurrent: int | None) -> None:
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the REST API with uvicorn."""
     settings = get_settings()
+    if settings.api_public and not settings.api_token:
+        raise click.ClickException(
+            "SPINE_API_PUBLIC=1 exposes the API beyond this host: set SPINE_API_TOKEN "
+            "(refusing to serve mutating calls to anyone who can reach it)"
+        )
     check_port_free(host or settings.api_host, port or settings.api_port)
     # Fail fast before serving; the embedded server is started (and migrated) here if needed.
     db.database_url(settings)
@@ -140,7 +145,7 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
 
 def _serve(settings: Settings, host: str | None, port: int | None, processes: int) -> None:
     config = uvicorn.Config(
-        "app.api.main:create_app",
+        "app.server:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
@@ -197,11 +202,10 @@ def shell() -> None:
     """An interactive Python shell with settings, db, the registry, submit and the SQL modules."""
     import code
 
-    from app.catalog import default_registry
+    from app.catalog import DOMAINS, default_registry
     from app.engine import executions, leases, workers
     from app.engine.backends import make_backend
     from app.engine.submit import submit as engine_submit
-    from app.otc import reads
 
     settings, registry = get_settings(), default_registry()
     backend = make_backend(settings)
@@ -219,12 +223,14 @@ def shell() -> None:
         "executions": executions,
         "leases": leases,
         "workers": workers,
-        "otc": reads,
         "asyncio": asyncio,
+        # Each data domain's reads under its name (`otc`, `finra`).
+        **{d.name: reads for d in DOMAINS if (reads := d.part("reads")) is not None},
     }
     banner = (
         "Market Spine shell. Preloaded: " + ", ".join(sorted(namespace)) + "\n"
-        "e.g. (IPython) conn = await db.aconnect(); await submit(conn, 'noop')"
+        "e.g. (IPython) conn = await db.aconnect(db.database_url(settings)); "
+        "await submit(conn, 'noop')"
     )
     try:
         from IPython import start_ipython

@@ -18,7 +18,7 @@ from typing import Any
 import click
 import msgspec
 
-from app.api.fields import to_json
+from app.web.fields import to_json
 
 __all__ = ["FORMAT_OPTION", "ProgressPrinter", "emit"]
 

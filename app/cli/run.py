@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 
@@ -10,8 +9,6 @@ import click
 import msgspec
 
 from app import db
-from app.api.fields import to_json
-from app.api.schemas import ExecutionResponse
 from app.catalog import default_registry
 from app.cli.backend import cli_backend
 from app.cli.common import (
@@ -25,9 +22,12 @@ from app.cli.common import (
 from app.cli.render import ProgressPrinter
 from app.config import get_settings
 from app.engine import executions, workers
+from app.engine.listen import Listener
 from app.engine.models import EXECUTIONS_CHANNEL, LANES, TERMINAL, Execution
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import submit
+from app.web.fields import to_json
+from app.web.schemas import ExecutionResponse
 
 __all__ = ["list_pipelines", "run"]
 
@@ -94,7 +94,7 @@ def run(
         raise click.UsageError("give --at or --in, not both")
     backoff = parse_seconds(retry_backoff) if retry_backoff else None
     limit = parse_seconds(timeout) if timeout else None
-    run_at = parse_time(at) if at else None
+    run_at = parse_time(at, option="--at") if at else None
     delay_seconds = parse_age(delay) if delay else 0.0
     settings, backend = get_settings(), cli_backend()
 
@@ -127,7 +127,7 @@ def run(
     if not wait:
         return
     try:
-        final = run_async(_follow(execution.id, settings.lease_timeout))
+        final = run_async(_follow(db.database_url(settings), execution.id, settings.lease_timeout))
     except KeyboardInterrupt:
         current = with_conn(lambda c: executions.get(c, execution.id))
         status = current.status if current else "gone"
@@ -143,7 +143,7 @@ def run(
 NO_WORKER_AFTER = 3.0  # seconds pending before saying that no worker runs
 
 
-async def _follow(execution_id: str, lease_timeout: float) -> str:
+async def _follow(url: str, execution_id: str, lease_timeout: float) -> str:
     """Print events as they happen (progress per phase) until the execution ends.
 
     The result is printed as JSON and an error once; an execution still pending
@@ -154,9 +154,9 @@ async def _follow(execution_id: str, lease_timeout: float) -> str:
     started = time.monotonic()
     hinted = False
     result: object = None
-    async with await db.aconnect() as conn:
-        await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
+    async with Listener(url, (EXECUTIONS_CHANNEL,), name="spine run --wait") as listener:
         while True:
+            conn = await listener.connect()
             # Status first: the end and its event commit together, so once the status is
             # terminal the events read next include the last one.
             current = await executions.get(conn, execution_id)
@@ -190,6 +190,4 @@ async def _follow(execution_id: str, lease_timeout: float) -> str:
                     err=True,
                 )
             # Events carry no NOTIFY of their own; wake on queue activity or every 0.5 s.
-            with contextlib.suppress(TimeoutError):
-                async for _ in conn.notifies(timeout=0.5, stop_after=1):
-                    pass
+            await listener.wait(0.5)

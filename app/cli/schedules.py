@@ -10,7 +10,6 @@ import click
 import msgspec
 
 from app import db
-from app.api.schemas_schedules import ScheduleResponse
 from app.catalog import default_registry
 from app.cli.backend import cli_backend
 from app.cli.common import parse_age, parse_params, with_conn
@@ -21,6 +20,7 @@ from app.engine import scheduling
 from app.engine.models import LANES
 from app.engine.schedules import DEFAULT_MISFIRE_GRACE, Schedule, ScheduleInput
 from app.errors import NotFound
+from app.web.schemas_schedules import ScheduleResponse
 
 __all__ = ["schedules_group"]
 

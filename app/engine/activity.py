@@ -15,7 +15,8 @@ import msgspec
 
 from app.db import AsyncConn
 from app.engine.executions import COLUMNS, HELD_SQL, TERMINAL_SQL, to_execution
-from app.engine.models import LANES, EventType, Execution, Lane, Status
+from app.engine.gauges import LANE_PRIORITY
+from app.engine.models import EventType, Execution, Lane, Status
 
 __all__ = [
     "Browse",
@@ -53,9 +54,11 @@ class Change(msgspec.Struct, frozen=True):
 
 class OldestPending(msgspec.Struct, frozen=True):
     lane: Lane
-    execution_id: str | None
-    created_at: datetime | None
-    age_s: float | None
+    execution_id: str | None  # the longest-due pending execution; None when none is due
+    due_at: datetime | None  # its available_at
+    age_s: float | None  # seconds since due_at
+    not_due: int  # pending executions whose available_at is still ahead
+    next_due_at: datetime | None  # the earliest of those
 
 
 class _Count(msgspec.Struct, frozen=True):
@@ -139,21 +142,33 @@ async def throughput(conn: AsyncConn, since: datetime) -> list[dict[str, Any]]:
 
 
 _OLDEST_PENDING = """
-SELECT l.lane, o.id AS execution_id, o.created_at,
-       extract(epoch FROM now() - o.created_at)::float8 AS age_s
-FROM unnest(%(lanes)s::text[]) WITH ORDINALITY AS l (lane, n)
+SELECT l.lane, o.id AS execution_id, o.available_at AS due_at,
+       extract(epoch FROM now() - o.available_at)::float8 AS age_s,
+       (SELECT count(*) FROM executions w
+        WHERE w.status = 'pending' AND w.priority = l.priority
+          AND w.available_at > now()) AS not_due,
+       (SELECT min(w.available_at) FROM executions w
+        WHERE w.status = 'pending' AND w.priority = l.priority
+          AND w.available_at > now()) AS next_due_at
+FROM unnest(%(lanes)s::text[], %(priorities)s::smallint[]) WITH ORDINALITY AS l (lane, priority, n)
 LEFT JOIN LATERAL (
-    SELECT id, created_at FROM executions e
-    WHERE e.status = 'pending' AND e.lane = l.lane
-    ORDER BY e.priority, e.seq LIMIT 1
+    -- The claim's index (priority, available_at, seq): its first due entry.
+    SELECT id, available_at FROM executions e
+    WHERE e.status = 'pending' AND e.priority = l.priority AND e.available_at <= now()
+    ORDER BY e.priority, e.available_at, e.seq LIMIT 1
 ) o ON true
 ORDER BY l.n
 """
 
 
 async def oldest_pending(conn: AsyncConn) -> list[OldestPending]:
-    """Per lane, the pending execution next in claim order (the oldest), walking the claim index."""
-    cur = await conn.execute(_OLDEST_PENDING, {"lanes": list(LANES)})
+    """Per lane, the due execution next in claim order (the longest due), and what waits.
+
+    Due: claimable now. An execution waiting on purpose (a retry's backoff, a
+    delayed run) is not yet due: counted apart, with the time the next one is.
+    """
+    lanes = {"lanes": list(LANE_PRIORITY), "priorities": list(LANE_PRIORITY.values())}
+    cur = await conn.execute(_OLDEST_PENDING, lanes)
     return [msgspec.convert(r, OldestPending) for r in await cur.fetchall()]
 
 

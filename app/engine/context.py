@@ -1,5 +1,8 @@
 """What a running pipeline gets: its execution id, the database, a logger, progress.
 
+Of the settings it gets only what pipelines read (`PipelineSettings`), never
+the whole `Settings`: the API token and the database URL stay out of reach.
+
 `progress()` is also the pipeline's cancellation point: it raises
 `CancelRequested` once an operator asked to cancel, `TimedOut` once the
 attempt ran past its timeout, and `ClaimLost` if this worker no longer holds
@@ -14,7 +17,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -24,9 +29,22 @@ from app.engine import leases
 from app.engine.models import ClaimState
 from app.errors import CancelRequested, ClaimLost, TimedOut, first_line
 
-__all__ = ["PipelineContext"]
+__all__ = ["PipelineContext", "PipelineSettings"]
 
 PROGRESS_INTERVAL = 1.0  # seconds: at most about one progress event a second
+
+
+class PipelineSettings(msgspec.Struct, frozen=True):
+    """The settings a pipeline may read: where its input files live, the market's calendar."""
+
+    data_dir: Path
+    """SPINE_DATA_DIR: input files must live in it."""
+    market_tz: str
+    """SPINE_MARKET_TZ: the time zone whose calendar date is a trade's trade date."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> PipelineSettings:
+        return cls(data_dir=settings.data_dir, market_tz=settings.market_tz)
 
 
 @dataclass
@@ -34,7 +52,7 @@ class PipelineContext:
     execution_id: str
     worker_id: str
     pool: AsyncConnectionPool[AsyncConn]
-    settings: Settings
+    settings: PipelineSettings
     log: logging.LoggerAdapter[logging.Logger]
     # Set by the worker's listener when a cancel NOTIFY for this execution arrives.
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)

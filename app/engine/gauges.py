@@ -6,8 +6,9 @@ nothing here counts the whole table:
 - active executions (pending, queued, running) by status and lane are counted
   exactly, through the partial indexes on pending rows (an index-only scan)
   and on held rows: the cost is the size of the queue, not of the history;
-- the oldest pending execution per lane is the first entry of the claim's
-  index (queue order) for that lane's priority;
+- the longest-due pending execution per lane is the first due entry of the
+  claim's index (queue order) for that lane's priority; those not yet due (a
+  retry's backoff, a delayed run) are counted apart, from the same index;
 - finished executions by status are the planner's estimate (the table's row
   estimate times each status's share from the last ANALYZE): autovacuum
   analyzes executions every 2% of changes, so it drifts by about that much;
@@ -32,14 +33,21 @@ __all__ = ["QueueGauges", "read_gauges"]
 # counted and the oldest found by priority without reading the table.
 LANE_PRIORITY: dict[Lane, int] = {"normal": 0, "backfill": 1}
 
+# Due: claimable now (available_at <= now()). The longest-due is the first due entry
+# of the claim's index (priority, available_at, seq), its age counted from
+# available_at: a retry is due from the end of its backoff, a delayed run from its
+# run_at. Executions not yet due are waiting on purpose: counted apart.
 _PENDING = """
 SELECT l.lane,
        (SELECT count(*) FROM executions e
         WHERE e.status = 'pending' AND e.priority = l.priority) AS n,
+       (SELECT count(*) FROM executions w
+        WHERE w.status = 'pending' AND w.priority = l.priority
+          AND w.available_at > now()) AS not_due,
        extract(epoch FROM now() - (
-           SELECT o.created_at FROM executions o
-           WHERE o.status = 'pending' AND o.priority = l.priority
-           ORDER BY o.priority, o.seq LIMIT 1
+           SELECT o.available_at FROM executions o
+           WHERE o.status = 'pending' AND o.priority = l.priority AND o.available_at <= now()
+           ORDER BY o.priority, o.available_at, o.seq LIMIT 1
        ))::float8 AS oldest_s
 FROM unnest(%s::text[], %s::smallint[]) AS l(lane, priority)
 """
@@ -69,7 +77,8 @@ WHERE stopped_at IS NULL AND heartbeat_at >= now() - make_interval(secs => %s)
 @dataclass(frozen=True)
 class QueueGauges:
     active: dict[tuple[str, str], int]  # (status, lane) -> executions
-    oldest_pending_s: dict[str, float | None]  # lane -> age in seconds (None: nothing pending)
+    oldest_pending_s: dict[str, float | None]  # lane -> seconds the longest-due one has been due
+    not_due: dict[str, int]  # lane -> pending executions waiting for their available_at
     finished_estimate: dict[str, int]  # terminal status -> estimated executions
     live_workers: int
 
@@ -88,6 +97,7 @@ async def read_gauges(conn: AsyncConn, *, lease_timeout: float) -> QueueGauges:
     return QueueGauges(
         active=active,
         oldest_pending_s={r["lane"]: r["oldest_s"] for r in pending},
+        not_due={r["lane"]: r["not_due"] for r in pending},
         finished_estimate={r["status"]: r["n"] for r in finished},
         live_workers=live["n"] if live else 0,
     )

@@ -39,8 +39,8 @@ async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -
 
     The batch's record statement with one row (app.engine.batches), so an end
     is written the same way batched or alone: a failure with
-    `retry_max_backoff` set (retryable, attempts left) goes back to pending
-    with a `retry_scheduled` event instead.
+    `retry_max_backoff` set (app.engine.attempts sets it: retryable, attempts
+    left) goes back to pending with a `retry_scheduled` event instead.
     """
     one = Record(
         execution_id,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 
 from app.config import Settings
+from app.engine.context import PipelineSettings
 from app.engine.retry import RetryPolicy
 from app.errors import InvalidParams, UnknownPipeline
 
@@ -51,8 +52,9 @@ class Pipeline(Generic[P]):
     description: str
     params: type[P]
     run: Callable[[PipelineContext, P], Awaitable[Summary]]
-    check: Callable[[P, Settings], None] | None = None
-    """Checks of the params that need the settings; raise ValueError with a message."""
+    check: Callable[[P, PipelineSettings], None] | None = None
+    """Checks of the params that need the settings (those a pipeline may read); raise
+    ValueError with a message."""
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     """How failed attempts are retried (a submission may override the numbers)."""
     rows: Callable[[Any], Mapping[str, int]] | None = None
@@ -64,7 +66,7 @@ class Pipeline(Generic[P]):
         try:
             typed = msgspec.convert(raw, self.params, strict=False)
             if self.check is not None:
-                self.check(typed, settings)
+                self.check(typed, PipelineSettings.of(settings))
         except msgspec.ValidationError as exc:
             message = str(exc).replace("`$.", "`params.").replace("`$`", "`params`")
             raise InvalidParams(f"invalid params for {self.name}: {message}") from None

@@ -8,7 +8,7 @@ An outage is not a death. No worker can heartbeat while the database is
 down, so a heartbeat is judged from the later of its own time and the
 server's start (`pg_postmaster_start_time()`): a restart gives every worker a
 fresh lease to reconnect in. The sweeper, for its part, sweeps only once it has
-itself heartbeated without a gap for a full lease (see worker.loop), which
+itself heartbeated without a gap for a full lease (see worker.liveness), which
 covers an outage that was the network's and not a restart.
 """
 

@@ -1,13 +1,15 @@
-"""Read a FINRA OTC Transparency weekly file and COPY its lines into finra_weekly_raw.
+"""Stream a FINRA OTC Transparency weekly file into finra_weekly_raw with one COPY.
 
-FINRA publishes pipe-delimited text with the header HEADER. Weekly files are
-small (about 5,000 lines, 0.5 MB), so the file is read whole and prepared with
-bytes-level operations (no Python loop over lines):
+FINRA publishes pipe-delimited text with the header HEADER. The file is read
+a chunk of whole lines at a time (`app.copy_lines.LineChunks`, about 1 MB),
+so a worker's memory does not grow with the file, as for otc_ingest:
 
-- a UTF-8 byte-order mark is dropped and the header is checked;
+- a UTF-8 byte-order mark is dropped and the header is checked before the
+  load starts;
 - the data lines go through `app.copy_lines.sanitize` (CRLF, bytes that are
   not UTF-8 text, COPY's reserved characters, an end-of-data marker line),
-  as the OTC connector's do.
+  and a line longer than 64 KiB is cut there (no valid row comes near it);
+- reading the next chunk (in a thread) overlaps with the COPY of the last.
 
 Every line then becomes one raw row: the COPY's delimiter and quote never
 occur in the data, so PostgreSQL never splits or refuses a line, and bad lines
@@ -18,15 +20,17 @@ raises `InvalidInputFile` with a message for people.
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
+import os
 from dataclasses import dataclass
 from typing import BinaryIO, LiteralString
 
-from app.copy_lines import BOM, COPY_OPTIONS, refuse_utf16, sanitize
+from app.copy_lines import COPY_OPTIONS, LineChunks
 from app.db import AsyncConn
 from app.files import InvalidInputFile
 
-__all__ = ["HEADER", "MAX_FILE_BYTES", "PreparedFile", "copy_lines", "prepare"]
+__all__ = ["HEADER", "MAX_FILE_BYTES", "CopiedFile", "OpenedFile", "copy_lines", "open_file"]
 
 HEADER_FIELDS = (
     "tierDescription",
@@ -56,28 +60,31 @@ _STAGE_TO_RAW: LiteralString = """
 
 
 @dataclass(frozen=True)
-class PreparedFile:
-    payload: bytes  # the data lines, sanitized, each ending with a newline
+class OpenedFile:
+    """A file whose header was checked, its data lines not yet read."""
+
+    lines: LineChunks
+    file_bytes: int  # the size when opened
+
+
+@dataclass(frozen=True)
+class CopiedFile:
     lines: int  # data lines (the header excluded)
     file_bytes: int
     sha256: str
 
 
-def prepare(stream: BinaryIO, name: str) -> PreparedFile:
-    """Read the whole file, check its header, and make its data lines safe for COPY."""
-    data = stream.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
+def open_file(stream: BinaryIO, name: str) -> OpenedFile:
+    """Check the size and the header; the data lines are read by `copy_lines`."""
+    size = os.fstat(stream.fileno()).st_size
+    if size > MAX_FILE_BYTES:
         raise InvalidInputFile(f"{name!r} is over {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    sha256 = hashlib.sha256(data).hexdigest()
-    if not data.strip():
+    lines = LineChunks(stream, name, max_bytes=MAX_FILE_BYTES)
+    header = lines.first_line()
+    if not header.strip() and lines.rest_is_blank():
         raise InvalidInputFile(f"{name!r} is empty; expected the header {HEADER!r}")
-    refuse_utf16(data, name)
-    header, _, body = data.removeprefix(BOM).partition(b"\n")
-    _check_header(header.removesuffix(b"\r"), name)
-    if body and not body.endswith(b"\n"):
-        body += b"\n"  # the last line had no newline
-    body = sanitize(body)
-    return PreparedFile(payload=body, lines=body.count(b"\n"), file_bytes=len(data), sha256=sha256)
+    _check_header(header, name)
+    return OpenedFile(lines=lines, file_bytes=size)
 
 
 def _check_header(header: bytes, name: str) -> None:
@@ -93,17 +100,36 @@ def _check_header(header: bytes, name: str) -> None:
         raise InvalidInputFile(f"{name!r}: wrong header: expected {HEADER!r}, found {shown!r}")
 
 
-async def copy_lines(conn: AsyncConn, prepared: PreparedFile, load_id: int) -> None:
-    """COPY the prepared lines into finra_weekly_raw under `load_id` (caller's transaction).
+async def copy_lines(conn: AsyncConn, opened: OpenedFile, load_id: int, name: str) -> CopiedFile:
+    """COPY the file's data lines into finra_weekly_raw under `load_id` (caller's transaction).
 
     They stay in the temporary table finra_stage_lines (line_no, line) until the
     commit, so the normalizer reads this file's lines without a scan of every load's.
     """
+    reader = opened.lines
     await conn.execute(_CREATE_STAGE)
     async with conn.cursor() as cur:
-        async with cur.copy(_COPY_STAGE) as copy:
-            await copy.write(prepared.payload)
+        pending: asyncio.Future[bytes | None] | None = None
+        try:
+            async with cur.copy(_COPY_STAGE) as copy:
+                pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+                while (chunk := await pending) is not None:
+                    pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+                    await copy.write(chunk)
+                pending = None
+        finally:
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await pending  # let the reading thread finish before the file closes
         copied = cur.rowcount
-    if copied != prepared.lines:
-        raise RuntimeError(f"server stored {copied} lines; {prepared.lines} were sent")
+    if copied != reader.lines:
+        raise RuntimeError(f"server stored {copied} lines; {reader.lines} were sent")
+    if reader.bytes_read != opened.file_bytes:
+        raise InvalidInputFile(
+            f"{name!r} changed while it was read ({opened.file_bytes} bytes when opened, "
+            f"{reader.bytes_read} read); load it again"
+        )
     await conn.execute(_STAGE_TO_RAW, (load_id,))
+    return CopiedFile(
+        lines=reader.lines, file_bytes=reader.bytes_read, sha256=reader.sha256.hexdigest()
+    )

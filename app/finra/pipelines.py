@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import msgspec
 import psycopg
 
-from app.config import Settings
+from app.dates import is_week_start
 from app.db import AsyncConn, AsyncPool
-from app.engine.context import PipelineContext
+from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.finra import connector, loads
@@ -44,11 +44,11 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
     def __post_init__(self) -> None:
-        if self.week is not None and self.week.weekday() != 0:
+        if self.week is not None and not is_week_start(self.week):
             raise ValueError(f"week {self.week} is not a Monday")
 
 
-def _check_ingest(params: IngestParams, settings: Settings) -> None:
+def _check_ingest(params: IngestParams, settings: PipelineSettings) -> None:
     """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
     try:
         resolve_input_path(settings.data_dir, params.file)
@@ -77,31 +77,27 @@ async def ingest_file(
     rejected, rejects_by_reason, the week and lastUpdateDate, the load's id,
     file and checksum, and db_seconds (the load's SQL, from COPY to the end).
     """
-    prepared = await asyncio.to_thread(_read, path, source_file)
-    async with pool.connection() as conn:
-        done = await loads.get_summary(conn, execution_id)
-        if done is not None:
-            return done  # an earlier attempt of this execution committed it
-        try:
-            async with conn.transaction():
-                return await _load(
-                    conn, prepared, execution_id=execution_id, source_file=source_file, week=week
-                )
-        except psycopg.errors.UniqueViolation:
-            done = await loads.get_summary(conn, execution_id)
-            if done is None:
-                raise
-            return done  # another attempt committed it meanwhile
-
-
-def _read(path: Path, source_file: str) -> connector.PreparedFile:
     with open_input(path) as stream:
-        return connector.prepare(stream, source_file)
+        opened = await asyncio.to_thread(connector.open_file, stream, source_file)
+        async with pool.connection() as conn:
+            done = await loads.get_summary(conn, execution_id)
+            if done is not None:
+                return done  # an earlier attempt of this execution committed it
+            try:
+                async with conn.transaction():
+                    return await _load(
+                        conn, opened, execution_id=execution_id, source_file=source_file, week=week
+                    )
+            except psycopg.errors.UniqueViolation:
+                done = await loads.get_summary(conn, execution_id)
+                if done is None:
+                    raise
+                return done  # another attempt committed it meanwhile
 
 
 async def _load(
     conn: AsyncConn,
-    prepared: connector.PreparedFile,
+    opened: connector.OpenedFile,
     *,
     execution_id: str,
     source_file: str,
@@ -109,10 +105,10 @@ async def _load(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     load_id = await loads.create_load(
-        conn, execution_id=execution_id, source_file=source_file, file_bytes=prepared.file_bytes
+        conn, execution_id=execution_id, source_file=source_file, file_bytes=opened.file_bytes
     )
-    await connector.copy_lines(conn, prepared, load_id)
-    result = await normalize_load(conn, load_id, rows_read=prepared.lines, week=week)
+    copied = await connector.copy_lines(conn, opened, load_id, source_file)
+    result = await normalize_load(conn, load_id, rows_read=copied.lines, week=week)
     summary: dict[str, Any] = {
         "rows_read": result.rows_read,
         "inserted": result.inserted,
@@ -127,14 +123,14 @@ async def _load(
         ),
         "load_id": load_id,
         "file": source_file,
-        "file_bytes": prepared.file_bytes,
-        "file_sha256": prepared.sha256,
+        "file_bytes": copied.file_bytes,
+        "file_sha256": copied.sha256,
         "db_seconds": round(time.perf_counter() - started, 4),
     }
     await loads.finish_load(
         conn,
         load_id,
-        file_sha256=prepared.sha256,
+        file_sha256=copied.sha256,
         week_start=result.week,
         last_update_date=result.last_update_date,
         summary=summary,

@@ -6,3 +6,15 @@
   (`normalize_steps` holds its statements); `metrics`: daily metrics;
 - `reads`: queries for the API and the CLI; `generator`: synthetic files.
 """
+
+from app.domains import Domain
+
+__all__ = ["DOMAIN"]
+
+DOMAIN = Domain(
+    name="otc",
+    package=__name__,
+    description="OTC trades and daily metrics.",
+    migrations=range(10, 20),
+    nav=(("Market data", "/ui/market"), ("OTC loads", "/ui/loads")),
+)

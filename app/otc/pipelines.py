@@ -22,9 +22,8 @@ from typing import Annotated, Any, BinaryIO
 import msgspec
 import psycopg
 
-from app.config import Settings
 from app.db import AsyncConn, AsyncPool
-from app.engine.context import PipelineContext
+from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.otc import connector, loads, metrics
 from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
@@ -45,7 +44,7 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
     ] = "otc_sample.csv"
 
 
-def _check_ingest(params: IngestParams, settings: Settings) -> None:
+def _check_ingest(params: IngestParams, settings: PipelineSettings) -> None:
     """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
     try:
         resolve_input_path(settings.data_dir, params.file)

@@ -1,19 +1,21 @@
 """The web dashboard at /ui: server-rendered pages over the API's own reads and actions.
 
-`create_app` registers `ui_router()`, `template_config()` and `ui_lifespan`.
-Pages are Jinja templates (`templates/`); the assets, including the vendored
-charting library (`static/vendor/README.md`), are served from `static/`, so
-the dashboard needs nothing from another site and works offline.
+`app.server.create_app` registers `ui_router()`, `template_config()` and
+`ui_lifespan`. Pages are Jinja templates (`templates/`); the assets, including
+the vendored charting library (`static/vendor/README.md`), are served from
+`static/`, so the dashboard needs nothing from another site and works offline.
 
-A new page (a domain's, say FINRA weekly data, or the schedules) is a handler
-added to the router below and an entry in `NAV`.
+A data domain's pages, templates, static files and menu entries come from its
+own package (`UiParts.of(catalog)`); a core page is a handler added to `PAGES`
+and an entry in `CORE_NAV`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,9 +31,9 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.config import Settings
-from app.db import AsyncConn, database_url
+from app.db import database_url
+from app.domains import Catalog
 from app.ui.actions import ACTIONS
-from app.ui.data_pages import DATA_PAGES
 from app.ui.live import LiveFeed, events
 from app.ui.pages import PAGES
 from app.ui.security import (
@@ -41,31 +43,57 @@ from app.ui.security import (
     ui_guard,
     unauthorized_to_login,
 )
+from app.ui.streams import StreamSlots, stream_cap
+from app.web.connection import provide_conn
 
-__all__ = ["NAV", "UI_PATH", "template_config", "ui_lifespan", "ui_router"]
+__all__ = ["CORE_NAV", "UI_PATH", "UiParts", "template_config", "ui_lifespan", "ui_router"]
 
 HERE: Final = Path(__file__).parent
-NAV: Final = (
+CORE_NAV: Final = (
     ("Overview", f"{UI_PATH}"),
     ("Executions", f"{UI_PATH}/executions"),
-    ("Market data", f"{UI_PATH}/market"),
-    ("OTC loads", f"{UI_PATH}/loads"),
-    ("FINRA weekly", f"{UI_PATH}/finra"),
 )
 
 
-def ui_router(settings: Settings, provide_conn: Callable[..., AsyncIterator[AsyncConn]]) -> Router:
-    """Pages, actions, the live stream and the static assets, under /ui."""
-    static = create_static_files_router(
-        path="/static",
-        directories=[HERE / "static"],
-        name="ui_static",
-        opt={"public": True},
-        include_in_schema=False,
+@dataclass(frozen=True)
+class UiParts:
+    """What the data domains add to the dashboard: pages, menu entries, templates, assets."""
+
+    pages: tuple[Any, ...] = ()
+    nav: tuple[tuple[str, str], ...] = ()
+    templates: tuple[Path, ...] = ()
+    static: tuple[tuple[str, Path], ...] = ()
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> UiParts:
+        return cls(
+            pages=tuple(p for d in catalog for p in d.pages()),
+            nav=tuple(entry for d in catalog for entry in d.nav),
+            templates=tuple(t for d in catalog if (t := d.templates()) is not None),
+            static=tuple((d.name, s) for d in catalog if (s := d.static()) is not None),
+        )
+
+
+def _static(path: str, directory: Path, name: str) -> Router:
+    return create_static_files_router(
+        path=path, directories=[directory], name=name, opt={"public": True}, include_in_schema=False
     )
+
+
+def ui_router(settings: Settings, parts: UiParts) -> Router:
+    """Pages, actions, the live stream and the static assets, under /ui."""
+    # A domain's assets first: /static/<domain>/... is more specific than /static.
+    static = [_static(f"/static/{name}", path, f"ui_static_{name}") for name, path in parts.static]
     return Router(
         path=UI_PATH,
-        route_handlers=[*PAGES, *DATA_PAGES, *ACTIONS, events, static],
+        route_handlers=[
+            *PAGES,
+            *parts.pages,
+            *ACTIONS,
+            events,
+            *static,
+            _static("/static", HERE / "static", "ui_static"),
+        ],
         guards=[ui_guard],
         dependencies={"conn": Provide(provide_conn)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
@@ -107,14 +135,15 @@ def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
+    """The core templates (`base.html` and the core pages), then each domain's."""
     environment = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
+        loader=FileSystemLoader([HERE / "templates", *parts.templates]),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.globals["nav"] = NAV
+    environment.globals["nav"] = (*CORE_NAV, *parts.nav)
     environment.filters["ago"] = _ago
     environment.filters["when"] = _when
     environment.filters["until"] = _until
@@ -125,8 +154,11 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 @asynccontextmanager
 async def ui_lifespan(app: Litestar) -> AsyncIterator[None]:
     """The process's live feed; its database task starts with the first browser tab."""
-    feed = LiveFeed(database_url(app.state.settings))
+    settings = app.state.settings
+    feed = LiveFeed(database_url(settings))
     app.state.ui_feed = feed
+    cap = stream_cap(settings.ui_max_live_streams, settings.api_max_connections)
+    app.state.ui_stream_slots = StreamSlots(cap)
     try:
         yield
     finally:

@@ -20,9 +20,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from app.api.routes import DbConn
 from app.engine import retries
 from app.ui.security import TOKEN_COOKIE, UI_PATH
+from app.web.connection import DbConn
 
 __all__ = ["ACTIONS", "cancel", "login", "login_form", "logout", "retry"]
 

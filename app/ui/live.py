@@ -20,21 +20,24 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
 import msgspec
 import psycopg
-from litestar import Request, get
+from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from app.db import aconnect
 from app.engine import activity
 from app.engine.activity import Change
+from app.engine.listen import Listener
 from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL
+from app.engine.retry import Backoff
+from app.ui.streams import StreamSlots
 
 __all__ = ["LiveFeed", "events"]
 
@@ -100,31 +103,44 @@ class LiveFeed:
                 self._wanted.clear()
 
     async def _run(self) -> None:
-        while True:
-            await self._wanted.wait()
-            try:
-                async with await aconnect(self._url) as conn:
-                    await conn.execute(f"LISTEN {EXECUTIONS_CHANNEL}")
-                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                    # From the first tab's position (or where the feed stopped), but
-                    # never further back than LOOKBACK, nor ahead of the table: an
-                    # idle hour is not replayed, and no `after` a client sends is trusted.
-                    latest = await activity.latest_event_id(conn)
-                    hint = self._start_hint if self._start_hint is not None else self._last
-                    self._start_hint = None
-                    self._last = max(min(hint if hint >= 0 else latest, latest), latest - LOOKBACK)
-                    self._floor = self._last
+        listener = Listener(
+            self._url,
+            (EXECUTIONS_CHANNEL, CANCEL_CHANNEL),
+            name="live feed",
+            on_connect=self._resume,
+            backoff=Backoff(RECONNECT_SECONDS, RECONNECT_SECONDS),
+        )
+        try:
+            while True:
+                await self._wanted.wait()
+                try:
                     while self._wanted.is_set():
+                        conn = await listener.connect()
                         while await self._read(conn) >= QUEUE_SIZE:
                             pass  # a burst: read on until caught up
-                        async for _ in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
-                            pass
-            except (psycopg.Error, OSError) as exc:
-                log.warning("live feed: database unavailable (%s); retrying", exc)
-                await asyncio.sleep(RECONNECT_SECONDS)
-            except Exception:  # a bug must not end live updates for good: log, go on
-                log.exception("live feed: unexpected error; retrying")
-                await asyncio.sleep(RECONNECT_SECONDS)
+                        await listener.wait(POLL_SECONDS)
+                    await listener.close()  # no tab is open: hold no connection
+                except (psycopg.Error, OSError) as exc:
+                    await listener.lost(exc)
+                except Exception:  # a bug must not end live updates for good: log, go on
+                    log.exception("live feed: unexpected error; retrying")
+                    await listener.close()
+                    await asyncio.sleep(RECONNECT_SECONDS)
+        finally:
+            await listener.close()
+
+    async def _resume(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> None:
+        """Listening (again): where reading starts.
+
+        From the first tab's position (or where the feed stopped), but never
+        further back than LOOKBACK, nor ahead of the table: an idle hour is not
+        replayed, and no `after` a client sends is trusted.
+        """
+        latest = await activity.latest_event_id(conn)
+        hint = self._start_hint if self._start_hint is not None else self._last
+        self._start_hint = None
+        self._last = max(min(hint if hint >= 0 else latest, latest), latest - LOOKBACK)
+        self._floor = self._last
 
     async def _read(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> int:
         """Publish what is new; returns how many rows the read returned."""
@@ -158,29 +174,47 @@ async def events(
     request: Request[Any, Any, Any],
     state: State,
     after: Annotated[int, QueryParameter(ge=0, le=2**63 - 1)] = 0,
-) -> ServerSentEvent:
+) -> ServerSentEvent | Response[str]:
     """Server-Sent Events: every change after event `after` (or the browser's Last-Event-ID).
 
     A stream ends after `STREAM_SECONDS` and the browser reconnects where it
     left off: uvicorn's graceful shutdown waits for open responses, so an open
-    tab delays a stop by at most that long.
+    tab delays a stop by at most that long. Past the process's cap on streams
+    (`app.ui.streams`) the answer is 503 with Retry-After, and the page polls.
     """
+    slots: StreamSlots = state.ui_stream_slots
+    release = slots.take()
+    if release is None:
+        return Response(
+            f"{slots.cap} live streams are open, the most this process serves; "
+            "poll the page instead, or try again later",
+            status_code=503,
+            media_type=MediaType.TEXT,
+            headers={"Retry-After": str(int(STREAM_SECONDS)), "Cache-Control": "no-store"},
+        )
     last = request.headers.get("last-event-id", "")
     start = int(last) if last.isdigit() and len(last) < 19 else after
     feed: LiveFeed = state.ui_feed
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         deadline = time.monotonic() + STREAM_SECONDS
-        async with feed.subscribe(start) as queue:
-            yield ServerSentEventMessage(data=None, comment="connected", retry=RETRY_MS)
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    change = await asyncio.wait_for(queue.get(), timeout=min(left, PING_SECONDS))
-                except TimeoutError:
-                    yield ServerSentEventMessage(data=None, comment="ping")
-                    continue
-                if change is None:
-                    return
-                yield _message(change)
+        try:
+            async with feed.subscribe(start) as queue:
+                yield ServerSentEventMessage(data=None, comment="connected", retry=RETRY_MS)
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        change = await asyncio.wait_for(
+                            queue.get(), timeout=min(left, PING_SECONDS)
+                        )
+                    except TimeoutError:
+                        yield ServerSentEventMessage(data=None, comment="ping")
+                        continue
+                    if change is None:
+                        return
+                    yield _message(change)
+        finally:
+            release()
 
-    return ServerSentEvent(stream(), headers={"Cache-Control": "no-store"})
+    messages = stream()
+    weakref.finalize(messages, release)  # a stream never started frees its slot too
+    return ServerSentEvent(messages, headers={"Cache-Control": "no-store"})

@@ -1,14 +1,13 @@
-"""The dashboard's pages: overview, executions (list and detail), market data.
+"""The dashboard's core pages: overview, executions (list and detail).
 
-Each handler reads through the same modules as the API (`app.engine.*`,
-`app.otc.reads`) and hands plain values to a template; charts get their
-numbers as a JSON data block that the vendored uPlot draws (no inline script).
+Each handler reads through the same modules as the API (`app.engine.*`)
+and hands plain values to a template; charts get their numbers as a JSON data
+block that the vendored uPlot draws (no inline script).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -18,25 +17,19 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from app.api.pagination import decode_cursor, encode_cursor
-from app.api.routes import DbConn
 from app.engine import activity, executions, schedules_sql
 from app.engine.models import ACTIVE, LANES, STATUSES, TERMINAL, Event
 from app.engine.retries import RETRYABLE
-from app.otc import reads
+from app.time_bounds import out_of_range
+from app.ui.charts import chart_json
+from app.web.connection import DbConn
+from app.web.pagination import decode_cursor, encode_cursor
 
-__all__ = ["PAGES", "execution_detail", "executions_list", "market", "overview"]
+__all__ = ["PAGES", "execution_detail", "executions_list", "overview"]
 
 PAGE_SIZE: Final = 50
 CURSOR_KIND: Final = "ui-executions"
-MAX_METRIC_DAYS: Final = 1000
 SCHEDULES_SHOWN: Final = 20
-_json = msgspec.json.Encoder(decimal_format="number")
-
-
-def chart_json(value: Any) -> str:
-    """JSON for a `<script type="application/json">` block: `<` escaped so it cannot close it."""
-    return _json.encode(value).decode().replace("<", "\\u003c")
 
 
 @get("/", name="ui_overview")
@@ -94,7 +87,11 @@ def _moment(name: str, value: str | None) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValidationException(detail=f"`{name}` is not a date and time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    why = out_of_range(moment)
+    if why is not None:
+        raise ValidationException(detail=f"`{name}` {why}")
+    return moment
 
 
 @get("/executions", name="ui_executions")
@@ -210,36 +207,4 @@ async def execution_detail(
     )
 
 
-def _number(value: Decimal) -> float:
-    return float(value)
-
-
-@get("/market", name="ui_market")
-async def market(conn: DbConn, symbol: FromQuery[str | None] = None) -> Template:
-    """A symbol picker; the symbol's daily VWAP, high-low band and volume; the rows below."""
-    symbols = await reads.symbols(conn)
-    chosen = (symbol or "").strip().upper()[:12] or (symbols[0] if symbols else "")
-    metrics = (
-        await reads.daily_metrics(conn, symbol=chosen, limit=MAX_METRIC_DAYS) if chosen else []
-    )
-    midnight = dt.time(tzinfo=dt.UTC)
-    chart = {
-        "symbol": chosen,
-        "x": [int(dt.datetime.combine(m.date, midnight).timestamp()) for m in metrics],
-        "vwap": [_number(m.vwap) for m in metrics],
-        "high": [_number(m.high_price) for m in metrics],
-        "low": [_number(m.low_price) for m in metrics],
-        "volume": [m.total_volume for m in metrics],
-    }
-    return Template(
-        "market.html",
-        context={
-            "symbols": symbols,
-            "symbol": chosen,
-            "metrics": metrics,
-            "chart": chart_json(chart),
-        },
-    )
-
-
-PAGES = [overview, executions_list, execution_detail, market]
+PAGES = [overview, executions_list, execution_detail]

@@ -1,6 +1,6 @@
 """Who may look and who may act: the dashboard's token cookie, CSRF and security headers.
 
-The rule is the API's (`app.api.main.require_token`): with SPINE_API_TOKEN set, actions need
+The rule is the API's (`app.web.security.require_token`): with SPINE_API_TOKEN set, actions need
 the token, and reads too with SPINE_API_TOKEN_READS=1. A browser cannot send a
 bearer header from a form, so the login form keeps the token in a cookie
 (HttpOnly, SameSite=Strict, Secure over HTTPS, scoped to /ui); a bearer header

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app.api.pagination import encode_cursor
+from app.web.pagination import encode_cursor
 from tests.api_support import Client, api_client, make_running, problem
 
 URL = "/api/v1/executions"

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from app.api.main import create_app
 from app.config import get_settings
+from app.server import create_app
 from tests.support import ROOT, run_inline, wait_until
 
 schemathesis = pytest.importorskip("schemathesis")

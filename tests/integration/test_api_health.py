@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from litestar import Litestar
 
-from app.api.main import create_app
 from app.migrations import discover
+from app.server import create_app
 from tests.api_support import Client, api_client, closed_port, problem
 
 
@@ -90,7 +90,7 @@ async def test_database_down_is_503_and_liveness_stays_up(
     secret = "pw-never-shown-7f3a"
     url = f"postgresql://spine:{secret}@127.0.0.1:{closed_port()}/spine?connect_timeout=1"
     monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setattr("app.api.main.CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr("app.web.connection.CONNECT_TIMEOUT", 0.5)
     caplog.set_level(logging.DEBUG)
     async with api_client() as client:
         assert (await client.get("/api/v1/health")).status_code == 200

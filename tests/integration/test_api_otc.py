@@ -13,11 +13,11 @@ import psycopg
 import pytest
 
 from app import db
-from app.api.fields import to_json
-from app.api.pagination import encode_cursor
-from app.api.schemas_otc import DailyMetricResponse
 from app.config import get_settings
 from app.otc import reads
+from app.otc.schemas import DailyMetricResponse
+from app.web.fields import to_json
+from app.web.pagination import encode_cursor
 from tests.api_support import Client, api_client, problem
 from tests.support import ROOT, run_inline
 

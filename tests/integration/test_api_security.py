@@ -11,9 +11,9 @@ import pytest
 from litestar.exceptions import InternalServerException
 from litestar.testing import RequestFactory
 
-from app.api.errors import problem_for
-from app.api.main import MAX_JSON_DEPTH
 from app.errors import Conflict, InvalidParams, InvalidRequest, NotFound, UnknownPipeline
+from app.web.problems import problem_for
+from app.web.security import MAX_JSON_DEPTH
 from tests.api_support import Client, api_client, problem
 
 URL = "/api/v1/executions"

@@ -16,7 +16,6 @@ import psycopg
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
-from app.api.main import create_app
 from app.catalog import default_registry
 from app.cli import main
 from app.config import get_settings
@@ -24,6 +23,7 @@ from app.db import AsyncConn
 from app.engine.backends import LocalBackend, OrchestratorBackend
 from app.engine.executions import CancelOutcome
 from app.engine.models import Execution
+from app.server import create_app
 from tests.support import wait_until
 from worker.scheduler import Scheduler
 

@@ -142,7 +142,7 @@ def test_data_generate_writes_the_requested_rows(tmp_path: Path) -> None:
 
 _SHELL_SESSION = """\
 async def go():
-    async with await db.aconnect() as c:
+    async with await db.aconnect(db.database_url(settings)) as c:
         execution, created = await submit(c, "noop")
         print("submitted", execution.id, created)
 
@@ -164,8 +164,8 @@ def test_shell_preloads_what_it_names_and_can_submit(database_url: str, conn: Co
         check=True,
     )
     assert (
-        "Preloaded: asyncio, db, executions, leases, otc, registry, settings, submit, workers"
-        in done.stderr
+        "Preloaded: asyncio, db, executions, finra, leases, otc, registry, settings, submit, "
+        "workers" in done.stderr
     )
     assert "Traceback" not in done.stderr, done.stderr
     submitted = [line for line in done.stdout.splitlines() if "submitted" in line]

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from app.api.pagination import encode_cursor
 from app.config import get_settings
+from app.web.pagination import encode_cursor
 from tests.api_support import Client, api_client, problem
 from tests.finra_support import WEEK_FILES, read_file, rounded, symbol_of, totals, venues_of
 from tests.support import ROOT, run_inline

@@ -102,7 +102,8 @@ def test_db_start_keeps_it_and_status_says_who(tmp_path: Path) -> None:
         assert "kept until `spine db stop`" in status.stdout
         assert "starting embedded" not in status.stderr
         shown = spine("db", "url", env=env, cwd=tmp_path)
-        assert shown.stderr == ""  # kept running: no "stops when this command ends" note
+        # Kept running: no "stops when this command ends" note; outside a checkout, which database.
+        assert shown.stderr.splitlines() == [f"database: embedded PostgreSQL in {state / 'pgdata'}"]
         url = shown.stdout.strip()
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM executions").fetchone() == (0,)
@@ -126,6 +127,9 @@ def test_an_external_database_without_migrations_says_what_to_run(
             result = spine(*args, env=env, cwd=tmp_path)
             assert result.returncode == 1
             lines = result.stderr.strip().splitlines()
+            # Outside a checkout, the first line names the database; then the one-line error.
+            assert lines[0].startswith("database: DATABASE_URL"), result.stderr
+            lines = lines[1:]
             assert len(lines) == 1, result.stderr
             assert "run `spine db init`" in lines[0]
     finally:
@@ -224,3 +228,58 @@ def test_spine_up_on_a_busy_port_says_so_in_one_line_and_starts_nothing(tmp_path
     ]
     assert "API:" not in result.stdout
     assert not embedded.is_running(state)
+
+
+def test_a_command_ended_by_sigterm_stops_the_embedded_server_it_started(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM ends a one-shot command the way Ctrl-C does: the server it started stops."""
+    state = tmp_path / "state"
+    # No worker runs, so `run --wait` waits until it is told to stop.
+    proc = subprocess.Popen(
+        [str(BIN / "spine"), "run", "noop", "--wait"],
+        env=local_env(state),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("submitted:")  # so it is up and registered
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        left_running = embedded.is_running(state)
+    finally:
+        stop_tree(proc.pid)
+        embedded.stop(state)  # whatever the command left, for the next test
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert "stopped" in stderr.splitlines()[-1], stderr
+    assert not left_running
+
+
+def test_a_new_checkouts_first_init_counts_the_migrations_it_applied(tmp_path: Path) -> None:
+    """The embedded database is migrated as it starts; `db init` still says how many were."""
+    state = tmp_path / "state"
+    initialized = spine("db", "init", env=local_env(state), cwd=ROOT)
+    assert initialized.returncode == 0, initialized.stderr
+    every = len(list((ROOT / "migrations").glob("*.sql")))
+    assert f"{every} migration(s) applied" in initialized.stdout, initialized.stdout
+    listed = [line for line in initialized.stdout.splitlines() if line.startswith("applied ")]
+    assert len(listed) == every  # a line each
+    assert "database:" not in initialized.stderr  # in a checkout the database is the checkout's
+
+
+def test_outside_a_checkout_a_command_names_its_database_once_without_the_password(
+    tmp_path: Path, database_url: str
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    with_password = make_conninfo(database_url, password="s3cret-pw")
+    env = local_env(tmp_path / "state", DATABASE_URL=with_password)
+    listed = spine("executions", "list", env=env, cwd=tmp_path)
+    lines = [line for line in listed.stderr.splitlines() if line.startswith("database:")]
+    assert len(lines) == 1, listed.stderr
+    assert "s3cret-pw" not in listed.stderr + listed.stdout
+    assert str(conninfo_to_dict(database_url)["dbname"]) in lines[0]

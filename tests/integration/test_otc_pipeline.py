@@ -76,7 +76,7 @@ def test_files_outside_or_missing_are_refused_at_submit(
     assert "invalid params for otc_ingest" in str(caught.value)
 
     async def try_submit() -> None:
-        async with await db.aconnect() as aconn:
+        async with await db.aconnect(db.database_url(get_settings())) as aconn:
             await submit(aconn, "otc_ingest", {"file": name})
 
     with pytest.raises(InvalidParams, match=message):

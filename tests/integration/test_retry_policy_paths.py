@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from app import db
-from app.api.main import create_app
 from app.catalog import default_registry
 from app.cli import main
 from app.config import get_settings
@@ -26,6 +25,7 @@ from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.engine.retry import RetryPolicy
 from app.engine.schedules import ScheduleInput
+from app.server import create_app
 from tests.support import fire_due, run_sync
 
 Conn = psycopg.Connection[dict[str, object]]

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from app import db
+from app.config import get_settings
 from app.engine import executions
 from app.engine.models import EXECUTIONS_CHANNEL
 from app.engine.wake import Waker
@@ -75,7 +76,7 @@ async def test_a_submit_notifies_with_its_commit_and_a_held_key_does_not(
 
 async def test_a_waker_sends_one_notify_for_the_wakes_before_it_runs(database_url: str) -> None:
     listener = await _listener(database_url)
-    pool = await db.open_async_pool(database_url)
+    pool = await db.open_async_pool(database_url, get_settings())
     waker = Waker(pool)
     try:
         async with listener:

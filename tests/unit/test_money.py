@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.api.fields import money, to_json
+from app.web.fields import money, to_json
 
 
 @pytest.mark.parametrize(

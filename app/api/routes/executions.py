@@ -14,15 +14,16 @@ from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import MUTATING, READS, DbConn
-from app.api.schemas import EventResponse, ExecutionCreate, ExecutionResponse
 from app.db import AsyncConn
 from app.engine import executions, retries
 from app.engine.models import Execution, Lane, Status
 from app.engine.submit import submit
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.time_bounds import RANGE_NOTE, check_time
+from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.web.problems import problem_responses
+from app.web.schemas import EventResponse, ExecutionCreate, ExecutionResponse
 
 __all__ = ["ExecutionsController"]
 
@@ -119,10 +120,11 @@ class ExecutionsController(Controller):
         ] = None,
         since: Annotated[
             dt.datetime | None,
-            QueryParameter(description="Created at or after this time (RFC 3339)."),
+            QueryParameter(description=f"Created at or after this time (RFC 3339), {RANGE_NOTE}."),
         ] = None,
         until: Annotated[
-            dt.datetime | None, QueryParameter(description="Created before this time (RFC 3339).")
+            dt.datetime | None,
+            QueryParameter(description=f"Created before this time (RFC 3339), {RANGE_NOTE}."),
         ] = None,
         attempt_gte: Annotated[
             int | None,
@@ -139,6 +141,7 @@ class ExecutionsController(Controller):
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise InvalidRequest(f"{name} needs a time zone (RFC 3339, like ...T16:00:00Z)")
+            check_time(name, value)
         rows = await executions.list_page(
             conn,
             limit=limit + 1,

@@ -16,18 +16,18 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
 from app import __version__
-from app.api.errors import RETRY_AFTER_SECONDS, problem_responses
 from app.api.routes import READS
-from app.api.schemas import (
+from app.db import AsyncConn, AsyncPool
+from app.engine.registry import Registry
+from app.migrations import Migration, applied_async, compare, discover
+from app.web.problems import RETRY_AFTER_SECONDS, problem_responses
+from app.web.schemas import (
     LivenessResponse,
     MigrationsReport,
     PipelineParam,
     PipelineResponse,
     ReadinessResponse,
 )
-from app.db import AsyncConn, AsyncPool
-from app.engine.registry import Registry
-from app.migrations import Migration, applied_async, compare, discover
 
 __all__ = ["ReadinessCache", "list_pipelines", "liveness", "readiness"]
 

@@ -94,16 +94,24 @@ def queue_families(gauges: QueueGauges | None) -> list[Metric]:
         finished.add_metric([status], gauges.finished_estimate.get(status, 0))
     oldest = GaugeMetricFamily(
         "spine_oldest_pending_age_seconds",
-        "Age of the next pending execution in claim order, per lane; 0 when none is pending.",
+        "Seconds the longest-due pending execution has been claimable (since its "
+        "available_at), per lane; 0 when none is due. Executions not yet due are not counted.",
         labels=["lane"],
     )
     for lane in LANES:
         oldest.add_metric([lane], gauges.oldest_pending_s.get(lane) or 0.0)
+    not_due = GaugeMetricFamily(
+        "spine_pending_not_due",
+        "Pending executions not yet due, per lane: a delayed run or a retry's backoff.",
+        labels=["lane"],
+    )
+    for lane in LANES:
+        not_due.add_metric([lane], gauges.not_due.get(lane, 0))
     workers = GaugeMetricFamily(
         "spine_live_workers", "Worker processes heartbeating within the lease timeout."
     )
     workers.add_metric([], gauges.live_workers)
-    return [up, active, finished, oldest, workers]
+    return [up, active, finished, oldest, not_due, workers]
 
 
 async def _read(state: State) -> QueueGauges | None:

@@ -13,10 +13,13 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.api.routes import MUTATING, READS, DbConn
-from app.api.schemas_schedules import (
+from app.engine import schedules_sql as sql
+from app.engine import scheduling
+from app.errors import NotFound
+from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.web.problems import problem_responses
+from app.web.schemas_schedules import (
     ExecutionResponse,
     FireResponse,
     ScheduleCreate,
@@ -25,9 +28,6 @@ from app.api.schemas_schedules import (
     ScheduleResponse,
     SkipResponse,
 )
-from app.engine import schedules_sql as sql
-from app.engine import scheduling
-from app.errors import NotFound
 
 __all__ = ["SchedulesController"]
 

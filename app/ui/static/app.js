@@ -1,5 +1,7 @@
 // Market Spine dashboard: charts (vendored uPlot) and live updates (one EventSource per tab).
 // Served from /ui/static; the Content-Security-Policy allows no inline script.
+// A data domain's charts are in its own script (app/<domain>/static), which uses
+// readJSON and mountChart from here (classic scripts share one global scope).
 "use strict";
 
 window.spineCharts = {};
@@ -36,74 +38,59 @@ function throughputChart() {
   }, [data.x, data.completed, data.failed]);
 }
 
-function day(ts) {
-  return new Date(ts * 1000).toISOString().slice(0, 10);
-}
-
-function compact(n) {
-  if (n >= 1e6) return +(n / 1e6).toFixed(2) + "M";
-  if (n >= 1e3) return +(n / 1e3).toFixed(1) + "k";
-  return String(n);
-}
-
-function symbolChart() {
-  const data = readJSON("symbol-data");
-  const el = document.getElementById("symbol-chart");
-  if (!data || !el || data.x.length === 0) return;
-  mountChart("symbol", el, {
-    scales: { x: { time: true }, vol: { range: (u, min, max) => [0, max * 3 || 1] } },
-    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-    series: [
-      { label: "date", value: (u, ts) => (ts == null ? "--" : day(ts)) },
-      { label: "VWAP", stroke: "#1f5fbf", width: 2 },
-      { label: "high", stroke: "rgba(31,95,191,0.35)", width: 1 },
-      { label: "low", stroke: "rgba(31,95,191,0.35)", width: 1 },
-      { label: "volume", scale: "vol", stroke: "#9aa3ad", fill: "rgba(154,163,173,0.45)",
-        paths: uPlot.paths.bars({ size: [0.6, 24] }) },
-    ],
-    bands: [{ series: [2, 3], fill: "rgba(31,95,191,0.12)" }],
-    axes: [
-      { space: 70, incrs: [86400, 7 * 86400, 28 * 86400], values: (u, splits) => splits.map(day) },
-      { label: "price" },
-      { scale: "vol", side: 1, label: "volume", grid: { show: false }, size: 60,
-        values: (u, splits) => splits.map(compact) },
-    ],
-  }, [data.x, data.vwap, data.high, data.low, data.volume]);
-}
-
-// A week's venues as bars: x is the rank (0-based), labelled with the MPID.
-function venueChart() {
-  const data = readJSON("venue-data");
-  const el = document.getElementById("venue-chart");
-  if (!data || !el || data.x.length === 0) return;
-  const mpid = (i) => (Number.isInteger(i) && data.mpid[i] !== undefined ? data.mpid[i] : "");
-  mountChart("venues", el, {
-    scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] },
-              y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
-    series: [
-      { label: "venue", value: (u, i) => (i == null ? "--" : mpid(i)) },
-      { label: "share of shares %", stroke: "#1f5fbf", fill: "rgba(31,95,191,0.45)",
-        paths: uPlot.paths.bars({ size: [0.7, 48] }), points: { show: false } },
-    ],
-    axes: [
-      { incrs: [1, 2, 5], space: 40, values: (u, splits) => splits.map(mpid) },
-      { label: "% of shares" },
-    ],
-  }, [data.x, data.pct]);
-}
-
 // ---------------------------------------------------------------- live updates
 
 const TERMINAL = ["completed", "failed", "cancelled"];
 
-function connect(after, onChange) {
+const POLL_MS = 5000;
+const STREAM_AGAIN_MS = 60000;
+
+// Live changes from one EventSource. A server at its cap on live streams
+// (SPINE_UI_MAX_LIVE_STREAMS) answers 503 and the browser gives the stream up
+// (readyState CLOSED): the page then calls `poll` every few seconds, and tries
+// the stream again a minute later.
+function connect(after, onChange, poll) {
   const dot = document.getElementById("live");
-  const source = new EventSource("/ui/events?after=" + encodeURIComponent(after));
   if (dot) dot.hidden = false;
-  source.addEventListener("open", () => dot && dot.classList.add("on"));
-  source.addEventListener("error", () => dot && dot.classList.remove("on"));
-  source.addEventListener("change", (msg) => onChange(JSON.parse(msg.data)));
-  window.addEventListener("pagehide", () => source.close());
+  let source = null;
+  let timer = null;
+  const open = () => {
+    source = new EventSource("/ui/events?after=" + encodeURIComponent(after));
+    source.addEventListener("open", () => dot && dot.classList.add("on"));
+    source.addEventListener("error", () => {
+      if (dot) dot.classList.remove("on");
+      if (source.readyState === EventSource.CLOSED) pollAwhile();
+    });
+    source.addEventListener("change", (msg) => {
+      const change = JSON.parse(msg.data);
+      after = Math.max(Number(after) || 0, change.event_id);
+      onChange(change);
+    });
+  };
+  const pollAwhile = () => {
+    const until = Date.now() + STREAM_AGAIN_MS;
+    const tick = async () => {
+      try {
+        await poll();
+      } catch (e) {
+        // the server is busy or away: the next tick asks again
+      }
+      timer = Date.now() < until ? setTimeout(tick, POLL_MS) : (open(), null);
+    };
+    timer = setTimeout(tick, POLL_MS);
+  };
+  open();
+  window.addEventListener("pagehide", () => {
+    if (source) source.close();
+    clearTimeout(timer);
+  });
+}
+
+// The page as the server renders it now (for polling), or null.
+async function freshPage() {
+  const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+  if (!response.ok) return null;
+  return new DOMParser().parseFromString(await response.text(), "text/html");
 }
 
 function setStatus(el, status) {
@@ -155,6 +142,10 @@ function executionsList() {
       if (empty) empty.remove();
       body.insertBefore(newRow(c), body.firstChild);
     }
+  }, async () => {
+    const fresh = await freshPage();
+    const rows = fresh && fresh.getElementById("executions");
+    if (rows) body.innerHTML = rows.tBodies[0].innerHTML;
   });
 }
 
@@ -192,6 +183,15 @@ function executionDetail() {
     if (TERMINAL.includes(c.event_type) && section.dataset.status !== c.status) {
       window.location.replace(window.location.pathname);
     }
+  }, async () => {
+    const fresh = await freshPage();
+    const now = fresh && fresh.getElementById("execution");
+    const events = fresh && fresh.getElementById("timeline");
+    if (!now || !events) return;
+    if (now.dataset.status !== section.dataset.status ||
+        events.children.length !== timeline.children.length) {
+      window.location.replace(window.location.pathname);
+    }
   });
 }
 
@@ -203,9 +203,8 @@ function overviewLive() {
   let pending = null;
   const refresh = async () => {
     pending = null;
-    const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
-    if (!response.ok) return;
-    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = await freshPage();
+    if (!fresh) return;
     for (const id of ["counts", "oldest", "workers", "totals", "schedules"]) {
       const now = fresh.getElementById(id);
       if (now) document.getElementById(id).innerHTML = now.innerHTML;
@@ -216,14 +215,12 @@ function overviewLive() {
   };
   connect(grid.dataset.after, () => {
     if (!pending) pending = setTimeout(refresh, 2000);
-  });
+  }, refresh);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   overviewLive();
   throughputChart();
-  symbolChart();
-  venueChart();
   executionsList();
   executionDetail();
 });

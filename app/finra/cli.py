@@ -1,6 +1,7 @@
-"""`spine query finra`: FINRA weeks, venue market share and symbol concentration.
+"""FINRA's commands, added to the CLI's `query` group: `spine query finra ...`.
 
-The JSON output is the API's objects (app.api.schemas_finra), field for field.
+Weeks, venue market share and symbol concentration. The JSON output is
+FINRA's response objects (`app.finra.schemas`), the API's own, field for field.
 """
 
 from __future__ import annotations
@@ -11,21 +12,21 @@ from typing import TypeVar, get_args
 
 import click
 
-from app.api.schemas_finra import (
-    FinraSymbolHistoryResponse,
-    FinraSymbolResponse,
-    FinraVenueHistoryResponse,
-    FinraVenueResponse,
-    FinraWeekResponse,
-)
 from app.cli.common import with_conn
 from app.cli.render import FORMAT_OPTION, emit
 from app.db import AsyncConn
 from app.errors import NotFound
 from app.finra import keys, reads
 from app.finra.reads import SymbolSort
+from app.finra.schemas import (
+    FinraSymbolHistoryResponse,
+    FinraSymbolResponse,
+    FinraVenueHistoryResponse,
+    FinraVenueResponse,
+    FinraWeekResponse,
+)
 
-__all__ = ["finra_group"]
+__all__ = ["COMMANDS", "finra_group"]
 
 _EVERYTHING = 100_000  # a CLI listing is one page
 T = TypeVar("T")
@@ -178,3 +179,6 @@ def finra_venue(mpid: str, week: date | None, fmt: str) -> None:
         "",
         kind=FinraVenueHistoryResponse,
     )
+
+
+COMMANDS = {"query": [finra_group]}

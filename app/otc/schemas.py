@@ -1,7 +1,7 @@
-"""Response types of the OTC routes: daily metrics, trades, loads and rejects.
+"""Response types of OTC's API and CLI: daily metrics, trades, loads and rejects.
 
 Money (prices, notional, VWAP) is an exact Decimal sent as a JSON number with
-every digit (see `app.api.fields`); the CLI's `--format json` prints these
+every digit (see `app.web.fields`); the CLI's `--format json` prints these
 same objects.
 """
 
@@ -13,9 +13,9 @@ from typing import Annotated, Literal, cast
 
 import msgspec
 
-from app.api.fields import MONEY_NOTE, Money, exact_number, money, with_example
 from app.otc.load_reads import LoadRow, Reject
 from app.otc.reads import DailyMetric, Trade
+from app.web.fields import MONEY_NOTE, Money, exact_number, money, with_example
 
 __all__ = ["DailyMetricResponse", "LoadResponse", "RejectResponse", "TradeResponse"]
 

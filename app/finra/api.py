@@ -1,4 +1,4 @@
-"""FINRA OTC Transparency reads: loaded weeks, venue market share, symbol concentration.
+"""FINRA's API controller: loaded weeks, venue market share, symbol concentration.
 
 Thin handlers over app.finra.reads (the analytics are SQL); every listing is
 keyset-paginated with `paged`. Percentages and HHIs leave as exact Decimals.
@@ -14,23 +14,24 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
 from litestar.params import PathParameter, QueryParameter
 
-from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
-from app.api.routes import READS, DbConn
-from app.api.schemas_finra import (
+from app.db import AsyncConn
+from app.errors import NotFound
+from app.finra import keys, reads
+from app.finra.keys import MPID_PATTERN, SYMBOL_PATTERN
+from app.finra.reads import SymbolSort
+from app.finra.schemas import (
     FinraSymbolHistoryResponse,
     FinraSymbolResponse,
     FinraVenueHistoryResponse,
     FinraVenueResponse,
     FinraWeekResponse,
 )
-from app.db import AsyncConn
-from app.errors import NotFound
-from app.finra import keys, reads
-from app.finra.keys import MPID_PATTERN, SYMBOL_PATTERN
-from app.finra.reads import SymbolSort
+from app.web.connection import DbConn
+from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
+from app.web.problems import problem_responses
+from app.web.security import READS
 
-__all__ = ["FinraController"]
+__all__ = ["CONTROLLERS", "FinraController"]
 
 Week = Annotated[
     str,
@@ -247,3 +248,6 @@ class FinraController(Controller):
             key=lambda v: (v.week,),
             to_response=FinraVenueHistoryResponse.from_row,
         )
+
+
+CONTROLLERS = [FinraController]

@@ -1,7 +1,7 @@
-"""OTC reads: daily metrics, normalized trades, loads and their rejects; keyset-paginated.
+"""OTC's API controller: daily metrics, trades, loads and their rejects; keyset-paginated.
 
 Rows come from app.otc.reads as exact Decimals and leave as exact JSON
-numbers (see `schemas.to_json` and `responses.ExactJSONResponse`); daily
+numbers (see `app.web.fields.to_json` and `app.web.responses.ExactJSONResponse`); daily
 metrics, the hottest read, come as JSON PostgreSQL wrote (`paged_json`).
 """
 
@@ -14,15 +14,17 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
 from litestar.params import PathParameter, QueryParameter
 
-from app.api.errors import problem_responses
-from app.api.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged, paged_json
-from app.api.routes import READS, DbConn
-from app.api.schemas_otc import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
+from app.dates import range_problem
 from app.errors import NotFound
 from app.otc import load_reads, reads
+from app.otc.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN
+from app.web.connection import DbConn
+from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged, paged_json
+from app.web.problems import problem_responses
+from app.web.security import READS
 
-__all__ = ["OtcController"]
+__all__ = ["CONTROLLERS", "OtcController"]
 
 StartDate = Annotated[
     dt.date | None, QueryParameter(description="First trade date, inclusive (YYYY-MM-DD).")
@@ -33,8 +35,7 @@ EndDate = Annotated[
 
 
 def _check_range(start_date: dt.date | None, end_date: dt.date | None) -> None:
-    if start_date and end_date and start_date > end_date:
-        message = f"start_date {start_date} is after end_date {end_date}"
+    if message := range_problem(start_date, end_date):
         raise ValidationException(
             detail=f"invalid date range: {message}",
             extra=[{"key": "start_date", "message": message, "source": "query"}],
@@ -186,3 +187,6 @@ class OtcController(Controller):
             key=lambda r: (r.line_no,),
             to_response=RejectResponse.from_row,
         )
+
+
+CONTROLLERS = [OtcController]

@@ -1,4 +1,4 @@
-"""Request and response types of the REST API (msgspec Structs).
+"""Request and response types of the core API, the objects the CLI prints too (msgspec Structs).
 
 These are web types, kept apart from repository rows on purpose: a row gains a
 column without the API changing, and the API can rename or reshape a field
@@ -6,8 +6,9 @@ without touching SQL. `from_row` converts at the edge. Constraints live in the
 types (`Annotated[..., msgspec.Meta(...)]`) so validation and the OpenAPI
 document come from the same place.
 
-Money stays exact (see `app.api.fields`). The OTC and FINRA routes' types are
-in `schemas_otc.py` and `schemas_finra.py`.
+Money stays exact (see `app.web.fields`). A data domain's types live in its own
+package (`app/<domain>/schemas.py`); error bodies in `app.web.problems`. They
+live in `app.web`, not `app.api`, because `spine ... --format json` prints them too.
 """
 
 from __future__ import annotations
@@ -17,23 +18,22 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from app.api.fields import money, to_json, with_example
 from app.engine.models import Event, EventType, Execution, Lane, Status
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import MAX_SECONDS
+from app.time_bounds import RANGE_NOTE
+from app.web.fields import money, to_json, with_example
 
 __all__ = [
     "EventResponse",
     "EventType",
     "ExecutionCreate",
     "ExecutionResponse",
-    "FieldError",
     "Lane",
     "LivenessResponse",
     "MigrationsReport",
     "PipelineParam",
     "PipelineResponse",
-    "Problem",
     "ReadinessResponse",
     "Status",
     "money",
@@ -121,7 +121,9 @@ class ExecutionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             dt.datetime,
             msgspec.Meta(
                 tz=True,
-                description="Not started before this time (RFC 3339, with its offset).",
+                description=(
+                    f"Not started before this time (RFC 3339, with its offset), {RANGE_NOTE}."
+                ),
                 examples=["2026-01-06T21:30:00Z"],
             ),
         ]
@@ -247,26 +249,3 @@ class ReadinessResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     live_workers: Annotated[
         int | None, msgspec.Meta(description="Worker processes heartbeating (informational).")
     ] = None
-
-
-# ------------------------------------------------------------------ errors
-
-
-class FieldError(msgspec.Struct, kw_only=True):
-    field: Annotated[str, msgspec.Meta(description="The offending field, e.g. `pipeline`.")]
-    message: str
-    source: Annotated[str, msgspec.Meta(description="body, query, path or header.")]
-
-
-class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An error, as RFC 9457 problem details (`application/problem+json`)."""
-
-    type: Annotated[str, msgspec.Meta(description="A URI naming the kind of problem.")] = (
-        "about:blank"
-    )
-    title: str
-    status: int
-    detail: str | None = None
-    instance: Annotated[str | None, msgspec.Meta(description="The request path.")] = None
-    errors: list[FieldError] | None = None
-    known_pipelines: list[str] | None = None

@@ -1,4 +1,4 @@
-"""Every error the API answers, mapped to RFC 9457 problem details in one function.
+"""Every error the API and the dashboard answer, mapped to RFC 9457 problem details in one function.
 
     NotFound                             404  not-found
     Conflict                             409  conflict
@@ -28,7 +28,7 @@ import logging
 import re
 import uuid
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import psycopg
@@ -43,7 +43,6 @@ from litestar.exceptions import (
 )
 from litestar.openapi.datastructures import ResponseSpec
 
-from app.api.schemas import FieldError, Problem
 from app.errors import (
     Conflict,
     InvalidField,
@@ -55,7 +54,9 @@ from app.errors import (
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "FieldError",
     "MalformedBody",
+    "Problem",
     "exception_to_response",
     "problem_for",
     "problem_responses",
@@ -68,15 +69,41 @@ RETRY_AFTER_SECONDS = 5
 log = logging.getLogger("app.api")
 
 
+class FieldError(msgspec.Struct, kw_only=True):
+    field: Annotated[str, msgspec.Meta(description="The offending field, e.g. `pipeline`.")]
+    message: str
+    source: Annotated[str, msgspec.Meta(description="body, query, path or header.")]
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: Annotated[str, msgspec.Meta(description="A URI naming the kind of problem.")] = (
+        "about:blank"
+    )
+    title: str
+    status: int
+    detail: str | None = None
+    instance: Annotated[str | None, msgspec.Meta(description="The request path.")] = None
+    errors: list[FieldError] | None = None
+    known_pipelines: list[str] | None = None
+
+
 class MalformedBody(ClientException):
     """The request body is not JSON we accept (bad UTF-8, too deeply nested, NUL in a string)."""
+
+
+def _about_blank() -> str:
+    """A new "about:blank" string, so the body always names its type: msgspec's
+    `omit_defaults` leaves out a value that *is* the field's default object."""
+    return "".join(("about:", "blank"))
 
 
 def _problem(
     status: int, kind: str, detail: str | None, request: Request[Any, Any, Any], **extra: Any
 ) -> Problem:
     return Problem(
-        type=f"{TYPE_PREFIX}{kind}" if kind else "about:blank",
+        type=f"{TYPE_PREFIX}{kind}" if kind else _about_blank(),
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,

@@ -20,7 +20,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
-from app.api.responses import ExactJSONResponse
+from app.web.responses import ExactJSONResponse
 
 __all__ = [
     "LINK_HEADER",

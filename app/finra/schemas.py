@@ -1,6 +1,6 @@
-"""Response types of the FINRA OTC Transparency routes (msgspec Structs).
+"""Response types of FINRA's API and CLI (msgspec Structs).
 
-Kept apart from `app.finra.reads`' rows, like `schemas.py` does for OTC: the
+Kept apart from `app.finra.reads`' rows, like `app.otc.schemas`: the
 field names here are the published contract, shared by the API and
 `spine query finra --format json`. Percentages and the HHI are exact Decimals
 computed by PostgreSQL (round(numeric, 4), the HHI to 2 decimals), never floats.
@@ -14,8 +14,8 @@ from typing import Annotated
 
 import msgspec
 
-from app.api.fields import exact_number
 from app.finra.reads import SymbolWeek, VenueWeek, WeekSummary
+from app.web.fields import exact_number
 
 __all__ = [
     "FinraSymbolHistoryResponse",

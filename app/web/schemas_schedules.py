@@ -1,4 +1,4 @@
-"""Request and response types of /api/v1/schedules (msgspec Structs).
+"""Request and response types of /api/v1/schedules, printed by `spine schedules` too.
 
 Web types, apart from the engine's `Schedule` row and `ScheduleInput`: the
 conversion happens here, at the edge. Shape constraints (lengths, ranges)
@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app.api.schemas import ExecutionResponse, Lane, Params, PipelineName
 from app.engine.models import Status
 from app.engine.schedules import (
     DEFAULT_MISFIRE_GRACE,
@@ -24,6 +23,7 @@ from app.engine.schedules import (
     ScheduleInput,
 )
 from app.engine.schedules_sql import FireRow, SkipRow
+from app.web.schemas import ExecutionResponse, Lane, Params, PipelineName
 
 __all__ = [
     "ExecutionResponse",
