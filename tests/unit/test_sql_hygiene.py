@@ -161,3 +161,17 @@ def test_a_module_with_named_statements_has_no_sql_of_its_own(path: Path) -> Non
         assert not re.search(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", text), (
             f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: SQL outside sql/"
         )
+
+
+def test_exactly_one_statement_claims_pending_executions() -> None:
+    """The batch's record statement is the one claim (issue 25: one lifecycle)."""
+
+    def claims(text: str) -> bool:
+        code = _code(text)
+        return "status = 'pending'" in code and "FOR UPDATE SKIP LOCKED" in code
+
+    assert [name for name, text in _statements().items() if claims(text)] == ["batches.record"]
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant | ast.JoinedStr):
+                assert not claims(_text(node)), f"{path.relative_to(ROOT)}: a claim of its own"
