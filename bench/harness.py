@@ -255,7 +255,7 @@ class WorkerPool:
                     )
                 row = conn.execute(
                     "SELECT count(*) AS n FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query LIKE 'LISTEN spine_cancel%%'"
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN %%spine_cancel%%'"
                 ).fetchone()
                 return row is not None and int(row["n"]) >= self.processes
 

@@ -16,6 +16,7 @@ import psycopg
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
+from app.engine.backends import make_backend
 from app.engine.submit import submit
 from app.otc.generator import generate
 from bench.context import Context
@@ -79,8 +80,15 @@ async def _run_execution(
     url: str, pipeline: str, params: dict[str, Any], *, deadline_s: float
 ) -> Finished:
     async with await db.aconnect(url) as conn:
+        settings = get_settings()
         execution, _ = await submit(
-            conn, default_registry(), get_settings(), pipeline, params, trigger_source="bench"
+            conn,
+            default_registry(),
+            settings,
+            pipeline,
+            params,
+            trigger_source="bench",
+            backend=make_backend(settings),
         )
         deadline = time.monotonic() + deadline_s
         while True:

@@ -12,9 +12,9 @@ from litestar.testing import AsyncTestClient
 
 from app import db
 from app.config import get_settings
-from app.engine import leases, workers
+from app.engine import workers
 from app.server import create_app
-from tests.support import free_port
+from tests.support import claim_and_start, free_port
 
 Client = AsyncTestClient[Litestar]
 
@@ -40,10 +40,10 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def make_running(database_url: str, execution_id: str) -> None:
-    """Drive an execution to `running` the way a worker would (its claim starts it)."""
+    """Drive an execution to `running` the way a worker would (claimed, then started)."""
     async with await db.aconnect(database_url) as conn:
         await workers.heartbeat(conn, "api-test-worker", "test", 1)
-        claimed = await leases.claim(conn, "api-test-worker")
+        claimed = await claim_and_start(conn, "api-test-worker")
         assert claimed is not None and claimed.id == execution_id
         assert claimed.status == "running"
 

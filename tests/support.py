@@ -14,16 +14,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import msgspec
 import psutil
 import psycopg
 
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
-from app.engine import executions, leases, models, workers
+from app.engine import batches, executions, models, scheduling, workers
 from app.engine import submit as engine_submit
 from app.engine.attempts import attempt
-from app.engine.recording import record_end
+from app.engine.backends import OrchestratorBackend, make_backend
+from app.engine.outcomes import Requeue
+from app.engine.recording import record_batch, record_end
 from app.engine.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +42,35 @@ async def submit(
     registry: Registry | None = None,
     **options: Any,
 ) -> tuple[models.Execution, bool]:
-    """`app.engine.submit.submit` with the built-in registry and the test's settings."""
+    """`app.engine.submit.submit` with the built-in registry, the test's settings and the
+    backend they name (unless `backend` is given)."""
+    options.setdefault("backend", make_backend(get_settings()))
     return await engine_submit.submit(
         conn, registry or default_registry(), get_settings(), pipeline, params, **options
+    )
+
+
+async def fire_due(
+    conn: db.AsyncConn, registry: Registry | None = None, **options: Any
+) -> scheduling.FireReport:
+    """`app.engine.scheduling.fire_due` with the built-in registry (unless given), the test's
+    settings and the backend they name (unless `backend` is given)."""
+    options.setdefault("backend", make_backend(get_settings()))
+    return await scheduling.fire_due(
+        conn, registry or default_registry(), get_settings(), **options
+    )
+
+
+async def run_now(
+    conn: db.AsyncConn, name: str, backend: OrchestratorBackend | None = None
+) -> models.Execution:
+    """`app.engine.scheduling.run_now` as `fire_due` above."""
+    return await scheduling.run_now(
+        conn,
+        default_registry(),
+        get_settings(),
+        name,
+        backend=backend or make_backend(get_settings()),
     )
 
 
@@ -59,6 +88,76 @@ def wait_until(
         time.sleep(interval)
 
 
+async def claim(conn: db.AsyncConn, worker_id: str, limit: int = 1) -> list[models.Execution]:
+    """Hold up to `limit` pending executions `queued`: the worker's claim statement."""
+    return (await batches.record(conn, worker_id, [], claim=limit))[1]
+
+
+async def claim_and_start(conn: db.AsyncConn, worker_id: str) -> models.Execution | None:
+    """Claim the next pending execution and write its start, as a worker does for one that
+    runs past its start delay: it is then `running`, its attempt counted."""
+    held = await claim(conn, worker_id)
+    if not held:
+        return None
+    now = time.monotonic()
+    recorded, _ = await batches.record(
+        conn, worker_id, [batches.Record(held[0].id, "running", now, now)]
+    )
+    assert recorded == {held[0].id}
+    return await executions.get(conn, held[0].id)
+
+
+async def run_held(
+    pool: db.AsyncPool,
+    execution: models.Execution,
+    worker_id: str,
+    *,
+    registry: Registry,
+) -> None:
+    """Run one execution this worker holds `queued` and record its end, as worker.loop does:
+    the same attempt, a start written before the pipeline's first write, a quick end
+    written by the batch's record statement, a rare end (retry, requeue) on its own."""
+    if execution.cancel_requested:
+        reason = {"reason": "cancelled before it started"}
+        cancelled = batches.Record(execution.id, "cancelled", None, time.monotonic(), None, reason)
+        await record_batch(pool, worker_id, [cancelled], claim=0)
+        return
+    execution = msgspec.structs.replace(execution, status="running", attempt=execution.attempt + 1)
+    began = time.monotonic()
+    started = False
+
+    async def write_start() -> None:
+        nonlocal started
+        if not started:
+            start = batches.Record(execution.id, "running", began, time.monotonic())
+            await record_batch(pool, worker_id, [start], claim=0)
+            started = True
+
+    attempted = await attempt(
+        pool,
+        execution,
+        worker_id,
+        settings=get_settings(),
+        registry=registry,
+        before_write=write_start,
+    )
+    end = attempted.end
+    if end is None or isinstance(end, Requeue) or end.retry_max_backoff is not None:
+        if end is not None:
+            await write_start()
+        await record_end(pool, execution, worker_id, attempted)
+        return
+    ended = batches.Record(
+        execution.id,
+        end.status,
+        None if started else began,
+        time.monotonic(),
+        end.error,
+        end.payload,
+    )
+    await record_batch(pool, worker_id, [ended], claim=0)
+
+
 async def run_inline(
     database_url: str,
     pipeline: str,
@@ -67,22 +166,17 @@ async def run_inline(
     registry: Registry | None = None,
     worker_id: str = "inline-test-worker",
 ) -> models.Execution:
-    """Submit, claim and run one execution in this process (no worker pool)."""
+    """Submit one execution and run it in this process (no worker pool), through what a
+    worker runs: the batch claim, the attempt, the batched record of its end."""
+    registry = registry or default_registry()
     async with await db.aconnect(database_url) as conn:
         execution, _ = await submit(conn, pipeline, params or {}, registry=registry)
         await workers.heartbeat(conn, worker_id, "test", os.getpid())
-        claimed = await leases.claim(conn, worker_id)
-        assert claimed is not None and claimed.id == execution.id, "another execution was pending"
     pool = await db.open_async_pool(database_url, get_settings())
     try:
-        attempted = await attempt(
-            pool,
-            claimed,
-            worker_id,
-            settings=get_settings(),
-            registry=registry or default_registry(),
-        )
-        await record_end(pool, claimed, worker_id, attempted)
+        _, claimed, _ = await record_batch(pool, worker_id, [], claim=1)
+        assert [e.id for e in claimed] == [execution.id], "another execution was pending"
+        await run_held(pool, claimed[0], worker_id, registry=registry)
     finally:
         await pool.close()
     async with await db.aconnect(database_url) as conn:

@@ -6,6 +6,7 @@ import click
 import msgspec
 
 from app import db
+from app.cli.backend import cli_backend
 from app.cli.common import parse_age, parse_since, with_conn
 from app.cli.render import FORMAT_OPTION, emit, emit_one, limit_option, one_format_option
 from app.config import get_settings
@@ -151,7 +152,8 @@ def executions_events(execution_id: str, fmt: str) -> None:
 @one_format_option()
 def executions_cancel(execution_id: str, fmt: str) -> None:
     """Cancel: a pending execution at once, a running one at its next check."""
-    execution, outcome = with_conn(lambda c: executions.request_cancel(c, execution_id))
+    backend = cli_backend()
+    execution, outcome = with_conn(lambda c: backend.cancel(c, execution_id))
     if execution is None:
         raise NotFound(f"no execution {execution_id}")
     if outcome == "finished":
@@ -190,7 +192,9 @@ def executions_retry(
     if execution_id is not None:
         if status or pipeline or since or until:
             raise click.UsageError("give an EXECUTION_ID or filters, not both")
-        execution, outcome = with_conn(lambda c: retries.retry_one(c, execution_id, source="cli"))
+        execution, outcome = with_conn(
+            lambda c: retries.retry_one(c, execution_id, source="cli", backend=cli_backend())
+        )
         if execution is None:
             raise NotFound(f"no execution {execution_id}")
         if outcome != "retried":
@@ -217,7 +221,13 @@ def executions_retry(
         click.confirm(f"retry {count} execution(s)?", abort=True, err=True)
     retried = with_conn(
         lambda c: retries.retry_many(
-            c, source="cli", status=status, pipeline=pipeline, since=first, until=last
+            c,
+            source="cli",
+            backend=cli_backend(),
+            status=status,
+            pipeline=pipeline,
+            since=first,
+            until=last,
         )
     )
     emit_one(RetriedMany(retried=list(retried)), fmt, f"retried {len(retried)} execution(s)")

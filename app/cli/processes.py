@@ -208,12 +208,15 @@ def shell() -> None:
 
     from app.catalog import DOMAINS, default_registry
     from app.engine import executions, leases, workers
+    from app.engine.backends import make_backend
     from app.engine.submit import submit as engine_submit
 
     settings, registry = get_settings(), default_registry()
+    backend = make_backend(settings)
 
     async def submit(conn: db.AsyncConn, pipeline: str, params: Any = None, **kw: Any) -> Any:
         """submit() with this shell's registry and settings."""
+        kw.setdefault("backend", backend)
         return await engine_submit(conn, registry, settings, pipeline, params, **kw)
 
     namespace: dict[str, Any] = {

@@ -10,6 +10,7 @@ import msgspec
 
 from app import db
 from app.catalog import default_registry
+from app.cli.backend import cli_backend
 from app.cli.common import (
     parse_age,
     parse_params,
@@ -95,7 +96,7 @@ def run(
     limit = parse_seconds(timeout) if timeout else None
     run_at = parse_time(at, option="--at") if at else None
     delay_seconds = parse_age(delay) if delay else 0.0
-    settings = get_settings()
+    settings, backend = get_settings(), cli_backend()
 
     async def go(conn: db.AsyncConn) -> tuple[Execution, bool]:
         return await submit(
@@ -107,6 +108,7 @@ def run(
             lane=lane,
             logical_key=logical_key,
             trigger_source="cli",
+            backend=backend,
             max_attempts=max_attempts,
             retry_backoff_seconds=backoff,
             timeout_seconds=limit,

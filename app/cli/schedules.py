@@ -11,12 +11,12 @@ import msgspec
 
 from app import db
 from app.catalog import default_registry
+from app.cli.backend import cli_backend
 from app.cli.common import parse_age, parse_params, with_conn
 from app.cli.render import FORMAT_OPTION, emit, emit_one, one_format_option
 from app.config import get_settings
 from app.engine import schedules_sql as sql
 from app.engine import scheduling
-from app.engine.backends import make_backend
 from app.engine.models import LANES
 from app.engine.schedules import DEFAULT_MISFIRE_GRACE, Schedule, ScheduleInput
 from app.errors import NotFound
@@ -194,6 +194,8 @@ def schedules_remove(name: str, fmt: str) -> None:
 @one_format_option()
 def schedules_run(name: str, fmt: str) -> None:
     """Fire once now, as a manual trigger; prints the execution id."""
-    backend = make_backend(get_settings())
-    execution = with_conn(lambda c: scheduling.run_now(c, name, backend))
+    registry, settings, backend = default_registry(), get_settings(), cli_backend()
+    execution = with_conn(
+        lambda c: scheduling.run_now(c, registry, settings, name, backend=backend)
+    )
     emit_one(ExecutionResponse.from_row(execution), fmt, execution.id)

@@ -3,19 +3,24 @@
 A worker draining a deep queue of quick executions would otherwise pay one
 statement (and one commit) per execution. Here it pays one per batch:
 
-- `claim_batch` takes up to `limit` pending executions in claim order and
-  makes them `queued`, held by the worker (each with its `queued` event):
-  visibly the worker's, not yet started.
+- `record(..., claim=n)` takes up to `n` pending executions in claim order
+  and makes them `queued`, held by the worker (each with its `queued` event):
+  visibly the worker's, not yet started. It is the only statement that
+  claims.
 - The worker then runs them one by one. A quick one's start is not written
   when it starts: `record` writes it with its end, each with the time it
   happened (measured by the worker, placed on the database clock as
   `now()` minus its age when sent). A slow one's start is written while it
   runs (a `record` row whose status is `running`).
 - `record` writes a batch's ends (and starts) with every execution's events
-  in one statement, and claims the next batch in the same statement.
+  in one statement, and claims the next batch in the same statement. A
+  failure to retry is one of those ends (back to pending, to wait out its
+  backoff), so an end, whether batched or written alone
+  (`app.engine.leases.finish`), is written by this one statement.
 
-Every row is still guarded by "still held by me", so a worker that lost its
-claim writes nothing, and a start is written once. A worker killed between a
+The statement is `record` in sql/batches.sql. Every row is still guarded by
+"still held by me", so a worker that lost its claim writes nothing, and a
+start is written once. A worker killed between a
 quick execution's end and the batch's `record` leaves it `queued`, like the
 ones it had not started: recovery cannot tell them apart, so it counts an
 attempt for each (app.engine.workers), and none runs more often than its
@@ -31,10 +36,11 @@ from typing import Any, Literal, cast
 import msgspec
 
 from app.db import AsyncConn
-from app.engine.executions import COLUMNS, HELD_SQL, to_execution
+from app.engine.executions import to_execution
 from app.engine.models import Execution
+from app.engine.queries import load
 
-__all__ = ["Record", "claim_batch", "record"]
+__all__ = ["Record", "record"]
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -52,6 +58,9 @@ class Record(msgspec.Struct, frozen=True):
     ended: float
     error: str | None = None
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    retry_max_backoff: float | None = None
+    """On a failure: retry it (back to pending) while attempts are left, waiting at
+    most this many seconds (see app.engine.models.End)."""
 
 
 class _Row(msgspec.Struct):
@@ -63,81 +72,12 @@ class _Row(msgspec.Struct):
     ended_ago: float
     error: str | None
     payload: dict[str, Any]
+    retry_cap: float | None
 
 
 _encode = msgspec.json.Encoder().encode
 
-_CLAIM_CTES = f"""
-next AS MATERIALIZED (
-    SELECT id FROM executions
-    WHERE status = 'pending' AND available_at <= now()
-    ORDER BY priority, available_at, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE executions e
-    SET status = 'queued', worker_id = %(worker)s, queued_at = now()
-    FROM next
-    WHERE e.id = next.id
-    RETURNING e.{COLUMNS.replace(", ", ", e.")}, e.priority AS claim_priority, e.seq AS claim_seq
-), claim_logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'queued', jsonb_build_object('worker_id', worker_id, 'attempt', attempt + 1)
-    FROM claimed ORDER BY claim_priority, available_at, claim_seq
-)"""
-
-# The ends (and starts) of held executions, then the next batch. A start sets
-# `running` and counts the attempt; its time never precedes the claim, and an
-# end's never precedes the start. Events go in per execution: started, then
-# the end, each stamped with when it happened.
-_RECORD = f"""
-WITH v AS (
-    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(records)s::jsonb) AS (
-        id text, status text, started_ago float8, ended_ago float8, error text, payload jsonb
-    )) WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, n)
-), held AS MATERIALIZED (
-    -- A start is written once: only over `queued` (a record sent again after its
-    -- answer was lost finds the execution running, and starts nothing).
-    SELECT e.id, v.started_ago IS NOT NULL AND e.status = 'queued' AS starts
-    FROM executions e JOIN v ON v.id = e.id
-    WHERE e.worker_id = %(worker)s AND e.status IN {HELD_SQL}
-    FOR UPDATE OF e
-), f AS (
-    UPDATE executions e
-    SET status = v.status,
-        error = CASE WHEN v.status = 'running' THEN e.error ELSE v.error END,
-        attempt = e.attempt + held.starts::int,
-        started_at = CASE WHEN NOT held.starts THEN e.started_at
-                          ELSE greatest(e.queued_at, now() - make_interval(secs => v.started_ago))
-                     END,
-        completed_at = CASE WHEN v.status = 'running' THEN NULL
-                            ELSE greatest(e.queued_at, e.started_at,
-                                          now() - make_interval(secs => v.ended_ago))
-                       END
-    FROM v JOIN held ON held.id = v.id
-    WHERE e.id = v.id AND e.worker_id = %(worker)s AND e.status IN {HELD_SQL}
-    RETURNING e.id, e.status, e.worker_id, e.attempt, e.started_at, e.completed_at,
-              v.payload, v.n, held.starts AS started_here
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, timestamp, payload)
-    SELECT f.id, step.event_type,
-           CASE WHEN step.k = 1 THEN f.started_at ELSE f.completed_at END,
-           CASE WHEN step.k = 1
-                THEN jsonb_build_object('worker_id', f.worker_id, 'attempt', f.attempt)
-                ELSE f.payload END
-    FROM f CROSS JOIN LATERAL (VALUES (1, 'started'), (2, f.status)) AS step (k, event_type)
-    WHERE (step.k = 1 AND f.started_here) OR (step.k = 2 AND f.status <> 'running')
-    ORDER BY f.n, step.k
-), {_CLAIM_CTES}
-SELECT (SELECT COALESCE(array_agg(id), '{{}}') FROM f) AS recorded, claimed.*
-FROM (SELECT) AS one LEFT JOIN claimed ON true
-ORDER BY claimed.claim_priority, claimed.available_at, claimed.claim_seq
-"""
-
-
-async def claim_batch(conn: AsyncConn, worker_id: str, limit: int) -> list[Execution]:
-    """Hold up to `limit` pending executions as `queued` (normal lane first, then oldest)."""
-    return (await record(conn, worker_id, [], claim=limit))[1]
+_SQL = load("batches")
 
 
 async def record(
@@ -157,12 +97,13 @@ async def record(
             now - r.ended,
             r.error,
             r.payload,
+            r.retry_max_backoff,
         )
         for r in records
     ]
     # One JSON document for the whole batch: encoded at once, not value by value.
     args = {"worker": worker_id, "limit": claim, "records": _encode(rows_in).decode()}
-    rows = await (await conn.execute(_RECORD, args)).fetchall()
+    rows = await (await conn.execute(_SQL["record"], args)).fetchall()
     recorded = set(cast("list[str]", rows[0]["recorded"])) if rows else set()
     claimed = [to_execution(row) for row in rows if row["id"] is not None]
     return recorded, claimed

@@ -1,4 +1,4 @@
-"""Executions SQL: insert (submit), reads, cancel and prune.
+"""Executions: insert (one or many), reads, cancel and prune (sql/executions.sql).
 
 Every status change and its event are one statement (data-modifying CTEs),
 so they commit together. The worker side (claim, finish, progress) is in
@@ -7,24 +7,16 @@ so they commit together. The worker side (claim, finish, progress) is in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, cast
 
 import msgspec
-from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
-from app.engine.models import (
-    ACTIVE,
-    CANCEL_CHANNEL,
-    EXECUTIONS_CHANNEL,
-    HELD,
-    TERMINAL,
-    Event,
-    Execution,
-    Lane,
-)
+from app.engine.models import ACTIVE, HELD, TERMINAL, Event, Execution, Lane
+from app.engine.queries import load
 
 __all__ = [
     "ACTIVE_SQL",
@@ -32,10 +24,13 @@ __all__ = [
     "HELD_SQL",
     "TERMINAL_SQL",
     "CancelOutcome",
+    "NewExecution",
     "get",
     "insert",
+    "insert_many",
     "list_events",
     "list_page",
+    "new_id",
     "prune_finished",
     "request_cancel",
     "to_execution",
@@ -47,6 +42,8 @@ def _sql_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
+# For the modules whose SQL is still in Python (activity, workers, gauges); the
+# .sql files write the lists out (tests/unit/test_sql_hygiene.py checks them).
 ACTIVE_SQL = _sql_list(ACTIVE)
 HELD_SQL = _sql_list(HELD)
 TERMINAL_SQL = _sql_list(TERMINAL)
@@ -58,121 +55,112 @@ COLUMNS = (
 )
 
 
+_SQL = load("executions")
+
+
 def to_execution(row: dict[str, Any]) -> Execution:
     return msgspec.convert(row, Execution, from_attributes=False)
 
 
-# ------------------------------------------------------------------ submit
+# ------------------------------------------------------------------ insert
 
-_INSERT = f"""
-WITH new AS (
-    INSERT INTO executions (pipeline, params, lane, trigger_source, logical_key,
-                            max_attempts, retry_backoff_seconds, timeout_seconds, available_at)
-    VALUES (%(pipeline)s, %(params)s, %(lane)s, %(trigger_source)s, %(logical_key)s,
-            %(max_attempts)s, %(backoff)s, %(timeout)s,
-            -- On the database clock; a time in the past means now (it keeps its turn).
-            greatest(now(), COALESCE(%(run_at)s::timestamptz, now())
-                            + make_interval(secs => %(delay)s)))
-    ON CONFLICT (logical_key)
-        -- The partial unique index's own predicate, so the conflict target matches it.
-        WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
-        DO NOTHING
-    RETURNING id, trigger_source, lane, created_at, available_at
-), created AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
-        || CASE WHEN available_at > now()
-                THEN jsonb_build_object('run_at', available_at) ELSE '{{}}' END
-    FROM new
-    -- Evaluated for the inserted row (a data-modifying CTE always runs to the
-    -- end), so a conflict on logical_key wakes nobody; delivered at the commit.
-    RETURNING CASE WHEN %(notify)s THEN pg_notify('{EXECUTIONS_CHANNEL}', %(lane)s) END
-)
--- The rest of the row is what was sent and the columns' defaults (see `insert`).
-SELECT id, created_at, available_at FROM new
-"""
 
-_ACTIVE_BY_KEY = f"""
-SELECT {COLUMNS} FROM executions
-WHERE logical_key = %s AND status IN {ACTIVE_SQL}
-"""
+class NewExecution(msgspec.Struct, frozen=True):
+    """One execution to insert, its retry budget already resolved (app.engine.retry.budget).
+
+    `event`: what its `created` event says besides the trigger source and the
+    lane (a schedule's fire names the schedule and the slot).
+    """
+
+    id: str
+    pipeline: str
+    params: dict[str, Any]
+    lane: Lane
+    trigger_source: str
+    logical_key: str | None
+    max_attempts: int
+    retry_backoff_seconds: float
+    timeout_seconds: float | None = None
+    run_at: datetime | None = None
+    delay_seconds: float = 0.0
+    event: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def new_id() -> str:
+    """An execution's id (the ids a statement inserts are known before it runs)."""
+    return str(uuid.uuid4())
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def insert_many(
+    conn: AsyncConn, new: Sequence[NewExecution], *, notify: bool = True
+) -> list[Execution]:
+    """Insert pending executions with their `created` events in one statement; the ones
+    created, in order (one whose logical_key an active execution holds is not).
+
+    Every execution comes to exist through this statement: a submit, a
+    schedule's fire, a manual run. In autocommit mode the insert, its events
+    and the NOTIFY are one statement, one round trip, and commit together (the
+    workers are woken at the commit, never before the rows are visible). A
+    second round trip for a NOTIFY of its own measured slower one submit at a
+    time (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes
+    the workers after the commit itself: `app.engine.wake.Waker`, for callers
+    that submit concurrently (a notifying commit holds PostgreSQL's
+    notify-queue lock across its WAL flush, so concurrent ones queue), and a
+    fire, whose transaction goes on after the insert.
+    """
+    if not new:
+        return []
+    args = {"rows": _encode(new).decode(), "notify": notify}
+    rows = await (await conn.execute(_SQL["insert"], args)).fetchall()
+    # Built here rather than decoded from a RETURNING of every column (the
+    # params' JSON above all): a third of a submit's client CPU.
+    made = {
+        str(r["id"]): (cast(datetime, r["created_at"]), cast(datetime, r["available_at"]))
+        for r in rows
+    }
+    return [_inserted(n, *made[n.id]) for n in new if n.id in made]
+
+
+def _inserted(new: NewExecution, created_at: datetime, available_at: datetime) -> Execution:
+    return Execution(
+        id=new.id,
+        pipeline=new.pipeline,
+        params=new.params,
+        lane=new.lane,
+        status="pending",
+        trigger_source=new.trigger_source,
+        logical_key=new.logical_key,
+        attempt=0,
+        worker_id=None,
+        cancel_requested=False,
+        created_at=created_at,
+        queued_at=None,
+        started_at=None,
+        completed_at=None,
+        error=None,
+        max_attempts=new.max_attempts,
+        retry_backoff_seconds=float(new.retry_backoff_seconds),
+        available_at=available_at,
+        timeout_seconds=None if new.timeout_seconds is None else float(new.timeout_seconds),
+    )
 
 
 async def insert(
-    conn: AsyncConn,
-    *,
-    pipeline: str,
-    params: dict[str, Any],
-    lane: str,
-    trigger_source: str,
-    logical_key: str | None,
-    max_attempts: int,
-    retry_backoff_seconds: float,
-    timeout_seconds: float | None = None,
-    run_at: datetime | None = None,
-    delay_seconds: float = 0.0,
-    notify: bool = True,
+    conn: AsyncConn, new: NewExecution, *, notify: bool = True
 ) -> tuple[Execution, bool]:
-    """Insert a pending execution with its `created` event, and wake the workers.
+    """Insert one execution (`insert_many`); returns (execution, created).
 
-    Returns (execution, created). When `logical_key` is already held by an
-    active execution, that one is returned with created=False. It is not
-    claimed before `run_at` plus `delay_seconds` (the delay on the database clock).
-
-    `conn` is in autocommit mode: the insert, its event and the NOTIFY are
-    one statement, one round trip, and commit together (the workers are
-    woken at the commit, never before the row is visible). A second round
-    trip for a NOTIFY of its own measured slower one submit at a time
-    (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes the
-    workers after the commit itself: `app.engine.wake.Waker`, for callers
-    that submit concurrently (a notifying commit holds PostgreSQL's
-    notify-queue lock across its WAL flush, so concurrent ones queue).
+    When its logical_key is already held by an active execution, that one is
+    returned with created=False.
     """
-    args = {
-        "pipeline": pipeline,
-        "params": Jsonb(params),
-        "lane": lane,
-        "trigger_source": trigger_source,
-        "logical_key": logical_key,
-        "max_attempts": max_attempts,
-        "backoff": retry_backoff_seconds,
-        "timeout": timeout_seconds,
-        "run_at": run_at,
-        "delay": delay_seconds,
-        "notify": notify,
-    }
     while True:
-        row = await (await conn.execute(_INSERT, args)).fetchone()
-        if row is not None:
-            # Built here rather than decoded from a RETURNING of every column (the
-            # params' JSON above all): a third of a submit's client CPU.
-            new_id, created_at, available_at = row["id"], row["created_at"], row["available_at"]
-            assert isinstance(new_id, str)
-            assert isinstance(created_at, datetime)
-            assert isinstance(available_at, datetime)
-            execution = Execution(
-                id=new_id,
-                pipeline=pipeline,
-                params=params,
-                lane=cast(Lane, lane),  # checked by submit, and by the table's CHECK
-                status="pending",
-                trigger_source=trigger_source,
-                logical_key=logical_key,
-                attempt=0,
-                worker_id=None,
-                cancel_requested=False,
-                created_at=created_at,
-                queued_at=None,
-                started_at=None,
-                completed_at=None,
-                error=None,
-                max_attempts=max_attempts,
-                retry_backoff_seconds=float(retry_backoff_seconds),
-                available_at=available_at,
-                timeout_seconds=None if timeout_seconds is None else float(timeout_seconds),
-            )
-            return execution, True
-        existing = await (await conn.execute(_ACTIVE_BY_KEY, (logical_key,))).fetchone()
+        created = await insert_many(conn, [new], notify=notify)
+        if created:
+            return created[0], True
+        existing = await (await conn.execute(_SQL["active_by_key"], (new.logical_key,))).fetchone()
         if existing is not None:
             return to_execution(existing), False
         # The holder finished between our insert and our look-up: try again.
@@ -182,7 +170,7 @@ async def insert(
 
 
 async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
-    cur = await conn.execute(f"SELECT {COLUMNS} FROM executions WHERE id = %s", (execution_id,))
+    cur = await conn.execute(_SQL["get"], (execution_id,))
     row = await cur.fetchone()
     return to_execution(row) if row else None
 
@@ -204,18 +192,7 @@ async def list_page(
     `since` (inclusive) and `until` (exclusive) bound `created_at`.
     """
     cur = await conn.execute(
-        f"""
-        SELECT {COLUMNS} FROM executions
-        WHERE (%(status)s::text IS NULL OR status = %(status)s)
-          AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
-          AND (%(lane)s::text IS NULL OR lane = %(lane)s)
-          AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
-          AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
-          AND (%(attempt_gte)s::int IS NULL OR attempt >= %(attempt_gte)s)
-          AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
-        ORDER BY created_at DESC, id DESC
-        LIMIT %(limit)s
-        """,
+        _SQL["list_page"],
         {
             "status": status,
             "pipeline": pipeline,
@@ -233,10 +210,7 @@ async def list_page(
 
 async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
     cur = await conn.execute(
-        """
-        SELECT id, execution_id, event_type, timestamp, payload FROM execution_events
-        WHERE execution_id = %s AND id > %s ORDER BY id
-        """,
+        _SQL["list_events"],
         (execution_id, after_id),
     )
     return [msgspec.convert(r, Event) for r in await cur.fetchall()]
@@ -256,10 +230,7 @@ async def request_cancel(
     "cancelled", "requested", "already_requested", "finished" or "missing".
     """
     async with conn.transaction():
-        cur = await conn.execute(
-            "SELECT status, cancel_requested FROM executions WHERE id = %s FOR UPDATE",
-            (execution_id,),
-        )
+        cur = await conn.execute(_SQL["lock_for_cancel"], (execution_id,))
         row = await cur.fetchone()
         if row is None:
             return None, "missing"
@@ -267,37 +238,12 @@ async def request_cancel(
         if row["status"] in TERMINAL:
             outcome = "finished"
         elif row["status"] == "pending":
-            await conn.execute(
-                """
-                WITH c AS (
-                    UPDATE executions
-                    SET status = 'cancelled', cancel_requested = true, completed_at = now()
-                    WHERE id = %(id)s RETURNING id
-                )
-                INSERT INTO execution_events (execution_id, event_type, payload)
-                SELECT id, e.type, e.payload FROM c, (VALUES
-                    (1, 'cancel_requested', '{}'::jsonb),
-                    (2, 'cancelled', '{"reason": "cancelled before it started"}'::jsonb)
-                ) AS e (n, type, payload)
-                ORDER BY e.n
-                """,
-                {"id": execution_id},
-            )
+            await conn.execute(_SQL["cancel_pending"], {"id": execution_id})
             outcome = "cancelled"
         elif row["cancel_requested"]:
             outcome = "already_requested"
         else:
-            await conn.execute(
-                """
-                WITH c AS (
-                    UPDATE executions SET cancel_requested = true WHERE id = %(id)s RETURNING id
-                )
-                INSERT INTO execution_events (execution_id, event_type)
-                SELECT id, 'cancel_requested' FROM c
-                """,
-                {"id": execution_id},
-            )
-            await conn.execute("SELECT pg_notify(%s, %s)", (CANCEL_CHANNEL, execution_id))
+            await conn.execute(_SQL["request_cancel"], {"id": execution_id})
             outcome = "requested"
         execution = await get(conn, execution_id)
     return execution, outcome
@@ -315,21 +261,7 @@ async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: i
     total = 0
     while True:
         cur = await conn.execute(
-            f"""
-            WITH doomed AS (
-                SELECT id FROM executions
-                WHERE status IN {TERMINAL_SQL}
-                  AND completed_at < now() - make_interval(secs => %(age)s)
-                  -- Implied by the line above (nothing completes before it is
-                  -- created); it lets the scan use idx_executions_created.
-                  AND created_at < now() - make_interval(secs => %(age)s)
-                LIMIT %(batch)s
-                FOR UPDATE SKIP LOCKED
-            ), events AS (
-                DELETE FROM execution_events v USING doomed WHERE v.execution_id = doomed.id
-            )
-            DELETE FROM executions e USING doomed WHERE e.id = doomed.id
-            """,
+            _SQL["prune_finished"],
             {"age": older_than_seconds, "batch": batch},
         )
         total += cur.rowcount

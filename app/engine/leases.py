@@ -1,29 +1,31 @@
 """Leases: what a worker does to the executions it holds.
 
-Claim one and start it (a batch of them: `batches`), finish or schedule a
-retry, requeue, give back, progress. Every change is guarded by "still
-held by me" in its WHERE clause, so a worker that lost its claim can never
+Finish or schedule a retry (through the batch's statement in `batches`,
+which also claims), requeue, give back, progress. Every change is guarded by
+"still held by me" in its WHERE clause, so a worker that lost its claim can never
 overwrite what another did, and every status change writes its event in the
 same statement.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
-from app.engine.executions import COLUMNS, HELD_SQL, to_execution
-from app.engine.models import EXECUTIONS_CHANNEL, ClaimState, End, Execution
+from app.engine.batches import Record, record
+from app.engine.models import ClaimState, End
+from app.engine.queries import load
+
+_SQL = load("leases")
 
 __all__ = [
     "CLAIM_ANSWER_LOST",
     "GIVEN_BACK_BEHIND_SLOW",
     "GIVEN_BACK_ON_STOP",
-    "claim",
     "claim_state",
     "finish",
     "record_progress",
@@ -32,155 +34,35 @@ __all__ = [
 ]
 
 
-# Take the next pending execution and start it, writing its `queued` and `started` events.
-_CLAIM = f"""
-WITH
-next AS MATERIALIZED (
-    SELECT id FROM executions
-    WHERE status = 'pending' AND available_at <= now()
-    ORDER BY priority, available_at, seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE executions e
-    SET status = 'running', worker_id = %(worker)s, queued_at = now(), started_at = now(),
-        attempt = e.attempt + 1
-    FROM next
-    WHERE e.id = next.id
-    RETURNING e.{COLUMNS.replace(", ", ", e.")}
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT claimed.id, step.event_type,
-           jsonb_build_object('worker_id', claimed.worker_id, 'attempt', claimed.attempt)
-    FROM claimed, (VALUES (1, 'queued'), (2, 'started')) AS step (n, event_type)
-    ORDER BY step.n
-)
-SELECT * FROM claimed
-"""
-
-
-async def claim(conn: AsyncConn, worker_id: str) -> Execution | None:
-    """Claim the next pending execution (normal lane first, then oldest) and start it.
-
-    One statement takes the row, sets it `running` and writes both the `queued`
-    and the `started` event: a local worker starts what it claims at once, so a
-    separate queued -> running transaction would cost a commit and say nothing.
-    """
-    row = await (await conn.execute(_CLAIM, {"worker": worker_id})).fetchone()
-    return to_execution(row) if row else None
-
-
-# Ending a held execution: only while this worker still holds it.
-_FINISH_CTES = f"""
-f AS (
-    UPDATE executions
-    SET status = %(status)s, completed_at = now(), error = %(error)s
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
-    RETURNING id
-), ended AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, %(status)s, %(payload)s FROM f
-)"""
-
-# A failed attempt with attempts left: the same shape as the finish, but back to
-# pending until now() + base * 2^(attempt-1), plus up to 10% jitter, capped. The
-# wait is computed here, on the database clock, from the row's own policy; the
-# jitter only adds, so a retry never starts before the nominal wait.
-_RETRY_CTES = f"""
-f AS (
-    UPDATE executions
-    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL,
-        error = %(error)s,
-        available_at = now() + make_interval(secs => least(
-            %(cap)s, retry_backoff_seconds * 2 ^ (attempt - 1) * (1 + random() / 10)))
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
-      AND attempt < max_attempts
-    RETURNING id, attempt, available_at
-), ended AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'retry_scheduled', %(payload)s
-        || jsonb_build_object('attempt', attempt, 'retry_at', available_at) FROM f
-)"""
-
-_FINISH = f"""
-WITH {_FINISH_CTES}
-SELECT id FROM f
-"""
-
-_RETRY = f"""
-WITH {_RETRY_CTES}
-SELECT id FROM f
-"""
-
-
-def _finish_args(execution_id: str, worker_id: str, end: End) -> dict[str, Any]:
-    return {
-        "id": execution_id,
-        "worker": worker_id,
-        "status": end.status,
-        "error": end.error,
-        "payload": Jsonb(end.payload),
-        "cap": end.retry_max_backoff,
-    }
-
-
 async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -> bool:
-    """End a held execution; False when this worker no longer held it (nothing written).
+    """End a held execution on its own; False when this worker no longer held it.
 
-    A failure with `retry_max_backoff` set (app.engine.attempts sets it when the error
-    is retryable and attempts are left) is not the end: the execution goes back
-    to pending with a `retry_scheduled` event.
+    The batch's record statement with one row (app.engine.batches), so an end
+    is written the same way batched or alone: a failure with
+    `retry_max_backoff` set (app.engine.attempts sets it: retryable, attempts
+    left) goes back to pending with a `retry_scheduled` event instead.
     """
-    sql = _RETRY if end.retry_max_backoff is not None else _FINISH
-    args = _finish_args(execution_id, worker_id, end)
-    return await (await conn.execute(sql, args)).fetchone() is not None
-
-
-_REQUEUE = f"""
-WITH r AS (
-    UPDATE executions
-    SET status = 'pending', worker_id = NULL, queued_at = NULL, started_at = NULL
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
-    RETURNING id, attempt
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'requeued', %(payload)s || jsonb_build_object('attempt', attempt) FROM r
-)
-SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
-"""
+    one = Record(
+        execution_id,
+        end.status,
+        None,
+        time.monotonic(),
+        end.error,
+        end.payload,
+        end.retry_max_backoff,
+    )
+    recorded, _ = await record(conn, worker_id, [one])
+    return execution_id in recorded
 
 
 async def requeue(conn: AsyncConn, execution_id: str, worker_id: str, *, reason: str) -> bool:
     """Give a held execution back to the queue (a transient failure); False if not held."""
     cur = await conn.execute(
-        _REQUEUE, {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})}
+        _SQL["requeue"],
+        {"id": execution_id, "worker": worker_id, "payload": Jsonb({"reason": reason})},
     )
     return await cur.fetchone() is not None
 
-
-_RELEASE_HELD = f"""
-WITH r AS (
-    -- Back to pending, the attempt not counted; one whose cancel was requested
-    -- meanwhile ends cancelled instead (it never ran).
-    UPDATE executions
-    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
-        worker_id = CASE WHEN cancel_requested THEN worker_id END,
-        queued_at = CASE WHEN cancel_requested THEN queued_at END,
-        started_at = CASE WHEN cancel_requested THEN started_at END,
-        completed_at = CASE WHEN cancel_requested THEN now() END,
-        -- A claim that started it counted the attempt; one only queued did not.
-        attempt = attempt - (status = 'running')::int
-    WHERE worker_id = %(worker)s AND status IN {HELD_SQL}
-      AND (%(ids)s::text[] IS NULL OR id = ANY (%(ids)s::text[]))
-    RETURNING id, status, attempt
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, CASE status WHEN 'pending' THEN 'requeued' ELSE status END,
-           jsonb_build_object('reason', %(reason)s::text, 'attempt', attempt)
-    FROM r
-)
-SELECT id, pg_notify('{EXECUTIONS_CHANNEL}', 'requeued') AS n FROM r
-"""
 
 CLAIM_ANSWER_LOST = "claimed but not run: the claim's answer was lost"
 GIVEN_BACK_ON_STOP = "claimed but not run: the worker is stopping"
@@ -200,22 +82,8 @@ async def release_held(
     `requeued` event carries `reason`.
     """
     args = {"worker": worker_id, "reason": reason, "ids": None if ids is None else list(ids)}
-    rows = await (await conn.execute(_RELEASE_HELD, args)).fetchall()
+    rows = await (await conn.execute(_SQL["release_held"], args)).fetchall()
     return [str(r["id"]) for r in rows]
-
-
-_PROGRESS = f"""
-WITH held AS (
-    SELECT id, cancel_requested FROM executions
-    WHERE id = %(id)s AND worker_id = %(worker)s AND status IN {HELD_SQL}
-), p AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'progress', %(payload)s FROM held
-)
-SELECT
-    EXISTS (SELECT 1 FROM held) AS held,
-    COALESCE((SELECT cancel_requested FROM held), false) AS cancel_requested
-"""
 
 
 async def record_progress(
@@ -232,7 +100,7 @@ async def record_progress(
     if phase is not None:
         payload["phase"] = phase
     cur = await conn.execute(
-        _PROGRESS, {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
+        _SQL["progress"], {"id": execution_id, "worker": worker_id, "payload": Jsonb(payload)}
     )
     row = await cur.fetchone()
     assert row is not None
@@ -241,13 +109,7 @@ async def record_progress(
 
 async def claim_state(conn: AsyncConn, execution_id: str, worker_id: str) -> ClaimState:
     cur = await conn.execute(
-        f"""
-        SELECT
-            COALESCE(bool_or(worker_id = %(worker)s AND status IN {HELD_SQL}), false)
-                AS held,
-            COALESCE(bool_or(cancel_requested), false) AS cancel_requested
-        FROM executions WHERE id = %(id)s
-        """,
+        _SQL["claim_state"],
         {"id": execution_id, "worker": worker_id},
     )
     row = await cur.fetchone()

@@ -16,8 +16,10 @@ from typing import Any, Final, Literal, cast
 import psycopg
 
 from app.db import AsyncConn
-from app.engine.executions import ACTIVE_SQL, COLUMNS, get, to_execution
-from app.engine.models import EXECUTIONS_CHANNEL, Execution, Status
+from app.engine.backends import OrchestratorBackend
+from app.engine.executions import get, to_execution
+from app.engine.models import Execution, Status
+from app.engine.queries import load
 
 __all__ = ["RETRYABLE", "RetryOutcome", "count_retryable", "retry_many", "retry_one"]
 
@@ -26,49 +28,7 @@ log = logging.getLogger(__name__)
 RETRYABLE: Final[tuple[Status, ...]] = ("failed", "cancelled")
 RetryOutcome = Literal["retried", "missing", "not_ended", "completed", "key_active"]
 
-# The executions a retry may take: ended unsuccessfully, their logical_key free.
-_CHOSEN_WHERE = f"""
-    e.status IN ('failed', 'cancelled')
-    AND (%(id)s::text IS NULL OR e.id = %(id)s)
-    AND (%(status)s::text IS NULL OR e.status = %(status)s)
-    AND (%(pipeline)s::text IS NULL OR e.pipeline = %(pipeline)s)
-    AND (%(since)s::timestamptz IS NULL OR e.created_at >= %(since)s)
-    AND (%(until)s::timestamptz IS NULL OR e.created_at < %(until)s)
-    AND (e.logical_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM executions a
-        WHERE a.logical_key = e.logical_key AND a.status IN {ACTIVE_SQL}))
-"""
-
-_RETRY = f"""
-WITH chosen AS (
-    SELECT e.id, e.status, e.attempt, e.logical_key, e.created_at FROM executions e
-    WHERE {_CHOSEN_WHERE}
-    FOR UPDATE OF e
-), one_per_key AS (
-    -- Two ended executions with one logical_key: only the newest comes back.
-    SELECT DISTINCT ON (COALESCE(logical_key, id)) id, status, attempt FROM chosen
-    ORDER BY COALESCE(logical_key, id), created_at DESC
-), r AS (
-    UPDATE executions e
-    SET status = 'pending', attempt = 0, worker_id = NULL, queued_at = NULL,
-        started_at = NULL, completed_at = NULL, cancel_requested = false, available_at = now()
-    FROM one_per_key o
-    WHERE e.id = o.id
-    RETURNING e.{COLUMNS.replace(", ", ", e.")},
-              o.status AS previous_status, o.attempt AS previous_attempts
-), logged AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT id, 'retried', jsonb_build_object(
-        'trigger_source', %(source)s::text, 'previous_status', previous_status,
-        'previous_attempts', previous_attempts)
-    FROM r
-)
-SELECT * FROM r
-"""
-
-_COUNT = f"""
-SELECT count(DISTINCT COALESCE(e.logical_key, e.id)) AS n FROM executions e WHERE {_CHOSEN_WHERE}
-"""
+_SQL = load("retries")
 
 
 def _args(
@@ -90,27 +50,32 @@ def _args(
     }
 
 
-async def _retry(conn: AsyncConn, args: dict[str, Any]) -> list[Execution]:
-    """Run the retry (autocommit: it commits alone), then wake the workers.
+async def _retry(
+    conn: AsyncConn, args: dict[str, Any], backend: OrchestratorBackend
+) -> list[Execution]:
+    """Run the retry (autocommit: it commits alone), then wake the workers and tell the
+    backend of each execution retried.
 
     Returns the executions as the retry left them (pending): read before the
     NOTIFY, since a worker may take one the moment it is sent.
     """
-    rows = await (await conn.execute(_RETRY, args)).fetchall()
+    rows = await (await conn.execute(_SQL["retry"], args)).fetchall()
     retried = [to_execution(r) for r in rows]
     if retried:
         try:
-            await conn.execute("SELECT pg_notify(%s, 'retried')", (EXECUTIONS_CHANNEL,))
+            await conn.execute(_SQL["notify_retried"])
         except psycopg.Error as exc:  # committed already: the workers' poll finds them
             log.warning("%d execution(s) retried; NOTIFY failed (%s)", len(retried), exc)
+    for execution in retried:
+        await backend.retry(execution)
     return retried
 
 
 async def retry_one(
-    conn: AsyncConn, execution_id: str, *, source: str
+    conn: AsyncConn, execution_id: str, *, source: str, backend: OrchestratorBackend
 ) -> tuple[Execution | None, RetryOutcome]:
     """Retry one failed or cancelled execution; the outcome says why not otherwise."""
-    retried = await _retry(conn, _args(execution_id=execution_id, source=source))
+    retried = await _retry(conn, _args(execution_id=execution_id, source=source), backend)
     if retried:
         return retried[0], "retried"
     execution = await get(conn, execution_id)
@@ -127,6 +92,7 @@ async def retry_many(
     conn: AsyncConn,
     *,
     source: str,
+    backend: OrchestratorBackend,
     status: str | None = None,
     pipeline: str | None = None,
     since: datetime | None = None,
@@ -134,7 +100,7 @@ async def retry_many(
 ) -> list[str]:
     """Retry every failed or cancelled execution matching the filters; their ids."""
     args = _args(status=status, pipeline=pipeline, since=since, until=until, source=source)
-    return [execution.id for execution in await _retry(conn, args)]
+    return [execution.id for execution in await _retry(conn, args, backend)]
 
 
 async def count_retryable(
@@ -147,6 +113,6 @@ async def count_retryable(
 ) -> int:
     """How many executions `retry_many` with the same filters would retry now."""
     args = _args(status=status, pipeline=pipeline, since=since, until=until)
-    row = await (await conn.execute(_COUNT, args)).fetchone()
+    row = await (await conn.execute(_SQL["count_retryable"], args)).fetchone()
     assert row is not None
     return cast(int, row["n"])

@@ -1,8 +1,10 @@
 """Trying again: `RetryPolicy` (a pipeline's failed attempts) and `Backoff` (outages).
 
-`RetryPolicy` is part of a Pipeline value. Submit resolves it (with the
-submission's overrides) into the execution's row, so every later decision
-reads the row: the finish of a failed attempt computes the wait in SQL on the
+`RetryPolicy` is part of a Pipeline value. `budget` resolves it (with
+SPINE_MAX_ATTEMPTS and the submission's overrides) into the execution's row,
+for a submit, a schedule's fire and a manual run alike, so every later
+decision reads the row (a manual retry too, which starts the row's budget
+again): the finish of a failed attempt computes the wait in SQL on the
 database clock, and lease recovery counts a lost worker against the same
 `max_attempts`.
 
@@ -14,13 +16,17 @@ and where the supervisor backs off a crash loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final, NamedTuple
 
 from app.errors import InvalidRequest
 
-__all__ = ["MAX_ATTEMPTS_LIMIT", "Backoff", "RetryPolicy"]
+__all__ = ["MAX_ATTEMPTS_LIMIT", "MAX_SECONDS", "Backoff", "Budget", "RetryPolicy", "budget"]
 
 MAX_ATTEMPTS_LIMIT = 100
 """The most attempts any execution may have (the column's CHECK says the same)."""
+
+MAX_SECONDS: Final = 7 * 86_400.0
+"""The longest timeout, retry backoff or delay a submission may ask for (a week)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,41 @@ class RetryPolicy:
         return (
             setting if self.max_backoff_seconds is None else min(self.max_backoff_seconds, setting)
         )
+
+
+class Budget(NamedTuple):
+    """What an execution's row carries of its policy: every later decision reads it."""
+
+    max_attempts: int
+    retry_backoff_seconds: float
+    timeout_seconds: float | None
+
+
+def budget(
+    policy: RetryPolicy,
+    default_attempts: int,
+    *,
+    max_attempts: int | None = None,
+    retry_backoff_seconds: float | None = None,
+    timeout_seconds: float | None = None,
+) -> Budget:
+    """The one place an execution's budget is resolved, however it comes to exist.
+
+    The pipeline's policy, then the environment's default
+    (`default_attempts`: SPINE_MAX_ATTEMPTS) where the policy says nothing,
+    then the submission's overrides. InvalidRequest for an override out of
+    bounds.
+    """
+    attempts = max_attempts if max_attempts is not None else policy.max_attempts
+    attempts = attempts if attempts is not None else default_attempts
+    if not 1 <= attempts <= MAX_ATTEMPTS_LIMIT:
+        raise InvalidRequest(f"max_attempts must be 1-{MAX_ATTEMPTS_LIMIT}, not {attempts}")
+    backoff = policy.backoff_seconds if retry_backoff_seconds is None else retry_backoff_seconds
+    if not 0 <= backoff <= MAX_SECONDS:
+        raise InvalidRequest(f"retry_backoff_seconds must be 0-{MAX_SECONDS:g}, not {backoff:g}")
+    if timeout_seconds is not None and not 0 < timeout_seconds <= MAX_SECONDS:
+        raise InvalidRequest(f"timeout_seconds must be > 0 and <= {MAX_SECONDS:g}")
+    return Budget(attempts, float(backoff), timeout_seconds)
 
 
 class Backoff:

@@ -1,4 +1,4 @@
-"""Schedules SQL: rows in and out, and the statements a fire is made of.
+"""Schedules SQL (sql/schedules.sql): rows in and out, and the statements a fire is made of.
 
 `app.engine.scheduling` puts these together (validation, the clock, one
 transaction per fire); nothing here decides anything.
@@ -7,20 +7,19 @@ transaction per fire); nothing here decides anything.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
-from app.engine.executions import ACTIVE_SQL, COLUMNS, to_execution
-from app.engine.models import SCHEDULES_CHANNEL, Execution, Status
+from app.engine.models import Status
+from app.engine.queries import load
 from app.engine.schedules import Schedule, ScheduleInput
 from app.errors import Conflict
 
 __all__ = [
-    "SCHEDULE_COLUMNS",
     "FireRow",
     "SkipRow",
     "advance",
@@ -28,14 +27,17 @@ __all__ = [
     "db_now",
     "delete",
     "disable",
+    "fired_already",
     "get",
     "insert",
-    "insert_fires",
     "list_page",
     "mark_fired",
+    "next_due",
     "notify_changed",
+    "notify_executions",
     "recent_fires",
     "recent_skips",
+    "record_fires",
     "record_skips",
     "set_enabled",
     "to_schedule",
@@ -43,10 +45,7 @@ __all__ = [
     "upsert",
 ]
 
-SCHEDULE_COLUMNS = (
-    "id, name, pipeline, params, lane, cron, interval_seconds, timezone, enabled, "
-    "misfire_grace_seconds, next_fire_at, last_fired_at, created_at, updated_at"
-)
+_SQL = load("schedules")
 
 
 def to_schedule(row: dict[str, Any]) -> Schedule:
@@ -55,7 +54,7 @@ def to_schedule(row: dict[str, Any]) -> Schedule:
 
 async def db_now(conn: AsyncConn) -> datetime:
     """The database's clock: every pool on every host agrees on it."""
-    row = await (await conn.execute("SELECT now() AS now")).fetchone()
+    row = await (await conn.execute(_SQL["db_now"])).fetchone()
     assert row is not None
     now: datetime = row["now"]  # type: ignore[assignment]
     return now
@@ -63,7 +62,7 @@ async def db_now(conn: AsyncConn) -> datetime:
 
 async def notify_changed(conn: AsyncConn, name: str) -> None:
     """Wake every pool's scheduler: a schedule's next slot may now be sooner."""
-    await conn.execute("SELECT pg_notify(%s, %s)", (SCHEDULES_CHANNEL, name))
+    await conn.execute(_SQL["notify_changed"], (name,))
 
 
 def _args(inp: ScheduleInput, next_fire_at: datetime) -> dict[str, Any]:
@@ -81,20 +80,10 @@ def _args(inp: ScheduleInput, next_fire_at: datetime) -> dict[str, Any]:
     }
 
 
-_INSERT = """
-INSERT INTO schedules (name, pipeline, params, lane, cron, interval_seconds, timezone,
-                       enabled, misfire_grace_seconds, next_fire_at)
-VALUES (%(name)s, %(pipeline)s, %(params)s, %(lane)s, %(cron)s, %(interval_seconds)s,
-        %(timezone)s, %(enabled)s, %(grace)s, %(next_fire_at)s)
-"""
-
-
 async def insert(conn: AsyncConn, inp: ScheduleInput, next_fire_at: datetime) -> Schedule:
     """A new schedule; Conflict when the name is taken."""
     try:
-        cur = await conn.execute(
-            f"{_INSERT} RETURNING {SCHEDULE_COLUMNS}", _args(inp, next_fire_at)
-        )
+        cur = await conn.execute(_SQL["insert"], _args(inp, next_fire_at))
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"a schedule named {inp.name!r} exists already") from None
     row = await cur.fetchone()
@@ -111,24 +100,7 @@ async def upsert(
     that keeps cron, interval, time zone and enabled keeps the current slot.
     """
     cur = await conn.execute(
-        f"""
-        {_INSERT}
-        ON CONFLICT (name) DO UPDATE SET
-            pipeline = EXCLUDED.pipeline, params = EXCLUDED.params, lane = EXCLUDED.lane,
-            cron = EXCLUDED.cron, interval_seconds = EXCLUDED.interval_seconds,
-            timezone = EXCLUDED.timezone, enabled = EXCLUDED.enabled,
-            misfire_grace_seconds = EXCLUDED.misfire_grace_seconds,
-            -- Unchanged timing keeps its next slot (like PATCH): a due slot still fires.
-            next_fire_at = CASE
-                WHEN (schedules.cron, schedules.interval_seconds, schedules.timezone,
-                      schedules.enabled)
-                     IS NOT DISTINCT FROM
-                     (EXCLUDED.cron, EXCLUDED.interval_seconds, EXCLUDED.timezone,
-                      EXCLUDED.enabled)
-                THEN schedules.next_fire_at ELSE EXCLUDED.next_fire_at END,
-            updated_at = now()
-        RETURNING {SCHEDULE_COLUMNS}, (xmax = 0) AS created
-        """,
+        _SQL["upsert"],
         _args(inp, next_fire_at),
     )
     row = await cur.fetchone()
@@ -142,15 +114,7 @@ async def update(
 ) -> Schedule | None:
     """Rewrite every field of an existing schedule (PATCH merges before calling this)."""
     cur = await conn.execute(
-        f"""
-        UPDATE schedules SET
-            name = %(name)s, pipeline = %(pipeline)s, params = %(params)s, lane = %(lane)s,
-            cron = %(cron)s, interval_seconds = %(interval_seconds)s, timezone = %(timezone)s,
-            enabled = %(enabled)s, misfire_grace_seconds = %(grace)s,
-            next_fire_at = %(next_fire_at)s, updated_at = now()
-        WHERE id = %(id)s
-        RETURNING {SCHEDULE_COLUMNS}
-        """,
+        _SQL["update"],
         {**_args(inp, next_fire_at), "id": schedule_id},
     )
     row = await cur.fetchone()
@@ -162,13 +126,7 @@ async def set_enabled(
 ) -> Schedule | None:
     """Pause or resume; a resume also sets the next slot (slots while paused never fire)."""
     cur = await conn.execute(
-        f"""
-        UPDATE schedules
-        SET enabled = %(enabled)s, updated_at = now(),
-            next_fire_at = COALESCE(%(next)s, next_fire_at)
-        WHERE name = %(name)s
-        RETURNING {SCHEDULE_COLUMNS}
-        """,
+        _SQL["set_enabled"],
         {"enabled": enabled, "next": next_fire_at, "name": name},
     )
     row = await cur.fetchone()
@@ -176,8 +134,7 @@ async def set_enabled(
 
 
 async def get(conn: AsyncConn, name: str, *, lock: bool = False) -> Schedule | None:
-    sql = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = %s"
-    cur = await conn.execute(sql + (" FOR UPDATE" if lock else ""), (name,))
+    cur = await conn.execute(_SQL["get_for_update" if lock else "get"], (name,))
     row = await cur.fetchone()
     return to_schedule(row) if row else None
 
@@ -185,11 +142,7 @@ async def get(conn: AsyncConn, name: str, *, lock: bool = False) -> Schedule | N
 async def list_page(conn: AsyncConn, *, limit: int, after: str | None = None) -> list[Schedule]:
     """By name; `after` is the last name of the previous page (keyset)."""
     cur = await conn.execute(
-        f"""
-        SELECT {SCHEDULE_COLUMNS} FROM schedules
-        WHERE %(after)s::text IS NULL OR name > %(after)s
-        ORDER BY name LIMIT %(limit)s
-        """,
+        _SQL["list_page"],
         {"after": after, "limit": limit},
     )
     return [to_schedule(r) for r in await cur.fetchall()]
@@ -197,9 +150,7 @@ async def list_page(conn: AsyncConn, *, limit: int, after: str | None = None) ->
 
 async def delete(conn: AsyncConn, name: str) -> Schedule | None:
     """Remove the schedule with its fires and skips (its executions stay); returns it."""
-    cur = await conn.execute(
-        f"DELETE FROM schedules WHERE name = %s RETURNING {SCHEDULE_COLUMNS}", (name,)
-    )
+    cur = await conn.execute(_SQL["delete"], (name,))
     row = await cur.fetchone()
     return to_schedule(row) if row else None
 
@@ -226,11 +177,7 @@ class SkipRow(msgspec.Struct, frozen=True):
 
 async def recent_fires(conn: AsyncConn, schedule_id: int, limit: int) -> list[FireRow]:
     cur = await conn.execute(
-        """
-        SELECT f.fire_at, f.manual, f.fired_at, f.execution_id, e.status
-        FROM schedule_fires f LEFT JOIN executions e ON e.id = f.execution_id
-        WHERE f.schedule_id = %s ORDER BY f.id DESC LIMIT %s
-        """,
+        _SQL["recent_fires"],
         (schedule_id, limit),
     )
     return [msgspec.convert(r, FireRow) for r in await cur.fetchall()]
@@ -238,10 +185,7 @@ async def recent_fires(conn: AsyncConn, schedule_id: int, limit: int) -> list[Fi
 
 async def recent_skips(conn: AsyncConn, schedule_id: int, limit: int) -> list[SkipRow]:
     cur = await conn.execute(
-        """
-        SELECT first_slot, last_slot, slots, reason, recorded_at FROM schedule_skips
-        WHERE schedule_id = %s ORDER BY id DESC LIMIT %s
-        """,
+        _SQL["recent_skips"],
         (schedule_id, limit),
     )
     return [msgspec.convert(r, SkipRow) for r in await cur.fetchall()]
@@ -249,85 +193,33 @@ async def recent_skips(conn: AsyncConn, schedule_id: int, limit: int) -> list[Sk
 
 # ------------------------------------------------------------------ firing
 
-_CLAIM_DUE = f"""
-SELECT {SCHEDULE_COLUMNS} FROM schedules
-WHERE enabled AND next_fire_at <= %(now)s
-ORDER BY next_fire_at
-LIMIT %(batch)s
-FOR UPDATE SKIP LOCKED
-"""
-
 
 async def claim_due(conn: AsyncConn, now: datetime, batch: int) -> list[Schedule]:
     """Lock the due schedules no other pool holds (inside the caller's transaction)."""
-    cur = await conn.execute(_CLAIM_DUE, {"now": now, "batch": batch})
+    cur = await conn.execute(_SQL["claim_due"], {"now": now, "batch": batch})
     return [to_schedule(r) for r in await cur.fetchall()]
 
 
-_FIRE = f"""
-WITH plan AS (
-    SELECT * FROM unnest(%(schedule_ids)s::bigint[], %(fire_ats)s::timestamptz[],
-                         %(execution_ids)s::text[], %(keys)s::text[], %(manual)s::boolean[],
-                         %(sources)s::text[])
-        AS p (schedule_id, fire_at, execution_id, logical_key, manual, trigger_source)
-), new AS (
-    -- A slot fired already (committed) creates nothing; nor does a logical_key an
-    -- active execution holds. A fire row is written only for what is created here,
-    -- so every schedule_fires row has its execution.
-    INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key)
-    SELECT p.execution_id, s.pipeline, s.params, s.lane, p.trigger_source, p.logical_key
-    FROM plan p JOIN schedules s ON s.id = p.schedule_id
-    WHERE p.manual OR NOT EXISTS (
-        SELECT 1 FROM schedule_fires f
-        WHERE f.schedule_id = p.schedule_id AND f.fire_at = p.fire_at AND NOT f.manual)
-    ON CONFLICT (logical_key)
-        WHERE logical_key IS NOT NULL AND status IN {ACTIVE_SQL}
-        DO NOTHING
-    RETURNING {COLUMNS}
-), fired AS (
-    -- No ON CONFLICT: a slot a concurrent transaction fired fails this one whole
-    -- (nothing half-written); the next tick sees that fire and skips the slot.
-    INSERT INTO schedule_fires (schedule_id, fire_at, manual, execution_id)
-    SELECT p.schedule_id, p.fire_at, p.manual, p.execution_id
-    FROM new n JOIN plan p ON p.execution_id = n.id
-), created AS (
-    INSERT INTO execution_events (execution_id, event_type, payload)
-    SELECT n.id, 'created',
-           jsonb_build_object('trigger_source', n.trigger_source, 'lane', n.lane,
-                              'schedule', s.name, 'fire_at', p.fire_at)
-    FROM new n JOIN plan p ON p.execution_id = n.id JOIN schedules s ON s.id = p.schedule_id
-)
-SELECT * FROM new
-"""
+async def fired_already(
+    conn: AsyncConn, slots: list[tuple[int, datetime]]
+) -> set[tuple[int, datetime]]:
+    """The slots, of (schedule_id, fire_at), that a committed fire took already."""
+    if not slots:
+        return set()
+    ids, fire_ats = (list(c) for c in zip(*slots, strict=True))
+    rows = await (await conn.execute(_SQL["fired_already"], (ids, fire_ats))).fetchall()
+    return {(cast(int, r["schedule_id"]), cast(datetime, r["fire_at"])) for r in rows}
 
 
-async def insert_fires(
-    conn: AsyncConn,
-    fires: list[tuple[int, datetime, str, str, bool, str]],
-) -> list[Execution]:
-    """Record fires and their executions (with `created` events) in one statement.
+async def record_fires(conn: AsyncConn, fires: list[tuple[int, datetime, bool, str]]) -> None:
+    """Record fires whose executions were created: (schedule_id, fire_at, manual, execution_id).
 
-    Each fire is (schedule_id, fire_at, execution_id, logical_key, manual,
-    trigger_source). Returns the executions created: a slot that was fired
-    already, or whose logical_key an active execution holds, creates none
-    (and gets no fire row).
+    In the transaction that created the executions: the unique slot index
+    makes a slot fire once, and a fire row is written only for an execution
+    created, so every schedule_fires row has its execution.
     """
-    if not fires:
-        return []
-    columns = (list(c) for c in zip(*fires, strict=True))
-    ids, fire_ats, execution_ids, keys, manual, sources = columns
-    cur = await conn.execute(
-        _FIRE,
-        {
-            "schedule_ids": ids,
-            "fire_ats": fire_ats,
-            "execution_ids": execution_ids,
-            "keys": keys,
-            "manual": manual,
-            "sources": sources,
-        },
-    )
-    return [to_execution(r) for r in await cur.fetchall()]
+    if fires:
+        await conn.execute(_SQL["record_fires"], [list(c) for c in zip(*fires, strict=True)])
 
 
 async def advance(conn: AsyncConn, moves: list[tuple[int, datetime, datetime | None]]) -> None:
@@ -336,32 +228,31 @@ async def advance(conn: AsyncConn, moves: list[tuple[int, datetime, datetime | N
         return
     ids, nexts, fired = (list(c) for c in zip(*moves, strict=True))
     await conn.execute(
-        """
-        UPDATE schedules s
-        SET next_fire_at = m.next_fire_at,
-            last_fired_at = COALESCE(m.fired_slot, s.last_fired_at)
-        FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])
-            AS m (id, next_fire_at, fired_slot)
-        WHERE s.id = m.id
-        """,
+        _SQL["advance"],
         (ids, nexts, fired),
     )
 
 
+async def next_due(conn: AsyncConn) -> datetime | None:
+    """The earliest next slot of any enabled schedule (the scheduler sleeps until then)."""
+    row = await (await conn.execute(_SQL["next_due"])).fetchone()
+    return None if row is None else cast("datetime | None", row["at"])
+
+
+async def notify_executions(conn: AsyncConn, lane: str) -> None:
+    """Wake the workers of `lane` (after a fire's commit)."""
+    await conn.execute(_SQL["notify_executions"], (lane,))
+
+
 async def mark_fired(conn: AsyncConn, schedule_id: int, fired_at: datetime) -> None:
     """A manual fire: only `last_fired_at` moves; the slots belong to the pools."""
-    await conn.execute(
-        "UPDATE schedules SET last_fired_at = %s WHERE id = %s", (fired_at, schedule_id)
-    )
+    await conn.execute(_SQL["mark_fired"], (fired_at, schedule_id))
 
 
 async def disable(conn: AsyncConn, schedule_ids: list[int]) -> None:
     """Pause schedules the scheduler cannot plan (a resume or fix re-enables them)."""
     if schedule_ids:
-        await conn.execute(
-            "UPDATE schedules SET enabled = false, updated_at = now() WHERE id = ANY(%s)",
-            (schedule_ids,),
-        )
+        await conn.execute(_SQL["disable"], (schedule_ids,))
 
 
 async def record_skips(
@@ -372,10 +263,6 @@ async def record_skips(
         return
     ids, firsts, lasts, counts, reasons = (list(c) for c in zip(*skips, strict=True))
     await conn.execute(
-        """
-        INSERT INTO schedule_skips (schedule_id, first_slot, last_slot, slots, reason)
-        SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[],
-                             %s::integer[], %s::text[])
-        """,
+        _SQL["record_skips"],
         (ids, firsts, lasts, counts, reasons),
     )

@@ -3,10 +3,12 @@
 Changes (create, replace, patch, pause, resume, remove) validate first, take
 the next slot from the database clock, store, and NOTIFY the pools. A fire
 (`fire_due`, `run_now`) is one transaction: the slot's row in
-`schedule_fires` (unique per slot), the execution and its `created` event,
-and the schedule's next slot commit together or not at all. The NOTIFY that
-wakes the workers, and the backend's `submit`, follow the commit (see
-`app.engine.executions.insert` for why it is not sent inside it).
+`schedule_fires` (unique per slot), the execution and its `created` event
+(through `executions.insert_many`, as every execution, with its pipeline's
+retry budget), and the schedule's next slot commit together or not at all.
+The NOTIFY that wakes the workers, and the backend's `submit`, follow the
+commit (see `app.engine.executions.insert_many` for why it is not sent
+inside it).
 
 One bad schedule never blocks the others: a schedule whose timing cannot be
 planned is disabled (with a skip saying why), and a slot of a pipeline this
@@ -16,7 +18,6 @@ pool does not know is skipped, not turned into a failed execution.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,10 +26,13 @@ import psycopg
 
 from app.config import Settings
 from app.db import AsyncConn
+from app.engine import executions
 from app.engine import schedules_sql as sql
-from app.engine.backends import OrchestratorBackend, make_backend
-from app.engine.models import EXECUTIONS_CHANNEL, Execution
+from app.engine.backends import OrchestratorBackend
+from app.engine.executions import NewExecution
+from app.engine.models import Execution
 from app.engine.registry import Registry
+from app.engine.retry import RetryPolicy, budget
 from app.engine.schedules import Schedule, ScheduleInput, logical_key, next_after, plan, validate
 from app.errors import Conflict, InvalidField, NotFound, first_line
 
@@ -147,7 +151,12 @@ async def remove(conn: AsyncConn, name: str) -> Schedule:
 
 
 async def run_now(
-    conn: AsyncConn, name: str, backend: OrchestratorBackend | None = None
+    conn: AsyncConn,
+    registry: Registry,
+    settings: Settings,
+    name: str,
+    *,
+    backend: OrchestratorBackend,
 ) -> Execution:
     """Fire once now, as a manual trigger (`trigger_source = 'manual'`); the slots are untouched.
 
@@ -159,18 +168,45 @@ async def run_now(
         if schedule is None:
             raise NotFound(f"no schedule named {name!r}")
         now = await sql.db_now(conn)
-        execution_id = str(uuid.uuid4())
         key = f"{logical_key(name, now)}:manual"
-        created = await sql.insert_fires(
-            conn, [(schedule.id, now, execution_id, key, True, "manual")]
-        )
+        new = _execution(registry, settings, schedule, fire_at=now, key=key, source="manual")
+        created = await executions.insert_many(conn, [new], notify=False)
         if not created:
             raise Conflict(f"an active execution holds logical_key {key!r}; try again")
+        await sql.record_fires(conn, [(schedule.id, now, True, new.id)])
         await sql.mark_fired(conn, schedule.id, now)
     await _wake_workers(conn, created)
-    if backend is not None:
-        await backend.submit(created[0])
+    await backend.submit(created[0])
     return created[0]
+
+
+def _execution(
+    registry: Registry,
+    settings: Settings,
+    schedule: Schedule,
+    *,
+    fire_at: datetime,
+    key: str,
+    source: str,
+) -> NewExecution:
+    """The execution a fire of `schedule` creates, with its pipeline's retry budget."""
+    policy = registry.get(schedule.pipeline).retry if schedule.pipeline in registry else _DEFAULT
+    resolved = budget(policy, settings.max_attempts)
+    return NewExecution(
+        id=executions.new_id(),
+        pipeline=schedule.pipeline,
+        params=schedule.params,
+        lane=schedule.lane,
+        trigger_source=source,
+        logical_key=key,
+        max_attempts=resolved.max_attempts,
+        retry_backoff_seconds=resolved.retry_backoff_seconds,
+        timeout_seconds=resolved.timeout_seconds,
+        event={"schedule": schedule.name, "fire_at": fire_at.isoformat()},
+    )
+
+
+_DEFAULT = RetryPolicy()
 
 
 class FireReport(msgspec.Struct, frozen=True):
@@ -189,7 +225,7 @@ async def fire_due(
     registry: Registry,
     settings: Settings,
     *,
-    backend: OrchestratorBackend | None = None,
+    backend: OrchestratorBackend,
     now: datetime | None = None,
     batch: int = DUE_BATCH,
 ) -> FireReport:
@@ -197,10 +233,8 @@ async def fire_due(
 
     `now` defaults to the database's clock; tests pass one in. Schedules
     another pool holds are skipped (SKIP LOCKED): that pool fires them. Each
-    execution created goes to `backend.submit` after its commit (the backend
-    BACKEND_TYPE names by default).
+    execution created goes to `backend.submit` after its commit.
     """
-    backend = backend or make_backend(settings)
     tolerance = timedelta(seconds=settings.scheduler_tick) + LATE_TOLERANCE
     fired: list[Execution] = []
     skipped = 0
@@ -209,7 +243,9 @@ async def fire_due(
         async with conn.transaction():
             clock = now or await sql.db_now(conn)
             due = await sql.claim_due(conn, clock, batch)
-            created, slots = await _fire_batch(conn, registry, due, clock, tolerance)
+            created, slots = await _fire_batch(
+                conn, registry, settings, due, now=clock, tolerance=tolerance
+            )
         fired += created
         skipped += slots
         await _wake_workers(conn, created)
@@ -217,10 +253,7 @@ async def fire_due(
             await backend.submit(execution)
         if len(due) < batch:
             break
-    row = await (
-        await conn.execute("SELECT min(next_fire_at) AS at FROM schedules WHERE enabled")
-    ).fetchone()
-    next_due: datetime | None = row["at"] if row else None  # type: ignore[assignment]
+    next_due = await sql.next_due(conn)
     assert clock is not None  # set by the first pass
     return FireReport(fired=fired, skipped_slots=skipped, clock=clock, next_due=next_due)
 
@@ -228,11 +261,13 @@ async def fire_due(
 async def _fire_batch(
     conn: AsyncConn,
     registry: Registry,
+    settings: Settings,
     due: list[Schedule],
+    *,
     now: datetime,
     tolerance: timedelta,
 ) -> tuple[list[Execution], int]:
-    fires: list[tuple[int, datetime, str, str, bool, str]] = []
+    fires: list[tuple[int, datetime, NewExecution]] = []
     moves: list[tuple[int, datetime, datetime | None]] = []
     skips: list[tuple[int, datetime, datetime, int, str]] = []
     broken: list[int] = []
@@ -259,7 +294,10 @@ async def _fire_batch(
             fire_at = None
         if fire_at is not None:
             key = logical_key(schedule.name, fire_at)
-            fires.append((schedule.id, fire_at, str(uuid.uuid4()), key, False, "schedule"))
+            new = _execution(
+                registry, settings, schedule, fire_at=fire_at, key=key, source="schedule"
+            )
+            fires.append((schedule.id, fire_at, new))
         moves.append((schedule.id, step.next_fire_at, None))
         if step.skipped_first is not None and step.skipped_last is not None:
             reason = (
@@ -276,12 +314,17 @@ async def _fire_batch(
                 step.skipped_last.isoformat(),
                 reason,
             )
-    created = await sql.insert_fires(conn, fires)
-    made = {e.logical_key for e in created}
-    fired_at = {f[0]: f[1] for f in fires if f[3] in made}
-    for schedule_id, fire_at, _, key, _, _ in fires:
-        if key not in made:
-            reason = f"not created: fired already, or an active execution holds {key!r}"
+    # A slot fired already (committed) creates nothing; nor does a logical_key an
+    # active execution holds.
+    taken = await sql.fired_already(conn, [(i, at) for i, at, _ in fires])
+    fresh = [new for i, at, new in fires if (i, at) not in taken]
+    created = await executions.insert_many(conn, fresh, notify=False)
+    made = {e.id for e in created}
+    await sql.record_fires(conn, [(i, at, False, new.id) for i, at, new in fires if new.id in made])
+    fired_at = {i: at for i, at, new in fires if new.id in made}
+    for schedule_id, fire_at, new in fires:
+        if new.id not in made:
+            reason = f"not created: fired already, or an active execution holds {new.logical_key!r}"
             log.warning("schedule %d: slot %s skipped (%s)", schedule_id, fire_at, reason)
             skips.append((schedule_id, fire_at, fire_at, 1, reason))
     await sql.advance(conn, [(i, nxt, fired_at.get(i)) for i, nxt, _ in moves])
@@ -294,6 +337,6 @@ async def _wake_workers(conn: AsyncConn, created: list[Execution]) -> None:
     """After the commit: one NOTIFY per lane that got work (the workers' poll covers a loss)."""
     for lane in sorted({e.lane for e in created}):
         try:
-            await conn.execute("SELECT pg_notify(%s, %s)", (EXECUTIONS_CHANNEL, lane))
+            await sql.notify_executions(conn, lane)
         except psycopg.Error as exc:
             log.warning("fired; NOTIFY failed (%s)", first_line(exc))

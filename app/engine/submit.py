@@ -1,33 +1,32 @@
-"""submit(): the one way an execution comes to exist.
+"""submit(): a submission (the API, the CLI, the shell) becomes an execution.
 
-Validates the pipeline name and its params before anything is stored, then
-inserts the execution and its `created` event in one statement (with the
-NOTIFY that wakes the workers, or a Waker's after the commit), and hands it
-to the backend.
+Validates the pipeline name and its params before anything is stored,
+resolves its retry budget (`app.engine.retry.budget`), then inserts the
+execution and its `created` event in one statement (`executions.insert_many`,
+the statement every execution is created by, with the NOTIFY that wakes the
+workers, or a Waker's after the commit), and hands it to the backend.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
 from app.config import Settings
 from app.db import AsyncConn
 from app.engine import executions
-from app.engine.backends import OrchestratorBackend, make_backend
+from app.engine.backends import OrchestratorBackend
+from app.engine.executions import NewExecution
 from app.engine.models import LANES, Execution
 from app.engine.registry import Registry
-from app.engine.retry import MAX_ATTEMPTS_LIMIT
+from app.engine.retry import MAX_SECONDS, budget
 from app.engine.wake import Waker
 from app.errors import InvalidRequest
 from app.time_bounds import check_time
 
 __all__ = ["MAX_SECONDS", "submit"]
-
-MAX_SECONDS: Final = 7 * 86_400.0
-"""The longest timeout, retry backoff or delay a submission may ask for (a week)."""
 
 
 async def submit(
@@ -40,7 +39,7 @@ async def submit(
     lane: str = "normal",
     logical_key: str | None = None,
     trigger_source: str = "api",
-    backend: OrchestratorBackend | None = None,
+    backend: OrchestratorBackend,
     max_attempts: int | None = None,
     retry_backoff_seconds: float | None = None,
     timeout_seconds: float | None = None,
@@ -51,53 +50,51 @@ async def submit(
     """Record a pending execution; returns (execution, created).
 
     A `logical_key` already held by an active execution returns that execution
-    (created=False) instead of creating a second one. `max_attempts` and
-    `retry_backoff_seconds` override the pipeline's RetryPolicy (whose own
-    default attempts are SPINE_MAX_ATTEMPTS); `timeout_seconds` limits each
-    attempt. It is not claimed before `run_at` plus `delay_seconds`, the delay
-    counted on the database clock. The workers are woken by a NOTIFY in the
-    insert's own statement, or, given a `waker` (callers that submit
-    concurrently, like the API), by the waker after the commit.
+    (created=False) instead of creating a second one. `max_attempts`,
+    `retry_backoff_seconds` and `timeout_seconds` (each attempt's limit)
+    override the pipeline's RetryPolicy and SPINE_MAX_ATTEMPTS
+    (app.engine.retry.budget). It is not claimed before `run_at` plus
+    `delay_seconds`, the delay counted on the database clock. The workers are
+    woken by a NOTIFY in the insert's own statement, or, given a `waker`
+    (callers that submit concurrently, like the API), by the waker after the
+    commit. The `backend` hears of each execution created.
     """
     found = registry.get(pipeline)  # UnknownPipeline lists the known ones
     if lane not in LANES:
         raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")
     if logical_key is not None and not logical_key.strip():
         raise InvalidRequest("logical_key must not be blank")
-    policy = found.retry
-    attempts = max_attempts if max_attempts is not None else policy.max_attempts
-    attempts = attempts if attempts is not None else settings.max_attempts
-    if not 1 <= attempts <= MAX_ATTEMPTS_LIMIT:
-        raise InvalidRequest(f"max_attempts must be 1-{MAX_ATTEMPTS_LIMIT}, not {attempts}")
-    backoff = policy.backoff_seconds if retry_backoff_seconds is None else retry_backoff_seconds
-    if not 0 <= backoff <= MAX_SECONDS:
-        raise InvalidRequest(f"retry_backoff_seconds must be 0-{MAX_SECONDS:g}, not {backoff:g}")
-    if timeout_seconds is not None and not 0 < timeout_seconds <= MAX_SECONDS:
-        raise InvalidRequest(f"timeout_seconds must be > 0 and <= {MAX_SECONDS:g}")
+    resolved = budget(
+        found.retry,
+        settings.max_attempts,
+        max_attempts=max_attempts,
+        retry_backoff_seconds=retry_backoff_seconds,
+        timeout_seconds=timeout_seconds,
+    )
     if not 0 <= delay_seconds <= MAX_SECONDS:
         raise InvalidRequest(f"a delay must be 0-{MAX_SECONDS:g} seconds")
     if run_at is not None and run_at.tzinfo is None:
         raise InvalidRequest("run_at needs a time zone (RFC 3339, e.g. 2026-01-06T16:00:00Z)")
     check_time("run_at", run_at, plus_seconds=delay_seconds)  # readable once stored
     typed = found.validate(params or {}, settings)
-    execution, created = await executions.insert(
-        conn,
+    new = NewExecution(
+        id=executions.new_id(),
         pipeline=pipeline,
         params=_canonical(typed),
         lane=lane,
         trigger_source=trigger_source,
         logical_key=logical_key,
-        max_attempts=attempts,
-        retry_backoff_seconds=backoff,
-        timeout_seconds=timeout_seconds,
+        max_attempts=resolved.max_attempts,
+        retry_backoff_seconds=resolved.retry_backoff_seconds,
+        timeout_seconds=resolved.timeout_seconds,
         run_at=run_at,
         delay_seconds=delay_seconds,
-        notify=waker is None,
     )
+    execution, created = await executions.insert(conn, new, notify=waker is None)
     if created:
         if waker is not None:
             waker.wake(lane)
-        await (backend or make_backend(settings)).submit(execution)
+        await backend.submit(execution)
     return execution, created
 
 

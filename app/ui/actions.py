@@ -56,9 +56,11 @@ async def cancel(conn: DbConn, state: State, execution_id: FromPath[str]) -> Red
 
 
 @post("/executions/{execution_id:str}/retry", name="ui_retry")
-async def retry(conn: DbConn, execution_id: FromPath[str]) -> Redirect:
+async def retry(conn: DbConn, state: State, execution_id: FromPath[str]) -> Redirect:
     """The API route's retry (`app.engine.retries.retry_one`): back to pending, fresh budget."""
-    execution, outcome = await retries.retry_one(conn, execution_id[:100], source="ui")
+    execution, outcome = await retries.retry_one(
+        conn, execution_id[:100], source="ui", backend=state.backend
+    )
     if execution is None:
         return Redirect(f"{UI_PATH}/executions", status_code=303)
     if outcome == "retried":

@@ -13,6 +13,7 @@ from typing import Any
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
+from app.engine.backends import make_backend
 from app.engine.submit import submit
 from bench.harness import WorkerPool, connect
 from bench.scenarios import drain
@@ -59,10 +60,13 @@ QUEUED = "SELECT count(*) AS n FROM executions"
 async def submitter(url: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
     """Submit one noop (the product's `submit`), on one connection held for the run."""
     registry, settings = default_registry(), get_settings()
+    backend = make_backend(settings)
     async with await db.aconnect(url) as conn:
 
         async def one(i: int) -> None:
-            await submit(conn, registry, settings, "noop", {}, trigger_source="bench")
+            await submit(
+                conn, registry, settings, "noop", {}, trigger_source="bench", backend=backend
+            )
 
         yield one
 
@@ -86,12 +90,13 @@ def run_wakeup(
 
 async def _latencies(url: str, count: int, pause: tuple[float, float]) -> list[float]:
     registry, settings = default_registry(), get_settings()
+    backend = make_backend(settings)
     out: list[float] = []
     async with await db.aconnect(url) as conn:
         for _ in range(count):
             before = time.time()
             execution, _created = await submit(
-                conn, registry, settings, "noop", {}, trigger_source="bench"
+                conn, registry, settings, "noop", {}, trigger_source="bench", backend=backend
             )
             started = await _started(conn, execution.id)
             out.append((started - before) * 1000)

@@ -26,6 +26,7 @@ import psycopg
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
+from app.engine.backends import make_backend
 from app.engine.submit import submit
 from bench.context import Context
 from bench.harness import Row, Target, WorkerPool, connect, median, percentile, progress
@@ -96,10 +97,11 @@ async def _spine_latencies(url: str, n: int) -> list[float]:
     """Submit `n` noops one at a time through `submit`; ms from created to queued."""
     ids: list[str] = []
     registry, settings = default_registry(), get_settings()
+    backend = make_backend(settings)
     async with await db.aconnect(url) as conn:
         for _ in range(n):
             execution, _created = await submit(
-                conn, registry, settings, "noop", {}, trigger_source="bench"
+                conn, registry, settings, "noop", {}, trigger_source="bench", backend=backend
             )
             ids.append(execution.id)
             deadline = time.monotonic() + 30

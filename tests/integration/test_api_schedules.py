@@ -11,10 +11,8 @@ import psycopg
 import pytest
 
 from app import db
-from app.catalog import default_registry
-from app.config import get_settings
-from app.engine.scheduling import fire_due
 from tests.api_support import Client, api_client, problem
+from tests.support import fire_due
 
 URL = "/api/v1/schedules"
 Conn = psycopg.Connection[dict[str, object]]
@@ -137,7 +135,7 @@ async def test_pause_fires_nothing_resume_continues_and_run_fires_now(
     assert paused.status_code == 200 and paused.json()["enabled"] is False
     later = datetime.now(UTC) + timedelta(seconds=30)
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(aconn, default_registry(), get_settings(), now=later)
+        report = await fire_due(aconn, now=later)
     assert report.fired == [] and report.skipped_slots == 0  # a paused schedule fires nothing
 
     run = await client.post(f"{URL}/every/run")
@@ -152,9 +150,7 @@ async def test_pause_fires_nothing_resume_continues_and_run_fires_now(
         seconds=1
     )
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(
-            aconn, default_registry(), get_settings(), now=datetime.now(UTC) + timedelta(seconds=2)
-        )
+        report = await fire_due(aconn, now=datetime.now(UTC) + timedelta(seconds=2))
     assert len(report.fired) == 1 and report.fired[0].trigger_source == "schedule"
 
     detail = (await client.get(f"{URL}/every")).json()
@@ -193,9 +189,7 @@ async def test_an_identical_put_keeps_a_due_slot_and_a_changed_timing_moves_it(
     assert same.status_code == 200, same.text
     assert datetime.fromisoformat(same.json()["next_fire_at"]) == due
     async with await db.aconnect(database_url) as aconn:
-        report = await fire_due(
-            aconn, default_registry(), get_settings(), now=due + timedelta(seconds=1)
-        )
+        report = await fire_due(aconn, now=due + timedelta(seconds=1))
     assert [e.logical_key for e in report.fired] == ["schedule:due:2026-01-01T12:00:00Z"]
 
     conn.execute("UPDATE schedules SET next_fire_at = %s", (due,))

@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 
 from app import db
+from app.config import get_settings
 from app.engine import executions, leases, retries
+from app.engine.backends import make_backend
 from tests.support import (
     child_pids,
     run_sync,
@@ -246,7 +248,8 @@ def test_a_retry_of_a_cancelled_execution_runs_on_the_worker_that_saw_the_cancel
                 wait_until(
                     lambda: status_counts(conn) == {"cancelled": 1}, timeout=30
                 )  # fmt: skip
-                await retries.retry_one(aconn, execution_id, source="test")
+                backend = make_backend(get_settings())
+                await retries.retry_one(aconn, execution_id, source="test", backend=backend)
 
         run_sync(cancel_then_retry())
         # The one worker saw the cancel notice; the retried run (attempt 1 again) goes ahead.

@@ -16,7 +16,7 @@ from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.engine.retry import RetryPolicy
 from app.errors import InvalidParams, InvalidRequest, UnknownPipeline
-from tests.support import run_inline, submit
+from tests.support import claim, claim_and_start, run_inline, submit
 
 Conn = psycopg.Connection[dict[str, object]]
 
@@ -81,7 +81,7 @@ async def test_claim_takes_normal_lane_first_then_oldest(database_url: str) -> N
         normal_2, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
         order = []
-        while (claimed := await leases.claim(aconn, "w")) is not None:
+        while (claimed := await claim_and_start(aconn, "w")) is not None:
             order.append(claimed.id)
             assert claimed.status == "running" and claimed.attempt == 1
     assert order == [normal_1.id, normal_2.id, old_backfill.id]
@@ -177,7 +177,7 @@ async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> 
         await aconn.execute(
             "INSERT INTO workers (id, host, pid) VALUES ('a', 'h', 1), ('b', 'h', 2)"
         )
-        await leases.claim(aconn, "a")
+        await claim_and_start(aconn, "a")
         assert not await leases.finish(aconn, execution.id, "b", models.End("completed"))
         assert (await leases.claim_state(aconn, execution.id, "b")).held is False
         assert await leases.finish(aconn, execution.id, "a", models.End("completed"))
@@ -213,7 +213,7 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
         )
         await server_older_than_the_lease(aconn)
         for attempt in (1, 2):
-            claimed = await leases.claim(aconn, "dead")
+            claimed = await claim_and_start(aconn, "dead")
             assert claimed is not None and claimed.attempt == attempt
             # A live worker's execution is never touched.
             recovered = await workers.recover_stale(aconn, lease_timeout=LEASE)
@@ -236,7 +236,7 @@ async def test_recovery_ends_a_cancel_requested_execution_as_cancelled(
             "INSERT INTO workers (id, host, pid, heartbeat_at) "
             "VALUES ('dead', 'h', 1, now() - interval '1 hour')"
         )
-        assert await leases.claim(aconn, "dead") is not None
+        assert await claim_and_start(aconn, "dead") is not None
         _, outcome = await executions.request_cancel(aconn, execution.id)
         assert outcome == "requested"
         await server_older_than_the_lease(aconn)
@@ -253,7 +253,7 @@ async def test_recovery_leaves_live_workers_alone(database_url: str) -> None:
     async with await db.aconnect(database_url) as aconn:
         await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('live', 'h', 1)")
-        await leases.claim(aconn, "live")
+        await claim_and_start(aconn, "live")
         assert await workers.recover_stale(aconn, lease_timeout=30) == []
 
 
@@ -329,7 +329,7 @@ async def test_a_batch_is_claimed_in_order_and_its_ends_recorded_with_the_next_c
         first, _ = await submit(aconn, "noop", {})
         second, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
-        held = await batches.claim_batch(aconn, "w", 2)
+        held = await claim(aconn, "w", 2)
         # Normal lane first, then oldest; held but not started, the attempt not yet counted.
         assert [e.id for e in held] == [first.id, second.id]
         assert {(e.status, e.worker_id, e.attempt) for e in held} == {("queued", "w", 0)}
@@ -381,7 +381,7 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "noop", {})
         await aconn.execute("INSERT INTO workers (id, host, pid) VALUES ('w', 'h', 1)")
-        assert await batches.claim_batch(aconn, "w", 3) != []  # its answer "lost" on the way
+        assert await claim(aconn, "w", 3) != []  # its answer "lost" on the way
         reason = leases.CLAIM_ANSWER_LOST
         assert await leases.release_held(aconn, "w", reason=reason) == [execution.id]
         assert await leases.release_held(aconn, "w", reason=reason) == []
@@ -423,7 +423,7 @@ async def test_a_given_back_execution_that_was_cancelled_ends_cancelled(
     async with await db.aconnect(database_url) as aconn:
         execution, _ = await submit(aconn, "noop", {})
         await workers.heartbeat(aconn, "w", "h", 1)
-        assert await leases.claim(aconn, "w") is not None
+        assert await claim_and_start(aconn, "w") is not None
         _, outcome = await executions.request_cancel(aconn, execution.id)
         assert outcome == "requested"
         reason = leases.GIVEN_BACK_ON_STOP
@@ -433,3 +433,31 @@ async def test_a_given_back_execution_that_was_cancelled_ends_cancelled(
     assert events_of(conn, execution.id) == [
         "created", "queued", "started", "cancel_requested", "cancelled",
     ]  # fmt: skip
+
+
+async def test_a_retry_is_written_by_the_batch_statement_while_attempts_are_left(
+    database_url: str, conn: Conn
+) -> None:
+    async with await db.aconnect(database_url) as aconn:
+        again, _ = await submit(aconn, "noop", {}, max_attempts=2, retry_backoff_seconds=5)
+        last, _ = await submit(aconn, "noop", {}, max_attempts=1)
+        await workers.heartbeat(aconn, "w", "h", 1)
+        assert {e.id for e in await claim(aconn, "w", 2)} == {again.id, last.id}
+        t0 = time.monotonic()
+        records = [
+            batches.Record(e.id, "failed", t0 - 0.02, t0, "boom", {"error": "boom"}, 60.0)
+            for e in (again, last)
+        ]
+        recorded, _ = await batches.record(aconn, "w", records)
+        assert recorded == {again.id, last.id}
+        retried = await executions.get(aconn, again.id)
+        failed = await executions.get(aconn, last.id)
+    assert retried is not None and failed is not None
+    # Attempts left: back to pending after its backoff, the attempt counted.
+    assert (retried.status, retried.attempt, retried.worker_id) == ("pending", 1, None)
+    assert retried.started_at is None and retried.completed_at is None
+    assert retried.available_at > retried.created_at
+    assert events_of(conn, again.id) == ["created", "queued", "started", "retry_scheduled"]
+    # None left: the end.
+    assert (failed.status, failed.attempt, failed.error) == ("failed", 1, "boom")
+    assert events_of(conn, last.id) == ["created", "queued", "started", "failed"]

@@ -23,6 +23,7 @@ from tests.api_support import api_client, problem
 from tests.support import (
     ROOT,
     child_pids,
+    claim_and_start,
     run_sync,
     spine_env,
     status_counts,
@@ -467,7 +468,7 @@ async def test_the_wait_doubles_with_up_to_10_percent_jitter_and_is_capped(
             conn.execute(
                 "UPDATE executions SET available_at = now() WHERE id = %s", (execution_id,)
             )
-            claimed = await leases.claim(aconn, "w")
+            claimed = await claim_and_start(aconn, "w")
             assert claimed is not None
             end = models.End("failed", "boom", {"error": "boom"}, retry_max_backoff=10)
             async with aconn.transaction():  # now() is the finish's own clock

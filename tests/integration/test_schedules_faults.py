@@ -21,7 +21,7 @@ from app.engine.backends import LocalBackend
 from app.engine.models import Execution
 from app.engine.schedules import ScheduleInput, logical_key, next_after
 from app.errors import Conflict
-from tests.support import wait_until
+from tests.support import fire_due, run_now, wait_until
 
 Conn = psycopg.Connection[dict[str, object]]
 START = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -39,7 +39,7 @@ async def make(conn: db.AsyncConn, name: str, **kw: Any) -> tuple[int, datetime]
 
 
 async def fire(conn: db.AsyncConn, at: datetime, **kw: Any) -> scheduling.FireReport:
-    return await scheduling.fire_due(conn, default_registry(), get_settings(), now=at, **kw)
+    return await fire_due(conn, now=at, **kw)
 
 
 def skips(conn: Conn, schedule_id: int) -> list[tuple[datetime, int, str]]:
@@ -147,7 +147,7 @@ async def test_run_now_racing_a_pool_keeps_the_slot_the_pool_moved(
             # A pool holds the schedule row while it fires the slot ...
             await pool.execute("SELECT 1 FROM schedules WHERE id = %s FOR UPDATE", (sid,))
             pid = manual.info.backend_pid
-            run = asyncio.create_task(scheduling.run_now(manual, "raced"))
+            run = asyncio.create_task(run_now(manual, "raced"))
 
             def blocked() -> bool:
                 row = conn.execute(
@@ -171,9 +171,9 @@ async def test_run_now_on_a_held_key_is_a_conflict_that_writes_nothing(
         await make(aconn, "twice")
         # Inside one transaction now() stands still: the second run-now gets the first's key.
         async with aconn.transaction():
-            first = await scheduling.run_now(aconn, "twice")
+            first = await run_now(aconn, "twice")
             with pytest.raises(Conflict, match="logical_key"):
-                await scheduling.run_now(aconn, "twice")
+                await run_now(aconn, "twice")
     rows = conn.execute(
         "SELECT f.execution_id, e.id AS found FROM schedule_fires f "
         "LEFT JOIN executions e ON e.id = f.execution_id"

@@ -18,6 +18,7 @@ from app.catalog import default_registry
 from app.config import get_settings
 from app.engine import scheduling
 from app.engine.schedules import ScheduleInput, Spec, next_after
+from tests.support import fire_due
 
 Conn = psycopg.Connection[dict[str, object]]
 
@@ -55,8 +56,8 @@ async def walk(url: str, start: datetime, end: datetime, step: timedelta) -> Non
     async with await db.aconnect(url) as conn:
         at = start
         while at <= end:
-            await scheduling.fire_due(conn, default_registry(), get_settings(), now=at)
-            again = await scheduling.fire_due(conn, default_registry(), get_settings(), now=at)
+            await fire_due(conn, now=at)
+            again = await fire_due(conn, now=at)
             assert again.fired == []
             at += step
 
@@ -128,9 +129,7 @@ async def test_on_the_database_clock_each_slot_fires_once_soon_after_it_comes(
 
         async def tick_until(count: int) -> None:
             while len(fires(conn, every)) < count:
-                report = await scheduling.fire_due(
-                    aconn, default_registry(), get_settings()
-                )  # now() of the database
+                report = await fire_due(aconn)  # now() of the database
                 assert report.next_due is not None and report.next_due > report.clock
                 await asyncio.sleep(0.05)
 
@@ -158,9 +157,7 @@ async def test_downtime_fires_the_latest_missed_slot_within_grace_and_records_th
             aconn, "beyond", interval_seconds=60, start=start, misfire_grace_seconds=5
         )
         # The pools come back 10.4 s after the first missed slot.
-        report = await scheduling.fire_due(
-            aconn, default_registry(), get_settings(), now=start + timedelta(seconds=11.4)
-        )
+        report = await fire_due(aconn, now=start + timedelta(seconds=11.4))
     first = start + timedelta(seconds=1)
     assert fires(conn, within) == [start + timedelta(seconds=11)]
     assert fires(conn, beyond) == []
@@ -178,9 +175,7 @@ async def test_downtime_fires_the_latest_missed_slot_within_grace_and_records_th
         start + timedelta(seconds=12),
     ]
     async with await db.aconnect(database_url) as aconn:
-        await scheduling.fire_due(
-            aconn, default_registry(), get_settings(), now=start + timedelta(minutes=5, seconds=10)
-        )
+        await fire_due(aconn, now=start + timedelta(minutes=5, seconds=10))
     skipped = conn.execute(
         "SELECT slots, reason FROM schedule_skips WHERE schedule_id = %s", (beyond,)
     ).fetchall()
@@ -202,10 +197,8 @@ async def test_racing_pools_fire_each_slot_exactly_once(database_url: str, conn:
             at = start + timedelta(seconds=second)
             reports = await asyncio.gather(
                 *(
-                    scheduling.fire_due(
+                    fire_due(
                         c,
-                        default_registry(),
-                        get_settings(),
                         now=at + timedelta(milliseconds=i),
                         batch=7,
                     )

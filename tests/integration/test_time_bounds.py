@@ -18,6 +18,7 @@ from app.catalog import default_registry
 from app.cli import main
 from app.config import get_settings
 from app.engine import executions
+from app.engine.backends import make_backend
 from app.engine.submit import submit
 from app.errors import InvalidField
 from app.time_bounds import LATEST
@@ -80,6 +81,7 @@ async def test_submit_refuses_a_delay_that_carries_run_at_past_the_range(
                 "noop",
                 run_at=near,
                 delay_seconds=3600,
+                backend=make_backend(get_settings()),
             )
     assert refused.value.field == "run_at"
     assert _count(conn) == 0
@@ -88,19 +90,20 @@ async def test_submit_refuses_a_delay_that_carries_run_at_past_the_range(
 async def test_a_refused_insert_leaves_nothing_behind(database_url: str, conn: Conn) -> None:
     """The database itself refuses a time its clients cannot read: the statement fails whole."""
     beyond = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-14)))
+    new = executions.NewExecution(
+        id=executions.new_id(),
+        pipeline="noop",
+        params={},
+        lane="normal",
+        trigger_source="test",
+        logical_key=None,
+        max_attempts=1,
+        retry_backoff_seconds=0,
+        run_at=beyond,
+    )
     async with await db.aconnect(database_url) as aconn:
         with pytest.raises(psycopg.Error):
-            await executions.insert(
-                aconn,
-                pipeline="noop",
-                params={},
-                lane="normal",
-                trigger_source="test",
-                logical_key=None,
-                max_attempts=1,
-                retry_backoff_seconds=0,
-                run_at=beyond,
-            )
+            await executions.insert(aconn, new)
     assert _count(conn) == 0
     assert conn.execute("SELECT count(*) AS n FROM execution_events").fetchone() == {"n": 0}
 

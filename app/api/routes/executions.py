@@ -237,13 +237,17 @@ class ExecutionsController(Controller):
         security=MUTATING,
         responses=problem_responses(400, 401, 404, 409, 503),
     )
-    async def retry_execution(self, conn: DbConn, execution_id: ExecutionId) -> ExecutionResponse:
+    async def retry_execution(
+        self, conn: DbConn, execution_id: ExecutionId, state: State
+    ) -> ExecutionResponse:
         """Back to pending with a fresh attempt budget, and a `retried` event (202).
 
         409 when it is still active, completed, or its logical_key is held by
         another active execution.
         """
-        execution, outcome = await retries.retry_one(conn, execution_id, source="api")
+        execution, outcome = await retries.retry_one(
+            conn, execution_id, source="api", backend=state.backend
+        )
         if execution is None:
             raise NotFound(f"no execution with id {execution_id!r}")
         if outcome != "retried":

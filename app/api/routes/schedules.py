@@ -208,5 +208,7 @@ class SchedulesController(Controller):
     ) -> ExecutionResponse:
         """Fire once now as a manual trigger (202 with the execution); the slots are untouched."""
         return ExecutionResponse.from_row(
-            await scheduling.run_now(conn, name, backend=state.backend)
+            await scheduling.run_now(
+                conn, state.registry, state.settings, name, backend=state.backend
+            )
         )

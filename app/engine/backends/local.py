@@ -1,8 +1,9 @@
 """LocalBackend: the multiprocessing worker pool, coordinated through PostgreSQL.
 
-Submitting needs nothing more than the NOTIFY the insert (or the submitter's
-Waker) sends (the workers LISTEN); cancel is the executions table's own request, and health
-counts the workers whose heartbeat is fresh.
+Submitting and retrying need nothing more than the NOTIFY the insert (or
+the submitter's Waker) or the retry sends (the workers LISTEN); cancel is the
+executions table's own request, and health counts the workers whose
+heartbeat is fresh.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class LocalBackend:
 
     async def submit(self, execution: Execution) -> str | None:
         # The NOTIFY of executions.insert (or of the submitter's Waker) wakes the workers.
+        return None
+
+    async def retry(self, execution: Execution) -> None:
+        # The retry's own NOTIFY wakes the workers.
         return None
 
     async def cancel(

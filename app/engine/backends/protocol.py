@@ -1,12 +1,16 @@
 """The seam where an orchestration engine plugs in (seed section 3.2).
 
-Submit, the API's cancel and its health report go through this type, so a
-second engine (a Celery backend, say) changes none of them.
+Every state change a backend must hear goes through this type, whichever
+front end started it: the engine's own functions call it (`submit.submit`,
+`scheduling.run_now` and `fire_due`, `retries.retry_one` and `retry_many`),
+and a cancel is the backend's to do. So a second engine (a Celery backend,
+say) changes none of the front ends. Each front end builds its backend once
+(the API's and the dashboard's app state, the CLI's context, the scheduler).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from app.db import AsyncConn
 from app.engine.executions import CancelOutcome
@@ -15,11 +19,17 @@ from app.engine.models import Execution
 __all__ = ["OrchestratorBackend"]
 
 
+@runtime_checkable
 class OrchestratorBackend(Protocol):
     name: str
 
     async def submit(self, execution: Execution) -> str | None:
-        """Hand a recorded execution to the engine; returns its run id, if it has one."""
+        """Hand a recorded execution to the engine (a submit, a schedule's fire, a manual
+        run), after its commit; returns its run id, if it has one."""
+        ...
+
+    async def retry(self, execution: Execution) -> None:
+        """Hand back an execution a manual retry made pending again, after its commit."""
         ...
 
     async def cancel(

@@ -1,0 +1,102 @@
+-- Batched leases (app.engine.batches): a worker's ends, starts and claims in one statement.
+
+-- name: record
+-- The ends (and starts) of held executions, then the next batch.
+--
+-- A start sets `running` and counts the attempt; its time never precedes the
+-- claim, and an end's never precedes the start. A failure sent with a retry
+-- cap while attempts are left goes back to pending instead, until now() +
+-- base * 2^(attempt-1), plus up to 10 per cent jitter, capped: the wait is computed
+-- here, on the database clock, from the row's own policy; the jitter only
+-- adds, so a retry never starts before the nominal wait. Events go in per
+-- execution: started, then the end (or `retry_scheduled`), each stamped with
+-- when it happened.
+--
+-- The claim: up to %(limit)s pending executions in claim order (normal lane
+-- first, then the order they became claimable), held `queued` by the worker
+-- with a `queued` event each. The only statement that selects pending
+-- executions FOR UPDATE SKIP LOCKED.
+WITH v AS (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(records)s::jsonb) AS (
+        id text, status text, started_ago float8, ended_ago float8, error text, payload jsonb,
+        retry_cap float8
+    )) WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, retry_cap, n)
+), locked AS MATERIALIZED (
+    -- A start is written once: only over `queued` (a record sent again after its
+    -- answer was lost finds the execution running, and starts nothing).
+    SELECT e.id, v.started_ago IS NOT NULL AND e.status = 'queued' AS starts,
+           e.queued_at, e.started_at, e.attempt, e.max_attempts
+    FROM executions e JOIN v ON v.id = e.id
+    WHERE e.worker_id = %(worker)s AND e.status IN ('queued', 'running')
+    FOR UPDATE OF e
+), held AS (
+    SELECT locked.id, locked.starts, locked.attempt + locked.starts::int AS attempt,
+           v.status = 'failed' AND v.retry_cap IS NOT NULL
+               AND locked.attempt + locked.starts::int < locked.max_attempts AS retries,
+           CASE WHEN locked.starts
+                THEN greatest(locked.queued_at, now() - make_interval(secs => v.started_ago))
+                ELSE locked.started_at END AS started_at,
+           locked.queued_at
+    FROM locked JOIN v ON v.id = locked.id
+), timed AS (
+    SELECT held.*,
+           greatest(held.queued_at, held.started_at,
+                    now() - make_interval(secs => v.ended_ago)) AS ended_at
+    FROM held JOIN v ON v.id = held.id
+), f AS (
+    UPDATE executions e
+    SET status = CASE WHEN timed.retries THEN 'pending' ELSE v.status END,
+        error = CASE WHEN v.status = 'running' THEN e.error ELSE v.error END,
+        attempt = timed.attempt,
+        worker_id = CASE WHEN timed.retries THEN NULL ELSE e.worker_id END,
+        queued_at = CASE WHEN timed.retries THEN NULL ELSE e.queued_at END,
+        started_at = CASE WHEN timed.retries THEN NULL ELSE timed.started_at END,
+        completed_at = CASE WHEN timed.retries OR v.status = 'running' THEN NULL
+                            ELSE timed.ended_at END,
+        available_at = CASE WHEN NOT timed.retries THEN e.available_at
+                            ELSE now() + make_interval(secs => least(v.retry_cap,
+                                e.retry_backoff_seconds * 2 ^ (timed.attempt - 1)
+                                * (1 + random() / 10))) END
+    FROM v JOIN timed ON timed.id = v.id
+    WHERE e.id = v.id AND e.worker_id = %(worker)s AND e.status IN ('queued', 'running')
+    RETURNING e.id, e.status, e.attempt, e.available_at, timed.started_at, timed.ended_at,
+              v.payload, v.n, timed.starts AS started_here, timed.retries
+), logged AS (
+    INSERT INTO execution_events (execution_id, event_type, timestamp, payload)
+    SELECT f.id, step.event_type,
+           CASE WHEN step.k = 1 THEN f.started_at ELSE f.ended_at END,
+           CASE WHEN step.k = 1
+                THEN jsonb_build_object('worker_id', %(worker)s::text, 'attempt', f.attempt)
+                WHEN f.retries
+                THEN f.payload || jsonb_build_object('attempt', f.attempt,
+                                                     'retry_at', f.available_at)
+                ELSE f.payload END
+    FROM f CROSS JOIN LATERAL (VALUES
+        (1, 'started'), (2, CASE WHEN f.retries THEN 'retry_scheduled' ELSE f.status END)
+    ) AS step (k, event_type)
+    WHERE (step.k = 1 AND f.started_here) OR (step.k = 2 AND f.status <> 'running')
+    ORDER BY f.n, step.k
+), next AS MATERIALIZED (
+    SELECT id FROM executions
+    WHERE status = 'pending' AND available_at <= now()
+    ORDER BY priority, available_at, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE executions e
+    SET status = 'queued', worker_id = %(worker)s, queued_at = now()
+    FROM next
+    WHERE e.id = next.id
+    RETURNING e.id, e.pipeline, e.params, e.lane, e.status, e.trigger_source, e.logical_key,
+              e.attempt, e.worker_id, e.cancel_requested, e.created_at, e.queued_at,
+              e.started_at, e.completed_at, e.error, e.max_attempts, e.retry_backoff_seconds,
+              e.available_at, e.timeout_seconds,
+              e.priority AS claim_priority, e.seq AS claim_seq
+), claim_logged AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'queued', jsonb_build_object('worker_id', worker_id, 'attempt', attempt + 1)
+    FROM claimed ORDER BY claim_priority, available_at, claim_seq
+)
+SELECT (SELECT COALESCE(array_agg(id), '{}') FROM f) AS recorded, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+ORDER BY claimed.claim_priority, claimed.available_at, claimed.claim_seq
