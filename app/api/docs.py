@@ -31,10 +31,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from app import __version__
-from app.config import Settings
 from app.web.route_index import RouteGroup, route_groups
 
-__all__ = ["ASSETS_PATH", "assets_router", "index", "padlocks", "render_plugins", "root"]
+__all__ = ["ASSETS_PATH", "assets_router", "index", "render_plugins", "root"]
 
 ASSETS_PATH = "/schema/assets"
 REDOC_DIR = Path(__file__).parent / "static" / "redoc"
@@ -91,32 +90,7 @@ def _tidy(openapi_schema: dict[str, Any], request: Request[Any, Any, Any]) -> No
     if not openapi_schema.get("x-tidy"):
         integral_bounds(openapi_schema)
         _big_bound(openapi_schema)
-        padlocks(openapi_schema, request.app.state.settings)
         openapi_schema["x-tidy"] = True  # the dict is Litestar's cached copy: do it once
-
-
-_MUTATING = {"post", "put", "patch", "delete"}
-
-
-def padlocks(openapi_schema: dict[str, Any], settings: Settings) -> None:
-    """In place: each operation's `security` as this server enforces it, so Swagger UI's
-    padlocks are on exactly the routes that need the token (app.web.security's rule).
-
-    No SPINE_API_TOKEN: none, and no bearer scheme (so no Authorize button). A
-    token: the mutating routes; with SPINE_API_TOKEN_READS=1 the reads too.
-    Public routes (no `security`) stay open.
-    """
-    if not settings.api_token:
-        openapi_schema.get("components", {}).get("securitySchemes", {}).pop("bearerAuth", None)
-    for path_item in openapi_schema.get("paths", {}).values():
-        for method, operation in path_item.items():
-            if not isinstance(operation, dict) or "security" not in operation:
-                continue
-            needed = settings.api_token and (method in _MUTATING or settings.api_token_reads)
-            if needed:
-                operation["security"] = [{"bearerAuth": []}]
-            else:
-                del operation["security"]
 
 
 class _Json(_Tidy, JsonRenderPlugin):

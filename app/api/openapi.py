@@ -80,17 +80,26 @@ def _only(given: str, absent: str) -> Schema:
 
 
 def _security(openapi: OpenAPI, settings: Settings) -> None:
-    """Each operation's requirement as the running configuration enforces it."""
+    """Each operation's requirement as the running configuration enforces it (app.web.security's
+    rule), so Swagger UI's padlocks are on exactly the routes that need the token.
+
+    No SPINE_API_TOKEN: no requirement and no bearer scheme (so no Authorize button). A token:
+    the mutating routes; with SPINE_API_TOKEN_READS=1 the reads too. Public routes stay open.
+    """
     needs_token: list[dict[str, list[str]]] = [{_BEARER: []}]
+    if not settings.api_token and openapi.components is not None:
+        schemes = openapi.components.security_schemes
+        if isinstance(schemes, dict):
+            schemes.pop(_BEARER, None)
     for path_item in (openapi.paths or {}).values():
         for method in _METHODS:
             operation: Operation | None = getattr(path_item, method, None)
             if operation is None or not operation.security:
                 continue  # public: the health probes, the docs
-            if not settings.api_token:
-                operation.security = None
-            elif method in {"post", "put", "patch", "delete"} or settings.api_token_reads:
-                operation.security = needs_token
+            needed = settings.api_token and (
+                method in {"post", "put", "patch", "delete"} or settings.api_token_reads
+            )
+            operation.security = needs_token if needed else None
 
 
 def _schema(document: dict[str, Any]) -> Schema | Reference:

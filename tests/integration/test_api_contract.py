@@ -58,7 +58,7 @@ def _operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         (
             {"SPINE_API_TOKEN": "t0ken-for-the-schema"},
             [{"bearerAuth": []}],
-            [{}, {"bearerAuth": []}],
+            None,  # a read takes no token: no padlock
         ),
         (
             {"SPINE_API_TOKEN": "t0ken-for-the-schema", "SPINE_API_TOKEN_READS": "1"},
