@@ -6,6 +6,7 @@ import click
 import msgspec
 
 from app import db
+from app.catalog import default_registry
 from app.cli.backend import cli_backend
 from app.cli.common import parse_age, parse_since, with_conn
 from app.cli.render import FORMAT_OPTION, emit, emit_one, limit_option, one_format_option
@@ -193,7 +194,14 @@ def executions_retry(
         if status or pipeline or since or until:
             raise click.UsageError("give an EXECUTION_ID or filters, not both")
         execution, outcome = with_conn(
-            lambda c: retries.retry_one(c, execution_id, source="cli", backend=cli_backend())
+            lambda c: retries.retry_one(
+                c,
+                default_registry(),
+                get_settings(),
+                execution_id,
+                source="cli",
+                backend=cli_backend(),
+            )
         )
         if execution is None:
             raise NotFound(f"no execution {execution_id}")
@@ -222,6 +230,8 @@ def executions_retry(
     retried = with_conn(
         lambda c: retries.retry_many(
             c,
+            default_registry(),
+            get_settings(),
             source="cli",
             backend=cli_backend(),
             status=status,

@@ -17,6 +17,7 @@ import msgspec
 from app.db import AsyncConn
 from app.engine.models import ACTIVE, HELD, TERMINAL, Event, Execution, Lane
 from app.engine.queries import load
+from app.engine.retry import NO_OVERRIDES, Overrides
 
 __all__ = [
     "ACTIVE_SQL",
@@ -68,8 +69,10 @@ def to_execution(row: dict[str, Any]) -> Execution:
 class NewExecution(msgspec.Struct, frozen=True):
     """One execution to insert, its retry budget already resolved (app.engine.retry.budget).
 
-    `event`: what its `created` event says besides the trigger source and the
-    lane (a schedule's fire names the schedule and the slot).
+    `overrides`: what of that budget the submission set itself, kept on the
+    row for a manual retry to resolve its fresh budget by. `event`: what its
+    `created` event says besides the trigger source and the lane (a
+    schedule's fire names the schedule and the slot).
     """
 
     id: str
@@ -81,6 +84,7 @@ class NewExecution(msgspec.Struct, frozen=True):
     max_attempts: int
     retry_backoff_seconds: float
     timeout_seconds: float | None = None
+    overrides: Overrides = NO_OVERRIDES
     run_at: datetime | None = None
     delay_seconds: float = 0.0
     event: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -1,12 +1,14 @@
 """Trying again: `RetryPolicy` (a pipeline's failed attempts) and `Backoff` (outages).
 
 `RetryPolicy` is part of a Pipeline value. `budget` resolves it (with
-SPINE_MAX_ATTEMPTS and the submission's overrides) into the execution's row,
+SPINE_MAX_ATTEMPTS and the submission's `Overrides`) into the execution's row,
 for a submit, a schedule's fire and a manual run alike, so every later
-decision reads the row (a manual retry too, which starts the row's budget
-again): the finish of a failed attempt computes the wait in SQL on the
-database clock, and lease recovery counts a lost worker against the same
-`max_attempts`.
+decision reads the row: the finish of a failed attempt computes the wait in
+SQL on the database clock, and lease recovery counts a lost worker against the
+same `max_attempts`. The row keeps its `Overrides` too, so a manual retry
+resolves a fresh budget the same way: each pipeline's `budget` as the policy
+and the environment say now, under the row's own overrides
+(app.engine.retries).
 
 `Backoff` is the in-process helper behind every "try again later" loop: where
 the engine waits out an outage (recording an end, the listener's reconnect)
@@ -18,9 +20,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+import msgspec
+
 from app.errors import InvalidRequest
 
-__all__ = ["MAX_ATTEMPTS_LIMIT", "MAX_SECONDS", "Backoff", "Budget", "RetryPolicy", "budget"]
+__all__ = [
+    "MAX_ATTEMPTS_LIMIT",
+    "MAX_SECONDS",
+    "NO_OVERRIDES",
+    "Backoff",
+    "Budget",
+    "Overrides",
+    "RetryPolicy",
+    "budget",
+]
 
 MAX_ATTEMPTS_LIMIT = 100
 """The most attempts any execution may have (the column's CHECK says the same)."""
@@ -73,31 +86,46 @@ class Budget(NamedTuple):
     timeout_seconds: float | None
 
 
+class Overrides(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a submission set of its budget itself (None: not set).
+
+    Stored on the execution's row (`executions.overrides`, only the ones
+    set), so a manual retry keeps them over whatever the policy and the
+    environment say by then.
+    """
+
+    max_attempts: int | None = None
+    retry_backoff_seconds: float | None = None
+    timeout_seconds: float | None = None
+
+
+NO_OVERRIDES: Final = Overrides()
+
+
 def budget(
-    policy: RetryPolicy,
-    default_attempts: int,
-    *,
-    max_attempts: int | None = None,
-    retry_backoff_seconds: float | None = None,
-    timeout_seconds: float | None = None,
+    policy: RetryPolicy, default_attempts: int, overrides: Overrides = NO_OVERRIDES
 ) -> Budget:
     """The one place an execution's budget is resolved, however it comes to exist.
 
     The pipeline's policy, then the environment's default
     (`default_attempts`: SPINE_MAX_ATTEMPTS) where the policy says nothing,
     then the submission's overrides. InvalidRequest for an override out of
-    bounds.
+    bounds. A manual retry's statement lays a row's stored overrides over
+    `budget(policy, default_attempts)` the same way, each set one winning.
     """
-    attempts = max_attempts if max_attempts is not None else policy.max_attempts
+    attempts = overrides.max_attempts
+    attempts = attempts if attempts is not None else policy.max_attempts
     attempts = attempts if attempts is not None else default_attempts
     if not 1 <= attempts <= MAX_ATTEMPTS_LIMIT:
         raise InvalidRequest(f"max_attempts must be 1-{MAX_ATTEMPTS_LIMIT}, not {attempts}")
-    backoff = policy.backoff_seconds if retry_backoff_seconds is None else retry_backoff_seconds
+    backoff = overrides.retry_backoff_seconds
+    backoff = policy.backoff_seconds if backoff is None else backoff
     if not 0 <= backoff <= MAX_SECONDS:
         raise InvalidRequest(f"retry_backoff_seconds must be 0-{MAX_SECONDS:g}, not {backoff:g}")
-    if timeout_seconds is not None and not 0 < timeout_seconds <= MAX_SECONDS:
+    timeout = overrides.timeout_seconds
+    if timeout is not None and not 0 < timeout <= MAX_SECONDS:
         raise InvalidRequest(f"timeout_seconds must be > 0 and <= {MAX_SECONDS:g}")
-    return Budget(attempts, float(backoff), timeout_seconds)
+    return Budget(attempts, float(backoff), timeout)
 
 
 class Backoff:

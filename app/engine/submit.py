@@ -21,7 +21,7 @@ from app.engine.backends import OrchestratorBackend
 from app.engine.executions import NewExecution
 from app.engine.models import LANES, Execution
 from app.engine.registry import Registry
-from app.engine.retry import MAX_SECONDS, budget
+from app.engine.retry import MAX_SECONDS, Overrides, budget
 from app.engine.wake import Waker
 from app.errors import InvalidRequest
 from app.time_bounds import check_time
@@ -53,24 +53,20 @@ async def submit(
     (created=False) instead of creating a second one. `max_attempts`,
     `retry_backoff_seconds` and `timeout_seconds` (each attempt's limit)
     override the pipeline's RetryPolicy and SPINE_MAX_ATTEMPTS
-    (app.engine.retry.budget). It is not claimed before `run_at` plus
-    `delay_seconds`, the delay counted on the database clock. The workers are
-    woken by a NOTIFY in the insert's own statement, or, given a `waker`
-    (callers that submit concurrently, like the API), by the waker after the
-    commit. The `backend` hears of each execution created.
+    (app.engine.retry.budget), and are kept on the row for a manual retry.
+    It is not claimed before `run_at` plus `delay_seconds`, the delay counted
+    on the database clock. The workers are woken by a NOTIFY in the insert's
+    own statement, or, given a `waker` (callers that submit concurrently,
+    like the API), by the waker after the commit. The `backend` hears of each
+    execution created.
     """
     found = registry.get(pipeline)  # UnknownPipeline lists the known ones
     if lane not in LANES:
         raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")
     if logical_key is not None and not logical_key.strip():
         raise InvalidRequest("logical_key must not be blank")
-    resolved = budget(
-        found.retry,
-        settings.max_attempts,
-        max_attempts=max_attempts,
-        retry_backoff_seconds=retry_backoff_seconds,
-        timeout_seconds=timeout_seconds,
-    )
+    overrides = Overrides(max_attempts, retry_backoff_seconds, timeout_seconds)
+    resolved = budget(found.retry, settings.max_attempts, overrides)
     if not 0 <= delay_seconds <= MAX_SECONDS:
         raise InvalidRequest(f"a delay must be 0-{MAX_SECONDS:g} seconds")
     if run_at is not None and run_at.tzinfo is None:
@@ -87,6 +83,7 @@ async def submit(
         max_attempts=resolved.max_attempts,
         retry_backoff_seconds=resolved.retry_backoff_seconds,
         timeout_seconds=resolved.timeout_seconds,
+        overrides=overrides,
         run_at=run_at,
         delay_seconds=delay_seconds,
     )

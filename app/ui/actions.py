@@ -59,7 +59,12 @@ async def cancel(conn: DbConn, state: State, execution_id: FromPath[str]) -> Red
 async def retry(conn: DbConn, state: State, execution_id: FromPath[str]) -> Redirect:
     """The API route's retry (`app.engine.retries.retry_one`): back to pending, fresh budget."""
     execution, outcome = await retries.retry_one(
-        conn, execution_id[:100], source="ui", backend=state.backend
+        conn,
+        state.registry,
+        state.settings,
+        execution_id[:100],
+        source="ui",
+        backend=state.backend,
     )
     if execution is None:
         return Redirect(f"{UI_PATH}/executions", status_code=303)

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from app import db
+from app.catalog import default_registry
 from app.config import get_settings
 from app.engine import executions, leases, retries
 from app.engine.backends import make_backend
@@ -249,7 +250,14 @@ def test_a_retry_of_a_cancelled_execution_runs_on_the_worker_that_saw_the_cancel
                     lambda: status_counts(conn) == {"cancelled": 1}, timeout=30
                 )  # fmt: skip
                 backend = make_backend(get_settings())
-                await retries.retry_one(aconn, execution_id, source="test", backend=backend)
+                await retries.retry_one(
+                    aconn,
+                    default_registry(),
+                    get_settings(),
+                    execution_id,
+                    source="test",
+                    backend=backend,
+                )
 
         run_sync(cancel_then_retry())
         # The one worker saw the cancel notice; the retried run (attempt 1 again) goes ahead.

@@ -242,11 +242,14 @@ class ExecutionsController(Controller):
     ) -> ExecutionResponse:
         """Back to pending with a fresh attempt budget, and a `retried` event (202).
 
+        The budget is resolved again: the pipeline's retry policy and
+        SPINE_MAX_ATTEMPTS as they are now, under what its submission set.
+
         409 when it is still active, completed, or its logical_key is held by
         another active execution.
         """
         execution, outcome = await retries.retry_one(
-            conn, execution_id, source="api", backend=state.backend
+            conn, state.registry, state.settings, execution_id, source="api", backend=state.backend
         )
         if execution is None:
             raise NotFound(f"no execution with id {execution_id!r}")

@@ -9,16 +9,17 @@
 WITH v AS (
     SELECT * FROM ROWS FROM (json_to_recordset(%(rows)s::json) AS (
         id text, pipeline text, params jsonb, lane text, trigger_source text, logical_key text,
-        max_attempts int, retry_backoff_seconds float8, timeout_seconds float8,
+        max_attempts int, retry_backoff_seconds float8, timeout_seconds float8, overrides jsonb,
         run_at timestamptz, delay_seconds float8, event jsonb
     )) WITH ORDINALITY AS v (id, pipeline, params, lane, trigger_source, logical_key,
-                             max_attempts, retry_backoff_seconds, timeout_seconds,
+                             max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
                              run_at, delay_seconds, event, n)
 ), new AS (
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
-                            max_attempts, retry_backoff_seconds, timeout_seconds, available_at)
+                            max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
+                            available_at)
     SELECT id, pipeline, params, lane, trigger_source, logical_key,
-           max_attempts, retry_backoff_seconds, timeout_seconds,
+           max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
            -- On the database clock; a time in the past means now (it keeps its turn).
            greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds))
     FROM v ORDER BY n

@@ -4,9 +4,14 @@
 
 -- name: retry
 -- Two ended executions with one logical_key: only the newest comes back. `attempt`
--- starts again from 0: the row's whole max_attempts again.
+-- starts again from 0, with a fresh budget resolved as app.engine.retry.budget
+-- resolves a submit's: %(budgets)s holds each pipeline's budget as its policy and
+-- SPINE_MAX_ATTEMPTS say now, and the row's own overrides go over it (a pipeline
+-- the registry no longer knows keeps the row's numbers under them).
 WITH chosen AS (
-    SELECT e.id, e.status, e.attempt, e.logical_key, e.created_at FROM executions e
+    SELECT e.id, e.status, e.attempt, e.logical_key, e.created_at, e.pipeline, e.overrides,
+           e.max_attempts, e.retry_backoff_seconds, e.timeout_seconds
+    FROM executions e
     WHERE e.status IN ('failed', 'cancelled')
       AND (%(id)s::text IS NULL OR e.id = %(id)s)
       AND (%(status)s::text IS NULL OR e.status = %(status)s)
@@ -18,12 +23,19 @@ WITH chosen AS (
           WHERE a.logical_key = e.logical_key AND a.status IN ('pending', 'queued', 'running')))
     FOR UPDATE OF e
 ), one_per_key AS (
-    SELECT DISTINCT ON (COALESCE(logical_key, id)) id, status, attempt FROM chosen
+    SELECT DISTINCT ON (COALESCE(logical_key, id)) id, status, attempt,
+           COALESCE(%(budgets)s::jsonb -> pipeline, jsonb_build_object(
+               'max_attempts', max_attempts, 'retry_backoff_seconds', retry_backoff_seconds,
+               'timeout_seconds', timeout_seconds)) || overrides AS budget
+    FROM chosen
     ORDER BY COALESCE(logical_key, id), created_at DESC
 ), r AS (
     UPDATE executions e
     SET status = 'pending', attempt = 0, worker_id = NULL, queued_at = NULL,
-        started_at = NULL, completed_at = NULL, cancel_requested = false, available_at = now()
+        started_at = NULL, completed_at = NULL, cancel_requested = false, available_at = now(),
+        max_attempts = (o.budget ->> 'max_attempts')::int,
+        retry_backoff_seconds = (o.budget ->> 'retry_backoff_seconds')::float8,
+        timeout_seconds = (o.budget ->> 'timeout_seconds')::float8
     FROM one_per_key o
     WHERE e.id = o.id
     RETURNING e.id, e.pipeline, e.params, e.lane, e.status, e.trigger_source, e.logical_key,
