@@ -34,10 +34,17 @@ def out_of_range(value: datetime, *, plus_seconds: float = 0.0) -> str | None:
     return None
 
 
-def check_time(field: str, value: datetime | None, *, plus_seconds: float = 0.0) -> None:
-    """Raise InvalidField (HTTP 422 naming `field`) for a time outside the accepted range."""
+def check_time(
+    field: str, value: datetime | None, *, plus_seconds: float = 0.0
+) -> datetime | None:
+    """`value` in UTC, ready to send; InvalidField (HTTP 422 naming `field`) outside the range.
+
+    In UTC because PostgreSQL takes offsets up to ±15:59 only, where RFC 3339 and Python
+    allow ±23:59: a valid `-23:13` sent as it is would be refused by the database.
+    """
     if value is None:
-        return
+        return None
     why = out_of_range(value, plus_seconds=plus_seconds)
     if why is not None:
         raise InvalidField(field, f"{field} {why}")
+    return value.astimezone(UTC) if value.tzinfo is not None else value

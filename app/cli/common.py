@@ -91,7 +91,7 @@ def parse_time(value: str, *, option: str | None = None) -> datetime:
     why = out_of_range(moment)
     if why is not None:
         raise click.BadParameter(why, param_hint=option)
-    return moment
+    return moment.astimezone(UTC)  # PostgreSQL takes offsets up to ±15:59 only
 
 
 def parse_since(value: str | None, *, option: str | None = None) -> datetime | None:

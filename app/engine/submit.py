@@ -71,7 +71,7 @@ async def submit(
         raise InvalidRequest(f"a delay must be 0-{MAX_SECONDS:g} seconds")
     if run_at is not None and run_at.tzinfo is None:
         raise InvalidRequest("run_at needs a time zone (RFC 3339, e.g. 2026-01-06T16:00:00Z)")
-    check_time("run_at", run_at, plus_seconds=delay_seconds)  # readable once stored
+    run_at = check_time("run_at", run_at, plus_seconds=delay_seconds)  # readable once stored
     typed = found.validate(params or {}, settings)
     new = NewExecution(
         id=executions.new_id(),

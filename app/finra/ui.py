@@ -14,6 +14,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from litestar.response import Template
 
+from app.errors import InvalidField
 from app.finra import keys
 from app.finra import reads as finra_reads
 from app.finra.reads import SymbolSort
@@ -29,15 +30,21 @@ SORTS: Final[tuple[str, ...]] = get_args(SymbolSort)
 
 
 def _week(value: str | None) -> dt.date | None:
-    """The week's Monday by the API's and the CLI's rule (`keys.monday`), with their message."""
+    """The week's Monday by the API's and the CLI's rule (`keys.monday`), with their message
+    and status: not a date is a 400, a date but not a Monday a 422."""
     if not value:
         return None
     try:
-        return keys.monday(value[:20])
-    except ValueError as exc:
+        day = dt.date.fromisoformat(value[:20])
+    except ValueError:
         raise ValidationException(
-            detail=str(exc), extra=[{"key": "week", "message": str(exc), "source": "query"}]
+            detail=f"week {value[:20]!r} is not a date (YYYY-MM-DD)",
+            extra=[{"key": "week", "message": "not a date (YYYY-MM-DD)", "source": "query"}],
         ) from None
+    try:
+        return keys.monday(day.isoformat())
+    except ValueError as exc:
+        raise InvalidField("week", str(exc), source="query") from None
 
 
 @get("/finra", name="ui_finra")

@@ -91,7 +91,7 @@ def _moment(name: str, value: str | None) -> dt.datetime | None:
     why = out_of_range(moment)
     if why is not None:
         raise ValidationException(detail=f"`{name}` {why}")
-    return moment
+    return moment.astimezone(dt.UTC)  # PostgreSQL takes offsets up to ±15:59 only
 
 
 @get("/executions", name="ui_executions")

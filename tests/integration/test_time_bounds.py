@@ -160,3 +160,20 @@ def test_cli_refuses_ages_beyond_the_calendar(database_url: str, args: list[str]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert "reaches back before" in result.output and "Traceback" not in result.output
+
+
+async def test_an_offset_beyond_postgresqls_is_accepted_as_the_same_instant(
+    client: Client, conn: Conn
+) -> None:
+    """RFC 3339 allows offsets to ±23:59, PostgreSQL only to ±15:59: sent in UTC, it is stored."""
+    answer = await client.post(
+        "/api/v1/executions", json={"pipeline": "noop", "run_at": "2030-10-28T17:35:13-23:13"}
+    )
+    assert answer.status_code == 202, answer.text
+    row = conn.execute(
+        "SELECT available_at FROM executions WHERE id = %s", (answer.json()["id"],)
+    ).fetchone()
+    assert row is not None
+    assert row["available_at"] == dt.datetime(2030, 10, 29, 16, 48, 13, tzinfo=dt.UTC)
+    listed = await client.get("/api/v1/executions", params={"since": "2000-01-01T00:00:00+23:59"})
+    assert listed.status_code == 200, listed.text

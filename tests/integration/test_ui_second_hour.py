@@ -65,9 +65,9 @@ async def test_a_week_that_is_not_a_monday_is_refused_as_by_the_api_and_the_cli(
         check=False,
     )
     refusal = "week 2025-12-23 is not a Monday (weeks start on Monday)"
-    assert api.status_code == 400 and api.json()["detail"] == refusal
+    assert api.status_code == 422 and api.json()["detail"] == refusal
     assert cli.returncode == 2 and refusal in cli.stderr
-    assert page.status_code == 400 and refusal in page.text and NAV in page.text
+    assert page.status_code == api.status_code and refusal in page.text and NAV in page.text
     assert "No FINRA rows" not in page.text
 
 

@@ -148,7 +148,7 @@ class ExecutionsController(Controller):
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise InvalidRequest(f"{name} needs a time zone (RFC 3339, like ...T16:00:00Z)")
-            check_time(name, value)
+        since, until = check_time("since", since), check_time("until", until)
         rows = await executions.list_page(
             conn,
             limit=limit + 1,
