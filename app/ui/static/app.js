@@ -173,6 +173,11 @@ function executionDetail() {
   const progress = document.getElementById("progress");
   const progressText = document.getElementById("progress-text");
   const timeline = document.getElementById("timeline");
+  // A button's form is on its way (cancel, retry): its answer is the fresh page, and a
+  // reload now would abort it.
+  let leaving = false;
+  document.addEventListener("submit", () => { leaving = true; });
+  const showAfresh = () => { if (!leaving) window.location.replace(window.location.pathname); };
   connect(section.dataset.after, (c) => {
     if (c.execution_id !== id || timeline.querySelector('[data-event="' + c.event_id + '"]')) return;
     setStatus(status, c.status);
@@ -207,18 +212,14 @@ function executionDetail() {
       progressText.textContent = c.payload.message || "";
     }
     // The end changes which buttons apply and may bring an error: show the page afresh.
-    if (TERMINAL.includes(c.event_type) && section.dataset.status !== c.status) {
-      window.location.replace(window.location.pathname);
-    }
+    if (TERMINAL.includes(c.event_type) && section.dataset.status !== c.status) showAfresh();
   }, async () => {
     const fresh = await freshPage();
     const now = fresh && fresh.getElementById("execution");
     const events = fresh && fresh.getElementById("timeline");
     if (!now || !events) return;
     if (now.dataset.status !== section.dataset.status ||
-        events.children.length !== timeline.children.length) {
-      window.location.replace(window.location.pathname);
-    }
+        events.children.length !== timeline.children.length) showAfresh();
   });
 }
 
