@@ -192,6 +192,9 @@ class Dataset:
     upstreams: tuple[Upstream, ...] = ()
     freshness: Freshness = field(default_factory=Freshness)
     propagate: bool = True
+    observed: bool = False
+    """Materialized only as a side effect of loads (OTC's trades): a backfill has no
+    source for it, and a scan has no pattern."""
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:

@@ -40,6 +40,7 @@ OTC_TRADES = Dataset(
     pipeline="otc_ingest",
     params=_no_params,
     start=START,
+    observed=True,
 )
 
 OTC_METRICS_DAILY = Dataset(
