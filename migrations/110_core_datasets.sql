@@ -61,3 +61,15 @@ CREATE TABLE backfill_items (
     execution_id   TEXT,
     PRIMARY KEY (backfill_id, partition_key)
 );
+
+-- The datasets' dependency graph as the app declares it, written by `spine db init`
+-- (app.engine.sensors.sync): a load that changed a partition asks for propagation only
+-- when some dataset downstream of it re-materializes by itself.
+CREATE TABLE dataset_upstreams (
+    dataset    TEXT NOT NULL,
+    upstream   TEXT NOT NULL,
+    mapping    TEXT NOT NULL CHECK (mapping IN ('same_key', 'all_keys_of_date')),
+    propagate  BOOLEAN NOT NULL,
+    PRIMARY KEY (dataset, upstream)
+);
+CREATE INDEX idx_dataset_upstreams_upstream ON dataset_upstreams (upstream);

@@ -15,17 +15,22 @@ from typing import Any
 import msgspec
 
 from app.db import AsyncConn
+from app.engine import executions
 from app.engine.datasets import Dataset, Partition, PartitionState
+from app.engine.executions import NewExecution
 from app.engine.queries import load
+from app.engine.retry import RetryPolicy, budget
 from app.engine.schedules_sql import db_now
 
 __all__ = [
+    "PROPAGATE_PIPELINE",
     "Materialization",
     "NewMaterialization",
     "PartitionRow",
     "Source",
     "materializations",
     "record",
+    "request_propagation",
     "states",
 ]
 
@@ -108,10 +113,12 @@ class PartitionRow(msgspec.Struct, frozen=True):
 
 async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Recorded]:
     """Record materializations (call inside the load's transaction), each superseding its
-    partition's newest. Partitions are locked in key order, so concurrent loads touching
-    the same partitions take turns without deadlocking."""
+    partition's newest, in key order. Partitions are locked in that order, so concurrent
+    loads touching the same partitions take turns without deadlocking. A changed one that
+    a dataset downstream follows by itself asks for a propagation pass in the same
+    transaction."""
     done: list[Recorded] = []
-    for m in sorted(new, key=lambda m: (m.dataset, m.key)):
+    for m in sorted(new, key=_order):
         await conn.execute(_SQL["lock_partition"], {"dataset": m.dataset, "key": m.key})
         args = {
             "dataset": m.dataset,
@@ -137,7 +144,41 @@ async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Rec
         row = await (await conn.execute(_SQL["record"], args)).fetchone()
         assert row is not None
         done.append(msgspec.convert(row, Recorded))
+    changed = {m.dataset for m, r in zip(sorted(new, key=_order), done, strict=True)
+               if r.content_changed}  # fmt: skip
+    for dataset in sorted(changed):
+        found = await (await conn.execute(_SQL["propagates"], {"dataset": dataset})).fetchone()
+        if found is not None and found["propagates"]:
+            await request_propagation(conn)
+            break
     return done
+
+
+def _order(m: NewMaterialization) -> tuple[str, str]:
+    return (m.dataset, m.key)
+
+
+PROPAGATE_PIPELINE = "dataset_propagate"
+_PROPAGATE_POLICY = RetryPolicy(max_attempts=3, backoff_seconds=2.0)
+
+
+async def request_propagation(conn: AsyncConn) -> None:
+    """Ask for a propagation pass (app.engine.propagation), in the caller's transaction,
+    after it recorded a changed materialization that a dataset downstream follows. Each
+    request is its own execution: one already running may have looked at the partitions
+    before this change committed."""
+    resolved = budget(_PROPAGATE_POLICY, 3)
+    new = NewExecution(
+        id=executions.new_id(),
+        pipeline=PROPAGATE_PIPELINE,
+        params={},
+        lane="normal",
+        trigger_source="propagation",
+        logical_key=None,
+        max_attempts=resolved.max_attempts,
+        retry_backoff_seconds=resolved.retry_backoff_seconds,
+    )
+    await executions.insert_many(conn, [new])
 
 
 async def states(

@@ -98,3 +98,42 @@ FROM dataset_materializations
 WHERE dataset = %(dataset)s
 ORDER BY partition_key, id DESC
 
+
+-- name: stale_candidates
+-- The partitions of a dataset whose newest materialization is older than a changed
+-- materialization of a mapped upstream partition (`states` decides which are stale
+-- now: one being re-materialized is pending or running instead).
+WITH d AS (
+    SELECT DISTINCT ON (partition_key) partition_key, id FROM dataset_materializations
+    WHERE dataset = %(dataset)s
+    ORDER BY partition_key, id DESC
+)
+SELECT d.partition_key FROM d
+WHERE EXISTS (
+    SELECT 1
+    FROM json_to_recordset(%(upstreams)s::json) AS up (dataset text, mapping text)
+    JOIN dataset_materializations u ON u.dataset = up.dataset
+    WHERE u.content_changed AND u.id > d.id
+      AND CASE up.mapping
+              WHEN 'same_key' THEN u.partition_key = d.partition_key
+              ELSE u.partition_key = split_part(d.partition_key, '/', 1)
+                   OR u.partition_key LIKE split_part(d.partition_key, '/', 1) || '/%%'
+          END
+)
+ORDER BY d.partition_key
+
+-- name: propagates
+-- Whether a dataset re-materializes by itself downstream of this one.
+SELECT EXISTS (
+    SELECT 1 FROM dataset_upstreams WHERE upstream = %(dataset)s AND propagate
+) AS propagates
+
+-- name: clear_graph
+DELETE FROM dataset_upstreams
+
+-- name: sync_graph
+-- The dependency graph as declared now (after clear_graph, in one transaction).
+INSERT INTO dataset_upstreams (dataset, upstream, mapping, propagate)
+SELECT dataset, upstream, mapping, propagate
+FROM json_to_recordset(%(edges)s::json)
+    AS e (dataset text, upstream text, mapping text, propagate boolean)
