@@ -23,7 +23,7 @@ from app.config import Settings
 from app.db import AsyncConn
 from app.engine import executions, partitions
 from app.engine.backends import OrchestratorBackend
-from app.engine.datasets import Dataset, PartitionState, logical_key
+from app.engine.datasets import PARTITION_STATES, Dataset, PartitionState, logical_key
 from app.engine.queries import load
 from app.engine.registry import Registry
 from app.engine.submit import submit
@@ -37,9 +37,10 @@ _TAKES: Final[Mapping[Only, frozenset[PartitionState]]] = {
     "missing": frozenset({"missing", "late"}),
     "failed": frozenset({"failed"}),
     "stale": frozenset({"stale"}),
-    "all": frozenset({"not_due", "missing", "late", "no_data", "failed", "loaded", "stale"}),
+    "all": frozenset(PARTITION_STATES),
 }
-"""The states each `--only` takes (`all`: every partition not already being materialized)."""
+"""The states each `--only` takes. `all` takes every partition; one already being
+materialized keeps its execution (the item says `joined`)."""
 
 _SQL = load("backfills")
 _encode = msgspec.json.Encoder().encode
