@@ -2,7 +2,8 @@
 
 A backfill is a row you can follow (its items: the execution each partition
 got, or `no_source`) and cancel (what has not started). Its executions go
-through `submit`, the one insert path, in the `backfill` lane with the
+through `submit_many` (submit's validation and retry budget, then the one
+insert statement, all partitions at once), in the `backfill` lane with the
 partition's logical key (`dataset:<name>:<key>`), so a partition already
 being materialized is joined, never doubled. Backfills and scans of one
 dataset take turns (an advisory lock held to the commit), and a backfill
@@ -26,7 +27,7 @@ from app.engine.backends import OrchestratorBackend
 from app.engine.datasets import PARTITION_STATES, Dataset, PartitionState, logical_key
 from app.engine.queries import load
 from app.engine.registry import Registry
-from app.engine.submit import submit
+from app.engine.submit import submit_many
 
 __all__ = ["ONLY", "Backfill", "BackfillItem", "Only", "cancel", "create", "get", "list_recent"]
 
@@ -127,26 +128,29 @@ async def create(
         rows = await partitions.states(conn, dataset, wanted, now=now)
         takes = _TAKES[only]
         items: list[BackfillItem] = []
+        to_submit: list[tuple[str, dict[str, object]]] = []
         for p, row in zip(wanted, rows, strict=True):
             if row.state not in takes:
                 continue
             path = (sources or {}).get(p.key)
             if dataset.observed or (dataset.landing is not None and path is None):
                 items.append(BackfillItem(p.key, "no_source"))
-                continue
-            execution, created = await submit(
-                conn,
-                registry,
-                settings,
-                dataset.pipeline,
-                dataset.params(p, path),
-                lane="backfill",
-                logical_key=logical_key(dataset.name, p.key),
-                trigger_source="backfill",
-                backend=backend,
-            )
+            else:
+                to_submit.append((p.key, dataset.params(p, path)))
+        made = await submit_many(
+            conn,
+            registry,
+            settings,
+            dataset.pipeline,
+            [params for _, params in to_submit],
+            logical_keys=[logical_key(dataset.name, key) for key, _ in to_submit],
+            lane="backfill",
+            trigger_source="backfill",
+            backend=backend,
+        )
+        for (key, _), (execution, created) in zip(to_submit, made, strict=True):
             outcome = "submitted" if created else "joined"
-            items.append(BackfillItem(p.key, outcome, execution.id, execution.status))
+            items.append(BackfillItem(key, outcome, execution.id, execution.status))
         backfill_id = str(uuid.uuid4())
         await conn.execute(_SQL["insert"], {**args, "id": backfill_id})
         if items:
