@@ -36,6 +36,12 @@ CREATE TABLE dataset_materializations (
 CREATE INDEX idx_dataset_materializations_partition
     ON dataset_materializations (dataset, partition_key text_pattern_ops, id DESC);
 
+-- An execution records a partition once: a retry of one whose work committed (a worker
+-- killed before its end was written) finds its materialization already there.
+CREATE UNIQUE INDEX idx_dataset_materializations_execution
+    ON dataset_materializations (dataset, partition_key, execution_id)
+    WHERE execution_id IS NOT NULL;
+
 -- A partition's last finished execution (failed or not), found by its logical key.
 CREATE INDEX idx_executions_logical_key_created
     ON executions (logical_key, created_at DESC) WHERE logical_key IS NOT NULL;

@@ -113,11 +113,12 @@ class PartitionRow(msgspec.Struct, frozen=True):
 
 async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Recorded]:
     """Record materializations (call inside the load's transaction), each superseding its
-    partition's newest, in key order. Partitions are locked in that order, so concurrent
-    loads touching the same partitions take turns without deadlocking. A changed one that
-    a dataset downstream follows by itself asks for a propagation pass in the same
-    transaction."""
+    partition's newest, in key order; one an execution recorded already is skipped.
+    Partitions are locked in that order, so concurrent loads touching the same partitions
+    take turns without deadlocking. A changed one that a dataset downstream follows by
+    itself asks for a propagation pass in the same transaction."""
     done: list[Recorded] = []
+    changed: set[str] = set()
     for m in sorted(new, key=_order):
         await conn.execute(_SQL["lock_partition"], {"dataset": m.dataset, "key": m.key})
         args = {
@@ -142,10 +143,12 @@ async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Rec
             ),
         }
         row = await (await conn.execute(_SQL["record"], args)).fetchone()
-        assert row is not None
-        done.append(msgspec.convert(row, Recorded))
-    changed = {m.dataset for m, r in zip(sorted(new, key=_order), done, strict=True)
-               if r.content_changed}  # fmt: skip
+        if row is None:
+            continue  # this execution recorded it already (a retry after its commit)
+        recorded = msgspec.convert(row, Recorded)
+        done.append(recorded)
+        if recorded.content_changed:
+            changed.add(m.dataset)
     for dataset in sorted(changed):
         found = await (await conn.execute(_SQL["propagates"], {"dataset": dataset})).fetchone()
         if found is not None and found["propagates"]:

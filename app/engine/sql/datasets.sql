@@ -28,6 +28,8 @@ SELECT %(dataset)s, %(key)s, %(outcome)s, %(execution_id)s, %(execution_status)s
            OR %(inserted)s::bigint + %(changed)s::bigint + %(removed)s::bigint > 0,
        prev.id
 FROM (SELECT 1) AS one LEFT JOIN prev ON true
+-- The index's own predicate: an execution's second record of a partition is none.
+ON CONFLICT (dataset, partition_key, execution_id) WHERE execution_id IS NOT NULL DO NOTHING
 RETURNING id, content_changed, superseded_id
 
 -- name: states
