@@ -105,6 +105,7 @@ async def sync(
     ]
     created: list[str] = []
     async with conn.transaction():
+        await conn.execute(_SQL["lock_sync"])
         await conn.execute(_SQL["clear_graph"])
         await conn.execute(_SQL["sync_graph"], {"edges": _encode(edges).decode()})
         for d in datasets:

@@ -130,6 +130,10 @@ SELECT EXISTS (
     SELECT 1 FROM dataset_upstreams WHERE upstream = %(dataset)s AND propagate
 ) AS propagates
 
+-- name: lock_sync
+-- Concurrent `spine db init`s take turns syncing the datasets.
+SELECT pg_advisory_xact_lock(hashtext('spine:datasets-sync'))
+
 -- name: clear_graph
 DELETE FROM dataset_upstreams
 
