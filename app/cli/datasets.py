@@ -37,7 +37,7 @@ class DatasetLine(msgspec.Struct):
     failed: int
     stale: int
     newest_loaded: str
-    lag_seconds: float
+    lag_seconds: int
 
 
 class PartitionLine(msgspec.Struct):

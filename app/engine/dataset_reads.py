@@ -39,7 +39,7 @@ class DatasetSummary(msgspec.Struct, frozen=True):
     partitions: dict[str, int]
     """Every state, counted (0 where none)."""
     newest_loaded: str | None
-    freshness_lag_seconds: float
+    freshness_lag_seconds: int
 
 
 def upto_today(dataset: Dataset, now: datetime, tz: tzinfo) -> list[Partition]:
@@ -76,7 +76,7 @@ async def summarize(
         propagate=dataset.propagate,
         partitions=counts,
         newest_loaded=loaded[-1] if loaded else None,
-        freshness_lag_seconds=max(0.0, (at - min(behind)).total_seconds()) if behind else 0.0,
+        freshness_lag_seconds=round(max(0.0, (at - min(behind)).total_seconds())) if behind else 0,
     )
     return summary, rows
 

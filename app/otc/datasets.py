@@ -31,7 +31,8 @@ def _one_day(partition: Partition, path: str | None) -> dict[str, Any]:
     return {"start_date": day, "end_date": day}
 
 
-START = date(2020, 1, 1)
+START = date(2026, 1, 5)
+"""The first trading day of the committed sample (data/otc_sample.csv)."""
 
 OTC_TRADES = Dataset(
     name="otc_trades",
