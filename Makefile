@@ -18,6 +18,7 @@ up: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	@scripts/ensure-chromium
+	@scripts/ensure-promtool
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto

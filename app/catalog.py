@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Final
 
 from app import finra, otc
+from app.config import get_settings
 from app.domains import Catalog
-from app.engine import builtin
+from app.engine import builtin, sensors
+from app.engine.backends import make_backend
 from app.engine.registry import Registry
 
 __all__ = ["DOMAINS", "default_registry", "registry_for"]
@@ -20,8 +22,12 @@ DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN)
 
 
 def registry_for(catalog: Catalog) -> Registry:
-    """The engine's own pipelines and every pipeline of the catalog's domains, by name."""
-    return Registry([*builtin.PIPELINES, *catalog.pipelines()])
+    """The engine's own pipelines, the datasets' scan and propagation (app.engine.sensors)
+    and every pipeline of the catalog's domains, by name."""
+    built: list[Registry] = []
+    sensing = sensors.pipelines(catalog.datasets(), lambda: built[0], get_settings, make_backend)
+    built.append(Registry([*builtin.PIPELINES, *sensing, *catalog.pipelines()]))
+    return built[0]
 
 
 def default_registry() -> Registry:

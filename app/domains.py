@@ -10,6 +10,7 @@ a click command:
     api.py         CONTROLLERS, Litestar controllers under /api/v1 (optional)
     cli.py         COMMANDS, {existing group name: [click commands]} (optional)
     ui.py          PAGES (handlers under /ui) and NAV ((label, path), ...) (optional)
+    datasets.py    DATASETS, the domain's `Dataset` values (optional)
     templates/     the pages' Jinja templates, which extend `base.html`
     static/        served at /ui/static/<name>/
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from app.engine.datasets import Dataset, DatasetCatalog
 from app.engine.registry import Pipeline
 
 if TYPE_CHECKING:
@@ -79,6 +81,10 @@ class Domain:
         assert module is not None, f"domain {self.name} has no pipelines module"
         return tuple(module.PIPELINES)
 
+    def datasets(self) -> Sequence[Dataset]:
+        module = self.part("datasets")
+        return tuple(module.DATASETS) if module else ()
+
     def controllers(self) -> Sequence[Any]:
         module = self.part("api")
         return tuple(module.CONTROLLERS) if module else ()
@@ -122,6 +128,10 @@ class Catalog:
 
     def pipelines(self) -> list[Pipeline[Any]]:
         return [p for d in self.domains for p in d.pipelines()]
+
+    def datasets(self) -> DatasetCatalog:
+        """Every dataset of the domains, by name."""
+        return DatasetCatalog([ds for d in self.domains for ds in d.datasets()])
 
     def next_migration_range(self) -> range:
         """The range of ten a new domain takes: the next free one after the domains'."""

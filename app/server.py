@@ -79,6 +79,7 @@ def create_app(
             {
                 "settings": settings,
                 "registry": registry,
+                "datasets": catalog.datasets(),
                 "backend": make_backend(settings),
                 "max_body_bytes": settings.max_body_bytes,
                 "migrations": migrations_on_disk(),

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from litestar.openapi.spec import OpenAPI, OpenAPIType, Operation, Reference, Schema
 
+from app.api.routes.datasets import BackfillCreate
 from app.config import Settings
 from app.engine.registry import Registry
 from app.web.schemas import ExecutionCreate
@@ -28,6 +29,8 @@ __all__ = ["describe_the_server"]
 _ALIASES = Schema().field_aliases()
 _LISTS = {"all_of", "any_of", "one_of", "prefix_items"}
 _BODIES = (ExecutionCreate, ScheduleCreate, SchedulePatch)
+_OTHER_BODIES = (BackfillCreate,)
+"""Request bodies with nothing to add but msgspec's own closed schema."""
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _BEARER = "bearerAuth"
 _NULL = Schema(type=OpenAPIType.NULL)
@@ -44,7 +47,7 @@ def _request_bodies(openapi: OpenAPI, registry: Registry) -> None:
     assert isinstance(openapi.components.schemas, dict)
     schemas = openapi.components.schemas
     template = "#/components/schemas/{name}"
-    _, bodies = msgspec.json.schema_components(_BODIES, ref_template=template)
+    _, bodies = msgspec.json.schema_components((*_BODIES, *_OTHER_BODIES), ref_template=template)
     params_types = list(dict.fromkeys(p.params for p in registry))
     params_refs, params = msgspec.json.schema_components(params_types, ref_template=template)
     for name, document in {**bodies, **params}.items():

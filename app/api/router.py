@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from app import __version__
 from app.api.docs import render_plugins
+from app.api.routes.datasets import BackfillsController, DatasetsController
 from app.api.routes.executions import ExecutionsController
 from app.api.routes.health import list_pipelines, liveness, readiness
 from app.api.routes.metrics import metrics
@@ -49,6 +50,8 @@ def api_router(domain_controllers: Sequence[Any]) -> Router:
         route_handlers=[
             ExecutionsController,
             SchedulesController,
+            DatasetsController,
+            BackfillsController,
             *domain_controllers,
             liveness,
             readiness,
@@ -76,6 +79,7 @@ def openapi_config(domain_tags: Sequence[Tag]) -> OpenAPIConfig:
         tags=[
             Tag(name="executions", description="Submit and follow pipeline runs."),
             Tag(name="schedules", description="Cron and interval schedules the pools fire."),
+            Tag(name="datasets", description="Partitions, lineage, backfills."),
             *domain_tags,
             Tag(name="pipelines", description="What can be submitted."),
             Tag(name="health", description="Liveness and readiness probes (no token needed)."),

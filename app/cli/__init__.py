@@ -19,6 +19,7 @@ import psycopg
 
 from app.catalog import DOMAINS
 from app.cli.data import data_group
+from app.cli.datasets import backfill_command, backfills_group, datasets_group
 from app.cli.db import db_group
 from app.cli.executions import executions_group
 from app.cli.processes import api, shell, up, worker_group
@@ -116,6 +117,9 @@ def build_cli(catalog: Catalog) -> click.Group:
         run,
         executions_group,
         schedules_group,
+        datasets_group,
+        backfill_command,
+        backfills_group,
         groups["data"],
         groups["query"],
         worker_group,

@@ -9,6 +9,7 @@ workers, or a Waker's after the commit), and hands it to the backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from app.engine.wake import Waker
 from app.errors import InvalidRequest
 from app.time_bounds import check_time
 
-__all__ = ["MAX_SECONDS", "submit"]
+__all__ = ["MAX_SECONDS", "submit", "submit_many"]
 
 
 async def submit(
@@ -99,3 +100,50 @@ def _canonical(typed: msgspec.Struct) -> dict[str, Any]:
     """The validated params with defaults filled in, as stored and shown."""
     result: dict[str, Any] = msgspec.to_builtins(typed)
     return result
+
+
+async def submit_many(
+    conn: AsyncConn,
+    registry: Registry,
+    settings: Settings,
+    pipeline: str,
+    params: Sequence[dict[str, Any]],
+    *,
+    logical_keys: Sequence[str],
+    lane: str = "normal",
+    trigger_source: str = "api",
+    backend: OrchestratorBackend,
+) -> list[tuple[Execution, bool]]:
+    """`submit` for many executions of one pipeline, each with its logical key, in one
+    insert statement (a backfill's partitions): validated and budgeted like one, in
+    order. A key an active execution holds gives that execution (created=False)."""
+    found = registry.get(pipeline)
+    if lane not in LANES:
+        raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")
+    resolved = budget(found.retry, settings.max_attempts)
+    new = [
+        NewExecution(
+            id=executions.new_id(),
+            pipeline=pipeline,
+            params=_canonical(found.validate(p, settings)),
+            lane=lane,
+            trigger_source=trigger_source,
+            logical_key=key,
+            max_attempts=resolved.max_attempts,
+            retry_backoff_seconds=resolved.retry_backoff_seconds,
+            timeout_seconds=resolved.timeout_seconds,
+        )
+        for p, key in zip(params, logical_keys, strict=True)
+    ]
+    created = {e.id: e for e in await executions.insert_many(conn, new)}
+    done: list[tuple[Execution, bool]] = []
+    for n in new:
+        if n.id in created:
+            await backend.submit(created[n.id])
+            done.append((created[n.id], True))
+        else:  # held by an active execution: the one-at-a-time path finds it
+            execution, made = await executions.insert(conn, n)
+            if made:  # the holder finished meanwhile
+                await backend.submit(execution)
+            done.append((execution, made))
+    return done

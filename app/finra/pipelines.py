@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +23,7 @@ from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.finra import connector, loads
+from app.finra.datasets import record_load
 from app.finra.normalize import normalize_load
 
 __all__ = ["PIPELINES", "IngestParams", "ingest_file"]
@@ -86,7 +87,12 @@ async def ingest_file(
             try:
                 async with conn.transaction():
                     return await _load(
-                        conn, opened, execution_id=execution_id, source_file=source_file, week=week
+                        conn,
+                        opened,
+                        execution_id=execution_id,
+                        source_file=source_file,
+                        week=week,
+                        mtime=_mtime(path),
                     )
             except psycopg.errors.UniqueViolation:
                 done = await loads.get_summary(conn, execution_id)
@@ -102,6 +108,7 @@ async def _load(
     execution_id: str,
     source_file: str,
     week: date | None,
+    mtime: datetime,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     load_id = await loads.create_load(
@@ -135,7 +142,20 @@ async def _load(
         last_update_date=result.last_update_date,
         summary=summary,
     )
+    await record_load(
+        conn,
+        execution_id=execution_id,
+        load_id=load_id,
+        source_file=source_file,
+        summary=summary,
+        mtime=mtime,
+    )
     return summary
+
+
+def _mtime(path: Path) -> datetime:
+    """The file's modification time, recorded with its materialization (a scan's stat)."""
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 PIPELINES: tuple[Pipeline[Any], ...] = (

@@ -25,7 +25,7 @@ import psycopg
 from app.db import AsyncConn, AsyncPool
 from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
-from app.otc import connector, loads, metrics
+from app.otc import connector, datasets, loads, metrics
 from app.otc.connector import InvalidInputFile, ProgressFn, resolve_input_path
 from app.otc.normalize import StepFn, normalize_load
 from app.otc.symbols import SYMBOL_HELP, SYMBOL_PATTERN, normalize_symbol
@@ -98,9 +98,14 @@ async def otc_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
 
 async def otc_compute_metrics(ctx: PipelineContext, params: ComputeMetricsParams) -> Summary:
     first, last, symbol = params.start_date, params.end_date, params.symbol
-    async with ctx.pool.connection() as conn:
+    async with ctx.pool.connection() as conn, conn.transaction():
         changed = await metrics.recompute(conn, start_date=first, end_date=last, symbol=symbol)
         total = await metrics.count_range(conn, start_date=first, end_date=last, symbol=symbol)
+        if symbol is None and first is not None and last is not None:
+            # A whole day (or range) recomputed is a materialization of otc_metrics_daily.
+            await datasets.record_recompute(
+                conn, execution_id=ctx.execution_id, first=first, last=last, changed=changed
+            )
     return {
         "metrics_rows_changed": changed,
         "metrics_rows_total": total,
@@ -120,7 +125,8 @@ async def ingest_file(
 ) -> dict[str, Any]:
     """Load `path` (already resolved inside the data directory) as one transaction.
 
-    Returns the summary: rows_read, inserted, duplicates, corrections, rejected,
+    Returns the summary: rows_read, inserted, changed, removed, unchanged, rejected
+    (duplicates and corrections: the old names of unchanged and changed),
     rejects_by_reason, metrics_rows_changed (inserted, updated or deleted by the
     load) and metrics_rows_total (stored after it), and the load's id, file and
     checksum.
@@ -180,10 +186,15 @@ async def _load(
         copied.check_lines.close()
     summary: dict[str, Any] = {
         "rows_read": result.rows_read,
+        # The one set of row-count names (issue 26): inserted, changed, removed,
+        # unchanged, rejected; `duplicates` and `corrections` stay one release as aliases.
         "inserted": result.inserted,
+        "changed": result.corrections,
+        "removed": 0,
+        "unchanged": result.duplicates,
+        "rejected": result.rejected,
         "duplicates": result.duplicates,
         "corrections": result.corrections,
-        "rejected": result.rejected,
         "rejects_by_reason": result.rejects_by_reason,
         "metrics_rows_changed": result.metrics_rows_changed,
         "metrics_rows_total": result.metrics_rows_total,
@@ -193,6 +204,7 @@ async def _load(
         "file_sha256": copied.sha256,
     }
     await loads.finish_load(conn, load_id, file_sha256=copied.sha256, summary=summary)
+    await datasets.record_load(conn, execution_id=execution_id, load_id=load_id, summary=summary)
     return summary
 
 

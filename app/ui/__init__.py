@@ -34,6 +34,7 @@ from app.config import Settings
 from app.db import database_url
 from app.domains import Catalog
 from app.ui.actions import ACTIONS
+from app.ui.datasets import DATASET_PAGES
 from app.ui.errors import error_page, no_such_page
 from app.ui.live import LiveFeed, events
 from app.ui.login_throttle import LoginThrottle
@@ -54,6 +55,7 @@ HERE: Final = Path(__file__).parent
 CORE_NAV: Final = (
     ("Overview", f"{UI_PATH}"),
     ("Executions", f"{UI_PATH}/executions"),
+    ("Datasets", f"{UI_PATH}/datasets"),
 )
 
 
@@ -90,6 +92,7 @@ def ui_router(settings: Settings, parts: UiParts) -> Router:
         path=UI_PATH,
         route_handlers=[
             *PAGES,
+            *DATASET_PAGES,
             *parts.pages,
             *ACTIONS,
             events,

@@ -30,10 +30,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.config import Settings
+from app.engine.data_gauges import DataGauges, read_data_gauges
+from app.engine.datasets import PARTITION_STATES
 from app.engine.gauges import QueueGauges, read_gauges
 from app.engine.models import ACTIVE, LANES, TERMINAL
 from app.errors import first_line
@@ -114,6 +116,53 @@ def queue_families(gauges: QueueGauges | None) -> list[Metric]:
     return [up, active, finished, oldest, not_due, workers]
 
 
+def data_families(data: DataGauges | None) -> list[Metric]:
+    """The datasets', backfills' and schedules' numbers (none when they could not be read)."""
+    if data is None:
+        return []
+    partitions = GaugeMetricFamily(
+        "spine_dataset_partitions",
+        "A dataset's partitions by state, from its start to today.",
+        labels=["dataset", "state"],
+    )
+    lag = GaugeMetricFamily(
+        "spine_dataset_freshness_lag_seconds",
+        "Seconds since the oldest partition that should be loaded and is not (missing, "
+        "late or failed) became due; 0 when none is.",
+        labels=["dataset"],
+    )
+    for d in data.datasets:
+        for state in PARTITION_STATES:
+            partitions.add_metric([d.name, state], d.partitions.get(state, 0))
+        lag.add_metric([d.name], d.freshness_lag_seconds)
+    backfill = GaugeMetricFamily(
+        "spine_backfill_partitions",
+        "Partitions of the backfills in progress, by their execution's state "
+        "(no_source: no input).",
+        labels=["state"],
+    )
+    for outcome, n in sorted(data.backfill_partitions.items()):
+        backfill.add_metric([outcome], n)
+    skipped = CounterMetricFamily(
+        "spine_schedule_slots_skipped",
+        "Slots a schedule did not fire (the pools were down, or past its misfire grace).",
+        labels=["schedule"],
+    )
+    for name, n in sorted(data.slots_skipped.items()):
+        skipped.add_metric([name], n)
+    return [partitions, lag, backfill, skipped]
+
+
+async def _read_data(state: State) -> DataGauges | None:
+    settings: Settings = state.settings
+    try:
+        async with state.pool.connection(timeout=SCRAPE_DB_TIMEOUT) as conn:
+            return await read_data_gauges(conn, state.datasets, market_tz=settings.market_tz)
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        log.warning("metrics: cannot read the datasets' numbers (%s)", first_line(exc))
+        return None
+
+
 async def _read(state: State) -> QueueGauges | None:
     settings: Settings = state.settings
     try:
@@ -128,7 +177,8 @@ async def _read(state: State) -> QueueGauges | None:
 async def metrics(state: State) -> Response[bytes]:
     """Prometheus text format (version 0.0.4)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(queue_families(await _read(state))))
+    families = queue_families(await _read(state)) + data_families(await _read_data(state))
+    registry.register(_Families(families))
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:

@@ -1,0 +1,290 @@
+"""Datasets: what a domain publishes, partitioned by period (and a second key), generically.
+
+A `Dataset` is a value a domain declares (its `datasets.py` part, `DATASETS`);
+the engine never names one. A partition is a period of the dataset's scheme,
+`day` (weekdays), `week` (named by its Monday) or `half_month` (`2022-12a`,
+`2022-12b`), times one of its second keys when it has some. Its key is a
+string: `2025-12-15`, `2022-12a`, or `2025-12-15/OTC` with the second key.
+
+The state of a partition (`PARTITION_STATES`) is computed in PostgreSQL from
+the records of its materializations (`app.engine.partitions`); this module
+holds only the declaration and the calendar arithmetic, with no I/O.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, Final, Literal, get_args
+
+__all__ = [
+    "MAPPINGS",
+    "PARTITION_STATES",
+    "SCHEMES",
+    "Dataset",
+    "DatasetCatalog",
+    "Freshness",
+    "Partition",
+    "PartitionMapping",
+    "PartitionState",
+    "Scheme",
+    "Upstream",
+    "logical_key",
+]
+
+Scheme = Literal["day", "week", "half_month"]
+SCHEMES: Final[tuple[Scheme, ...]] = get_args(Scheme)
+
+PartitionMapping = Literal["same_key", "all_keys_of_date"]
+"""How a downstream partition maps to its upstream's: the same key, or every
+upstream key whose period is the same date (every second key of it)."""
+MAPPINGS: Final[tuple[PartitionMapping, ...]] = get_args(PartitionMapping)
+
+PartitionState = Literal[
+    "not_due", "missing", "late", "no_data", "pending", "running", "failed", "loaded", "stale"
+]
+PARTITION_STATES: Final[tuple[PartitionState, ...]] = get_args(PartitionState)
+"""The words the API, the CLI, the metrics and the SQL use (sql/datasets.sql writes them out)."""
+
+_HALF = re.compile(r"^(\d{4})-(\d{2})([ab])$")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition: its period's first day, the scheme, and its second key (or None)."""
+
+    scheme: Scheme
+    start: date
+    key2: str | None = None
+
+    @property
+    def period(self) -> str:
+        """The period's key: the date, or the half-month (`2022-12a`)."""
+        if self.scheme == "half_month":
+            return f"{self.start:%Y-%m}{'a' if self.start.day == 1 else 'b'}"
+        return self.start.isoformat()
+
+    @property
+    def key(self) -> str:
+        return self.period if self.key2 is None else f"{self.period}/{self.key2}"
+
+    @property
+    def half(self) -> str:
+        return "a" if self.start.day == 1 else "b"
+
+    @property
+    def last_day(self) -> date:
+        """The period's last calendar day (a week's Sunday, a half-month's 15th or last)."""
+        if self.scheme == "day":
+            return self.start
+        if self.scheme == "week":
+            return self.start + timedelta(days=6)
+        if self.start.day == 1:
+            return self.start.replace(day=15)
+        return self.start.replace(day=calendar.monthrange(self.start.year, self.start.month)[1])
+
+
+def parse_period(scheme: Scheme, text: str) -> date:
+    """A period key of `scheme` as its first day, or ValueError saying what is wrong."""
+    if scheme == "half_month":
+        found = _HALF.match(text)
+        if not found:
+            raise ValueError(f"{text!r} is not a half-month (YYYY-MMa or YYYY-MMb)")
+        year, month, half = int(found[1]), int(found[2]), found[3]
+        if not 1 <= month <= 12:
+            raise ValueError(f"{text!r} is not a half-month (month {month})")
+        return date(year, month, 1 if half == "a" else 16)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if scheme == "week" and day.weekday() != 0:
+        raise ValueError(f"week {day} is not a Monday (weeks start on Monday)")
+    if scheme == "day" and day.weekday() >= 5:
+        raise ValueError(f"{day} is not a weekday")
+    return day
+
+
+def periods(scheme: Scheme, first: date, last: date) -> Iterator[date]:
+    """The first days of the periods of `scheme` from `first` to `last`, inclusive."""
+    day = first
+    while day <= last:
+        if scheme == "day":
+            if day.weekday() < 5:
+                yield day
+            day += timedelta(days=1)
+        elif scheme == "week":
+            yield day
+            day += timedelta(days=7)
+        else:
+            yield day
+            day = day.replace(day=16) if day.day == 1 else _next_month(day)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def period_start(scheme: Scheme, day: date) -> date:
+    """The first day of the period of `scheme` holding `day` (a weekend day for `day`: Friday)."""
+    if scheme == "week":
+        return day - timedelta(days=day.weekday())
+    if scheme == "half_month":
+        return day.replace(day=1 if day.day <= 15 else 16)
+    return day - timedelta(days=max(0, day.weekday() - 4))
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """When a partition is due and when it is late, counted from the end of its period.
+
+    `due_after`: when the publisher is expected to have it (FINRA: weeks after the
+    week), by second key where they differ (`by_key2`). `grace`: how long past
+    that it may still be missing before it is `late`.
+    """
+
+    due_after: timedelta = timedelta(0)
+    grace: timedelta = timedelta(days=1)
+    by_key2: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def due_at(self, partition: Partition, tz: tzinfo = UTC) -> datetime:
+        end = datetime.combine(partition.last_day + timedelta(days=1), time(0), tz)
+        return end + self.by_key2.get(partition.key2 or "", self.due_after)
+
+    def late_at(self, partition: Partition, tz: tzinfo = UTC) -> datetime:
+        return self.due_at(partition, tz) + self.grace
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A dataset this one is computed from, and how their partitions map."""
+
+    dataset: str
+    mapping: PartitionMapping = "same_key"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as its domain declares it.
+
+    `params(partition, path)` gives the `pipeline`'s params that materialize one
+    partition from its landed file (`path`, relative to SPINE_DATA_DIR, or None).
+    `landing` is the path pattern of its input under SPINE_DATA_DIR (see
+    `app.engine.landing`); a dataset without one is observed: its
+    materializations are recorded by the loads that touch it, never scanned.
+    `key2_names` maps the names files and APIs use for a second key to the key
+    itself (FINRA's `otc`, `OTCE` -> `OTC`); `propagate`: re-materialize it
+    by itself when an upstream partition changes.
+    """
+
+    name: str
+    description: str
+    scheme: Scheme
+    pipeline: str
+    params: Callable[[Partition, str | None], dict[str, Any]]
+    start: date
+    key2: tuple[str, ...] = ()
+    key2_names: Mapping[str, str] = field(default_factory=dict)
+    landing: str | None = None
+    upstreams: tuple[Upstream, ...] = ()
+    freshness: Freshness = field(default_factory=Freshness)
+    propagate: bool = True
+    observed: bool = False
+    """Materialized only as a side effect of loads (OTC's trades): a backfill has no
+    source for it, and a scan has no pattern."""
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"dataset {self.name}: unknown scheme {self.scheme!r}")
+        parse_period(self.scheme, Partition(self.scheme, self.start).period)
+        for name, key2 in self.key2_names.items():
+            if key2 not in self.key2:
+                raise ValueError(f"dataset {self.name}: {name!r} names no second key")
+
+    def key2_of(self, name: str) -> str:
+        """The second key a file or API name stands for (its own ids are names too)."""
+        if name in self.key2:
+            return name
+        found = self.key2_names.get(name)
+        if found is None:
+            raise ValueError(f"dataset {self.name}: unknown second key {name!r}")
+        return found
+
+    def partition(self, key: str) -> Partition:
+        """A key (`2025-12-15/OTC`) as a partition, or ValueError saying what is wrong."""
+        period, _, key2 = key.partition("/")
+        start = parse_period(self.scheme, period)
+        if bool(key2) != bool(self.key2):
+            need = "needs" if self.key2 else "has no"
+            raise ValueError(f"dataset {self.name} {need} a second key: {key!r}")
+        if key2 and key2 not in self.key2:
+            raise ValueError(f"dataset {self.name}: unknown second key {key2!r}")
+        return Partition(self.scheme, start, key2 or None)
+
+    def partitions(self, first: date, last: date, *, key2: str | None = None) -> list[Partition]:
+        """Every partition whose period starts from `first` to `last` (period starts),
+        every second key unless one is given, in key order."""
+        keys2: Sequence[str | None] = [self.key2_of(key2)] if key2 else (list(self.key2) or [None])
+        start = period_start(self.scheme, max(first, self.start))
+        return [
+            Partition(self.scheme, day, k2)
+            for day in periods(self.scheme, start, last)
+            for k2 in keys2
+        ]
+
+    def partitions_of_period(self, period: str) -> list[Partition]:
+        """Every partition (each second key) of one period key."""
+        start = parse_period(self.scheme, period)
+        keys2: Sequence[str | None] = list(self.key2) or [None]
+        return [Partition(self.scheme, start, k2) for k2 in keys2]
+
+
+def logical_key(dataset: str, key: str) -> str:
+    """The logical key of a partition's execution: at most one is active at a time."""
+    return f"dataset:{dataset}:{key}"
+
+
+class DatasetCatalog:
+    """The datasets of the app's domains, by name, with who depends on whom."""
+
+    def __init__(self, datasets: Sequence[Dataset]) -> None:
+        self._by_name: dict[str, Dataset] = {}
+        for d in datasets:
+            if d.name in self._by_name:
+                raise ValueError(f"dataset {d.name} is declared twice")
+            self._by_name[d.name] = d
+        for d in datasets:
+            for up in d.upstreams:
+                if up.dataset not in self._by_name:
+                    raise ValueError(f"dataset {d.name}: unknown upstream {up.dataset}")
+
+    def __iter__(self) -> Iterator[Dataset]:
+        return iter(self._by_name.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str) -> Dataset:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(sorted(self._by_name)) or "none"
+            raise LookupError(f"unknown dataset {name!r}; datasets: {known}") from None
+
+    def downstream(self, name: str) -> list[tuple[Dataset, Upstream]]:
+        """The datasets computed from `name`, each with its mapping."""
+        return [(d, up) for d in self for up in d.upstreams if up.dataset == name]
+
+    def downstream_keys(self, name: str, key: str) -> list[tuple[Dataset, str]]:
+        """The downstream partitions (dataset, key) an upstream partition maps to."""
+        period = key.partition("/")[0]
+        found: list[tuple[Dataset, str]] = []
+        for d, up in self.downstream(name):
+            if up.mapping == "same_key":
+                found.append((d, key))
+            else:
+                found.extend((d, p.key) for p in d.partitions_of_period(period))
+        return found

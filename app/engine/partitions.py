@@ -1,0 +1,231 @@
+"""Partitions in PostgreSQL: record a materialization, compute states, read lineage.
+
+The statements are in sql/datasets.sql. A materialization is recorded by the
+load that made it, in the load's own transaction, so the data and the record
+of it commit together; the partition's state is computed from these records
+and from the executions holding its logical key, never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import msgspec
+
+from app.db import AsyncConn
+from app.engine import executions
+from app.engine.datasets import Dataset, Partition, PartitionState
+from app.engine.executions import NewExecution
+from app.engine.queries import load
+from app.engine.retry import RetryPolicy, budget
+from app.engine.schedules_sql import db_now
+
+__all__ = [
+    "PROPAGATE_PIPELINE",
+    "Materialization",
+    "NewMaterialization",
+    "PartitionRow",
+    "Source",
+    "materializations",
+    "record",
+    "request_propagation",
+    "states",
+]
+
+_SQL = load("datasets")
+_encode = msgspec.json.Encoder().encode
+
+
+class Source(msgspec.Struct, frozen=True):
+    """Where a materialization's input came from: a landed file or a remote URL."""
+
+    path: str | None = None
+    url: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    mtime: datetime | None = None
+    validators: dict[str, str] | None = None
+
+
+class NewMaterialization(msgspec.Struct, frozen=True):
+    """A partition's materialization as its load records it, with the one set of row-count
+    names (`inserted`, `changed`, `removed`, `unchanged`, `rejected`)."""
+
+    dataset: str
+    key: str
+    execution_id: str | None
+    load_id: int | None = None
+    inserted: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    source: Source = msgspec.field(default_factory=Source)
+    outcome: str = "loaded"
+    execution_status: str = "completed"
+    """A materialization is recorded in its load's transaction: it exists only when the
+    load committed, which its execution reports as `completed`."""
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    id: int
+    content_changed: bool
+    superseded_id: int | None
+
+
+class Materialization(msgspec.Struct, frozen=True):
+    id: int
+    dataset: str
+    partition_key: str
+    outcome: str
+    execution_id: str | None
+    execution_status: str | None
+    load_id: int | None
+    inserted: int
+    changed: int
+    removed: int
+    unchanged: int
+    rejected: int
+    source_path: str | None
+    source_url: str | None
+    source_bytes: int | None
+    source_sha256: str | None
+    source_mtime: datetime | None
+    source_validators: dict[str, Any] | None
+    content_changed: bool
+    materialized_at: datetime
+    superseded_id: int | None
+
+
+class PartitionRow(msgspec.Struct, frozen=True):
+    """A partition's computed state, with its newest materialization and execution."""
+
+    key: str
+    state: PartitionState
+    due_at: datetime
+    late_at: datetime
+    materialization_id: int | None
+    materialized_at: datetime | None
+    execution_id: str | None
+
+
+async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Recorded]:
+    """Record materializations (call inside the load's transaction), each superseding its
+    partition's newest, in key order; one an execution recorded already is skipped.
+    Partitions are locked in that order, so concurrent loads touching the same partitions
+    take turns without deadlocking. A changed one that a dataset downstream follows by
+    itself asks for a propagation pass in the same transaction."""
+    done: list[Recorded] = []
+    changed: set[str] = set()
+    for m in sorted(new, key=_order):
+        await conn.execute(_SQL["lock_partition"], {"dataset": m.dataset, "key": m.key})
+        args = {
+            "dataset": m.dataset,
+            "key": m.key,
+            "outcome": m.outcome,
+            "execution_id": m.execution_id,
+            "execution_status": m.execution_status,
+            "load_id": m.load_id,
+            "inserted": m.inserted,
+            "changed": m.changed,
+            "removed": m.removed,
+            "unchanged": m.unchanged,
+            "rejected": m.rejected,
+            "source_path": m.source.path,
+            "source_url": m.source.url,
+            "source_bytes": m.source.bytes,
+            "sha": m.source.sha256,
+            "source_mtime": m.source.mtime,
+            "source_validators": (
+                None if m.source.validators is None else _encode(m.source.validators).decode()
+            ),
+        }
+        row = await (await conn.execute(_SQL["record"], args)).fetchone()
+        if row is None:
+            continue  # this execution recorded it already (a retry after its commit)
+        recorded = msgspec.convert(row, Recorded)
+        done.append(recorded)
+        if recorded.content_changed:
+            changed.add(m.dataset)
+    for dataset in sorted(changed):
+        found = await (await conn.execute(_SQL["propagates"], {"dataset": dataset})).fetchone()
+        if found is not None and found["propagates"]:
+            await request_propagation(conn)
+            break
+    return done
+
+
+def _order(m: NewMaterialization) -> tuple[str, str]:
+    return (m.dataset, m.key)
+
+
+PROPAGATE_PIPELINE = "dataset_propagate"
+_PROPAGATE_POLICY = RetryPolicy(max_attempts=3, backoff_seconds=2.0)
+
+
+async def request_propagation(conn: AsyncConn) -> None:
+    """Ask for a propagation pass (app.engine.propagation), in the caller's transaction,
+    after it recorded a changed materialization that a dataset downstream follows. Each
+    request is its own execution: one already running may have looked at the partitions
+    before this change committed."""
+    resolved = budget(_PROPAGATE_POLICY, 3)
+    new = NewExecution(
+        id=executions.new_id(),
+        pipeline=PROPAGATE_PIPELINE,
+        params={},
+        lane="normal",
+        trigger_source="propagation",
+        logical_key=None,
+        max_attempts=resolved.max_attempts,
+        retry_backoff_seconds=resolved.retry_backoff_seconds,
+    )
+    await executions.insert_many(conn, [new])
+
+
+async def states(
+    conn: AsyncConn,
+    dataset: Dataset,
+    partitions: Sequence[Partition],
+    *,
+    now: datetime | None = None,
+    tz: tzinfo = UTC,
+) -> list[PartitionRow]:
+    """The state of each partition, in key order, computed in one statement. `now`
+    (default: the database's clock) decides not_due, missing and late."""
+    args = {
+        "dataset": dataset.name,
+        "keys": [p.key for p in partitions],
+        "due": [dataset.freshness.due_at(p, tz) for p in partitions],
+        "late": [dataset.freshness.late_at(p, tz) for p in partitions],
+        "upstreams": _encode(
+            [{"dataset": u.dataset, "mapping": u.mapping} for u in dataset.upstreams]
+        ).decode(),
+        "now": now or await db_now(conn),
+    }
+    rows = await (await conn.execute(_SQL["states"], args)).fetchall()
+    return [msgspec.convert(r, PartitionRow) for r in rows]
+
+
+async def materializations(
+    conn: AsyncConn, dataset: str, key: str, *, limit: int = 100
+) -> list[Materialization]:
+    """A partition's materializations, newest first."""
+    args = {"dataset": dataset, "key": key, "limit": limit}
+    rows = await (await conn.execute(_SQL["materializations"], args)).fetchall()
+    return [msgspec.convert(r, Materialization) for r in rows]
+
+
+async def latest_sources(conn: AsyncConn, dataset: str) -> dict[str, Source]:
+    """Each partition's newest recorded source, by key (what a scan compares files with)."""
+    rows = await (await conn.execute(_SQL["latest_sources"], {"dataset": dataset})).fetchall()
+    return {
+        str(r["partition_key"]): Source(
+            path=r["source_path"],  # type: ignore[arg-type]
+            bytes=r["source_bytes"],  # type: ignore[arg-type]
+            sha256=r["source_sha256"],  # type: ignore[arg-type]
+            mtime=r["source_mtime"],  # type: ignore[arg-type]
+        )
+        for r in rows
+    }

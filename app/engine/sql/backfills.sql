@@ -1,0 +1,57 @@
+-- Backfills (app.engine.backfills): a range of a dataset's partitions, one execution each.
+
+-- name: lock_dataset
+-- Backfills and scans of one dataset take turns from their look at the partitions to
+-- their commit, so two of them never both decide that a partition needs an execution.
+SELECT pg_advisory_xact_lock(hashtext('backfill:' || %(dataset)s))
+
+-- name: requested_at
+SELECT clock_timestamp() AS at
+
+-- name: identical_since
+-- An identical backfill that finished submitting after this one was asked for: the two
+-- ran at once, and this one joins it instead of submitting again.
+SELECT id FROM backfills
+WHERE dataset = %(dataset)s AND from_key = %(from_key)s AND to_key = %(to_key)s
+  AND only_states = %(only)s AND key2 IS NOT DISTINCT FROM %(second)s
+  AND created_at >= %(requested_at)s
+ORDER BY created_at LIMIT 1
+
+-- name: insert
+-- Written last in its transaction: created_at (the clock at that moment) is when it
+-- finished submitting, which `identical_since` compares with.
+INSERT INTO backfills (id, dataset, from_key, to_key, only_states, key2, created_at)
+VALUES (%(id)s, %(dataset)s, %(from_key)s, %(to_key)s, %(only)s, %(second)s, clock_timestamp())
+
+-- name: insert_items
+INSERT INTO backfill_items (backfill_id, partition_key, outcome, execution_id)
+SELECT %(id)s, key, outcome, execution_id
+FROM json_to_recordset(%(items)s::json) AS i (key text, outcome text, execution_id text)
+
+-- name: get
+SELECT id, dataset, from_key, to_key, only_states, key2, created_at, cancelled_at
+FROM backfills WHERE id = %(id)s
+
+-- name: list_page
+SELECT id, dataset, from_key, to_key, only_states, key2, created_at, cancelled_at
+FROM backfills
+WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- name: items
+-- Its items with their executions' statuses now (an execution pruned since: unknown).
+SELECT i.partition_key, i.outcome, i.execution_id, e.status AS execution_status
+FROM backfill_items i LEFT JOIN executions e ON e.id = i.execution_id
+WHERE i.backfill_id = %(id)s
+ORDER BY i.partition_key
+
+-- name: mark_cancelled
+UPDATE backfills SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = %(id)s
+RETURNING id
+
+-- name: pending_items
+-- The executions of a backfill that have not started: what its cancel ends.
+SELECT e.id FROM backfill_items i JOIN executions e ON e.id = i.execution_id
+WHERE i.backfill_id = %(id)s AND e.status = 'pending'
+ORDER BY e.id

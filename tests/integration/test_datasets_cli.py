@@ -1,0 +1,86 @@
+"""The datasets' CLI: `spine db init` creates the paused scans, `spine datasets ...`,
+`spine backfill` and `spine backfills ...` on FINRA's real files (no pool: the
+executions are followed as created, then cancelled)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from app.cli import main
+from app.config import get_settings
+from tests.finra_support import WEEK_FILES
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+def spine(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Path:
+    root = tmp_path / "landing"
+    (root / "finra").mkdir(parents=True)
+    monkeypatch.setenv("SPINE_DATA_DIR", str(root))
+    get_settings.cache_clear()
+    return root
+
+
+def test_scan_backfill_follow_and_cancel(landing: Path, conn: Conn) -> None:
+    init = spine("db", "init")
+    assert init.exit_code == 0, init.output
+    assert "created schedule dataset-scan:finra_otc_weekly (paused)" in init.output
+    schedules = spine("schedules", "list")
+    assert "dataset-scan:finra_otc_weekly" in schedules.output
+    assert "created schedule" not in spine("db", "init").output  # once
+
+    weeks = sorted(WEEK_FILES)
+    shutil.copy2(WEEK_FILES[weeks[0]], landing / "finra" / WEEK_FILES[weeks[0]].name)
+    scanned = spine("datasets", "scan", "finra_otc_weekly", "--format", "json")
+    assert scanned.exit_code == 0, scanned.output
+    assert json.loads(scanned.output)["submitted"] == [f"{weeks[0]}/OTC"]
+
+    shutil.copy2(WEEK_FILES[weeks[1]], landing / "finra" / WEEK_FILES[weeks[1]].name)
+    made = spine(
+        "backfill", "finra_otc_weekly", "--from", str(weeks[0]), "--to", str(weeks[2]),
+        "--key2", "otc", "--only", "all", "--format", "json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    backfill = json.loads(made.output)
+    items = {i["key"]: i for i in backfill["items"]}
+    # The first week's scan holds its key: joined, not doubled. The third has no file.
+    assert items[f"{weeks[0]}/OTC"]["outcome"] == "joined"
+    assert items[f"{weeks[1]}/OTC"]["outcome"] == "submitted"
+    assert items[f"{weeks[2]}/OTC"]["outcome"] == "no_source"
+    assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 2}
+    lane = conn.execute(
+        "SELECT lane FROM executions WHERE id = %s", (items[f"{weeks[1]}/OTC"]["execution_id"],)
+    ).fetchone()
+    assert lane == {"lane": "backfill"}
+
+    listed = spine("datasets", "partitions", "finra_otc_weekly", "--state", "pending")
+    assert listed.exit_code == 0, listed.output
+    assert f"{weeks[0]}/OTC" in listed.output and f"{weeks[1]}/OTC" in listed.output
+    overview = spine("datasets", "list", "--format", "json")
+    names = {d["name"] for d in json.loads(overview.output)}
+    assert {"finra_otc_weekly", "otc_trades", "otc_metrics_daily"} <= names
+
+    shown = spine("backfills", "show", backfill["id"])
+    assert shown.exit_code == 0 and backfill["id"] in shown.output
+    cancelled = spine("backfills", "cancel", backfill["id"], "--format", "json")
+    assert cancelled.exit_code == 0, cancelled.output
+    statuses = {i["key"]: i["execution_status"] for i in json.loads(cancelled.output)["items"]}
+    assert statuses[f"{weeks[0]}/OTC"] == statuses[f"{weeks[1]}/OTC"] == "cancelled"
+    assert backfill["id"] in spine("backfills", "list").output
+
+    bad = spine("backfill", "finra_otc_weekly", "--from", "2025-12-16", "--to", "2025-12-29")
+    assert bad.exit_code != 0 and "not a Monday" in bad.output
+    unknown = spine("datasets", "show", "nope")
+    assert unknown.exit_code != 0 and "unknown dataset" in unknown.output
