@@ -34,9 +34,7 @@ def out_of_range(value: datetime, *, plus_seconds: float = 0.0) -> str | None:
     return None
 
 
-def check_time(
-    field: str, value: datetime | None, *, plus_seconds: float = 0.0
-) -> datetime | None:
+def check_time(field: str, value: datetime | None, *, plus_seconds: float = 0.0) -> datetime | None:
     """`value` in UTC, ready to send; InvalidField (HTTP 422 naming `field`) outside the range.
 
     In UTC because PostgreSQL takes offsets up to ±15:59 only, where RFC 3339 and Python
