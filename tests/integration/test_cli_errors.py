@@ -34,6 +34,16 @@ CASES = [
     ("shell", ["shell", "--bogus"], {}, "No such option '--bogus'"),
     ("schedules", ["schedules", "show", "no-such-schedule"], {}, "no-such-schedule"),
     ("schedules", ["schedules", "add", "x", "noop", "--cron", "61 * * * *"], {}, "Bad minute"),
+    ("datasets", ["datasets", "show", "nope"], {}, "unknown dataset 'nope'"),
+    ("datasets", ["datasets", "partitions", "otc_trades", "--state", "weird"], {}, "'weird'"),
+    (
+        "backfill",
+        ["backfill", "otc_metrics_daily", "--from", "2026-01-09", "--to", "2026-01-05"],
+        {},
+        "2026-01-09 is after 2026-01-05",
+    ),
+    ("backfills", ["backfills", "show", "no-such-id"], {}, "no backfill no-such-id"),
+    ("backfills", ["backfills", "cancel", "no-such-id"], {}, "no backfill no-such-id"),
 ]
 
 
