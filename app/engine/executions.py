@@ -84,6 +84,8 @@ class NewExecution(msgspec.Struct, frozen=True):
     run_at: datetime | None = None
     delay_seconds: float = 0.0
     event: dict[str, Any] = msgspec.field(default_factory=dict)
+    backend: str = "local"
+    """The backend that runs it (`OrchestratorBackend.name`): only its workers claim it."""
 
 
 def new_id() -> str:

@@ -89,12 +89,13 @@ async def submit(
         timeout_seconds=resolved.timeout_seconds,
         run_at=run_at,
         delay_seconds=delay_seconds,
+        backend=backend.name,
     )
     execution, created = await executions.insert(conn, new, notify=waker is None)
     if created:
         if waker is not None:
             waker.wake(lane)
-        await backend.submit(execution)
+        await backend.submit(conn, execution)
     return execution, created
 
 

@@ -10,17 +10,19 @@ WITH v AS (
     SELECT * FROM ROWS FROM (json_to_recordset(%(rows)s::json) AS (
         id text, pipeline text, params jsonb, lane text, trigger_source text, logical_key text,
         max_attempts int, retry_backoff_seconds float8, timeout_seconds float8,
-        run_at timestamptz, delay_seconds float8, event jsonb
+        run_at timestamptz, delay_seconds float8, event jsonb, backend text
     )) WITH ORDINALITY AS v (id, pipeline, params, lane, trigger_source, logical_key,
                              max_attempts, retry_backoff_seconds, timeout_seconds,
-                             run_at, delay_seconds, event, n)
+                             run_at, delay_seconds, event, backend, n)
 ), new AS (
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
-                            max_attempts, retry_backoff_seconds, timeout_seconds, available_at)
+                            max_attempts, retry_backoff_seconds, timeout_seconds, available_at,
+                            backend)
     SELECT id, pipeline, params, lane, trigger_source, logical_key,
            max_attempts, retry_backoff_seconds, timeout_seconds,
            -- On the database clock; a time in the past means now (it keeps its turn).
-           greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds))
+           greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds)),
+           backend
     FROM v ORDER BY n
     ON CONFLICT (logical_key)
         -- The partial unique index's own predicate, so the conflict target matches it.
