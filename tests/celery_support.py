@@ -55,16 +55,11 @@ def new_prefix() -> str:
 
 def delete_queues(amqp_url: str, prefix: str) -> None:
     """Remove the test's queues from the shared broker."""
-    from kombu import Connection
+    from kombu import Connection, Queue
 
     with Connection(amqp_url, connect_timeout=5) as conn:
-        channel = conn.channel()
         for lane in LANES:
-            try:
-                channel.queue_delete(f"{prefix}.{lane}")
-            except Exception:
-                channel = conn.channel()
-                continue
+            Queue(f"{prefix}.{lane}").bind(conn.default_channel).delete()
 
 
 @contextmanager

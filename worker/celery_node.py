@@ -25,7 +25,13 @@ from billiard.process import current_process
 from celery import Celery, signals
 
 from app.config import Settings
-from app.engine.backends.celery_app import TASK_NAME, make_app, publish, queue_name
+from app.engine.backends.celery_app import (
+    TASK_NAME,
+    make_app,
+    new_task_id,
+    publish,
+    queue_name,
+)
 from app.engine.models import LANES
 from app.engine.registry import Registry
 from worker.celery_relay import Relay
@@ -67,10 +73,13 @@ class Node:
             prefix = self.settings.celery_queue_prefix
             relay = Relay(
                 self.url,
-                lambda execution_id, lane: publish(self.app, execution_id, lane, prefix),
+                lambda execution_id, lane, task_id: publish(
+                    self.app, execution_id, lane, prefix, task_id
+                ),
                 backend=BACKEND,
                 republish_after=self.settings.celery_republish_after,
                 interval=self.settings.poll_interval,
+                new_task_id=new_task_id,
             )
             runner.also_run(relay.run)
             self.scheduler = Scheduler(self.settings, self.url, self.registry)

@@ -1,13 +1,16 @@
 """The relay: publishes what the outbox holds unpublished (app.engine.outbox).
 
 Runs on every Celery node (in its first process, beside the scheduler). Each
-pass locks the due, unpublished executions of the Celery backend (SKIP LOCKED:
-two relays never publish the same one at once), publishes a task for each and
-records the run ids, in one transaction. A broker outage ends the pass: what
-was sent is recorded, the rest stays unpublished for the next pass. A crash
-after a publish and before the commit sends a duplicate later, which claims
-nothing. This is how a retry waits out its backoff: the relay publishes it
-once `available_at` has come (no countdown or ETA at the broker).
+pass takes the due, unpublished executions of the Celery backend (SKIP LOCKED:
+two relays never take the same one at once) and records their new run ids as
+published, in one short transaction; then it publishes them. The record
+commits first because a task's claim skips locked rows: a message delivered
+while the relay still held the row would claim nothing. What the broker then
+refuses is marked unpublished again for the next pass; a relay killed between
+its commit and its publish leaves executions that look published, which the
+next pass sends once SPINE_CELERY_REPUBLISH_AFTER has passed. This is also how
+a retry waits out its backoff: the relay publishes it once `available_at` has
+come (no countdown or ETA at the broker).
 """
 
 from __future__ import annotations
@@ -28,19 +31,24 @@ __all__ = ["Publish", "Relay"]
 
 log = logging.getLogger("spine.celery")
 
-Publish = Callable[[str, str], str]
-"""publish(execution id, lane) -> task id; raises when the broker refuses."""
+Publish = Callable[[str, str, str], object]
+"""publish(execution id, lane, task id); raises when the broker refuses."""
 
 
-def _publish_all(publish: Publish, due: Sequence[Due]) -> tuple[list[Sent], Exception | None]:
-    """Publish in order until the broker fails; returns what was sent and the failure."""
-    sent: list[Sent] = []
-    for d in due:
+def _publish_all(publish: Publish, due: Sequence[Due], sent: Sequence[Sent]) -> int:
+    """Publish in order until the broker fails; returns how many were sent."""
+    for n, (d, s) in enumerate(zip(due, sent, strict=True)):
         try:
-            sent.append(Sent(d.id, publish(d.id, d.lane), d.attempt))
+            publish(d.id, d.lane, s.run_id)
         except Exception as exc:  # the transport's errors vary
-            return sent, exc
-    return sent, None
+            log.warning(
+                "relay: broker refused after %d of %d publish(es) (%s); will retry",
+                n,
+                len(due),
+                first_line(exc),
+            )
+            return n
+    return len(due)
 
 
 class Relay:
@@ -52,6 +60,7 @@ class Relay:
         backend: str,
         republish_after: float,
         interval: float,
+        new_task_id: Callable[[], str],
         batch: int = 500,
     ) -> None:
         self.url = url
@@ -60,6 +69,7 @@ class Relay:
         self.republish_after = republish_after
         self.interval = interval
         self.batch = batch
+        self.new_task_id = new_task_id
         self.published = 0
 
     async def run(self) -> None:
@@ -86,18 +96,14 @@ class Relay:
             due = await outbox.unpublished(
                 conn, self.backend, republish_after=self.republish_after, limit=self.batch
             )
-            if not due:
-                return 0
-            sent, failure = await asyncio.to_thread(_publish_all, self.publish, due)
+            sent = [Sent(d.id, self.new_task_id(), d.attempt) for d in due]
             await outbox.mark_published(conn, sent)
-        self.published += len(sent)
-        if failure is not None:
-            log.warning(
-                "relay: broker refused after %d of %d publish(es) (%s); will retry",
-                len(sent),
-                len(due),
-                first_line(failure),
-            )
-        elif sent:
-            log.info("relay published %d execution(s)", len(sent))
-        return len(sent)
+        if not due:
+            return 0
+        count = await asyncio.to_thread(_publish_all, self.publish, due, sent)
+        if count < len(sent):
+            await outbox.mark_unpublished(conn, sent[count:])
+        self.published += count
+        if count:
+            log.info("relay published %d execution(s)", count)
+        return count

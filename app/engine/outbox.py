@@ -17,7 +17,7 @@ import msgspec
 from app.db import AsyncConn
 from app.engine.queries import load
 
-__all__ = ["Due", "Sent", "mark_published", "unpublished"]
+__all__ = ["Due", "Sent", "mark_published", "mark_unpublished", "unpublished"]
 
 _SQL = load("outbox")
 
@@ -54,3 +54,9 @@ async def mark_published(conn: AsyncConn, sent: Sequence[Sent]) -> None:
     """Record the tasks sent (only for executions still pending)."""
     if sent:
         await conn.execute(_SQL["published"], {"sent": _encode(list(sent)).decode()})
+
+
+async def mark_unpublished(conn: AsyncConn, sent: Sequence[Sent]) -> None:
+    """Undo `mark_published` for tasks the broker then refused."""
+    if sent:
+        await conn.execute(_SQL["unpublish"], {"sent": _encode(list(sent)).decode()})

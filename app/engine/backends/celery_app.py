@@ -23,12 +23,19 @@ from __future__ import annotations
 import uuid
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from app.config import Settings
 from app.engine.models import LANES
 
-__all__ = ["TASK_NAME", "broker_reachable", "make_app", "publish", "queue_name"]
+__all__ = [
+    "TASK_NAME",
+    "broker_reachable",
+    "make_app",
+    "new_task_id",
+    "publish",
+    "queue_name",
+]
 
 TASK_NAME = "spine.run_execution"
 
@@ -49,7 +56,7 @@ def make_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(queue_name(prefix, lane), durable=True) for lane in LANES],
+        task_queues=[_queue(queue_name(prefix, lane)) for lane in LANES],
         task_default_queue=queue_name(prefix, "normal"),
         task_create_missing_queues=False,
         task_serializer="json",
@@ -66,10 +73,22 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def publish(app: Celery, execution_id: str, lane: str, prefix: str) -> str:
+def _queue(name: str) -> Queue:
+    """A durable queue bound to a direct exchange of its own name, by its own name."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def publish(
+    app: Celery, execution_id: str, lane: str, prefix: str, task_id: str | None = None
+) -> str:
     """Send the task of one execution (its id only); returns the task id (its run id)."""
-    task_id = str(uuid.uuid4())
-    app.send_task(TASK_NAME, args=[execution_id], queue=queue_name(prefix, lane), task_id=task_id)
+    task_id = task_id or new_task_id()
+    name = queue_name(prefix, lane)
+    app.send_task(TASK_NAME, args=[execution_id], queue=name, routing_key=name, task_id=task_id)
     return task_id
 
 

@@ -28,3 +28,11 @@ SET backend_run_id = v.run_id,
                         ELSE e.published_at END
 FROM json_to_recordset(%(sent)s::json) AS v (id text, run_id text, attempt int)
 WHERE e.id = v.id
+
+-- name: unpublish
+-- Tasks the broker refused after the relay recorded them: unpublished again, so
+-- the next pass sends them (only if nothing has changed them since).
+UPDATE executions e
+SET published_at = NULL
+FROM json_to_recordset(%(sent)s::json) AS v (id text, run_id text, attempt int)
+WHERE e.id = v.id AND e.backend_run_id = v.run_id AND e.status = 'pending'
