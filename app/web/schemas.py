@@ -249,3 +249,15 @@ class ReadinessResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     live_workers: Annotated[
         int | None, msgspec.Meta(description="Worker processes heartbeating (informational).")
     ] = None
+    backend: Annotated[
+        str | None, msgspec.Meta(description="The orchestrator backend (BACKEND_TYPE).")
+    ] = None
+    broker: Annotated[
+        Literal["reachable", "unreachable"] | None,
+        msgspec.Meta(
+            description=(
+                "The Celery backend's broker (informational: submits still succeed through "
+                "the outbox while it is down)."
+            )
+        ),
+    ] = None

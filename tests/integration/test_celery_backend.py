@@ -304,3 +304,38 @@ async def test_health_reports_the_backend_and_the_broker_without_failing_when_it
         assert created
         row = await executions.get(aconn, execution.id)
         assert row is not None and row.status == "pending"
+
+
+async def test_ready_reports_the_backend_and_the_broker_and_stays_ready_through_an_outage(
+    database_url: str, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.api_support import api_client
+
+    async with api_client() as client:
+        body = (await client.get("/api/v1/health/ready")).json()
+    assert (body["status"], body["backend"], body["broker"]) == ("ready", "celery", "reachable")
+    monkeypatch.setenv("SPINE_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")
+    get_settings.cache_clear()
+    async with api_client() as client:
+        response = await client.get("/api/v1/health/ready")
+        assert response.status_code == 200
+        assert (response.json()["status"], response.json()["broker"]) == ("ready", "unreachable")
+        submitted = await client.post("/api/v1/executions", json={"pipeline": "noop"})
+        assert submitted.status_code == 202, submitted.text
+
+
+def test_db_status_reports_the_backend_and_the_broker(
+    database_url: str, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    result = CliRunner().invoke(main, ["db", "status"])
+    assert result.exit_code == 0, result.output
+    assert "backend: celery, broker amqp://guest:***@127.0.0.1:5672// reachable" in result.output
+    monkeypatch.setenv("SPINE_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["db", "status"])
+    assert result.exit_code == 0, result.output
+    assert "backend: celery, broker amqp://guest:***@127.0.0.1:1// unreachable" in result.output
