@@ -90,10 +90,10 @@ async def test_submit_commits_then_publishes_and_records_the_run_id(
     assert len({r["backend_run_id"] for r in rows}) == 3
 
 
+@pytest.mark.parametrize("count", [300, pytest.param(2000, marks=pytest.mark.slow)])
 async def test_two_nodes_of_two_children_drain_each_execution_exactly_once(
-    database_url: str, conn: Conn, backend: Backend, tmp_path: Path
+    database_url: str, conn: Conn, backend: Backend, tmp_path: Path, count: int
 ) -> None:
-    count = 300
     await submit_noops(database_url, count)
     log = tmp_path / "nodes.log"
     with (
