@@ -147,6 +147,7 @@ def _inserted(new: NewExecution, created_at: datetime, available_at: datetime) -
         retry_backoff_seconds=float(new.retry_backoff_seconds),
         available_at=available_at,
         timeout_seconds=None if new.timeout_seconds is None else float(new.timeout_seconds),
+        backend=new.backend,
     )
 
 

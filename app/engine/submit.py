@@ -95,7 +95,9 @@ async def submit(
     if created:
         if waker is not None:
             waker.wake(lane)
-        await backend.submit(conn, execution)
+        run_id = await backend.submit(conn, execution)
+        if run_id is not None:
+            execution = msgspec.structs.replace(execution, backend_run_id=run_id)
     return execution, created
 
 

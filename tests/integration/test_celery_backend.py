@@ -314,6 +314,11 @@ async def test_ready_reports_the_backend_and_the_broker_and_stays_ready_through_
     async with api_client() as client:
         body = (await client.get("/api/v1/health/ready")).json()
     assert (body["status"], body["backend"], body["broker"]) == ("ready", "celery", "reachable")
+    async with api_client() as client:
+        submitted = (await client.post("/api/v1/executions", json={"pipeline": "noop"})).json()
+        fetched = (await client.get(f"/api/v1/executions/{submitted['id']}")).json()
+    assert submitted["backend"] == fetched["backend"] == "celery"
+    assert submitted["backend_run_id"] and fetched["backend_run_id"] == submitted["backend_run_id"]
     monkeypatch.setenv("SPINE_CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")
     get_settings.cache_clear()
     async with api_client() as client:
@@ -322,6 +327,7 @@ async def test_ready_reports_the_backend_and_the_broker_and_stays_ready_through_
         assert (response.json()["status"], response.json()["broker"]) == ("ready", "unreachable")
         submitted = await client.post("/api/v1/executions", json={"pipeline": "noop"})
         assert submitted.status_code == 202, submitted.text
+        assert (submitted.json()["backend"], submitted.json()["backend_run_id"]) == ("celery", None)
 
 
 def test_db_status_reports_the_backend_and_the_broker(

@@ -63,6 +63,8 @@ class CeleryBackend:
 
     async def _publish(self, conn: AsyncConn, execution: Execution) -> str | None:
         """Publish after the commit; on failure the relay publishes it later."""
+        if execution.backend != self.name:  # the pool's (created by a local-backend process)
+            return None
         if time.monotonic() < self._quiet_until:
             return None
         prefix = self._settings.celery_queue_prefix

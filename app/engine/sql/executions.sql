@@ -49,21 +49,24 @@ SELECT id, created_at, available_at FROM new
 -- name: active_by_key
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
 FROM executions
 WHERE logical_key = %s AND status IN ('pending', 'queued', 'running')
 
 -- name: get
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
 FROM executions WHERE id = %s
 
 -- name: list_page
 -- Newest first; (at, id) is the keyset cursor of the previous page.
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
 FROM executions
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
