@@ -84,6 +84,7 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._pool: db.AsyncPool | None = None
         self._listen_task: asyncio.Task[None] | None = None
+        self._jobs: list[asyncio.Task[None]] = []
         self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -131,14 +132,13 @@ class Runner:
             await workers.heartbeat(conn, self.id, socket.gethostname(), os.getpid())
         self._pool = await open_pool(self.url, self.settings)
         self._listen_task = asyncio.create_task(self._listen())
-        for job in self._background:
-            asyncio.create_task(job())  # noqa: RUF006 - they run until the loop stops
+        self._jobs = [asyncio.create_task(job()) for job in self._background]
 
     async def _close(self) -> None:
-        if self._listen_task is not None:
-            self._listen_task.cancel()
+        for task in [*self._jobs, *([self._listen_task] if self._listen_task else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listen_task
+                await task
         await self.listener.close()
         if self._pool is not None:
             await self.completer.write(self._pool)

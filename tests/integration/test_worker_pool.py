@@ -90,10 +90,10 @@ def test_killed_worker_execution_is_recovered_by_another(
 
 
 def test_sigterm_lets_the_running_execution_finish_then_exits_0(
-    database_url: str, conn: Conn, tmp_path: Path
+    database_url: str, conn: Conn, tmp_path: Path, backend: Backend
 ) -> None:
-    submit_many(conn, "sleep", 1, '{"seconds": 1.5}')
-    with worker_pool(database_url, 2, tmp_path / "pool.log") as pool:
+    submit_many(conn, "sleep", 1, '{"seconds": 1.5}', backend=backend.name)
+    with backend.workers(database_url, 2, tmp_path / "pool.log") as pool:
         wait_until(lambda: one_execution(conn)["status"] == "running")
         children = child_pids(pool.pid)
         pool.send_signal(signal.SIGTERM)
