@@ -345,3 +345,16 @@ def test_db_status_reports_the_backend_and_the_broker(
     result = CliRunner().invoke(main, ["db", "status"])
     assert result.exit_code == 0, result.output
     assert "backend: celery, broker amqp://guest:***@127.0.0.1:1// unreachable" in result.output
+
+
+async def test_the_dashboard_shows_the_backend_and_its_run_id(
+    database_url: str, backend: Backend
+) -> None:
+    from tests.api_support import api_client
+
+    execution_id = await submit_one(database_url, "noop", {})
+    async with api_client() as client:
+        page = await client.get(f"/ui/executions/{execution_id}")
+        run_id = (await client.get(f"/api/v1/executions/{execution_id}")).json()["backend_run_id"]
+    assert page.status_code == 200
+    assert run_id and f'celery · run <span class="mono">{run_id}</span>' in page.text
