@@ -137,7 +137,8 @@ def test_duplicate_and_redelivered_tasks_are_acknowledged_without_running(
     log = tmp_path / "node.log"
     with backend.workers(database_url, 2, log, **FAST):
         wait_until(lambda: one(conn, str(row["id"]))["status"] == "completed", timeout=60)
-        wait_until(lambda: log.read_text().count("acknowledged without running") >= 5, timeout=60)
+        # One of the five ran it; the other four claimed nothing.
+        wait_until(lambda: log.read_text().count("acknowledged without running") >= 4, timeout=60)
     assert events_of(conn, str(row["id"])) == ["created", "queued", "started", "completed"]
 
 

@@ -1,10 +1,11 @@
 """CeleryBackend: executions run on Celery worker nodes over RabbitMQ.
 
 PostgreSQL stays the one truth (app.engine.outbox): a submit commits the row,
-then publishes a task carrying only its id and records its run id and when it
-was published. A publish that fails (broker down) is logged and left to the
-relay; for a few seconds after one, submits do not try the broker at all, so
-an outage costs a submit nothing. Cancel is the database's, as in the pool.
+records the run id of its task and the publication time, then publishes the
+task, which carries only the id. A publish that fails (broker down) is
+unrecorded, logged and left to the relay; for a few seconds after one, submits
+do not try the broker at all, so an outage costs a submit nothing. Cancel is
+the database's, as in the pool.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from app.config import Settings
 from app.db import AsyncConn
 from app.engine import executions, outbox, workers
-from app.engine.backends.celery_app import broker_reachable, make_app, publish
+from app.engine.backends.celery_app import broker_reachable, make_app, new_task_id, publish
 from app.engine.executions import CancelOutcome
 from app.engine.models import Execution
 
@@ -62,19 +63,26 @@ class CeleryBackend:
         }
 
     async def _publish(self, conn: AsyncConn, execution: Execution) -> str | None:
-        """Publish after the commit; on failure the relay publishes it later."""
+        """Record the publication, then publish; on failure the relay publishes it later.
+
+        The record commits first, as the relay's does: the task's claim skips a
+        locked row, so a message delivered while this statement still held the
+        row would claim nothing.
+        """
         if execution.backend != self.name:  # the pool's (created by a local-backend process)
             return None
         if time.monotonic() < self._quiet_until:
             return None
+        sent = outbox.Sent(execution.id, new_task_id(), execution.attempt)
+        await outbox.mark_published(conn, [sent])
         prefix = self._settings.celery_queue_prefix
         try:
-            run_id = await asyncio.to_thread(
-                publish, self._app, execution.id, execution.lane, prefix
+            await asyncio.to_thread(
+                publish, self._app, execution.id, execution.lane, prefix, sent.run_id
             )
         except Exception as exc:  # the broker's errors vary by transport
             self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE
             log.warning("publish of %s failed (%s); the relay will publish it", execution.id, exc)
+            await outbox.mark_unpublished(conn, [sent])
             return None
-        await outbox.mark_published(conn, [outbox.Sent(execution.id, run_id, execution.attempt)])
-        return run_id
+        return sent.run_id

@@ -6,13 +6,16 @@
 -- Pending, due executions of %(backend)s never published since they last became
 -- pending (published_at NULL: a crash between the commit and the publish, a broker
 -- outage, a retry whose backoff is over, a requeue), or published longer ago than
--- %(after)s seconds and still not started (a message lost with its node). Locked
+-- %(after)s seconds and still not started (a message lost with its node). A
+-- new execution is left to its submitter for 2 seconds (its publish usually
+-- follows the commit within milliseconds). Locked
 -- until the caller's transaction ends, so two relays do not publish the same
 -- execution at once; the claim waits for nothing (it skips locked rows).
 SELECT id, lane, attempt FROM executions
 WHERE status = 'pending' AND backend = %(backend)s AND backend <> 'local'
   AND available_at <= now()
-  AND (published_at IS NULL OR published_at < now() - make_interval(secs => %(after)s))
+  AND (published_at IS NULL AND (attempt > 0 OR created_at < now() - interval '2 seconds')
+       OR published_at < now() - make_interval(secs => %(after)s))
 ORDER BY available_at
 LIMIT %(limit)s
 FOR NO KEY UPDATE SKIP LOCKED
