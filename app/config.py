@@ -73,9 +73,38 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         ),
     ] = msgspec.field(default=Path(".spine"), name="SPINE_STATE_DIR")
     backend_type: Annotated[
-        Literal["local"],
-        msgspec.Meta(description="Orchestrator backend; `local` is the worker pool."),
+        Literal["local", "celery"],
+        msgspec.Meta(
+            description=(
+                "Orchestrator backend: `local` is the worker pool; `celery` runs executions "
+                "on Celery workers over RabbitMQ (needs the `celery` extra)."
+            )
+        ),
     ] = msgspec.field(default="local", name="BACKEND_TYPE")
+    celery_broker_url: Annotated[
+        str,
+        msgspec.Meta(description="The Celery backend's broker (an AMQP URL)."),
+    ] = msgspec.field(default="amqp://guest:guest@127.0.0.1:5672//", name="SPINE_CELERY_BROKER_URL")
+    celery_queue_prefix: Annotated[
+        str,
+        msgspec.Meta(
+            description=(
+                "Prefix of the Celery backend's queue names (one queue per lane: "
+                "`<prefix>.<lane>`), so deployments and tests can share a broker."
+            ),
+            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        ),
+    ] = msgspec.field(default="spine", name="SPINE_CELERY_QUEUE_PREFIX")
+    celery_republish_after: Annotated[
+        float,
+        msgspec.Meta(
+            description=(
+                "Seconds after which the Celery relay publishes again a pending execution "
+                "whose task never started it (a message lost with its node)."
+            ),
+            gt=0,
+        ),
+    ] = msgspec.field(default=60.0, name="SPINE_CELERY_REPUBLISH_AFTER")
     max_concurrent: Annotated[
         int,
         msgspec.Meta(

@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"With the peers, run only this scenario (repeatable; implies --peers): "
         f"{', '.join(PEER_SCENARIOS)}.",
     )
+    parser.add_argument(
+        "--celery-broker",
+        default=os.environ.get("SPINE_BENCH_AMQP_URL") or None,
+        help="Also drain through a Celery node on this RabbitMQ (default SPINE_BENCH_AMQP_URL; "
+        "needs the `celery` extra).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Where to write the results JSON.")
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="Keep generated files and process logs."
@@ -129,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=work_dir,
         http_client=args.http_client,
         peer_scenarios=tuple(args.peers_only or PEER_SCENARIOS),
+        celery_broker=args.celery_broker,
     )
     progress(
         f"bench: {', '.join(chosen)}; {'quick' if args.quick else 'full'} sizes; "

@@ -58,6 +58,7 @@ class Context:
     work_dir: Path  # generated files and process logs, removed at the end
     http_client: str = "auto"  # "auto" (wrk when installed), "wrk" or "httpx"
     peer_scenarios: tuple[str, ...] = PEER_SCENARIOS  # what `--peers` runs (`--peers-only`)
+    celery_broker: str | None = None  # also drain through a Celery node on this broker
     rows: list[Row] = field(default_factory=list)
     peer_rows: list[Any] = field(default_factory=list)  # bench.peers.run.PeerRow (the extra)
     shared: dict[str, object] = field(default_factory=dict)  # e.g. a loaded OTC database

@@ -186,19 +186,27 @@ async def run_inline(
 
 
 def submit_many(
-    conn: psycopg.Connection[dict[str, object]], pipeline: str, count: int, params: str = "{}"
+    conn: psycopg.Connection[dict[str, object]],
+    pipeline: str,
+    count: int,
+    params: str = "{}",
+    *,
+    backend: str = "local",
 ) -> None:
-    """Bulk-enqueue like the dispatcher does (rows + created events), in one statement."""
+    """Bulk-enqueue like the dispatcher does (rows + created events), in one statement.
+
+    For the Celery backend they are committed and not published: the relay publishes them.
+    """
     conn.execute(
         """
         WITH new AS (
-            INSERT INTO executions (pipeline, params, trigger_source)
-            SELECT %s, %s::jsonb, 'test' FROM generate_series(1, %s)
+            INSERT INTO executions (pipeline, params, trigger_source, backend)
+            SELECT %s, %s::jsonb, 'test', %s FROM generate_series(1, %s)
             RETURNING id
         )
         INSERT INTO execution_events (execution_id, event_type) SELECT id, 'created' FROM new
         """,
-        (pipeline, params, count),
+        (pipeline, params, backend, count),
     )
     conn.execute("NOTIFY spine_executions")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -67,6 +68,29 @@ def db_status() -> None:
     emit(lines, "table", "no migrations", kind=MigrationLine)
     pending = sum(s.state == "pending" for s in states)
     click.echo(f"{len(states) - pending} applied, {pending} pending")
+    click.echo(_backend_line(settings))
+
+
+def _backend_line(settings: Settings) -> str:
+    """The backend in use; for Celery, whether its broker answers (an outage is reported,
+    not an error: submits still succeed through the outbox)."""
+    if settings.backend_type != "celery":
+        return "backend: local (the worker pool)"
+    try:
+        from app.engine.backends.celery_app import broker_reachable, make_app
+    except ImportError:
+        return "backend: celery, but the celery extra is not installed"
+    problem = broker_reachable(make_app(settings))
+    state = "reachable" if problem is None else f"unreachable ({problem})"
+    return f"backend: celery, broker {_without_password(settings.celery_broker_url)} {state}"
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @db_group.command("reset")

@@ -105,13 +105,36 @@ def worker_group() -> None:
     default=None,
     help="Worker processes (default SPINE_MAX_CONCURRENT).",
 )
-def worker_start(max_concurrent: int | None) -> None:
-    """Run the worker pool until SIGTERM/SIGINT (twice: at once)."""
-    from worker.supervisor import Supervisor
-
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "celery"]),
+    default=None,
+    help="local: the worker pool; celery: a Celery worker node (default BACKEND_TYPE).",
+)
+def worker_start(max_concurrent: int | None, backend: str | None) -> None:
+    """Run the worker pool (or a Celery worker node) until SIGTERM/SIGINT (twice: at once)."""
     settings = get_settings()
     url = db.database_url(settings)  # resolves (or starts) the embedded server; opens no connection
+    if (backend or settings.backend_type) == "celery":
+        sys.exit(_celery_node(settings, url, max_concurrent or settings.max_concurrent))
+    from worker.supervisor import Supervisor
+
     sys.exit(Supervisor(settings, url, max_concurrent).run())
+
+
+def _celery_node(settings: Settings, url: str, concurrency: int) -> int:
+    """A Celery worker node: prefork with `concurrency` children, solo for 1."""
+    try:
+        from worker.celery_node import main
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the Celery backend needs the celery extra: pip install 'market-spine[celery]' ({exc})"
+        ) from None
+    from app.catalog import default_registry
+    from app.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return main(settings, url, default_registry(), concurrency)
 
 
 @click.command("api")

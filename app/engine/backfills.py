@@ -27,7 +27,7 @@ from app.engine.backends import OrchestratorBackend
 from app.engine.datasets import PARTITION_STATES, Dataset, PartitionState, logical_key
 from app.engine.queries import load
 from app.engine.registry import Registry
-from app.engine.submit import submit_many
+from app.engine.submit import hand_over, submit_many
 
 __all__ = ["ONLY", "Backfill", "BackfillItem", "Only", "cancel", "create", "get", "list_recent"]
 
@@ -158,6 +158,7 @@ async def create(
                 _SQL["insert_items"],
                 {"id": backfill_id, "items": _encode([_item_row(i) for i in items]).decode()},
             )
+    await hand_over(conn, backend, made)  # committed: the backend may hear of them now
     found = await get(conn, backfill_id)
     assert found is not None
     return found

@@ -81,9 +81,18 @@ _SQL = load("batches")
 
 
 async def record(
-    conn: AsyncConn, worker_id: str, records: Sequence[Record], *, claim: int = 0
+    conn: AsyncConn,
+    worker_id: str,
+    records: Sequence[Record],
+    *,
+    claim: int = 0,
+    backend: str = "local",
+    only: str | None = None,
 ) -> tuple[set[str], list[Execution]]:
-    """Write `records` and claim up to `claim` more, in one statement.
+    """Write `records` and claim up to `claim` more of `backend`'s, in one statement.
+
+    `only`: claim that execution alone, if it is still pending, due and
+    `backend`'s (a Celery task's claim by id).
 
     Returns the ids recorded (one missing was no longer held by this worker:
     nothing of it was written) and the executions claimed, in claim order.
@@ -102,7 +111,13 @@ async def record(
         for r in records
     ]
     # One JSON document for the whole batch: encoded at once, not value by value.
-    args = {"worker": worker_id, "limit": claim, "records": _encode(rows_in).decode()}
+    args = {
+        "worker": worker_id,
+        "limit": claim,
+        "records": _encode(rows_in).decode(),
+        "backend": backend,
+        "only": only,
+    }
     rows = await (await conn.execute(_SQL["record"], args)).fetchall()
     recorded = set(cast("list[str]", rows[0]["recorded"])) if rows else set()
     claimed = [to_execution(row) for row in rows if row["id"] is not None]

@@ -88,6 +88,8 @@ class NewExecution(msgspec.Struct, frozen=True):
     run_at: datetime | None = None
     delay_seconds: float = 0.0
     event: dict[str, Any] = msgspec.field(default_factory=dict)
+    backend: str = "local"
+    """The backend that runs it (`OrchestratorBackend.name`): only its workers claim it."""
 
 
 def new_id() -> str:
@@ -149,6 +151,7 @@ def _inserted(new: NewExecution, created_at: datetime, available_at: datetime) -
         retry_backoff_seconds=float(new.retry_backoff_seconds),
         available_at=available_at,
         timeout_seconds=None if new.timeout_seconds is None else float(new.timeout_seconds),
+        backend=new.backend,
     )
 
 

@@ -94,6 +94,10 @@ class Execution(msgspec.Struct, frozen=True):
     available_at: datetime
     """Not claimed before this: a delayed run, or the backoff of a retry."""
     timeout_seconds: float | None
+    backend: str = "local"
+    """The backend that runs it (only its workers claim it); read where shown."""
+    backend_run_id: str | None = None
+    """The backend's id of its latest hand-over (a Celery task id); None for the pool."""
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -88,7 +88,7 @@ async def _retry(
         except psycopg.Error as exc:  # committed already: the workers' poll finds them
             log.warning("%d execution(s) retried; NOTIFY failed (%s)", len(retried), exc)
     for execution in retried:
-        await backend.retry(execution)
+        await backend.retry(conn, execution)
     return retried
 
 

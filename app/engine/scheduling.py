@@ -169,14 +169,16 @@ async def run_now(
             raise NotFound(f"no schedule named {name!r}")
         now = await sql.db_now(conn)
         key = f"{logical_key(name, now)}:manual"
-        new = _execution(registry, settings, schedule, fire_at=now, key=key, source="manual")
+        new = _execution(
+            registry, settings, schedule, fire_at=now, key=key, source="manual", backend=backend
+        )
         created = await executions.insert_many(conn, [new], notify=False)
         if not created:
             raise Conflict(f"an active execution holds logical_key {key!r}; try again")
         await sql.record_fires(conn, [(schedule.id, now, True, new.id)])
         await sql.mark_fired(conn, schedule.id, now)
     await _wake_workers(conn, created)
-    await backend.submit(created[0])
+    await backend.submit(conn, created[0])
     return created[0]
 
 
@@ -188,6 +190,7 @@ def _execution(
     fire_at: datetime,
     key: str,
     source: str,
+    backend: OrchestratorBackend,
 ) -> NewExecution:
     """The execution a fire of `schedule` creates, with its pipeline's retry budget."""
     policy = registry.get(schedule.pipeline).retry if schedule.pipeline in registry else _DEFAULT
@@ -203,6 +206,7 @@ def _execution(
         retry_backoff_seconds=resolved.retry_backoff_seconds,
         timeout_seconds=resolved.timeout_seconds,
         event={"schedule": schedule.name, "fire_at": fire_at.isoformat()},
+        backend=backend.name,
     )
 
 
@@ -244,13 +248,13 @@ async def fire_due(
             clock = now or await sql.db_now(conn)
             due = await sql.claim_due(conn, clock, batch)
             created, slots = await _fire_batch(
-                conn, registry, settings, due, now=clock, tolerance=tolerance
+                conn, registry, settings, due, now=clock, tolerance=tolerance, backend=backend
             )
         fired += created
         skipped += slots
         await _wake_workers(conn, created)
         for execution in created:
-            await backend.submit(execution)
+            await backend.submit(conn, execution)
         if len(due) < batch:
             break
     next_due = await sql.next_due(conn)
@@ -266,6 +270,7 @@ async def _fire_batch(
     *,
     now: datetime,
     tolerance: timedelta,
+    backend: OrchestratorBackend,
 ) -> tuple[list[Execution], int]:
     fires: list[tuple[int, datetime, NewExecution]] = []
     moves: list[tuple[int, datetime, datetime | None]] = []
@@ -295,7 +300,13 @@ async def _fire_batch(
         if fire_at is not None:
             key = logical_key(schedule.name, fire_at)
             new = _execution(
-                registry, settings, schedule, fire_at=fire_at, key=key, source="schedule"
+                registry,
+                settings,
+                schedule,
+                fire_at=fire_at,
+                key=key,
+                source="schedule",
+                backend=backend,
             )
             fires.append((schedule.id, fire_at, new))
         moves.append((schedule.id, step.next_fire_at, None))

@@ -27,7 +27,7 @@ from app.engine.wake import Waker
 from app.errors import InvalidRequest
 from app.time_bounds import check_time
 
-__all__ = ["MAX_SECONDS", "submit", "submit_many"]
+__all__ = ["MAX_SECONDS", "hand_over", "submit", "submit_many"]
 
 
 async def submit(
@@ -87,12 +87,15 @@ async def submit(
         overrides=overrides,
         run_at=run_at,
         delay_seconds=delay_seconds,
+        backend=backend.name,
     )
     execution, created = await executions.insert(conn, new, notify=waker is None)
     if created:
         if waker is not None:
             waker.wake(lane)
-        await backend.submit(execution)
+        run_id = await backend.submit(conn, execution)
+        if run_id is not None:
+            execution = msgspec.structs.replace(execution, backend_run_id=run_id)
     return execution, created
 
 
@@ -116,7 +119,11 @@ async def submit_many(
 ) -> list[tuple[Execution, bool]]:
     """`submit` for many executions of one pipeline, each with its logical key, in one
     insert statement (a backfill's partitions): validated and budgeted like one, in
-    order. A key an active execution holds gives that execution (created=False)."""
+    order. A key an active execution holds gives that execution (created=False).
+
+    Called inside the caller's transaction, so the caller hands the created ones to
+    `backend` after its commit (`hand_over`): a broker must not hear of an execution
+    the database may still roll back."""
     found = registry.get(pipeline)
     if lane not in LANES:
         raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")
@@ -132,6 +139,7 @@ async def submit_many(
             max_attempts=resolved.max_attempts,
             retry_backoff_seconds=resolved.retry_backoff_seconds,
             timeout_seconds=resolved.timeout_seconds,
+            backend=backend.name,
         )
         for p, key in zip(params, logical_keys, strict=True)
     ]
@@ -139,11 +147,16 @@ async def submit_many(
     done: list[tuple[Execution, bool]] = []
     for n in new:
         if n.id in created:
-            await backend.submit(created[n.id])
             done.append((created[n.id], True))
         else:  # held by an active execution: the one-at-a-time path finds it
-            execution, made = await executions.insert(conn, n)
-            if made:  # the holder finished meanwhile
-                await backend.submit(execution)
-            done.append((execution, made))
+            done.append(await executions.insert(conn, n))
     return done
+
+
+async def hand_over(
+    conn: AsyncConn, backend: OrchestratorBackend, made: Sequence[tuple[Execution, bool]]
+) -> None:
+    """Tell `backend` of the executions `submit_many` created, once they are committed."""
+    for execution, created in made:
+        if created:
+            await backend.submit(conn, execution)

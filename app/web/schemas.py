@@ -160,6 +160,13 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
         str | None,
         msgspec.Meta(description="The latest attempt's error, also while a retry waits."),
     ]
+    backend: Annotated[
+        str, with_example("local", "The backend that runs it: local (the pool) or celery.")
+    ] = "local"
+    backend_run_id: Annotated[
+        str | None,
+        msgspec.Meta(description="The backend's id of its latest hand-over (a Celery task id)."),
+    ] = None
 
     @classmethod
     def from_row(cls, row: Execution) -> ExecutionResponse:
@@ -182,6 +189,8 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
             completed_at=row.completed_at,
             error=row.error if row.status == "failed" else None,
             last_error=row.error,
+            backend=row.backend,
+            backend_run_id=row.backend_run_id,
         )
 
 
@@ -248,4 +257,16 @@ class ReadinessResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     migrations: MigrationsReport | None = None
     live_workers: Annotated[
         int | None, msgspec.Meta(description="Worker processes heartbeating (informational).")
+    ] = None
+    backend: Annotated[
+        str | None, msgspec.Meta(description="The orchestrator backend (BACKEND_TYPE).")
+    ] = None
+    broker: Annotated[
+        Literal["reachable", "unreachable"] | None,
+        msgspec.Meta(
+            description=(
+                "The Celery backend's broker (informational: submits still succeed through "
+                "the outbox while it is down)."
+            )
+        ),
     ] = None

@@ -13,6 +13,11 @@ Timed the same way: last `completed_at` minus the moment they are released.
 
 `--schedules N` first creates N daily cron schedules (none due while
 draining), so the row measures a pool whose scheduler has them to watch.
+
+`--celery-broker URL` adds a row for a Celery node of 2 children (BACKEND_TYPE
+=celery) against the same bare baseline: the executions are inserted the same
+way, committed and unpublished, so the node's relay publishes them (500 per
+pass) and each child claims its message's execution by id.
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ NAME = "drain"
 
 _ENQUEUE = """
 WITH new AS (
-    INSERT INTO executions (pipeline, params, lane, trigger_source)
-    SELECT 'noop', '{}'::jsonb, 'normal', 'bench' FROM generate_series(1, %(n)s)
+    INSERT INTO executions (pipeline, params, lane, trigger_source, backend)
+    SELECT 'noop', '{}'::jsonb, 'normal', 'bench', %(backend)s FROM generate_series(1, %(n)s)
     RETURNING id, lane, trigger_source
 ), created AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
@@ -107,37 +112,77 @@ def run(ctx: Context) -> None:
                         spine.append(a)
                         bare.append(b)
 
-            def per_exec(runs: list[Drained], attr: str) -> float:
-                return round(median([1e6 * getattr(r, attr) / n for r in runs]))
-
-            ctx.rows.append(
-                Row(
-                    scenario=NAME,
-                    label=f"{n:,} noop, {processes} worker process{'es' if processes > 1 else ''}",
-                    unit="exec/s",
-                    spine=[n / r.seconds for r in spine],
-                    baseline=[n / r.seconds for r in bare],
-                    target=Target("ratio_min", 0.6),
-                    notes={
-                        # CPU per execution, both processes and PostgreSQL: steadier than
-                        # wall time on a shared machine (bare CPU / spine CPU, like the ratio).
-                        "cpu_ratio": round(
-                            (per_exec(bare, "client_cpu_s") + per_exec(bare, "server_cpu_s"))
-                            / max(
-                                per_exec(spine, "client_cpu_s") + per_exec(spine, "server_cpu_s"),
-                                1,
-                            ),
-                            2,
-                        ),
-                        "worker_cpu_us_per_exec": per_exec(spine, "client_cpu_s"),
-                        "pg_cpu_us_per_exec": per_exec(spine, "server_cpu_s"),
-                        "baseline_worker_cpu_us_per_exec": per_exec(bare, "client_cpu_s"),
-                        "baseline_pg_cpu_us_per_exec": per_exec(bare, "server_cpu_s"),
-                    },
-                )
-            )
+            label = f"{n:,} noop, {processes} worker process{'es' if processes > 1 else ''}"
+            ctx.rows.append(_row(label, n, spine, bare))
+        if ctx.celery_broker:
+            ctx.rows.append(_celery_row(ctx, url, n, ctx.celery_broker))
     finally:
         ctx.scratch.drop(url)
+
+
+def _celery_row(ctx: Context, url: str, n: int, broker: str) -> Row:
+    """The same drain through one Celery node of 2 children, beside the bare loop."""
+    import uuid
+
+    from kombu import Connection, Queue
+
+    prefix = f"spine-bench-{uuid.uuid4().hex[:8]}"
+    env = {
+        "BACKEND_TYPE": "celery",
+        "SPINE_CELERY_BROKER_URL": broker,
+        "SPINE_CELERY_QUEUE_PREFIX": prefix,
+    }
+    spine: list[Drained] = []
+    bare: list[Drained] = []
+    try:
+        with WorkerPool(url, 2, ctx.log_path("drain-celery-2"), **env) as pool:
+            for attempt in range(ctx.repeat + 1):
+                a = _drain_spine(url, n, pool, backend="celery")
+                b = _drain_bare(url, n, 2)
+                tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
+                progress(
+                    f"drain celery x2 {tag}: spine {n / a.seconds:,.0f}/s "
+                    f"(CPU/exec: worker {_us(a.client_cpu_s, n)} us, PostgreSQL "
+                    f"{_us(a.server_cpu_s, n)} us), bare {n / b.seconds:,.0f}/s"
+                )
+                if attempt:
+                    spine.append(a)
+                    bare.append(b)
+    finally:
+        with Connection(broker, connect_timeout=5) as conn:
+            for lane in ("normal", "backfill"):
+                Queue(f"{prefix}.{lane}").bind(conn.default_channel).delete()
+    return _row(f"{n:,} noop, a Celery node of 2 children", n, spine, bare)
+
+
+def _row(label: str, n: int, spine: list[Drained], bare: list[Drained]) -> Row:
+    def per_exec(runs: list[Drained], attr: str) -> float:
+        return round(median([1e6 * getattr(r, attr) / n for r in runs]))
+
+    return Row(
+        scenario=NAME,
+        label=label,
+        unit="exec/s",
+        spine=[n / r.seconds for r in spine],
+        baseline=[n / r.seconds for r in bare],
+        target=Target("ratio_min", 0.6),
+        notes={
+            # CPU per execution, both processes and PostgreSQL: steadier than
+            # wall time on a shared machine (bare CPU / spine CPU, like the ratio).
+            "cpu_ratio": round(
+                (per_exec(bare, "client_cpu_s") + per_exec(bare, "server_cpu_s"))
+                / max(
+                    per_exec(spine, "client_cpu_s") + per_exec(spine, "server_cpu_s"),
+                    1,
+                ),
+                2,
+            ),
+            "worker_cpu_us_per_exec": per_exec(spine, "client_cpu_s"),
+            "pg_cpu_us_per_exec": per_exec(spine, "server_cpu_s"),
+            "baseline_worker_cpu_us_per_exec": per_exec(bare, "client_cpu_s"),
+            "baseline_pg_cpu_us_per_exec": per_exec(bare, "server_cpu_s"),
+        },
+    )
 
 
 def _add_schedules(conn: psycopg.Connection[Any], count: int) -> None:
@@ -172,14 +217,16 @@ def _backend_pids(conn: psycopg.Connection[Any]) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
-def _drain_spine(url: str, n: int, pool: WorkerPool) -> Drained:
+def _drain_spine(url: str, n: int, pool: WorkerPool, backend: str = "local") -> Drained:
     """Time for the running pool to drain `n` noop executions enqueued at once."""
     with connect(url) as conn:
         conn.execute("TRUNCATE executions, execution_events")
         conn.execute("VACUUM ANALYZE executions")
         workers, backends = pool.worker_pids(), _backend_pids(conn)
+        if backend == "celery" and pool.proc is not None:
+            workers.append(pool.proc.pid)  # the node's own process receives the messages
         client0, server0 = cpu_seconds(workers), cpu_seconds(backends)
-        conn.execute(_ENQUEUE, {"n": n})
+        conn.execute(_ENQUEUE, {"n": n, "backend": backend})
         begun = _now(conn)
 
         def drained() -> bool:

@@ -11,6 +11,10 @@ Baseline: the same number of bare listener processes (psycopg, sync) LISTEN
 on a channel; the submitter inserts a row stamped with `clock_timestamp()`
 and NOTIFYs in one transaction; a woken listener claims it with FOR UPDATE
 SKIP LOCKED, stamping `claimed_at`. Latency = claimed_at - created_at.
+
+With `--celery-broker URL`, the same through a Celery node of as many children
+(BACKEND_TYPE=celery: the submit publishes the task after its commit, the broker
+delivers it, a child claims by id), beside the same bare baseline.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import psycopg
 
 from app import db
 from app.catalog import default_registry
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.engine.backends import make_backend
 from app.engine.submit import submit
 from bench.context import Context
@@ -89,14 +93,66 @@ def run(ctx: Context) -> None:
             Row(NAME, f"{label}, p50", "ms", p50s, bare50, Target("abs_max", 2.0), notes)
         )
         ctx.rows.append(Row(NAME, f"{label}, p99", "ms", p99s, bare99, Target("abs_max", 5.0)))
+        if ctx.celery_broker:
+            ctx.rows += _celery_rows(ctx, url, n, processes, ctx.celery_broker)
     finally:
         ctx.scratch.drop(url)
 
 
-async def _spine_latencies(url: str, n: int) -> list[float]:
+def _celery_rows(ctx: Context, url: str, n: int, processes: int, broker: str) -> list[Row]:
+    """The same wake-up through a Celery node (publish, delivery, claim by id)."""
+    import uuid
+
+    import msgspec
+    from kombu import Connection, Queue
+
+    prefix = f"spine-bench-{uuid.uuid4().hex[:8]}"
+    env = {
+        "BACKEND_TYPE": "celery",
+        "SPINE_CELERY_BROKER_URL": broker,
+        "SPINE_CELERY_QUEUE_PREFIX": prefix,
+    }
+    settings = msgspec.structs.replace(
+        get_settings(),
+        backend_type="celery",
+        celery_broker_url=broker,
+        celery_queue_prefix=prefix,
+    )
+    p50s: list[float] = []
+    p99s: list[float] = []
+    bare50: list[float] = []
+    bare99: list[float] = []
+    try:
+        with WorkerPool(url, processes, ctx.log_path("wakeup-celery"), **env):
+            for attempt in range(ctx.repeat + 1):
+                count = n if attempt else max(10, n // 10)
+                spine = asyncio.run(_spine_latencies(url, count, settings))
+                bare = _bare_latencies(url, count, processes)
+                tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
+                progress(
+                    f"wakeup celery {tag}: spine p50 {median(spine):.2f} "
+                    f"p99 {percentile(spine, 99):.2f} ms; bare p50 {median(bare):.2f} ms"
+                )
+                if attempt:
+                    p50s.append(median(spine))
+                    p99s.append(percentile(spine, 99))
+                    bare50.append(median(bare))
+                    bare99.append(percentile(bare, 99))
+    finally:
+        with Connection(broker, connect_timeout=5) as conn:
+            for lane in ("normal", "backfill"):
+                Queue(f"{prefix}.{lane}").bind(conn.default_channel).delete()
+    label = f"submit -> claim over {n} executions, a Celery node of {processes} children"
+    return [
+        Row(NAME, f"{label}, p50", "ms", p50s, bare50, Target("abs_max", 2.0)),
+        Row(NAME, f"{label}, p99", "ms", p99s, bare99, Target("abs_max", 5.0)),
+    ]
+
+
+async def _spine_latencies(url: str, n: int, settings: Settings | None = None) -> list[float]:
     """Submit `n` noops one at a time through `submit`; ms from created to queued."""
     ids: list[str] = []
-    registry, settings = default_registry(), get_settings()
+    registry, settings = default_registry(), settings or get_settings()
     backend = make_backend(settings)
     async with await db.aconnect(url) as conn:
         for _ in range(n):

@@ -18,6 +18,7 @@ from psycopg.conninfo import make_conninfo
 
 from app import db
 from app.config import get_settings
+from tests.celery_support import Backend, amqp_or_skip, delete_queues, new_prefix
 from tests.conftest import SERVER_ENV, TEMPLATE_ENV
 
 _counter = itertools.count()
@@ -72,3 +73,24 @@ def bare_url(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["local", "celery"])
+def backend(
+    request: pytest.FixtureRequest, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    """Each backend in turn (tests that hold for both): its settings apply to this process
+    and to the workers it starts. The Celery one needs a broker (see tests/celery_support)."""
+    if request.param == "local":
+        yield Backend("local")
+        return
+    chosen = Backend("celery", amqp_or_skip(), new_prefix())
+    for name, value in chosen.env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        yield chosen
+    finally:
+        get_settings.cache_clear()
+        assert chosen.amqp_url is not None and chosen.prefix is not None
+        delete_queues(chosen.amqp_url, chosen.prefix)

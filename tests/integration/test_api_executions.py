@@ -45,8 +45,10 @@ async def test_submit_answers_202_pending_with_location(client: Client) -> None:
         "id", "pipeline", "params", "lane", "status", "trigger_source", "logical_key",
         "attempt", "cancel_requested", "created_at", "started_at", "completed_at", "error",
         "max_attempts", "available_at", "timeout_seconds", "retry_backoff_seconds", "last_error",
+        "backend", "backend_run_id",
     }  # fmt: skip
     assert body["max_attempts"] == 3 and body["timeout_seconds"] is None
+    assert (body["backend"], body["backend_run_id"]) == ("local", None)
     location = response.headers["location"]
     assert location == f"{URL}/{body['id']}"
     fetched = await client.get(location)

@@ -34,15 +34,15 @@ CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
 class Recording:
     """An OrchestratorBackend that remembers what it heard: (what, execution id, source)."""
 
-    name = "recording"
+    name = "local"  # it hands everything to the local pool, which claims only its own
 
     def __init__(self) -> None:
         self._local = LocalBackend(get_settings())
         self.heard: list[tuple[str, str, str]] = []
 
-    async def submit(self, execution: Execution) -> str | None:
+    async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         self.heard.append(("submit", execution.id, execution.trigger_source))
-        return await self._local.submit(execution)
+        return await self._local.submit(conn, execution)
 
     async def cancel(
         self, conn: AsyncConn, execution_id: str
@@ -50,9 +50,9 @@ class Recording:
         self.heard.append(("cancel", execution_id, ""))
         return await self._local.cancel(conn, execution_id)
 
-    async def retry(self, execution: Execution) -> None:
+    async def retry(self, conn: AsyncConn, execution: Execution) -> None:
         self.heard.append(("retry", execution.id, ""))
-        await self._local.retry(execution)
+        await self._local.retry(conn, execution)
 
     async def health(self, conn: AsyncConn) -> dict[str, Any]:
         return await self._local.health(conn)

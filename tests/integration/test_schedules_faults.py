@@ -16,6 +16,7 @@ import pytest
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
+from app.db import AsyncConn
 from app.engine import scheduling
 from app.engine.backends import LocalBackend
 from app.engine.models import Execution
@@ -108,9 +109,9 @@ class Recording(LocalBackend):
         super().__init__(get_settings())
         self.submitted: list[Execution] = []
 
-    async def submit(self, execution: Execution) -> str | None:
+    async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         self.submitted.append(execution)
-        return await super().submit(execution)
+        return await super().submit(conn, execution)
 
 
 async def test_fires_go_through_the_backend_and_a_gone_pipeline_is_skipped(

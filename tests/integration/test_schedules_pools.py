@@ -24,6 +24,7 @@ from app.catalog import default_registry
 from app.config import get_settings
 from app.engine import scheduling
 from app.engine.schedules import ScheduleInput
+from tests.celery_support import Backend
 from tests.support import ROOT, run_sync, spine_env, wait_until, worker_pool
 
 Conn = psycopg.Connection[dict[str, object]]
@@ -44,13 +45,33 @@ def add_every_second(database_url: str, name: str, grace: int = 5) -> int:
 
 
 @contextmanager
-def pools(database_url: str, tmp_path: Path, count: int, tag: str) -> Iterator[None]:
+def pools(
+    database_url: str, tmp_path: Path, count: int, tag: str, backend: Backend | None = None
+) -> Iterator[None]:
+    """`count` pools of one process (or Celery nodes of one, solo, given that backend)."""
     with ExitStack() as stack:
         for i in range(count):
-            stack.enter_context(
-                worker_pool(database_url, processes=1, log_path=tmp_path / f"pool-{tag}-{i}.log")
-            )
+            log_path = tmp_path / f"pool-{tag}-{i}.log"
+            if backend is None:
+                stack.enter_context(worker_pool(database_url, processes=1, log_path=log_path))
+            else:
+                stack.enter_context(backend.workers(database_url, 1, log_path))
         yield
+
+
+def ran_once(conn: Conn, backend: str) -> int:
+    """How many fired executions completed; fails if one started twice or ran elsewhere."""
+    rows = conn.execute(
+        """
+        SELECT e.backend, e.status,
+               (SELECT count(*) FROM execution_events v
+                WHERE v.execution_id = e.id AND v.event_type = 'started') AS starts
+        FROM executions e WHERE e.trigger_source = 'schedule'
+        """
+    ).fetchall()
+    assert all(r["backend"] == backend for r in rows)
+    assert all(r["starts"] in (0, 1) for r in rows)
+    return sum(1 for r in rows if r["status"] == "completed")
 
 
 def fired(conn: Conn, schedule_id: int) -> list[datetime]:
@@ -95,12 +116,14 @@ def assert_every_slot_accounted_for(
 
 
 def test_three_pools_fire_each_slot_of_a_one_second_schedule_exactly_once(
-    database_url: str, conn: Conn, tmp_path: Path
+    database_url: str, conn: Conn, tmp_path: Path, backend: Backend
 ) -> None:
     schedule = add_every_second(database_url, "every-second")
     start = first_slot(conn, schedule)
-    with pools(database_url, tmp_path, 3, "a"):
+    with pools(database_url, tmp_path, 3, "a", backend):
         wait_until(lambda: len(fired(conn, schedule)) >= 16, timeout=90, interval=0.2)
+        # Every fire runs once, on the backend's own workers.
+        wait_until(lambda: ran_once(conn, backend.name) >= 16, timeout=30, interval=0.2)
     fires = assert_every_slot_accounted_for(conn, schedule, start)
     # Skips happen only before the pools' first tick (they were starting up).
     assert all(last < fires[0] for _, last, _ in skips(conn, schedule))

@@ -32,7 +32,7 @@ def test_values_are_coerced_from_strings() -> None:
         ({"SPINE_MAX_CONCURRENT": "lots"}, "SPINE_MAX_CONCURRENT"),
         ({"SPINE_MAX_CONCURRENT": "0"}, "SPINE_MAX_CONCURRENT"),
         ({"SPINE_POLL_INTERVAL": "-1"}, "SPINE_POLL_INTERVAL"),
-        ({"BACKEND_TYPE": "celery"}, "BACKEND_TYPE"),
+        ({"BACKEND_TYPE": "dask"}, "BACKEND_TYPE"),
         ({"SPINE_LOG_LEVEL": "LOUD"}, "SPINE_LOG_LEVEL"),
         ({"SPINE_API_TOKEN_READS": "maybe"}, "SPINE_API_TOKEN_READS"),
     ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import psycopg
 from litestar import Response, get
@@ -97,7 +98,7 @@ async def _check_readiness(state: State) -> Response[ReadinessResponse]:
     try:
         async with pool.connection(timeout=READY_TIMEOUT) as conn:
             states = compare(state.migrations, await applied_async(conn))
-            live_workers = await _live_workers(conn, state)
+            health = await _backend_health(conn, state)
     except psycopg.OperationalError as exc:
         reason = f"database unavailable ({type(exc).__name__})"
         return Response(
@@ -120,7 +121,9 @@ async def _check_readiness(state: State) -> Response[ReadinessResponse]:
             database="ok",
             reason="; ".join(reasons) or None,
             migrations=report,
-            live_workers=live_workers,
+            live_workers=None if health is None else int(health["live_workers"]),
+            backend=None if health is None else str(health["backend"]),
+            broker=None if health is None else health.get("broker"),
         ),
         status_code=503 if reasons else 200,
     )
@@ -152,12 +155,12 @@ async def list_pipelines(state: State) -> list[PipelineResponse]:
     ]
 
 
-async def _live_workers(conn: AsyncConn, state: State) -> int | None:
+async def _backend_health(conn: AsyncConn, state: State) -> dict[str, Any] | None:
     try:
-        health = await state.backend.health(conn)
+        health: dict[str, Any] = await state.backend.health(conn)
     except psycopg.errors.UndefinedTable:  # not migrated yet: readiness says so already
         return None
-    return int(health["live_workers"])
+    return health
 
 
 def migrations_on_disk() -> list[Migration]:

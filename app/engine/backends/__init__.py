@@ -1,4 +1,7 @@
-"""Backends by name; BACKEND_TYPE chooses one (only `local` exists today)."""
+"""Backends by name; BACKEND_TYPE chooses one.
+
+The Celery backend is imported only when chosen: Celery is an optional extra.
+"""
 
 from __future__ import annotations
 
@@ -13,4 +16,8 @@ def make_backend(settings: Settings) -> OrchestratorBackend:
     """The backend BACKEND_TYPE names (settings already refuse unknown names at start-up)."""
     if settings.backend_type == "local":
         return LocalBackend(settings)
-    raise ValueError(f"unknown BACKEND_TYPE {settings.backend_type!r}; known: local")
+    if settings.backend_type == "celery":
+        from app.engine.backends.celery import CeleryBackend  # the `celery` extra
+
+        return CeleryBackend(settings)
+    raise ValueError(f"unknown BACKEND_TYPE {settings.backend_type!r}; known: local, celery")

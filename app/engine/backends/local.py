@@ -25,11 +25,11 @@ class LocalBackend:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    async def submit(self, execution: Execution) -> str | None:
+    async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         # The NOTIFY of executions.insert (or of the submitter's Waker) wakes the workers.
         return None
 
-    async def retry(self, execution: Execution) -> None:
+    async def retry(self, conn: AsyncConn, execution: Execution) -> None:
         # The retry's own NOTIFY wakes the workers.
         return None
 

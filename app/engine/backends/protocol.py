@@ -23,12 +23,13 @@ __all__ = ["OrchestratorBackend"]
 class OrchestratorBackend(Protocol):
     name: str
 
-    async def submit(self, execution: Execution) -> str | None:
+    async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         """Hand a recorded execution to the engine (a submit, a schedule's fire, a manual
-        run), after its commit; returns its run id, if it has one."""
+        run), after its commit; returns its run id, if it has one. `conn` (autocommit, no
+        transaction open) is for the backend's own record of the hand-over."""
         ...
 
-    async def retry(self, execution: Execution) -> None:
+    async def retry(self, conn: AsyncConn, execution: Execution) -> None:
         """Hand back an execution a manual retry made pending again, after its commit."""
         ...
 

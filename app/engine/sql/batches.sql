@@ -15,7 +15,11 @@
 -- The claim: up to %(limit)s pending executions in claim order (normal lane
 -- first, then the order they became claimable), held `queued` by the worker
 -- with a `queued` event each. The only statement that selects pending
--- executions FOR UPDATE SKIP LOCKED.
+-- executions FOR UPDATE SKIP LOCKED. Only %(backend)s's executions: a pool never
+-- takes a Celery execution, nor a Celery task a pool's. %(only)s, when given, is
+-- the one execution a Celery task claims by id (its message carries only the id):
+-- the same guards (pending, due, this backend), so a redelivered or duplicate task
+-- claims nothing.
 WITH v AS (
     SELECT * FROM ROWS FROM (jsonb_to_recordset(%(records)s::jsonb) AS (
         id text, status text, started_ago float8, ended_ago float8, error text, payload jsonb,
@@ -78,7 +82,8 @@ WITH v AS (
     ORDER BY f.n, step.k
 ), next AS MATERIALIZED (
     SELECT id FROM executions
-    WHERE status = 'pending' AND available_at <= now()
+    WHERE status = 'pending' AND available_at <= now() AND backend = %(backend)s
+      AND (%(only)s::text IS NULL OR id = %(only)s::text)
     ORDER BY priority, available_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

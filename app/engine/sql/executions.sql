@@ -10,18 +10,19 @@ WITH v AS (
     SELECT * FROM ROWS FROM (json_to_recordset(%(rows)s::json) AS (
         id text, pipeline text, params jsonb, lane text, trigger_source text, logical_key text,
         max_attempts int, retry_backoff_seconds float8, timeout_seconds float8, overrides jsonb,
-        run_at timestamptz, delay_seconds float8, event jsonb
+        run_at timestamptz, delay_seconds float8, event jsonb, backend text
     )) WITH ORDINALITY AS v (id, pipeline, params, lane, trigger_source, logical_key,
                              max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
-                             run_at, delay_seconds, event, n)
+                             run_at, delay_seconds, event, backend, n)
 ), new AS (
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
                             max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
-                            available_at)
+                            available_at, backend)
     SELECT id, pipeline, params, lane, trigger_source, logical_key,
            max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
            -- On the database clock; a time in the past means now (it keeps its turn).
-           greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds))
+           greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds)),
+           backend
     FROM v ORDER BY n
     ON CONFLICT (logical_key)
         -- The partial unique index's own predicate, so the conflict target matches it.
@@ -48,21 +49,24 @@ SELECT id, created_at, available_at FROM new
 -- name: active_by_key
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
 FROM executions
 WHERE logical_key = %s AND status IN ('pending', 'queued', 'running')
 
 -- name: get
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
 FROM executions WHERE id = %s
 
 -- name: list_page
 -- Newest first; (at, id) is the keyset cursor of the previous page.
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
 FROM executions
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)

@@ -1,0 +1,102 @@
+"""The Celery application of the Celery backend: configuration, queues, publishing.
+
+With app.engine.backends.celery and worker/celery_node.py, the only modules that
+import Celery (an import-linter contract in pyproject.toml): the default install
+needs no broker client. Celery is transport and compute only; PostgreSQL decides.
+
+The configuration, and why:
+- `task_ignore_result`: the outcome is the executions row; no result backend.
+- `task_acks_late` with `worker_prefetch_multiplier = 1`: a message is
+  acknowledged after its task returned, so after the claim by id committed; a
+  node never reserves more messages than it has children (a reserved message
+  would wait unacknowledged behind a running execution).
+- `task_reject_on_worker_lost = False`: a child killed mid-run has its message
+  acknowledged, not redelivered; the lease and the relay bring the execution
+  back, counted as an attempt, never twice at once.
+- No countdown, ETA or Celery retry: the engine's backoff is `available_at`, and
+  the relay publishes a retry when it is due.
+- One durable queue per lane, `<SPINE_CELERY_QUEUE_PREFIX>.<lane>`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from app.config import Settings
+from app.engine.models import LANES
+
+__all__ = [
+    "TASK_NAME",
+    "broker_reachable",
+    "make_app",
+    "new_task_id",
+    "publish",
+    "queue_name",
+]
+
+TASK_NAME = "spine.run_execution"
+
+CONNECT_TIMEOUT = 2
+"""Seconds a publish or a health probe waits for the broker before giving up."""
+
+
+def queue_name(prefix: str, lane: str) -> str:
+    return f"{prefix}.{lane}"
+
+
+def make_app(settings: Settings) -> Celery:
+    """The Celery app of this deployment (a publisher's or a worker node's)."""
+    app = Celery("market_spine", broker=settings.celery_broker_url, set_as_current=False)
+    prefix = settings.celery_queue_prefix
+    app.conf.update(
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        task_queues=[_queue(queue_name(prefix, lane)) for lane in LANES],
+        task_default_queue=queue_name(prefix, "normal"),
+        task_create_missing_queues=False,
+        task_serializer="json",
+        accept_content=["json"],
+        # A publish during an outage fails fast: the outbox keeps the execution.
+        task_publish_retry=False,
+        broker_connection_timeout=CONNECT_TIMEOUT,
+        broker_connection_retry_on_startup=True,
+        broker_heartbeat=10,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+def _queue(name: str) -> Queue:
+    """A durable queue bound to a direct exchange of its own name, by its own name."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def publish(
+    app: Celery, execution_id: str, lane: str, prefix: str, task_id: str | None = None
+) -> str:
+    """Send the task of one execution (its id only); returns the task id (its run id)."""
+    task_id = task_id or new_task_id()
+    name = queue_name(prefix, lane)
+    app.send_task(TASK_NAME, args=[execution_id], queue=name, routing_key=name, task_id=task_id)
+    return task_id
+
+
+def broker_reachable(app: Celery) -> str | None:
+    """None when the broker answers, else why not (one line)."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:  # any transport error means "not reachable now"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+    return None
