@@ -79,11 +79,11 @@ class LineChunks:
     `first_line()` gives the header; `next_chunk()` the data lines after it,
     each ending with LF (one the last line lacked is added), until None. It
     counts the data lines it gives (`lines`) and hashes and counts every byte
-    it reads. Past `max_bytes` it raises InvalidInputFile. One call at a time:
+    it reads. Past `max_bytes` (None: no limit) it raises InvalidInputFile. One call at a time:
     callers overlap reading with their COPY by running it in a thread.
     """
 
-    def __init__(self, stream: BinaryIO, name: str, *, max_bytes: int) -> None:
+    def __init__(self, stream: BinaryIO, name: str, *, max_bytes: int | None) -> None:
         self._stream = stream
         self._name = name
         self._max_bytes = max_bytes
@@ -93,6 +93,7 @@ class LineChunks:
         self.sha256 = hashlib.sha256()
         self.bytes_read = 0
         self.lines = 0
+        self.first_line_cut = False  # the first line was over MAX_LINE_BYTES, with no newline
 
     def _read(self) -> bytes:
         data = self._stream.read(CHUNK_BYTES)
@@ -100,7 +101,7 @@ class LineChunks:
             self._eof = True
             return data
         self.bytes_read += len(data)
-        if self.bytes_read > self._max_bytes:
+        if self._max_bytes is not None and self.bytes_read > self._max_bytes:
             raise InvalidInputFile(f"{self._name!r} is over {self._max_bytes // (1024 * 1024)} MiB")
         self.sha256.update(data)
         return data
@@ -114,6 +115,7 @@ class LineChunks:
         end = buffer.find(b"\n")
         if end < 0:
             line, self._skipping = buffer[:MAX_LINE_BYTES], len(buffer) > MAX_LINE_BYTES
+            self.first_line_cut = self._skipping
         else:
             line, self._rest = buffer[:end], buffer[end + 1 :]
         return line.removeprefix(BOM).removesuffix(b"\r")
@@ -129,6 +131,20 @@ class LineChunks:
 
     def next_chunk(self) -> bytes | None:
         """The next run of whole, sanitized lines; None at the end of the file."""
+        body = self.next_lines()
+        if body is None:
+            return None
+        body = sanitize(cut_long_lines(body))
+        self.lines += body.count(b"\n")
+        return body
+
+    def next_lines(self) -> bytes | None:
+        """The next run of whole lines as read, each ending with LF; None at the end.
+
+        Not sanitized, and only a line longer than what is held is cut (at
+        MAX_LINE_BYTES, its rest skipped): for a caller that prepares lines its own
+        way (app.otc.connector); `next_chunk` is this, made safe for COPY.
+        """
         while True:
             if self._eof and not self._rest:
                 return None
@@ -150,8 +166,6 @@ class LineChunks:
                 self._skipping = True
             self._rest = rest
             if body:
-                body = sanitize(cut_long_lines(body))
-                self.lines += body.count(b"\n")
                 return body
 
 

@@ -40,12 +40,8 @@ from app.engine.registry import Registry
 from app.errors import first_line
 from app.logs import bind_process
 from worker.batch_size import BatchSize
-from worker.claimer import Claimer
-from worker.completer import Completer
-from worker.executor import Executor
-from worker.liveness import Liveness
 from worker.loop import new_worker_id, open_pool
-from worker.watchdog import Watchdog
+from worker.parts import assemble
 
 __all__ = ["BACKEND", "Outcome", "Runner"]
 
@@ -66,19 +62,19 @@ class Runner:
         self.settings = settings
         self.url = url
         self.id = new_worker_id()
-        self.completer = Completer(self.id, registry)
-        self.claimer = Claimer(self.id, self.completer, BatchSize(1))
-        self.watchdog = Watchdog(settings.timeout_grace, self._give_up)
-        self.executor = Executor(
+        parts = assemble(
             self.id,
             settings,
             registry,
-            claimer=self.claimer,
-            completer=self.completer,
-            watchdog=self.watchdog,
+            url,
+            batch_size=BatchSize(1),
+            give_up=self._give_up,
             take_notices=self._take_notices,
         )
-        self.liveness = Liveness(self.id, settings.lease_timeout, lambda: db.aconnect(url))
+        self.completer = parts.completer
+        self.claimer = parts.claimer
+        self.executor = parts.executor
+        self.liveness = parts.liveness
         self.listener = Listener(url, (CANCEL_CHANNEL,), name="cancel-listener")
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None

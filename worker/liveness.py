@@ -10,12 +10,10 @@ reconnects at its next beat.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import socket
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ from app import db
 from app.engine import workers
 from app.errors import first_line
 from worker import metrics
+from worker.threads import LoopThread
 
 __all__ = ["Liveness"]
 
@@ -54,19 +53,14 @@ class Liveness:
         self._connect = connect
         self._heartbeat = heartbeat
         self._recover = recover
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("heartbeat", self.run)
+        self._stop = self._thread.stopping
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self.run()), name="heartbeat", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.stop(timeout)
 
     async def run(self) -> None:
         """Heartbeat and sweep every lease/3 until stopped."""

@@ -3,7 +3,7 @@
 The parts, each in its own module: worker.claimer (claims, batch size,
 give-backs), worker.executor (runs one execution), worker.completer (the
 batched ends), worker.liveness (heartbeat and sweep) and worker.watchdog
-(timeouts). This module wires them together and runs the claim loop.
+(timeouts), wired together by worker.parts. This module runs the claim loop.
 
 - Claim: one statement takes a batch of pending executions (1 when the queue
   is shallow, growing to SPINE_CLAIM_BATCH while it is deep and they run
@@ -56,11 +56,9 @@ from app.engine.models import CANCEL_CHANNEL, EXECUTIONS_CHANNEL, End, Execution
 from app.engine.registry import Registry
 from app.logs import bind_process
 from worker.batch_size import BatchSize
-from worker.claimer import Claimer
-from worker.completer import Completer
-from worker.executor import START_RECORD_DELAY, Executor
-from worker.liveness import Liveness
-from worker.watchdog import EXIT_ABANDONED, Watchdog
+from worker.executor import START_RECORD_DELAY
+from worker.parts import assemble
+from worker.watchdog import EXIT_ABANDONED
 
 __all__ = [
     "CLIENT_CHECK_SECONDS",
@@ -107,19 +105,19 @@ class Worker:
             name="listener",
             on_connect=self._listening,
         )
-        self.completer = Completer(self.id, registry)
-        self.claimer = Claimer(self.id, self.completer, BatchSize(settings.claim_batch))
-        self.watchdog = Watchdog(settings.timeout_grace, self._give_up)
-        self.executor = Executor(
+        parts = assemble(
             self.id,
             settings,
             registry,
-            claimer=self.claimer,
-            completer=self.completer,
-            watchdog=self.watchdog,
+            url,
+            batch_size=BatchSize(settings.claim_batch),
+            give_up=self._give_up,
             take_notices=self._take_notices,
         )
-        self.liveness = Liveness(self.id, settings.lease_timeout, lambda: db.aconnect(self.url))
+        self.completer = parts.completer
+        self.claimer = parts.claimer
+        self.executor = parts.executor
+        self.liveness = parts.liveness
 
     @property
     def processed(self) -> int:

@@ -17,9 +17,7 @@ unique index per slot), not from this loop, so any number of pools may run it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 
 import psycopg
@@ -33,6 +31,7 @@ from app.engine.registry import Registry
 from app.engine.retry import Backoff
 from app.engine.scheduling import fire_due
 from app.errors import first_line
+from worker.threads import LoopThread
 
 __all__ = ["Scheduler"]
 
@@ -48,20 +47,15 @@ class Scheduler:
         self.url = url
         self.registry = registry
         self.backend = make_backend(settings)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("scheduler", self.run)
+        self._stop = self._thread.stopping
 
     def start(self) -> None:
         """Run in a daemon thread with an event loop and connections of its own."""
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self.run()), name="scheduler", daemon=True
-        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.stop(timeout)
 
     async def run(self) -> None:
         backoff = Backoff(0.1, 5.0)

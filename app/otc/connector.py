@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import re
 import tempfile
@@ -37,7 +36,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from app.copy_lines import BOM, refuse_utf16, sanitize
+from app.copy_lines import CHUNK_BYTES, MAX_LINE_BYTES, LineChunks, refuse_utf16, sanitize
 from app.db import AsyncConn
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.otc import loads
@@ -58,10 +57,8 @@ __all__ = [
 
 HEADER_FIELDS = ("trade_id", "symbol", "executed_at", "price", "size", "side", "venue")
 HEADER = ",".join(HEADER_FIELDS)
-CHUNK_BYTES = 1 << 20
 SPOOL_BYTES = 1 << 20
 FLAG_SLICE_BYTES = 64 * 1024  # lines flagged at a time (bounds the per-line objects alive)
-MAX_LINE_BYTES = 64 * 1024
 
 # A plainly valid line (see otc_parse_line in migrations/010 for the full rules).
 _PLAIN_FIELDS = (
@@ -187,45 +184,31 @@ async def _copy(
 
 class _Reader:
     """Turns the file into COPY payloads of whole, sanitized lines; not thread-safe (one call
-    at a time)."""
+    at a time). The lines come from `LineChunks.next_lines`; preparing them is OTC's own."""
 
     def __init__(self, stream: BinaryIO, name: str, load_id: int) -> None:
-        self._stream = stream
+        self._source = LineChunks(stream, name, max_bytes=None)
         self._name = name
         self._load_id = load_id
-        self._rest = b""  # read but not yet sent: the start of a line
-        self._skipping = False  # dropping the tail of an over-long line
-        self._eof = False
-        self.sha256 = hashlib.sha256()
-        self.bytes_read = 0
+        self.sha256 = self._source.sha256  # of every byte read
         self.lines = 0  # data lines sent so far
         self.chunks = 0  # raw chunk rows sent so far
         self.check_lines = FlaggedLines()
 
-    def _read(self) -> bytes:
-        data = self._stream.read(CHUNK_BYTES)
-        if data:
-            self.bytes_read += len(data)
-            self.sha256.update(data)
-        else:
-            self._eof = True
-        return data
+    @property
+    def bytes_read(self) -> int:
+        return self._source.bytes_read
 
     def read_header(self) -> None:
-        buffer = b""
-        while b"\n" not in buffer and len(buffer) <= MAX_LINE_BYTES and not self._eof:
-            buffer += self._read()
-        if not buffer:
+        header = self._source.first_line()
+        if self._source.bytes_read == 0:
             raise InvalidInputFile(f"{self._name!r} is empty; expected the header {HEADER!r}")
-        end = buffer.find(b"\n")
-        if end < 0 and len(buffer) > MAX_LINE_BYTES:
+        if self._source.first_line_cut:
             raise InvalidInputFile(
                 f"{self._name!r}: the first line is over {MAX_LINE_BYTES} bytes; "
                 f"expected the header {HEADER!r}"
             )
-        header = buffer if end < 0 else buffer[:end]
-        self._rest = b"" if end < 0 else buffer[end + 1 :]
-        header = header.removeprefix(BOM).rstrip(b"\r")
+        header = header.rstrip(b"\r")
         refuse_utf16(header, self._name)
         try:
             text = header.decode("utf-8")
@@ -242,28 +225,8 @@ class _Reader:
 
     def next_payload(self) -> bytes | None:
         """The next run of whole lines as one raw chunk row; None at the end of the file."""
-        while True:
-            if self._eof and not self._rest:
-                return None
-            data = self._rest + (b"" if self._eof else self._read())
-            self._rest = b""
-            if self._skipping:
-                end = data.find(b"\n")
-                if end < 0:
-                    continue  # still inside the over-long line: drop it
-                data = data[end + 1 :]
-                self._skipping = False
-            cut = data.rfind(b"\n")
-            body, rest = data[: cut + 1], data[cut + 1 :]
-            if self._eof and rest:
-                body, rest = data + b"\n", b""  # the last line had no newline
-            elif len(rest) > MAX_LINE_BYTES:
-                body += rest[:MAX_LINE_BYTES] + b"\n"
-                rest = b""
-                self._skipping = True
-            self._rest = rest
-            if body:
-                return self._prepare(body)
+        body = self._source.next_lines()
+        return None if body is None else self._prepare(body)
 
     def _prepare(self, body: bytes) -> bytes:
         body = sanitize(body)

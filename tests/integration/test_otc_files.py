@@ -289,7 +289,8 @@ def test_random_bytes(files: Files, conn: Conn, data: bytes) -> None:
 def test_raw_lines_keep_their_numbers_and_text_across_many_chunks(
     files: Files, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.otc.connector.CHUNK_BYTES", 64)  # a chunk every line or two
+    monkeypatch.setattr("app.copy_lines.CHUNK_BYTES", 64)  # a chunk every line or two
+    monkeypatch.setattr("app.otc.connector.CHUNK_BYTES", 64)  # the flagged lines' reads too
     odd = [b"", b"\\.", b"a\tb\\c", b"  ", b"caf\xc3\xa9", b"bad \xff byte", b'"q,"",x"']
     lines = [GOOD % n for n in range(1, 40)]
     for i, line in enumerate(odd):
