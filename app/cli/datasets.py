@@ -21,7 +21,7 @@ from app.cli.render import FORMAT_OPTION, emit, emit_one, one_format_option
 from app.config import get_settings
 from app.engine import backfills, dataset_reads, scans
 from app.engine.backfills import Backfill, Only
-from app.engine.datasets import PARTITION_STATES, Dataset
+from app.engine.datasets import PARTITION_STATES, Dataset, parse_period
 from app.engine.models import TERMINAL
 from app.errors import InvalidRequest, NotFound
 
@@ -165,9 +165,8 @@ def list_partitions(
 def _period(dataset: Dataset, text: str | None) -> date | None:
     if text is None:
         return None
-    suffix = f"/{dataset.key2[0]}" if dataset.key2 else ""
     try:
-        return dataset.partition(text + suffix).start
+        return parse_period(dataset.scheme, text)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
 

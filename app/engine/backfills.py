@@ -24,7 +24,13 @@ from app.config import Settings
 from app.db import AsyncConn
 from app.engine import executions, partitions
 from app.engine.backends import OrchestratorBackend
-from app.engine.datasets import PARTITION_STATES, Dataset, PartitionState, logical_key
+from app.engine.datasets import (
+    PARTITION_STATES,
+    Dataset,
+    PartitionState,
+    logical_key,
+    parse_period,
+)
 from app.engine.queries import load
 from app.engine.registry import Registry
 from app.engine.submit import hand_over, submit_many
@@ -101,8 +107,8 @@ async def create(
     """
     if only not in ONLY:
         raise ValueError(f"--only must be one of {', '.join(ONLY)}")
-    first = dataset.partition(from_key + _any_key2(dataset)).start
-    last = dataset.partition(to_key + _any_key2(dataset)).start
+    first = parse_period(dataset.scheme, from_key)
+    last = parse_period(dataset.scheme, to_key)
     if first > last:
         raise ValueError(f"{from_key} is after {to_key}")
     wanted = dataset.partitions(first, last, key2=key2)
@@ -162,11 +168,6 @@ async def create(
     found = await get(conn, backfill_id)
     assert found is not None
     return found
-
-
-def _any_key2(dataset: Dataset) -> str:
-    """Range ends are period keys; a dataset with second keys is parsed with its first."""
-    return f"/{dataset.key2[0]}" if dataset.key2 else ""
 
 
 def _item_row(item: BackfillItem) -> dict[str, str | None]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final, Literal, get_args
 
+from app.dates import is_week_start, parse_date
+
 __all__ = [
     "MAPPINGS",
     "PARTITION_STATES",
@@ -97,11 +99,8 @@ def parse_period(scheme: Scheme, text: str) -> date:
         if not 1 <= month <= 12:
             raise ValueError(f"{text!r} is not a half-month (month {month})")
         return date(year, month, 1 if half == "a" else 16)
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    if scheme == "week" and day.weekday() != 0:
+    day = parse_date(text)
+    if scheme == "week" and not is_week_start(day):
         raise ValueError(f"week {day} is not a Monday (weeks start on Monday)")
     if scheme == "day" and day.weekday() >= 5:
         raise ValueError(f"{day} is not a weekday")

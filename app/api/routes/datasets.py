@@ -20,7 +20,7 @@ from app.api.routes import MUTATING, READS, DbConn
 from app.engine import backfills, dataset_reads, partitions, scans
 from app.engine.backfills import Backfill, BackfillItem, Only
 from app.engine.dataset_reads import DatasetSummary
-from app.engine.datasets import Dataset, DatasetCatalog, PartitionState
+from app.engine.datasets import Dataset, DatasetCatalog, PartitionState, parse_period
 from app.engine.partitions import Materialization, PartitionRow
 from app.engine.schedules_sql import db_now
 from app.errors import InvalidRequest, NotFound
@@ -125,9 +125,8 @@ def _dataset(state: State, name: str) -> Dataset:
 def _period(dataset: Dataset, text: str | None, what: str) -> date | None:
     if text is None:
         return None
-    suffix = f"/{dataset.key2[0]}" if dataset.key2 else ""
     try:
-        return dataset.partition(text + suffix).start
+        return parse_period(dataset.scheme, text)
     except ValueError as exc:
         raise InvalidRequest(f"{what}: {exc}") from None
 
