@@ -103,7 +103,7 @@ def _drain(conn: Conn, n: int, started: float) -> float:
 
 
 @pytest.mark.slow
-def test_a_backfill_drains_at_least_at_08x_a_plain_drain(
+def test_a_backfill_drains_at_least_at_half_a_plain_drains_rate(
     database_url: str, conn: Conn, tmp_path: Path
 ) -> None:
     dataset = _dataset()
@@ -119,7 +119,7 @@ def test_a_backfill_drains_at_least_at_08x_a_plain_drain(
     with worker_pool(database_url, processes=2, log_path=tmp_path / "pool.log"):
         wait_until(lambda: conn.execute(LIVE).fetchone() == {"n": 2}, timeout=60)
         done = 0
-        for trial in range(7):
+        for _ in range(7):
             began = time.perf_counter()
             submit_many(conn, "noop", 250)
             done += 250
@@ -139,7 +139,6 @@ def test_a_backfill_drains_at_least_at_08x_a_plain_drain(
             began = asyncio.run(backfill_range())
             done += 250
             backfill.append(_drain(conn, done, began))
-            assert trial >= 0
     ratio = statistics.median(plain) / statistics.median(backfill)
     print(
         f"\n250 noops: plain {msgspec.json.encode([round(s, 3) for s in plain]).decode()} s, "
