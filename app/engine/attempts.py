@@ -90,7 +90,7 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
 ) -> tuple[End | Requeue | None, BaseException | None]:
     """Run the pipeline once: how the attempt ended (None: this worker lost the claim), and
     the unexpected error behind a failure, if any (its traceback goes to the log)."""
-    policy = _policy(execution, registry)
+    policy = registry.retry_policy(execution.pipeline)
     try:
         if execution.cancel_requested:
             raise CancelRequested("cancelled before it started")
@@ -140,20 +140,16 @@ def abandoned_end(execution: Execution, registry: Registry, settings: Settings) 
         f"{settings.timeout_grace:g} s later: it did not stop when asked"
     )
     return _failure(
-        execution, _policy(execution, registry), settings, error, _timed_out_payload(error)
+        execution,
+        registry.retry_policy(execution.pipeline),
+        settings,
+        error,
+        _timed_out_payload(error),
     )
 
 
 def _timed_out_payload(error: str) -> dict[str, Any]:
     return {"error": error, "error_type": "TimedOut", "traceback": None}
-
-
-def _policy(execution: Execution, registry: Registry) -> RetryPolicy:
-    """The execution's pipeline's retry policy (the default one for a pipeline not known here)."""
-    return registry.get(execution.pipeline).retry if execution.pipeline in registry else _DEFAULT
-
-
-_DEFAULT = RetryPolicy()
 
 
 def _failure(

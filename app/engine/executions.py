@@ -15,12 +15,11 @@ from typing import Any, Literal, cast
 import msgspec
 
 from app.db import AsyncConn
-from app.engine.models import ACTIVE, HELD, TERMINAL, Event, Execution, Lane
+from app.engine.models import HELD, TERMINAL, Event, Execution, Lane
 from app.engine.queries import load
 from app.engine.retry import NO_OVERRIDES, Overrides
 
 __all__ = [
-    "ACTIVE_SQL",
     "COLUMNS",
     "HELD_SQL",
     "TERMINAL_SQL",
@@ -45,7 +44,6 @@ def _sql_list(values: Iterable[str]) -> str:
 
 # For the modules whose SQL is still in Python (activity, workers, gauges); the
 # .sql files write the lists out (tests/unit/test_sql_hygiene.py checks them).
-ACTIVE_SQL = _sql_list(ACTIVE)
 HELD_SQL = _sql_list(HELD)
 TERMINAL_SQL = _sql_list(TERMINAL)
 

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -101,10 +101,8 @@ async def _record_each(
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
-            error = f"recording the result failed: {one_line(exc)}"
-            failed = batches.Record(
-                r.id, "failed", r.started, r.ended, error, {"error": error, "recording_error": True}
-            )
+            error, payload = _recording_failed(exc)
+            failed = batches.Record(r.id, "failed", r.started, r.ended, error, payload)
             async with pool.connection() as conn:
                 recorded |= (await batches.record(conn, worker_id, [failed]))[0]
     return recorded
@@ -130,8 +128,13 @@ async def _finish(
                 raise
             # The result itself could not be stored (say, it is not JSON-able): record that.
             log.exception("recording the end of %s failed", execution_id)
-            error = f"recording the result failed: {one_line(exc)}"
-            end = End("failed", error, {"error": error, "recording_error": True})
+            end = End("failed", *_recording_failed(exc))
+
+
+def _recording_failed(exc: BaseException) -> tuple[str, dict[str, Any]]:
+    """The end written instead of a result the database refused (say, not JSON-able)."""
+    error = f"recording the result failed: {one_line(exc)}"
+    return error, {"error": error, "recording_error": True}
 
 
 async def _retrying(

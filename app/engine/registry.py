@@ -133,5 +133,11 @@ class Registry:
     def __iter__(self) -> Iterator[Pipeline[Any]]:
         return iter(sorted(self._pipelines.values(), key=lambda p: p.name))
 
+    def retry_policy(self, name: str) -> RetryPolicy:
+        """`name`'s retry policy; the default one for a pipeline not registered here (an
+        execution or a schedule may outlive its pipeline's registration)."""
+        found = self._pipelines.get(name)
+        return found.retry if found is not None else RetryPolicy()
+
     def __contains__(self, name: object) -> bool:
         return name in self._pipelines

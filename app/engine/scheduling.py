@@ -32,7 +32,7 @@ from app.engine.backends import OrchestratorBackend
 from app.engine.executions import NewExecution
 from app.engine.models import Execution
 from app.engine.registry import Registry
-from app.engine.retry import RetryPolicy, budget
+from app.engine.retry import budget
 from app.engine.schedules import Schedule, ScheduleInput, logical_key, next_after, plan, validate
 from app.errors import Conflict, InvalidField, NotFound, first_line
 
@@ -193,8 +193,7 @@ def _execution(
     backend: OrchestratorBackend,
 ) -> NewExecution:
     """The execution a fire of `schedule` creates, with its pipeline's retry budget."""
-    policy = registry.get(schedule.pipeline).retry if schedule.pipeline in registry else _DEFAULT
-    resolved = budget(policy, settings.max_attempts)
+    resolved = budget(registry.retry_policy(schedule.pipeline), settings.max_attempts)
     return NewExecution(
         id=executions.new_id(),
         pipeline=schedule.pipeline,
@@ -208,9 +207,6 @@ def _execution(
         event={"schedule": schedule.name, "fire_at": fire_at.isoformat()},
         backend=backend.name,
     )
-
-
-_DEFAULT = RetryPolicy()
 
 
 class FireReport(msgspec.Struct, frozen=True):

@@ -49,22 +49,26 @@ MpidPath = Annotated[
 ]
 
 
-async def _loaded_week(conn: AsyncConn, text: str) -> dt.date:
-    """The path's week as a date, or 404 when nothing is loaded.
-
-    Not a date: 400 (the schema says `format: date`); a date but not a Monday: 422.
-    """
+def parse_week(text: str, source: str) -> dt.date:
+    """A week given as its Monday, by the API's, the CLI's and the dashboard's one rule
+    (`keys.monday`): not a date is a 400 (the schema says `format: date`), a date but
+    not a Monday a 422, each naming `week` in its `source` (path or query)."""
     try:
-        day = dt.date.fromisoformat(text)
+        dt.date.fromisoformat(text)
     except ValueError:
         raise ValidationException(
             detail=f"week {text!r} is not a date (YYYY-MM-DD)",
-            extra=[{"key": "week", "message": "not a date (YYYY-MM-DD)", "source": "path"}],
+            extra=[{"key": "week", "message": "not a date (YYYY-MM-DD)", "source": source}],
         ) from None
     try:
-        week = keys.monday(day.isoformat())
+        return keys.monday(text)
     except ValueError as exc:
-        raise InvalidField("week", str(exc), source="path") from None
+        raise InvalidField("week", str(exc), source=source) from None
+
+
+async def _loaded_week(conn: AsyncConn, text: str) -> dt.date:
+    """The path's week as a date (`parse_week`), or 404 when nothing is loaded."""
+    week = parse_week(text, "path")
     if not await reads.week_loaded(conn, week):
         raise NotFound(f"no FINRA data loaded for the week of {week}")
     return week

@@ -14,9 +14,8 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from app.errors import InvalidField
-from app.finra import keys
 from app.finra import reads as finra_reads
+from app.finra.api import parse_week
 from app.finra.reads import SymbolSort
 from app.ui.charts import chart_json
 from app.web.connection import DbConn
@@ -32,19 +31,7 @@ SORTS: Final[tuple[str, ...]] = get_args(SymbolSort)
 def _week(value: str | None) -> dt.date | None:
     """The week's Monday by the API's and the CLI's rule (`keys.monday`), with their message
     and status: not a date is a 400, a date but not a Monday a 422."""
-    if not value:
-        return None
-    try:
-        day = dt.date.fromisoformat(value[:20])
-    except ValueError:
-        raise ValidationException(
-            detail=f"week {value[:20]!r} is not a date (YYYY-MM-DD)",
-            extra=[{"key": "week", "message": "not a date (YYYY-MM-DD)", "source": "query"}],
-        ) from None
-    try:
-        return keys.monday(day.isoformat())
-    except ValueError as exc:
-        raise InvalidField("week", str(exc), source="query") from None
+    return parse_week(value[:20], "query") if value else None
 
 
 @get("/finra", name="ui_finra")

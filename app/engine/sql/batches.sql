@@ -95,7 +95,7 @@ WITH v AS (
     RETURNING e.id, e.pipeline, e.params, e.lane, e.status, e.trigger_source, e.logical_key,
               e.attempt, e.worker_id, e.cancel_requested, e.created_at, e.queued_at,
               e.started_at, e.completed_at, e.error, e.max_attempts, e.retry_backoff_seconds,
-              e.available_at, e.timeout_seconds,
+              e.available_at, e.timeout_seconds, e.backend, e.backend_run_id,
               e.priority AS claim_priority, e.seq AS claim_seq
 ), claim_logged AS (
     INSERT INTO execution_events (execution_id, event_type, payload)
