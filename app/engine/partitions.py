@@ -24,6 +24,7 @@ from app.engine.schedules_sql import db_now
 
 __all__ = [
     "PROPAGATE_PIPELINE",
+    "PROPAGATE_RETRY",
     "Materialization",
     "NewMaterialization",
     "PartitionRow",
@@ -162,7 +163,9 @@ def _order(m: NewMaterialization) -> tuple[str, str]:
 
 
 PROPAGATE_PIPELINE = "dataset_propagate"
-_PROPAGATE_POLICY = RetryPolicy(max_attempts=3, backoff_seconds=2.0)
+PROPAGATE_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=2.0)
+"""The propagate pipeline's retry policy (app.engine.sensors), also the budget of the
+executions `request_propagation` inserts."""
 
 
 async def request_propagation(conn: AsyncConn) -> None:
@@ -170,7 +173,7 @@ async def request_propagation(conn: AsyncConn) -> None:
     after it recorded a changed materialization that a dataset downstream follows. Each
     request is its own execution: one already running may have looked at the partitions
     before this change committed."""
-    resolved = budget(_PROPAGATE_POLICY, 3)
+    resolved = budget(PROPAGATE_RETRY, 3)
     new = NewExecution(
         id=executions.new_id(),
         pipeline=PROPAGATE_PIPELINE,

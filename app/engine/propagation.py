@@ -5,8 +5,9 @@ partitions turn `stale` at once (the state is computed, see sql/datasets.sql),
 and, when a dataset downstream re-materializes by itself (`Dataset.propagate`),
 the load's transaction also asks for a `dataset_propagate` execution
 (`partitions.request_propagation`). That execution runs `propagate`: it submits
-each stale partition through `submit` with its logical key, holding the
-dataset's backfill lock. A partition being re-materialized is `pending` or
+the stale partitions through `submit_many` (one insert, each with its logical
+key), holding the dataset's backfill lock, and hands the created ones to the
+backend after the commit. A partition being re-materialized is `pending` or
 `running`, not `stale`, so it is never submitted twice, and it is never shown
 `loaded` before its new materialization.
 """
@@ -22,7 +23,7 @@ from app.engine.backends import OrchestratorBackend
 from app.engine.datasets import DatasetCatalog, logical_key
 from app.engine.queries import load
 from app.engine.registry import Registry
-from app.engine.submit import submit
+from app.engine.submit import hand_over, submit_many
 
 __all__ = ["propagate"]
 
@@ -53,19 +54,21 @@ async def propagate(
             rows = await (await conn.execute(_SQL["stale_candidates"], args)).fetchall()
             candidates = [dataset.partition(str(r["partition_key"])) for r in rows]
             found = await partitions.states(conn, dataset, candidates)
-            for row, part in zip(found, candidates, strict=True):
-                if row.state != "stale":
-                    continue
-                _, created = await submit(
-                    conn,
-                    registry,
-                    settings,
-                    dataset.pipeline,
-                    dataset.params(part, None),
-                    logical_key=logical_key(dataset.name, part.key),
-                    trigger_source="propagation",
-                    backend=backend,
-                )
-                if created:
-                    submitted.append(f"{dataset.name}:{part.key}")
+            stale = [p for row, p in zip(found, candidates, strict=True) if row.state == "stale"]
+            made = await submit_many(
+                conn,
+                registry,
+                settings,
+                dataset.pipeline,
+                [dataset.params(part, None) for part in stale],
+                logical_keys=[logical_key(dataset.name, part.key) for part in stale],
+                trigger_source="propagation",
+                backend=backend,
+            )
+        await hand_over(conn, backend, made)  # committed: the backend may hear of them now
+        submitted += [
+            f"{dataset.name}:{part.key}"
+            for part, (_, created) in zip(stale, made, strict=True)
+            if created
+        ]
     return submitted

@@ -33,7 +33,7 @@ from app.engine.landing import LandedFile, landed_files
 from app.engine.partitions import Source
 from app.engine.queries import load
 from app.engine.registry import Registry
-from app.engine.submit import submit
+from app.engine.submit import hand_over, submit_many
 
 __all__ = ["ScanResult", "landed", "scan"]
 
@@ -70,8 +70,7 @@ async def scan(
 ) -> ScanResult:
     """Scan `dataset`'s landing pattern once; submit what is new or changed."""
     files = await asyncio.to_thread(_newest_by_key, settings.data_dir, dataset)
-    submitted: list[str] = []
-    joined: list[str] = []
+    to_submit: list[tuple[str, dict[str, object]]] = []
     hashed = 0
     async with conn.transaction():
         await conn.execute(_LOCK, {"dataset": dataset.name})
@@ -85,17 +84,21 @@ async def scan(
                 digest = await asyncio.to_thread(_sha256, settings.data_dir / file.path)
                 if digest == before.sha256:
                     continue
-            _, created = await submit(
-                conn,
-                registry,
-                settings,
-                dataset.pipeline,
-                dataset.params(file.partition, file.path),
-                logical_key=logical_key(dataset.name, key),
-                trigger_source="scan",
-                backend=backend,
-            )
-            (submitted if created else joined).append(key)
+            to_submit.append((key, dataset.params(file.partition, file.path)))
+        made = await submit_many(
+            conn,
+            registry,
+            settings,
+            dataset.pipeline,
+            [params for _, params in to_submit],
+            logical_keys=[logical_key(dataset.name, key) for key, _ in to_submit],
+            trigger_source="scan",
+            backend=backend,
+        )
+    await hand_over(conn, backend, made)  # committed: the backend may hear of them now
+    keys = [key for key, _ in to_submit]
+    submitted = [key for key, (_, created) in zip(keys, made, strict=True) if created]
+    joined = [key for key, (_, created) in zip(keys, made, strict=True) if not created]
     return ScanResult(dataset.name, len(files), hashed, submitted, joined)
 
 

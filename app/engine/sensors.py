@@ -23,7 +23,7 @@ from app.engine import schedules_sql, scheduling
 from app.engine.backends import OrchestratorBackend
 from app.engine.context import PipelineContext
 from app.engine.datasets import DatasetCatalog
-from app.engine.partitions import PROPAGATE_PIPELINE
+from app.engine.partitions import PROPAGATE_PIPELINE, PROPAGATE_RETRY
 from app.engine.propagation import propagate
 from app.engine.queries import load
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
@@ -88,7 +88,7 @@ def pipelines(
             "Re-materialize the partitions made stale by a changed upstream partition.",
             NoParams,
             run_propagate,
-            retry=RetryPolicy(max_attempts=3, backoff_seconds=2.0),
+            retry=PROPAGATE_RETRY,
         ),
     ]
 
