@@ -53,7 +53,7 @@ class Node:
         self.app: Celery = make_app(settings)
         self.runner: Runner | None = None
         self.scheduler: Scheduler | None = None
-        self.app.task(name=TASK_NAME, ignore_result=True, acks_late=True)(self._run)
+        self.app.task(name=TASK_NAME)(self._run)  # ignore_result, acks_late: the app's conf
         signals.worker_process_init.connect(self._process_init, weak=False)
         signals.worker_process_shutdown.connect(self._process_shutdown, weak=False)
         signals.worker_ready.connect(self._ready, weak=False)

@@ -70,7 +70,6 @@ class Relay:
         self.interval = interval
         self.batch = batch
         self.new_task_id = new_task_id
-        self.published = 0
 
     async def run(self) -> None:
         """Pass after pass until cancelled; a full batch is followed at once by the next."""
@@ -103,7 +102,6 @@ class Relay:
         count = await asyncio.to_thread(_publish_all, self.publish, due, sent)
         if count < len(sent):
             await outbox.mark_unpublished(conn, sent[count:])
-        self.published += count
         if count:
             log.info("relay published %d execution(s)", count)
         return count

@@ -23,7 +23,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import select
 import socket
 import threading
 from collections.abc import Callable, Coroutine
@@ -62,6 +61,7 @@ class Runner:
         self.settings = settings
         self.url = url
         self.id = new_worker_id()
+        self.listener = Listener(url, (CANCEL_CHANNEL,), name="cancel-listener")
         parts = assemble(
             self.id,
             settings,
@@ -69,13 +69,12 @@ class Runner:
             url,
             batch_size=BatchSize(1),
             give_up=self._give_up,
-            take_notices=self._take_notices,
+            take_notices=self.listener.take_waiting,
         )
         self.completer = parts.completer
         self.claimer = parts.claimer
         self.executor = parts.executor
         self.liveness = parts.liveness
-        self.listener = Listener(url, (CANCEL_CHANNEL,), name="cancel-listener")
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._pool: db.AsyncPool | None = None
@@ -176,13 +175,3 @@ class Runner:
         async for note in self.listener.notifies():
             if note.channel == CANCEL_CHANNEL:
                 self.executor.cancel_seen(note.payload)
-
-    async def _take_notices(self) -> None:
-        """Let the listener take a cancel waiting on its socket before a start."""
-        conn = self.listener.conn
-        for _ in range(20):
-            if conn is None or conn.closed:
-                return
-            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
-                return
-            await asyncio.sleep(0)

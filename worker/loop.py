@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import select
 import signal
 import socket
 import uuid
@@ -112,7 +111,7 @@ class Worker:
             url,
             batch_size=BatchSize(settings.claim_batch),
             give_up=self._give_up,
-            take_notices=self._take_notices,
+            take_notices=self.listener.take_waiting,
         )
         self.completer = parts.completer
         self.claimer = parts.claimer
@@ -200,19 +199,6 @@ class Worker:
     def _give_up(self, execution: Execution) -> End | None:
         """The watchdog fired: write the abandoned attempt (then the watchdog exits)."""
         return self.executor.give_up(execution, self.url)
-
-    async def _take_notices(self) -> None:
-        """Let the listener take what waits on its socket: a cancel of the next execution may.
-
-        Costs one poll of the socket when nothing waits (the usual case).
-        """
-        conn = self.listener.conn
-        for _ in range(20):
-            if conn is None or conn.closed:
-                return
-            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
-                return
-            await asyncio.sleep(0)
 
     async def _listen(self) -> None:
         """Wake the claim loop on NOTIFY; route cancel notices to the running execution."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 
@@ -113,6 +114,20 @@ class Listener:
         except psycopg.Error as exc:
             await self.lost(exc)
             return []
+
+    async def take_waiting(self) -> None:
+        """Let the notification reader take what waits on the socket (a cancel of the next
+        execution may): it runs on the event loop, so yield to it while bytes wait.
+
+        Costs one poll of the socket when nothing waits (the usual case).
+        """
+        for _ in range(20):
+            conn = self.conn
+            if conn is None or conn.closed:
+                return
+            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
+                return
+            await asyncio.sleep(0)
 
     async def notifies(self) -> AsyncIterator[Notify]:
         """Every notification, for ever, reconnecting whenever the connection breaks."""

@@ -124,6 +124,8 @@ async def submit_many(
     Called inside the caller's transaction, so the caller hands the created ones to
     `backend` after its commit (`hand_over`): a broker must not hear of an execution
     the database may still roll back."""
+    if not params:  # a scan or propagation pass with nothing to do asks nothing of the registry
+        return []
     found = registry.get(pipeline)
     if lane not in LANES:
         raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")

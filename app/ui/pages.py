@@ -20,6 +20,7 @@ from litestar.response import Template
 from app.engine import activity, executions, schedules_sql
 from app.engine.models import ACTIVE, LANES, STATUSES, TERMINAL, Event
 from app.engine.retries import RETRYABLE
+from app.engine.workers import live_workers
 from app.time_bounds import out_of_range
 from app.ui.charts import chart_json
 from app.web.connection import DbConn
@@ -50,7 +51,9 @@ async def overview(conn: DbConn, state: State) -> Template:
         "completed": list(series["completed"].values()),
         "failed": list(series["failed"].values()),
     }
-    workers = (await state.backend.health(conn)).get("workers", [])
+    # The live workers alone: a backend's health also probes its broker (Celery), which a
+    # page view need not wait for.
+    workers = await live_workers(conn, state.settings.lease_timeout)
     schedules = await schedules_sql.list_page(conn, limit=SCHEDULES_SHOWN + 1)
     return Template(
         "overview.html",

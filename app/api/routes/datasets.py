@@ -191,6 +191,8 @@ class DatasetsController(Controller):
         hi = _period(dataset, last, "to") or at.date()
         after = decode_cursor(cursor, CURSOR_KIND, tuple[str])[0] if cursor else ""
         wanted = [p for p in dataset.partitions(lo, hi) if p.key > after]
+        if partition_state is None:  # no filter: only this page's partitions need a state
+            wanted = wanted[: limit + 1]
         rows = await partitions.states(conn, dataset, wanted, now=at, tz=ZoneInfo(tz))
         rows = [r for r in rows if partition_state is None or r.state == partition_state]
         return paged(
