@@ -36,13 +36,9 @@ async def datasets_page(conn: DbConn, state: State) -> Template:
         summary, rows = await dataset_reads.summarize(conn, dataset, catalog, market_tz=tz)
         shown.append({"summary": summary, "strip": rows[-STRIP_LENGTH:]})
     recent = await backfills.list_recent(conn, limit=BACKFILLS_SHOWN)
-    progress = []
-    for b in recent:
-        full = await backfills.get(conn, b.id)
-        progress.append(full or b)
     return Template(
         "datasets.html",
-        context={"datasets": shown, "states": PARTITION_STATES, "backfills": progress},
+        context={"datasets": shown, "states": PARTITION_STATES, "backfills": recent},
     )
 
 

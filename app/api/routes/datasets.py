@@ -295,7 +295,7 @@ class BackfillsController(Controller):
         dataset: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Limit = 50,
     ) -> list[BackfillResponse]:
-        """The newest backfills first (without their items: see GET /backfills/{id})."""
+        """The newest backfills first, with their counts by state (items: GET /backfills/{id})."""
         found = await backfills.list_recent(conn, dataset=dataset, limit=limit)
         return [BackfillResponse.of(b) for b in found]
 
