@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Final
 
 from app import finra, otc
-from app.config import get_settings
+from app.config import Settings, get_settings
+from app.db import AsyncConn
 from app.domains import Catalog
 from app.engine import builtin, sensors
 from app.engine.backends import make_backend
 from app.engine.registry import Registry
 
-__all__ = ["DOMAINS", "default_registry", "registry_for"]
+__all__ = ["DOMAINS", "default_registry", "registry_for", "store_graph", "sync_datasets"]
 
 DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN)
 
@@ -33,3 +34,16 @@ def registry_for(catalog: Catalog) -> Registry:
 def default_registry() -> Registry:
     """Every built-in pipeline, by name."""
     return registry_for(DOMAINS)
+
+
+async def sync_datasets(conn: AsyncConn, settings: Settings) -> list[str]:
+    """Store the datasets' dependency graph and create their scan schedules (paused), as
+    declared (`spine db init`); the names of the schedules created."""
+    return await sensors.sync(conn, default_registry(), settings, DOMAINS.datasets())
+
+
+async def store_graph(conn: AsyncConn) -> None:
+    """Store the datasets' dependency graph as declared. Each pool's scheduler runs it when
+    it starts, so a release that adds a dataset or an edge is followed by propagation
+    without a separate `spine db init`."""
+    await sensors.store_graph(conn, DOMAINS.datasets())

@@ -28,6 +28,8 @@ class Sizes:
     http_warmup_seconds: float = 3.0
     http_concurrency: int = 32
     http_rows: int = 100_000
+    scan_files: int = 10_000
+    backfill_partitions: int = 250
 
 
 FULL = Sizes()
@@ -45,6 +47,8 @@ QUICK = Sizes(
     http_warmup_seconds=0.5,
     http_concurrency=8,
     http_rows=5_000,
+    scan_files=1_000,
+    backfill_partitions=50,
 )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from billiard.process import current_process
 from celery import Celery, signals
 
+from app.catalog import store_graph
 from app.config import Settings
 from app.engine.backends.celery_app import (
     TASK_NAME,
@@ -82,7 +83,7 @@ class Node:
                 new_task_id=new_task_id,
             )
             runner.also_run(relay.run)
-            self.scheduler = Scheduler(self.settings, self.url, self.registry)
+            self.scheduler = Scheduler(self.settings, self.url, self.registry, store_graph)
             self.scheduler.start()
         runner.start()
         self.runner = runner

@@ -13,12 +13,17 @@ at most `SPINE_SCHEDULER_TICK` seconds, and wakes early on a NOTIFY on
 `spine_schedules` (a schedule was created, changed or removed). Exactly-once
 across pools comes from the database (SKIP LOCKED on the schedule row and a
 unique index per slot), not from this loop, so any number of pools may run it.
+
+On start it first stores the datasets' dependency graph (`on_start`,
+app.catalog.store_graph), so a release that declares a new dataset or edge
+is followed by the pools that run it, not only after `spine db init`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import psycopg
 
@@ -42,10 +47,17 @@ HELD_WAIT = 0.5
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, url: str, registry: Registry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        registry: Registry,
+        on_start: Callable[[db.AsyncConn], Awaitable[None]] | None = None,
+    ) -> None:
         self.settings = settings
         self.url = url
         self.registry = registry
+        self._on_start = on_start
         self.backend = make_backend(settings)
         self._thread = LoopThread("scheduler", self.run)
         self._stop = self._thread.stopping
@@ -65,6 +77,10 @@ class Scheduler:
                     await listener.connect()
                     async with await db.aconnect(self.url) as conn:
                         backoff.reset()
+                        if self._on_start is not None:
+                            await self._on_start(conn)
+                            self._on_start = None  # once per start, not per reconnect
+                            log.info("dataset graph stored")
                         log.info("scheduler started")
                         await self._loop(listener, conn)
                 except psycopg.Error as exc:

@@ -64,7 +64,7 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int, slot: int)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     configure_logging(settings.log_level, settings.log_format)
     from app import db
-    from app.catalog import default_registry
+    from app.catalog import default_registry, store_graph
     from worker.loop import main
     from worker.scheduler import Scheduler
 
@@ -72,7 +72,7 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int, slot: int)
     url = url or db.database_url(settings)
     registry = default_registry()
     # The pool's one scheduler lives in slot 0's process (worker/scheduler.py says why).
-    scheduler = Scheduler(settings, url, registry) if slot == 0 else None
+    scheduler = Scheduler(settings, url, registry, store_graph) if slot == 0 else None
     if scheduler is not None:
         scheduler.start()
     try:

@@ -1,4 +1,4 @@
-"""`spine datasets list|show|partitions|scan`, `spine backfill`, `spine backfills list|show|cancel`.
+"""`spine datasets list|show|partitions|lineage|scan`, `spine backfill`, `spine backfills`.
 
 Thin over app.engine (dataset_reads, scans, backfills); the datasets are the
 catalog's (app.catalog.DOMAINS). Keys and states are the API's words.
@@ -121,6 +121,36 @@ def show_dataset(name: str, fmt: str) -> None:
         ]
     )
     emit_one(s, fmt, text)
+
+
+@datasets_group.command("lineage")
+@click.argument("name")
+@click.argument("key")
+@one_format_option()
+def show_lineage(name: str, key: str, fmt: str) -> None:
+    """A partition's lineage: its materializations newest first (source, sha256, execution,
+    load, counts) and its upstream and downstream partitions (the API's object as JSON)."""
+    dataset = _dataset(name)
+    try:
+        part = dataset.partition(key)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    found = with_conn(lambda c: dataset_reads.lineage(c, DOMAINS.datasets(), dataset, part))
+    lines = [f"{found.dataset} {found.key}: {found.state} (due {found.due_at:%Y-%m-%d %H:%M %Z})"]
+    for m in found.materializations:
+        source = m.source_path or m.source_url or "-"
+        sha = (m.source_sha256 or "")[:12] or "-"
+        lines.append(
+            f"  {m.materialized_at.isoformat(timespec='seconds')}  {m.outcome}  {source}"
+            f"  sha256 {sha}  execution {m.execution_id or '-'}  load {m.load_id or '-'}"
+            f"  +{m.inserted} ~{m.changed} -{m.removed} ={m.unchanged} x{m.rejected}"
+        )
+    if not found.materializations:
+        lines.append("  never materialized")
+    for label, related in (("upstream", found.upstream), ("downstream", found.downstream)):
+        shown = ", ".join(f"{r.dataset} {r.key} ({r.state})" for r in related) or "-"
+        lines.append(f"  {label}: {shown}")
+    emit_one(found, fmt, "\n".join(lines))
 
 
 @datasets_group.command("partitions")

@@ -9,11 +9,10 @@ import click
 import msgspec
 
 from app import db, embedded
-from app.catalog import DOMAINS, default_registry
+from app.catalog import sync_datasets
 from app.cli.common import redact, with_conn
 from app.cli.render import emit
 from app.config import Settings, get_settings
-from app.engine import sensors
 from app.migrations import apply_pending, status
 
 __all__ = ["db_group"]
@@ -36,11 +35,6 @@ def db_init() -> None:
     click.echo(f"{len(applied)} migration(s) applied; database is up to date.")
     for name in with_conn(lambda conn: sync_datasets(conn, settings)):
         click.echo(f"created schedule {name} (paused)")
-
-
-async def sync_datasets(conn: db.AsyncConn, settings: Settings) -> list[str]:
-    """The datasets' dependency graph and their scan schedules (paused), as declared."""
-    return await sensors.sync(conn, default_registry(), settings, DOMAINS.datasets())
 
 
 class MigrationLine(msgspec.Struct):

@@ -72,18 +72,19 @@ class Backfill(msgspec.Struct, frozen=True):
     key2: str | None
     created_at: datetime
     cancelled_at: datetime | None
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+    """Items by their execution's status now (or their outcome when they have none)."""
     items: list[BackfillItem] = msgspec.field(default_factory=list)
     joined: bool = False
     """True when this request joined an identical backfill submitted at the same time."""
 
-    @property
-    def counts(self) -> dict[str, int]:
-        """Items by their execution's status (or their outcome when they have none)."""
-        found: dict[str, int] = {}
-        for item in self.items:
-            state = item.execution_status or item.outcome
-            found[state] = found.get(state, 0) + 1
-        return found
+
+def _counts(items: list[BackfillItem]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for item in items:
+        state = item.execution_status or item.outcome
+        found[state] = found.get(state, 0) + 1
+    return found
 
 
 async def create(
@@ -194,7 +195,9 @@ async def get(conn: AsyncConn, backfill_id: str) -> Backfill | None:
     )
 
 
-def _backfill(row: Mapping[str, object], items: list[BackfillItem]) -> Backfill:
+def _backfill(
+    row: Mapping[str, object], items: list[BackfillItem], counts: dict[str, int] | None = None
+) -> Backfill:
     return Backfill(
         id=str(row["id"]),
         dataset=str(row["dataset"]),
@@ -204,6 +207,7 @@ def _backfill(row: Mapping[str, object], items: list[BackfillItem]) -> Backfill:
         key2=row["key2"],  # type: ignore[arg-type]
         created_at=row["created_at"],  # type: ignore[arg-type]
         cancelled_at=row["cancelled_at"],  # type: ignore[arg-type]
+        counts=_counts(items) if counts is None else counts,
         items=items,
     )
 
@@ -211,11 +215,11 @@ def _backfill(row: Mapping[str, object], items: list[BackfillItem]) -> Backfill:
 async def list_recent(
     conn: AsyncConn, *, dataset: str | None = None, limit: int = 50
 ) -> list[Backfill]:
-    """The newest backfills first, without their items."""
+    """The newest backfills first, with their counts but without their items."""
     rows = await (
         await conn.execute(_SQL["list_page"], {"dataset": dataset, "limit": limit})
     ).fetchall()
-    return [_backfill(r, []) for r in rows]
+    return [_backfill(r, [], counts=r["counts"]) for r in rows]  # type: ignore[arg-type]
 
 
 async def cancel(conn: AsyncConn, backfill_id: str) -> Backfill | None:

@@ -15,11 +15,25 @@ import msgspec
 
 from app.db import AsyncConn
 from app.engine import partitions
-from app.engine.datasets import PARTITION_STATES, Dataset, DatasetCatalog, Partition
-from app.engine.partitions import PartitionRow
+from app.engine.datasets import (
+    PARTITION_STATES,
+    Dataset,
+    DatasetCatalog,
+    Partition,
+    PartitionState,
+)
+from app.engine.partitions import Materialization, PartitionRow
 from app.engine.schedules_sql import db_now
 
-__all__ = ["DatasetSummary", "summaries", "summarize", "upto_today"]
+__all__ = [
+    "DatasetSummary",
+    "Lineage",
+    "RelatedPartition",
+    "lineage",
+    "summaries",
+    "summarize",
+    "upto_today",
+]
 
 _BEHIND = frozenset({"missing", "late", "failed"})
 
@@ -88,3 +102,64 @@ async def summaries(
     at = now or await db_now(conn)
     found = [(await summarize(conn, d, datasets, market_tz=market_tz, now=at))[0] for d in datasets]
     return sorted(found, key=lambda s: s.name)
+
+
+class RelatedPartition(msgspec.Struct, frozen=True):
+    """A partition upstream or downstream of another, with its state now."""
+
+    dataset: str
+    key: str
+    state: PartitionState
+
+
+class Lineage(msgspec.Struct, frozen=True):
+    """A partition: its state, its materializations newest first (each with its source,
+    execution, load and row counts), and its upstream and downstream partitions."""
+
+    dataset: str
+    key: str
+    state: PartitionState
+    due_at: datetime
+    late_at: datetime
+    materializations: list[Materialization]
+    upstream: list[RelatedPartition]
+    downstream: list[RelatedPartition]
+
+
+async def lineage(
+    conn: AsyncConn, datasets: DatasetCatalog, dataset: Dataset, part: Partition
+) -> Lineage:
+    """A partition's lineage (the API's route and the dashboard's page): one states
+    statement per dataset involved, however many related partitions it has."""
+    up: dict[str, list[Partition]] = {}
+    for u in dataset.upstreams:
+        upstream = datasets.get(u.dataset)
+        up[u.dataset] = (
+            [upstream.partition(part.key)]
+            if u.mapping == "same_key"
+            else list(upstream.partitions_of_period(part.period))
+        )
+    down: dict[str, list[Partition]] = {}
+    for d, k in datasets.downstream_keys(dataset.name, part.key):
+        down.setdefault(d.name, []).append(d.partition(k))
+    (row,) = await partitions.states(conn, dataset, [part])
+    return Lineage(
+        dataset=dataset.name,
+        key=part.key,
+        state=row.state,
+        due_at=row.due_at,
+        late_at=row.late_at,
+        materializations=await partitions.materializations(conn, dataset.name, part.key),
+        upstream=await _related(conn, datasets, up),
+        downstream=await _related(conn, datasets, down),
+    )
+
+
+async def _related(
+    conn: AsyncConn, datasets: DatasetCatalog, by_dataset: dict[str, list[Partition]]
+) -> list[RelatedPartition]:
+    found: list[RelatedPartition] = []
+    for name, parts in by_dataset.items():
+        rows = await partitions.states(conn, datasets.get(name), parts)
+        found += [RelatedPartition(name, r.key, r.state) for r in rows]
+    return found

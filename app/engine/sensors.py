@@ -93,21 +93,28 @@ def pipelines(
     ]
 
 
-async def sync(
-    conn: AsyncConn, registry: Registry, settings: Settings, datasets: DatasetCatalog
-) -> list[str]:
-    """Store the dependency graph; create the missing scan schedules, paused. Returns the
-    names of the schedules created."""
+async def store_graph(conn: AsyncConn, datasets: DatasetCatalog) -> None:
+    """Replace the stored dependency graph with the declared one (what propagation reads),
+    in one transaction; concurrent callers take turns."""
     edges = [
         {"dataset": d.name, "upstream": u.dataset, "mapping": u.mapping, "propagate": d.propagate}
         for d in datasets
         for u in d.upstreams
     ]
-    created: list[str] = []
     async with conn.transaction():
         await conn.execute(_SQL["lock_sync"])
         await conn.execute(_SQL["clear_graph"])
         await conn.execute(_SQL["sync_graph"], {"edges": _encode(edges).decode()})
+
+
+async def sync(
+    conn: AsyncConn, registry: Registry, settings: Settings, datasets: DatasetCatalog
+) -> list[str]:
+    """Store the dependency graph; create the missing scan schedules, paused. Returns the
+    names of the schedules created."""
+    created: list[str] = []
+    async with conn.transaction():
+        await store_graph(conn, datasets)
         for d in datasets:
             if d.landing is None:
                 continue

@@ -15,7 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 from litestar.response import Template
 
-from app.engine import backfills, dataset_reads, partitions
+from app.engine import backfills, dataset_reads
 from app.engine.datasets import PARTITION_STATES, DatasetCatalog
 from app.web.connection import DbConn
 
@@ -36,13 +36,9 @@ async def datasets_page(conn: DbConn, state: State) -> Template:
         summary, rows = await dataset_reads.summarize(conn, dataset, catalog, market_tz=tz)
         shown.append({"summary": summary, "strip": rows[-STRIP_LENGTH:]})
     recent = await backfills.list_recent(conn, limit=BACKFILLS_SHOWN)
-    progress = []
-    for b in recent:
-        full = await backfills.get(conn, b.id)
-        progress.append(full or b)
     return Template(
         "datasets.html",
-        context={"datasets": shown, "states": PARTITION_STATES, "backfills": progress},
+        context={"datasets": shown, "states": PARTITION_STATES, "backfills": recent},
     )
 
 
@@ -63,27 +59,8 @@ async def partition_page(
         part = dataset.partition(key.lstrip("/"))
     except ValueError as exc:
         raise NotFoundException(str(exc)) from None
-    (row,) = await partitions.states(conn, dataset, [part])
-    downstream = catalog.downstream_keys(dataset.name, part.key)
-    upstream = [
-        (u.dataset, k.key)
-        for u in dataset.upstreams
-        for k in (
-            [catalog.get(u.dataset).partition(part.key)]
-            if u.mapping == "same_key"
-            else catalog.get(u.dataset).partitions_of_period(part.period)
-        )
-    ]
-    return Template(
-        "partition.html",
-        context={
-            "dataset": dataset,
-            "row": row,
-            "materializations": await partitions.materializations(conn, dataset.name, part.key),
-            "upstream": upstream,
-            "downstream": [(d.name, k) for d, k in downstream],
-        },
-    )
+    found = await dataset_reads.lineage(conn, catalog, dataset, part)
+    return Template("partition.html", context={"dataset": dataset, "lineage": found})
 
 
 DATASET_PAGES = [datasets_page, partition_page]

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("drain", "wakeup", "ingest", "metrics", "http")
+SCENARIOS = ("drain", "wakeup", "ingest", "metrics", "http", "datasets")
 
 
 @pytest.mark.slow

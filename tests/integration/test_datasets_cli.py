@@ -84,3 +84,20 @@ def test_scan_backfill_follow_and_cancel(landing: Path, conn: Conn) -> None:
     assert bad.exit_code != 0 and "not a Monday" in bad.output
     unknown = spine("datasets", "show", "nope")
     assert unknown.exit_code != 0 and "unknown dataset" in unknown.output
+
+
+def test_lineage_names_the_related_partitions_with_their_states(landing: Path) -> None:
+    shown = spine("datasets", "lineage", "otc_metrics_daily", "2026-01-09")
+    assert shown.exit_code == 0, shown.output
+    assert "never materialized" in shown.output
+    assert "upstream: otc_trades 2026-01-09 (" in shown.output
+    as_json = json.loads(
+        spine("datasets", "lineage", "otc_trades", "2026-01-09", "--format", "json").output
+    )
+    assert as_json["materializations"] == []
+    assert [(d["dataset"], d["key"]) for d in as_json["downstream"]] == [
+        ("otc_metrics_daily", "2026-01-09")
+    ]
+    bad = spine("datasets", "lineage", "otc_trades", "2026-01-10")
+    assert bad.exit_code != 0 and "not a weekday" in bad.output
+    assert "Traceback" not in bad.output

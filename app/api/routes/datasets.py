@@ -19,9 +19,9 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from app.api.routes import MUTATING, READS, DbConn
 from app.engine import backfills, dataset_reads, partitions, scans
 from app.engine.backfills import Backfill, BackfillItem, Only
-from app.engine.dataset_reads import DatasetSummary
+from app.engine.dataset_reads import DatasetSummary, Lineage
 from app.engine.datasets import Dataset, DatasetCatalog, PartitionState, parse_period
-from app.engine.partitions import Materialization, PartitionRow
+from app.engine.partitions import PartitionRow
 from app.engine.schedules_sql import db_now
 from app.errors import InvalidRequest, NotFound
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
@@ -57,24 +57,6 @@ class PartitionResponse(msgspec.Struct, frozen=True):
             row.materialization_id,
             row.execution_id,
         )
-
-
-class RelatedPartition(msgspec.Struct, frozen=True):
-    dataset: str
-    key: str
-    state: PartitionState
-
-
-class LineageResponse(msgspec.Struct, frozen=True):
-    """A partition: its state, its materializations newest first (each with its source,
-    execution, load and row counts), and its upstream and downstream partitions."""
-
-    dataset: str
-    key: str
-    state: PartitionState
-    materializations: list[Materialization]
-    upstream: list[RelatedPartition]
-    downstream: list[RelatedPartition]
 
 
 class BackfillCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -213,33 +195,15 @@ class DatasetsController(Controller):
     )
     async def get_partition(
         self, conn: DbConn, state: State, name: DatasetName, key: PartitionKey
-    ) -> LineageResponse:
+    ) -> Lineage:
         """Its state, its materializations newest first with their sources, executions
         and loads, and its upstream and downstream partitions."""
         dataset = _dataset(state, name)
-        catalog: DatasetCatalog = state.datasets
         try:
             part = dataset.partition(key.lstrip("/"))
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
-        up = [
-            (catalog.get(u.dataset), p)
-            for u in dataset.upstreams
-            for p in (
-                [catalog.get(u.dataset).partition(part.key)]
-                if u.mapping == "same_key"
-                else catalog.get(u.dataset).partitions_of_period(part.period)
-            )
-        ]
-        down = [(d, d.partition(k)) for d, k in catalog.downstream_keys(dataset.name, part.key)]
-        return LineageResponse(
-            dataset=dataset.name,
-            key=part.key,
-            state=(await partitions.states(conn, dataset, [part]))[0].state,
-            materializations=await partitions.materializations(conn, dataset.name, part.key),
-            upstream=[await _related(conn, d, p) for d, p in up],
-            downstream=[await _related(conn, d, p) for d, p in down],
-        )
+        return await dataset_reads.lineage(conn, state.datasets, dataset, part)
 
     @post(
         "/{name:str}/backfills",
@@ -273,11 +237,6 @@ class DatasetsController(Controller):
         return BackfillResponse.of(made)
 
 
-async def _related(conn: DbConn, dataset: Dataset, part: Any) -> RelatedPartition:
-    (row,) = await partitions.states(conn, dataset, [part])
-    return RelatedPartition(dataset.name, row.key, row.state)
-
-
 class BackfillsController(Controller):
     path = "/backfills"
     tags = ["datasets"]
@@ -295,7 +254,7 @@ class BackfillsController(Controller):
         dataset: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Limit = 50,
     ) -> list[BackfillResponse]:
-        """The newest backfills first (without their items: see GET /backfills/{id})."""
+        """The newest backfills first, with their counts by state (items: GET /backfills/{id})."""
         found = await backfills.list_recent(conn, dataset=dataset, limit=limit)
         return [BackfillResponse.of(b) for b in found]
 

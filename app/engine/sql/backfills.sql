@@ -33,10 +33,22 @@ SELECT id, dataset, from_key, to_key, only_states, key2, created_at, cancelled_a
 FROM backfills WHERE id = %(id)s
 
 -- name: list_page
-SELECT id, dataset, from_key, to_key, only_states, key2, created_at, cancelled_at
-FROM backfills
-WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)
-ORDER BY created_at DESC, id DESC
+-- The newest backfills with their items counted by their executions' statuses now (by
+-- outcome where an item has no execution), in one statement for the whole page.
+SELECT b.id, b.dataset, b.from_key, b.to_key, b.only_states, b.key2, b.created_at,
+       b.cancelled_at, coalesce(progress.counts, '{}') AS counts
+FROM backfills b
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(state, n) AS counts
+    FROM (
+        SELECT coalesce(e.status, i.outcome) AS state, count(*) AS n
+        FROM backfill_items i LEFT JOIN executions e ON e.id = i.execution_id
+        WHERE i.backfill_id = b.id
+        GROUP BY 1
+    ) AS by_state
+) AS progress ON true
+WHERE (%(dataset)s::text IS NULL OR b.dataset = %(dataset)s)
+ORDER BY b.created_at DESC, b.id DESC
 LIMIT %(limit)s
 
 -- name: items
