@@ -37,6 +37,7 @@ from app.engine import backfills, executions, partitions, sensors, workers
 from app.engine.backends import make_backend
 from app.engine.datasets import Dataset, DatasetCatalog, Freshness
 from app.engine.fetch import ContactRequired, require_contact
+from app.engine.models import Execution
 from app.engine.recording import record_batch
 from app.engine.registry import Registry
 from app.engine.sources import RemoteSource
@@ -230,8 +231,8 @@ class Inline:
 
         return self.runner.run(go())
 
-    def attempt(self, execution_id: str) -> executions.Execution:
-        async def go() -> executions.Execution:
+    def attempt(self, execution_id: str) -> Execution:
+        async def go() -> Execution:
             pool = await db.open_async_pool(self.url, get_settings())
             try:
                 _, claimed, _ = await record_batch(pool, "inline", [], claim=1)
@@ -264,7 +265,8 @@ def _result(conn: Conn, execution_id: str) -> dict[str, Any]:
         (execution_id,),
     ).fetchone()
     assert row is not None
-    return row["r"]  # type: ignore[return-value]
+    result: dict[str, Any] = row["r"]
+    return result
 
 
 def test_a_cut_body_then_503s_then_304_then_a_republished_file(
@@ -358,21 +360,19 @@ def test_retry_after_and_not_yet_published_ask_to_be_tried_again_at_a_time(
         waiting = inline.submit(f"{in_window}/OTC")
         ran = inline.attempt(waiting)
         assert (ran.status, ran.attempt) == ("pending", 0)
-        assert (
-            "not published yet"
-            in conn.execute(
-                "SELECT payload->>'reason' AS r FROM execution_events WHERE execution_id = %s"
-                " AND event_type = 'deferred'",
-                (waiting,),
-            ).fetchone()["r"]
-        )  # type: ignore[index]
+        deferred = conn.execute(
+            "SELECT payload->>'reason' AS r FROM execution_events WHERE execution_id = %s"
+            " AND event_type = 'deferred'",
+            (waiting,),
+        ).fetchone()
+        assert deferred is not None and "not published yet" in deferred["r"]
 
         # A future week: not published, the partition stays not_due; nothing failed.
         future = date(2030, 1, 7)
         ran = inline.attempt(inline.submit(f"{future}/OTC"))
         assert ran.status == "completed" and _result(conn, ran.id)["outcome"] == "not_published"
         assert (
-            publisher.count(f"/equity/otcmarket/weekly/otc/finra_otc_weekly_otc_20300107.csv", 404)
+            publisher.count("/equity/otcmarket/weekly/otc/finra_otc_weekly_otc_20300107.csv", 404)
             == 1
         )
 
