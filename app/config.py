@@ -231,6 +231,75 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ge=0,
         ),
     ] = msgspec.field(default=0, name="SPINE_RAW_RETENTION_DAYS")
+    http_user_agent: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="User-Agent of every request to a publisher; name a contact "
+            "(`Example Corp ops@example.com`): the SEC refuses requests without one, and so "
+            "does Market Spine for an SEC source."
+        ),
+    ] = msgspec.field(default=None, name="SPINE_HTTP_USER_AGENT")
+    http_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            description="Seconds a request to a publisher may wait to connect, or between "
+            "two reads of its body, before it is a transient error (retried).",
+            gt=0,
+        ),
+    ] = msgspec.field(default=60.0, name="SPINE_HTTP_TIMEOUT")
+    source_max_per_host: Annotated[
+        int,
+        msgspec.Meta(
+            description="Most requests to one publisher's host at once, across every pool "
+            "(PostgreSQL advisory locks).",
+            ge=1,
+            le=64,
+        ),
+    ] = msgspec.field(default=2, name="SPINE_SOURCE_MAX_PER_HOST")
+    source_page_size: Annotated[
+        int,
+        msgspec.Meta(
+            description="Rows per page asked of a paged API (FINRA's Query API), which is "
+            "read until a page comes back short.",
+            ge=1,
+            le=100_000,
+        ),
+    ] = msgspec.field(default=5000, name="SPINE_SOURCE_PAGE_SIZE")
+    source_recheck: Annotated[
+        float,
+        msgspec.Meta(
+            description="Seconds between two asks for a partition that is due but not yet "
+            "published, until its freshness deadline (then it is late).",
+            gt=0,
+        ),
+    ] = msgspec.field(default=3600.0, name="SPINE_SOURCE_RECHECK")
+    source_finra_api: Annotated[
+        str, msgspec.Meta(description="Base URL of FINRA's Query API (a mirror in tests).")
+    ] = msgspec.field(default="https://api.finra.org", name="SPINE_SOURCE_FINRA_API")
+    source_finra_cdn: Annotated[
+        str, msgspec.Meta(description="Base URL of FINRA's file downloads (CDN).")
+    ] = msgspec.field(default="https://cdn.finra.org", name="SPINE_SOURCE_FINRA_CDN")
+    source_sec: Annotated[
+        str, msgspec.Meta(description="Base URL of the SEC's file downloads.")
+    ] = msgspec.field(default="https://www.sec.gov", name="SPINE_SOURCE_SEC")
+    finra_token_url: Annotated[
+        str,
+        msgspec.Meta(
+            description="FINRA's OAuth2 token endpoint (client credentials), used when "
+            "SPINE_FINRA_API_CLIENT_ID and SPINE_FINRA_API_CLIENT_SECRET are set."
+        ),
+    ] = msgspec.field(
+        default="https://ews.fip.finra.org/fip/rest/ews/oauth2/access_token",
+        name="SPINE_FINRA_TOKEN_URL",
+    )
+    finra_api_client_id: Annotated[
+        str | None,
+        msgspec.Meta(description="FINRA API client id (optional: public data needs none)."),
+    ] = msgspec.field(default=None, name="SPINE_FINRA_API_CLIENT_ID")
+    finra_api_client_secret: Annotated[
+        str | None,
+        msgspec.Meta(description="FINRA API client secret; never logged."),
+    ] = msgspec.field(default=None, name="SPINE_FINRA_API_CLIENT_SECRET")
     log_level: Annotated[LogLevel, msgspec.Meta(description="Log level for every process.")] = (
         msgspec.field(default="INFO", name="SPINE_LOG_LEVEL")
     )

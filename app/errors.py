@@ -11,9 +11,14 @@ ExecutionStopped       raised inside a running pipeline to stop it (not an API e
  ├── CancelRequested   an operator asked for cancellation
  ├── TimedOut          the attempt ran past its timeout_seconds (a retryable failure)
  └── ClaimLost         this worker no longer holds the execution
+TryAgainAt             raised by a pipeline to end its attempt asking to run again at a
+                       time (a publisher's Retry-After, a file not yet published): not a
+                       failure, and no attempt of its budget is used
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 __all__ = [
     "CancelRequested",
@@ -26,6 +31,7 @@ __all__ = [
     "NotFound",
     "SpineError",
     "TimedOut",
+    "TryAgainAt",
     "UnknownPipeline",
     "first_line",
 ]
@@ -87,3 +93,19 @@ class TimedOut(ExecutionStopped):
 
 class ClaimLost(ExecutionStopped):
     pass
+
+
+class TryAgainAt(Exception):
+    """End this attempt and run the execution again at `at` (an aware datetime).
+
+    Recorded as its own end (a `deferred` event with the reason and the time):
+    the execution goes back to `pending` until then, and the attempt is not
+    counted against its retry budget.
+    """
+
+    def __init__(self, at: datetime, reason: str) -> None:
+        if at.tzinfo is None:
+            raise ValueError("TryAgainAt needs an aware datetime")
+        super().__init__(f"{reason}; trying again at {at.isoformat()}")
+        self.at = at
+        self.reason = reason

@@ -142,7 +142,7 @@ async def run_held(
         before_write=write_start,
     )
     end = attempted.end
-    if end is None or isinstance(end, Requeue) or end.retry_max_backoff is not None:
+    if end is None or isinstance(end, Requeue) or end.rare:
         if end is not None:
             await write_start()
         await record_end(pool, execution, worker_id, attempted)

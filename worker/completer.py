@@ -38,7 +38,14 @@ class Ended(NamedTuple):
     def record(self) -> Record:
         end = self.end
         return Record(
-            self.execution.id, end.status, self.started, self.ended, end.error, end.payload
+            self.execution.id,
+            end.status,
+            self.started,
+            self.ended,
+            end.error,
+            end.payload,
+            end.retry_max_backoff,
+            end.retry_at,
         )
 
 

@@ -140,9 +140,9 @@ class Executor:
         self, pool: db.AsyncPool, execution: Execution, start: _Start, attempted: Attempted
     ) -> None:
         end = attempted.end
-        if end is None or isinstance(end, Requeue) or end.retry_max_backoff is not None:
-            # Rare ends, written on their own: a retry or requeue counts the attempt
-            # first (a lost claim writes nothing).
+        if end is None or isinstance(end, Requeue) or end.rare:
+            # Rare ends, written on their own: a retry, a deferral or a requeue writes
+            # the start first (a lost claim writes nothing).
             if end is not None:
                 await self._ensure_started(pool, start, give_back=False)
             ran = await record_end(pool, execution, self.worker_id, attempted)

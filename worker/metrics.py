@@ -41,7 +41,8 @@ STARTED = Counter(
 FINISHED = Counter(
     "spine_executions_finished",
     "Attempts that ended in this pool, by outcome: completed, failed, cancelled, "
-    "retrying (failed, scheduled again), requeued (the database went away) or lost "
+    "retrying (failed, scheduled again), deferred (asked to run again at a time), "
+    "requeued (the database went away) or lost "
     "(the claim was taken meanwhile).",
     ["pipeline", "outcome"],
 )

@@ -4,7 +4,8 @@ The worker's executor calls it with an execution it holds (worker.executor);
 it records nothing: the end it returns is written by the batched completer,
 or on its own for a rare end (app.engine.recording). The classification is
 here too: a domain error or a cancel ends it as is, a retryable failure is
-retried while attempts are left, an outage under the pipeline requeues it,
+retried while attempts are left, a `TryAgainAt` defers it to its time (not a
+failure, no attempt used), an outage under the pipeline requeues it,
 and a timeout (or one abandoned past its grace) is a retryable failure.
 """
 
@@ -28,7 +29,7 @@ from app.engine.models import End, Execution
 from app.engine.outcomes import Attempted, Requeue, fields, one_line
 from app.engine.registry import Registry
 from app.engine.retry import RetryPolicy
-from app.errors import CancelRequested, ClaimLost, SpineError, TimedOut
+from app.errors import CancelRequested, ClaimLost, SpineError, TimedOut, TryAgainAt
 
 __all__ = ["abandoned_end", "attempt", "timed_out_message"]
 
@@ -101,6 +102,10 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
         return _failure(execution, policy, settings, str(exc), _timed_out_payload(str(exc))), None
     except CancelRequested as exc:
         return End("cancelled", None, {"reason": str(exc)}), None
+    except TryAgainAt as exc:
+        # Not a failure: back to pending until then, this attempt not counted.
+        payload = {"reason": exc.reason}
+        return End("deferred", exc.reason, payload, retry_at=exc.at), None
     except ClaimLost:
         return None, None
     except psycopg.OperationalError as exc:

@@ -31,8 +31,10 @@ from app.engine.datasets import (
     logical_key,
     parse_period,
 )
+from app.engine.models import Execution
 from app.engine.queries import load
 from app.engine.registry import Registry
+from app.engine.remote import FETCH_PIPELINE
 from app.engine.submit import hand_over, submit_many
 
 __all__ = ["ONLY", "Backfill", "BackfillItem", "Only", "cancel", "create", "get", "list_recent"]
@@ -104,7 +106,8 @@ async def create(
     """Create a backfill of `dataset` from `from_key` to `to_key` (period keys, inclusive).
 
     `sources`: the landed file of each partition key (`app.engine.scans.landed`)
-    for a dataset with a landing pattern; a partition without one is `no_source`.
+    for a dataset with a landing pattern; a partition without one is fetched
+    (`dataset_fetch`) when the dataset has a remote source, else `no_source`.
     """
     if only not in ONLY:
         raise ValueError(f"--only must be one of {', '.join(ONLY)}")
@@ -135,29 +138,38 @@ async def create(
         rows = await partitions.states(conn, dataset, wanted, now=now)
         takes = _TAKES[only]
         items: list[BackfillItem] = []
-        to_submit: list[tuple[str, dict[str, object]]] = []
+        # A landed file is ingested as it is; without one, a remote source fetches it.
+        by_pipeline: dict[str, list[tuple[str, dict[str, object]]]] = {}
         for p, row in zip(wanted, rows, strict=True):
             if row.state not in takes:
                 continue
             path = (sources or {}).get(p.key)
-            if dataset.observed or (dataset.landing is not None and path is None):
+            if path is None and dataset.remote is not None:
+                fetch: dict[str, object] = {"dataset": dataset.name, "key": p.key}
+                by_pipeline.setdefault(FETCH_PIPELINE, []).append((p.key, fetch))
+            elif dataset.observed or (dataset.landing is not None and path is None):
                 items.append(BackfillItem(p.key, "no_source"))
             else:
-                to_submit.append((p.key, dataset.params(p, path)))
-        made = await submit_many(
-            conn,
-            registry,
-            settings,
-            dataset.pipeline,
-            [params for _, params in to_submit],
-            logical_keys=[logical_key(dataset.name, key) for key, _ in to_submit],
-            lane="backfill",
-            trigger_source="backfill",
-            backend=backend,
-        )
-        for (key, _), (execution, created) in zip(to_submit, made, strict=True):
-            outcome = "submitted" if created else "joined"
-            items.append(BackfillItem(key, outcome, execution.id, execution.status))
+                own = (p.key, dataset.params(p, path))
+                by_pipeline.setdefault(dataset.pipeline, []).append(own)
+        made: list[tuple[Execution, bool]] = []
+        for pipeline, to_submit in sorted(by_pipeline.items()):
+            submitted = await submit_many(
+                conn,
+                registry,
+                settings,
+                pipeline,
+                [params for _, params in to_submit],
+                logical_keys=[logical_key(dataset.name, key) for key, _ in to_submit],
+                lane="backfill",
+                trigger_source="backfill",
+                backend=backend,
+            )
+            made += submitted
+            for (key, _), (execution, created) in zip(to_submit, submitted, strict=True):
+                outcome = "submitted" if created else "joined"
+                items.append(BackfillItem(key, outcome, execution.id, execution.status))
+        items.sort(key=lambda i: i.key)
         backfill_id = str(uuid.uuid4())
         await conn.execute(_SQL["insert"], {**args, "id": backfill_id})
         if items:

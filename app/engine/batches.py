@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import msgspec
@@ -53,7 +54,7 @@ class Record(msgspec.Struct, frozen=True):
     """
 
     id: str
-    status: Literal["running", "completed", "failed", "cancelled"]
+    status: Literal["running", "completed", "failed", "cancelled", "deferred"]
     started: float | None
     ended: float
     error: str | None = None
@@ -61,6 +62,8 @@ class Record(msgspec.Struct, frozen=True):
     retry_max_backoff: float | None = None
     """On a failure: retry it (back to pending) while attempts are left, waiting at
     most this many seconds (see app.engine.models.End)."""
+    retry_at: datetime | None = None
+    """With status `deferred`: back to pending until then, the attempt not counted."""
 
 
 class _Row(msgspec.Struct):
@@ -73,6 +76,7 @@ class _Row(msgspec.Struct):
     error: str | None
     payload: dict[str, Any]
     retry_cap: float | None
+    retry_at: datetime | None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -107,6 +111,7 @@ async def record(
             r.error,
             r.payload,
             r.retry_max_backoff,
+            r.retry_at,
         )
         for r in records
     ]

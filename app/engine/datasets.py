@@ -18,9 +18,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from app.dates import is_week_start, parse_date
+
+if TYPE_CHECKING:
+    from app.engine.sources import RemoteSource
 
 __all__ = [
     "MAPPINGS",
@@ -176,7 +179,9 @@ class Dataset:
     materializations are recorded by the loads that touch it, never scanned.
     `key2_names` maps the names files and APIs use for a second key to the key
     itself (FINRA's `otc`, `OTCE` -> `OTC`); `propagate`: re-materialize it
-    by itself when an upstream partition changes.
+    by itself when an upstream partition changes. `remote`: where its partitions
+    are fetched from (`app.engine.sources`); its materializing execution then
+    fetches into the landing area first (`app.engine.remote`).
     """
 
     name: str
@@ -194,6 +199,7 @@ class Dataset:
     observed: bool = False
     """Materialized only as a side effect of loads (OTC's trades): a backfill has no
     source for it, and a scan has no pattern."""
+    remote: RemoteSource | None = None
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -211,6 +217,13 @@ class Dataset:
         if found is None:
             raise ValueError(f"dataset {self.name}: unknown second key {name!r}")
         return found
+
+    def key2_name(self, key2: str | None) -> str:
+        """The name the dataset's files give a second key (the first of `key2_names`
+        naming it, else the key): `{key2}` in a remote source's templates."""
+        if key2 is None:
+            return ""
+        return next((name for name, k in self.key2_names.items() if k == key2), key2)
 
     def partition(self, key: str) -> Partition:
         """A key (`2025-12-15/OTC`) as a partition, or ValueError saying what is wrong."""

@@ -40,7 +40,8 @@ async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -
     The batch's record statement with one row (app.engine.batches), so an end
     is written the same way batched or alone: a failure with
     `retry_max_backoff` set (app.engine.attempts sets it: retryable, attempts
-    left) goes back to pending with a `retry_scheduled` event instead.
+    left) goes back to pending with a `retry_scheduled` event instead, and a
+    `deferred` end (a `TryAgainAt`) with a `deferred` event.
     """
     one = Record(
         execution_id,
@@ -50,6 +51,7 @@ async def finish(conn: AsyncConn, execution_id: str, worker_id: str, end: End) -
         end.error,
         end.payload,
         end.retry_max_backoff,
+        end.retry_at,
     )
     recorded, _ = await record(conn, worker_id, [one])
     return execution_id in recorded

@@ -24,6 +24,7 @@ __all__ = [
     "ClaimState",
     "End",
     "EndStatus",
+    "EndsAs",
     "Event",
     "EventType",
     "Execution",
@@ -35,9 +36,13 @@ Status = Literal["pending", "queued", "running", "completed", "failed", "cancell
 """pending → (queued →) running → completed | failed, and cancelled from any active state.
 
 A failed attempt with attempts left goes back to `pending` (a `retry_scheduled`
-event) and waits for its `available_at`; a manual retry moves `failed` or
+event) and waits for its `available_at`; an attempt that asked to run again at a
+time (`TryAgainAt`) goes back to `pending` until then (a `deferred` event), its
+attempt not counted; a manual retry moves `failed` or
 `cancelled` back to `pending` (a `retried` event)."""
 EndStatus = Literal["completed", "failed", "cancelled"]
+EndsAs = EndStatus | Literal["deferred"]
+"""How an attempt ends: a terminal status, or `deferred` (back to pending until a time)."""
 Lane = Literal["normal", "backfill"]
 """`normal` is always claimed before `backfill`."""
 EventType = Literal[
@@ -52,6 +57,7 @@ EventType = Literal[
     "requeued",
     "retry_scheduled",
     "retried",
+    "deferred",
 ]
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
@@ -113,12 +119,19 @@ class Event(msgspec.Struct, frozen=True):
 class End(msgspec.Struct, frozen=True):
     """How a held execution ended: the status, the error (failed), the event's payload."""
 
-    status: EndStatus
+    status: EndsAs
     error: str | None = None
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     retry_max_backoff: float | None = None
     """Set on a failure to retry (it is retryable and attempts are left): the cap
     of the wait in seconds; the base comes from the execution's row."""
+    retry_at: datetime | None = None
+    """Set with status `deferred`: when to run it again (the pipeline's `TryAgainAt`)."""
+
+    @property
+    def rare(self) -> bool:
+        """Written on its own, not batched: a retry or a deferral (back to pending)."""
+        return self.retry_max_backoff is not None or self.status == "deferred"
 
 
 class ClaimState(msgspec.Struct, frozen=True):

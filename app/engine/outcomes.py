@@ -28,7 +28,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["completed", "failed", "cancelled", "retrying", "requeued", "lost"]
+Outcome = Literal["completed", "failed", "cancelled", "retrying", "deferred", "requeued", "lost"]
 
 QUIET_UNDER_SECONDS = 0.05
 """A completion quicker than this is logged at DEBUG: a queue draining thousands a
@@ -104,7 +104,9 @@ def log_outcome(
     assert end is not None
     line = "%s %s %s in %.3fs"
     args = (execution.pipeline, execution.id, outcome, attempted.seconds)
-    if end.status == "failed":
+    if end.status == "deferred":
+        log.info(line + ": %s", *args, end.error, extra=extra)
+    elif end.status == "failed":
         # A failure is a warning; an unexpected error's line carries its traceback.
         log.warning(line + ": %s", *args, end.error, exc_info=attempted.failure, extra=extra)
     elif end.status == "completed" and attempted.seconds < QUIET_UNDER_SECONDS:

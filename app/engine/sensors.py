@@ -1,7 +1,8 @@
 """The datasets' built-in pipelines and schedules: a scan per dataset, and propagation.
 
-`pipelines()` makes `dataset_scan` (params: the dataset) and `dataset_propagate`
-for a catalog of datasets; both submit, so they are given what submit needs:
+`pipelines()` makes `dataset_scan` (params: the dataset), `dataset_propagate`
+and `dataset_fetch` (app.engine.remote) for a catalog of datasets; the first two
+submit, so they are given what submit needs:
 the registry they belong to, the settings and the backend, as callables (the
 registry is built with them in it, and a worker process reads its settings
 once). `sync()` (run by `spine db init`) stores the dependency graph and
@@ -27,6 +28,7 @@ from app.engine.partitions import PROPAGATE_PIPELINE, PROPAGATE_RETRY
 from app.engine.propagation import propagate
 from app.engine.queries import load
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
+from app.engine.remote import fetch_pipeline
 from app.engine.retry import RetryPolicy
 from app.engine.scans import scan
 from app.engine.schedules import ScheduleInput
@@ -52,7 +54,7 @@ def pipelines(
     settings: Callable[[], Settings],
     backend: Callable[[Settings], OrchestratorBackend],
 ) -> list[Pipeline[Any]]:
-    """`dataset_scan` and `dataset_propagate` for these datasets."""
+    """`dataset_scan`, `dataset_propagate` and `dataset_fetch` for these datasets."""
 
     def checked(params: ScanParams, _: object) -> None:
         try:
@@ -90,6 +92,7 @@ def pipelines(
             run_propagate,
             retry=PROPAGATE_RETRY,
         ),
+        fetch_pipeline(datasets, registry, settings),
     ]
 
 

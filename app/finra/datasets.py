@@ -1,4 +1,5 @@
-"""FINRA's datasets: `finra_otc_weekly`, a week x tier, from the weekly files landed.
+"""FINRA's datasets: `finra_otc_weekly`, a week x tier, from the weekly files landed
+or fetched from FINRA's Query API (app.finra.sources).
 
 A load records its materializations in its own transaction (`record_load`):
 one per tier its file held, with the file's sha256 and the load's counts.
@@ -14,6 +15,7 @@ from app.engine import partitions
 from app.engine.datasets import Dataset, Freshness, Partition
 from app.engine.landing import LandingPattern
 from app.engine.partitions import NewMaterialization, Source
+from app.finra.sources import NON_ATS_SUMMARY, weekly_source
 from app.finra.tiers import PUBLICATION_DELAY, TIER_NAMES, TIERS, tier_id
 
 __all__ = ["DATASETS", "FINRA_OTC_WEEKLY", "record_load"]
@@ -39,6 +41,7 @@ FINRA_OTC_WEEKLY = Dataset(
     key2_names=TIER_NAMES,
     landing="finra/finra_otc_weekly_{key2}_{week:%Y%m%d}.csv",
     freshness=Freshness(by_key2=PUBLICATION_DELAY),
+    remote=weekly_source(NON_ATS_SUMMARY, "remote/finra/finra_otc_weekly_{key2}_{week:%Y%m%d}.csv"),
 )
 
 DATASETS = (FINRA_OTC_WEEKLY,)

@@ -55,11 +55,20 @@ def test_scan_backfill_follow_and_cancel(landing: Path, conn: Conn) -> None:
     assert made.exit_code == 0, made.output
     backfill = json.loads(made.output)
     items = {i["key"]: i for i in backfill["items"]}
-    # The first week's scan holds its key: joined, not doubled. The third has no file.
+    # The first week's scan holds its key: joined, not doubled. The third has no file
+    # landed: the dataset's remote source fetches it (issue 27), no longer `no_source`.
     assert items[f"{weeks[0]}/OTC"]["outcome"] == "joined"
     assert items[f"{weeks[1]}/OTC"]["outcome"] == "submitted"
-    assert items[f"{weeks[2]}/OTC"]["outcome"] == "no_source"
-    assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 2}
+    assert items[f"{weeks[2]}/OTC"]["outcome"] == "submitted"
+    fetch = conn.execute(
+        "SELECT pipeline, params FROM executions WHERE id = %s",
+        (items[f"{weeks[2]}/OTC"]["execution_id"],),
+    ).fetchone()
+    assert fetch == {
+        "pipeline": "dataset_fetch",
+        "params": {"dataset": "finra_otc_weekly", "key": f"{weeks[2]}/OTC"},
+    }
+    assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 3}
     lane = conn.execute(
         "SELECT lane FROM executions WHERE id = %s", (items[f"{weeks[1]}/OTC"]["execution_id"],)
     ).fetchone()

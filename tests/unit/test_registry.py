@@ -82,6 +82,7 @@ def test_a_check_sees_the_pipeline_settings_not_the_api_token() -> None:
 
 def test_the_catalog_lists_every_built_in_pipeline() -> None:
     assert default_registry().names() == [
+        "dataset_fetch",
         "dataset_propagate",
         "dataset_scan",
         "fail",

@@ -8,9 +8,12 @@
 -- cap while attempts are left goes back to pending instead, until now() +
 -- base * 2^(attempt-1), plus up to 10 per cent jitter, capped: the wait is computed
 -- here, on the database clock, from the row's own policy; the jitter only
--- adds, so a retry never starts before the nominal wait. Events go in per
--- execution: started, then the end (or `retry_scheduled`), each stamped with
--- when it happened.
+-- adds, so a retry never starts before the nominal wait. A `deferred` end (the
+-- pipeline asked to run again at its record's retry_at: a publisher's Retry-After,
+-- a file not yet published) goes back to pending until that time (never before
+-- now), its attempt not counted and its last error kept: not a failure. Events go
+-- in per execution: started, then the end (or `retry_scheduled`, or `deferred`
+-- with its reason and time), each stamped with when it happened.
 --
 -- The claim: up to %(limit)s pending executions in claim order (normal lane
 -- first, then the order they became claimable), held `queued` by the worker
@@ -23,8 +26,9 @@
 WITH v AS (
     SELECT * FROM ROWS FROM (jsonb_to_recordset(%(records)s::jsonb) AS (
         id text, status text, started_ago float8, ended_ago float8, error text, payload jsonb,
-        retry_cap float8
-    )) WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, retry_cap, n)
+        retry_cap float8, retry_at timestamptz
+    )) WITH ORDINALITY AS v (id, status, started_ago, ended_ago, error, payload, retry_cap,
+                             retry_at, n)
 ), locked AS MATERIALIZED (
     -- A start is written once: only over `queued` (a record sent again after its
     -- answer was lost finds the execution running, and starts nothing).
@@ -37,6 +41,7 @@ WITH v AS (
     SELECT locked.id, locked.starts, locked.attempt + locked.starts::int AS attempt,
            v.status = 'failed' AND v.retry_cap IS NOT NULL
                AND locked.attempt + locked.starts::int < locked.max_attempts AS retries,
+           v.status = 'deferred' AS defers,
            CASE WHEN locked.starts
                 THEN greatest(locked.queued_at, now() - make_interval(secs => v.started_ago))
                 ELSE locked.started_at END AS started_at,
@@ -49,34 +54,38 @@ WITH v AS (
     FROM held JOIN v ON v.id = held.id
 ), f AS (
     UPDATE executions e
-    SET status = CASE WHEN timed.retries THEN 'pending' ELSE v.status END,
-        error = CASE WHEN v.status = 'running' THEN e.error ELSE v.error END,
-        attempt = timed.attempt,
-        worker_id = CASE WHEN timed.retries THEN NULL ELSE e.worker_id END,
-        queued_at = CASE WHEN timed.retries THEN NULL ELSE e.queued_at END,
-        started_at = CASE WHEN timed.retries THEN NULL ELSE timed.started_at END,
-        completed_at = CASE WHEN timed.retries OR v.status = 'running' THEN NULL
-                            ELSE timed.ended_at END,
-        available_at = CASE WHEN NOT timed.retries THEN e.available_at
+    SET status = CASE WHEN timed.retries OR timed.defers THEN 'pending' ELSE v.status END,
+        error = CASE WHEN v.status = 'running' OR timed.defers THEN e.error ELSE v.error END,
+        attempt = timed.attempt - timed.defers::int,
+        worker_id = CASE WHEN timed.retries OR timed.defers THEN NULL ELSE e.worker_id END,
+        queued_at = CASE WHEN timed.retries OR timed.defers THEN NULL ELSE e.queued_at END,
+        started_at = CASE WHEN timed.retries OR timed.defers THEN NULL
+                          ELSE timed.started_at END,
+        completed_at = CASE WHEN timed.retries OR timed.defers OR v.status = 'running'
+                            THEN NULL ELSE timed.ended_at END,
+        available_at = CASE WHEN timed.defers THEN greatest(now(), v.retry_at)
+                            WHEN NOT timed.retries THEN e.available_at
                             ELSE now() + make_interval(secs => least(v.retry_cap,
                                 e.retry_backoff_seconds * 2 ^ (timed.attempt - 1)
                                 * (1 + random() / 10))) END
     FROM v JOIN timed ON timed.id = v.id
     WHERE e.id = v.id AND e.worker_id = %(worker)s AND e.status IN ('queued', 'running')
-    RETURNING e.id, e.status, e.attempt, e.available_at, timed.started_at, timed.ended_at,
-              v.payload, v.n, timed.starts AS started_here, timed.retries
+    RETURNING e.id, e.status, timed.attempt, e.available_at, timed.started_at, timed.ended_at,
+              v.payload, v.n, timed.starts AS started_here, timed.retries, timed.defers
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, timestamp, payload)
     SELECT f.id, step.event_type,
            CASE WHEN step.k = 1 THEN f.started_at ELSE f.ended_at END,
            CASE WHEN step.k = 1
                 THEN jsonb_build_object('worker_id', %(worker)s::text, 'attempt', f.attempt)
-                WHEN f.retries
+                WHEN f.retries OR f.defers
                 THEN f.payload || jsonb_build_object('attempt', f.attempt,
                                                      'retry_at', f.available_at)
                 ELSE f.payload END
     FROM f CROSS JOIN LATERAL (VALUES
-        (1, 'started'), (2, CASE WHEN f.retries THEN 'retry_scheduled' ELSE f.status END)
+        (1, 'started'),
+        (2, CASE WHEN f.retries THEN 'retry_scheduled' WHEN f.defers THEN 'deferred'
+                 ELSE f.status END)
     ) AS step (k, event_type)
     WHERE (step.k = 1 AND f.started_here) OR (step.k = 2 AND f.status <> 'running')
     ORDER BY f.n, step.k

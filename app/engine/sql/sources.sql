@@ -1,0 +1,30 @@
+-- Remote sources (app.engine.fetch, app.engine.remote): a host's request slots, and the
+-- remote half of a materialization's source.
+
+-- name: try_host_slot
+-- Take one of a host's request slots (a session advisory lock on its connection):
+-- true when taken. Slot n of host h is the lock (hashtext('spine:host:' || h), n).
+SELECT pg_try_advisory_lock(hashtext('spine:host:' || %(host)s), %(slot)s) AS taken
+
+-- name: wait_host_slot
+-- Wait for one slot of a host, when none was free.
+SELECT pg_advisory_lock(hashtext('spine:host:' || %(host)s), %(slot)s)
+
+-- name: free_host_slot
+SELECT pg_advisory_unlock(hashtext('spine:host:' || %(host)s), %(slot)s) AS freed
+
+-- name: latest_remote
+-- A partition's newest materialization: its sha256 and, when it was fetched, the URL and
+-- the validators its next request sends (If-None-Match, If-Modified-Since).
+SELECT source_url, source_validators, source_sha256, outcome
+FROM dataset_materializations
+WHERE dataset = %(dataset)s AND partition_key = %(key)s
+ORDER BY id DESC
+LIMIT 1
+
+-- name: stamp_remote
+-- The URL and validators of a fetch, on the materializations its execution's ingest
+-- recorded (the ingest knows the landed file only).
+UPDATE dataset_materializations
+SET source_url = %(url)s, source_validators = %(validators)s::jsonb
+WHERE dataset = %(dataset)s AND execution_id = %(execution_id)s
