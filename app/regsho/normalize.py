@@ -57,7 +57,8 @@ _PARSE: LiteralString = """
     ), fields AS (
         SELECT line_no, line, valid, cardinality(f) AS fields,
                btrim(f[1]) AS date_text, btrim(f[2]) COLLATE "C" AS symbol,
-               btrim(f[3]) AS short_text, btrim(f[4]) AS exempt_text, btrim(f[5]) AS total_text, btrim(f[6]) AS reported_by
+               btrim(f[3]) AS short_text, btrim(f[4]) AS exempt_text,
+               btrim(f[5]) AS total_text, btrim(f[6]) AS reported_by
           FROM split
     ), judged AS MATERIALIZED (
         SELECT fields.*,
