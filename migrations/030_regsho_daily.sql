@@ -61,7 +61,7 @@ CREATE TABLE regsho_files (
     rows         INT NOT NULL,
     rejected     INT NOT NULL,
     file_sha256  TEXT NOT NULL,
-    loaded_at    TIMESTAMPTZ NOT NULL,
+    loaded_at    TIMESTAMPTZ NOT NULL,          -- when its content last changed
     PRIMARY KEY (trade_date, market)
 );
 
@@ -118,4 +118,15 @@ CREATE TABLE regsho_reconciliation (
 CREATE FUNCTION regsho_pct(part numeric, whole numeric) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN whole > 0 THEN round((100 * part)::numeric(70, 30) / whole, 4) END
+$$;
+
+-- The change of a ratio in percentage points, from the exact ratios (not the rounded
+-- ones): 100 x short / total - 100 x prev_short / prev_total, rounded to 4 decimals.
+-- NULL when either total is 0 or NULL.
+CREATE FUNCTION regsho_pp(short numeric, total numeric, prev_short numeric, prev_total numeric)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN total > 0 AND prev_total > 0
+                THEN round((100 * short)::numeric(70, 30) / total
+                           - (100 * prev_short)::numeric(70, 30) / prev_total, 4) END
 $$;

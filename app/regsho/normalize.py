@@ -182,7 +182,10 @@ _FILE: LiteralString = """
             clock_timestamp())
     ON CONFLICT (trade_date, market) DO UPDATE
        SET load_id = EXCLUDED.load_id, rows = EXCLUDED.rows, rejected = EXCLUDED.rejected,
-           file_sha256 = EXCLUDED.file_sha256, loaded_at = EXCLUDED.loaded_at
+           file_sha256 = EXCLUDED.file_sha256,
+           -- when its content last changed: a day computed before it is out of date
+           loaded_at = CASE WHEN regsho_files.file_sha256 = EXCLUDED.file_sha256
+                            THEN regsho_files.loaded_at ELSE EXCLUDED.loaded_at END
 """
 
 
