@@ -20,15 +20,13 @@ from app.dates import parse_date, range_problem
 from app.db import AsyncConn
 from app.errors import InvalidField, NotFound
 from app.regsho import reads
-from app.regsho.keys import MARKET_NAMES, SYMBOLS, MarketChoice
+from app.regsho.keys import SYMBOLS, MarketChoice
 from app.regsho.reads import SymbolSort
+from app.regsho.report import day_markets
 from app.regsho.schemas import (
     RATIO_NOTE,
     RegshoDayResponse,
-    RegshoMarketResponse,
     RegshoMarketsResponse,
-    RegshoMismatchResponse,
-    RegshoReconciliation,
     RegshoSymbolHistoryResponse,
     RegshoSymbolResponse,
 )
@@ -182,21 +180,7 @@ class RegshoController(Controller):
         """Each file of the day with its share of the five facility files' total and short
         volume (CNMS's share is the NMS part), and CNMS reconciled per symbol against
         FNQC + FNSQ + FNYX + FNRA."""
-        day = await _loaded_day(conn, date)
-        shares = await reads.markets(conn, day)
-        summary = await reads.days(conn, limit=1, after=day - dt.timedelta(days=1))
-        found = summary[0] if summary and summary[0].date == day else None
-        wrong = await reads.mismatches(conn, day)
-        return RegshoMarketsResponse(
-            date=day,
-            markets=[RegshoMarketResponse.from_row(m, MARKET_NAMES[m.market]) for m in shares],
-            reconciliation=RegshoReconciliation(
-                status=found.reconciliation if found else "not_computed",
-                mismatched_symbols=found.mismatched_symbols if found else None,
-                stale=found.stale if found else False,
-                mismatches=[RegshoMismatchResponse.from_row(m) for m in wrong],
-            ),
-        )
+        return await day_markets(conn, await _loaded_day(conn, date))
 
     @get(
         "/symbols/{symbol:str}/history",
