@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
 from app.dates import parse_date, range_problem
 from app.db import AsyncConn
@@ -228,9 +228,9 @@ class RegshoController(Controller):
         *,
         conn: DbConn,
         request: Request[Any, Any, Any],
-        rest: str,
-        start_date: dt.date | None = None,
-        end_date: dt.date | None = None,
+        rest: FromPath[str],
+        start_date: FromQuery[dt.date | None] = None,
+        end_date: FromQuery[dt.date | None] = None,
         market: MarketQuery = "all",
         limit: Limit = 100,
         cursor: Cursor = None,
