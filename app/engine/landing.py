@@ -2,8 +2,10 @@
 
 A pattern is a path relative to the data directory with tokens:
 `{date:%Y%m%d}` or `{week:%Y%m%d}` (any name; the strftime codes %Y %m %d %y),
-`{half}` (`a` or `b`, with a `%Y%m` date for a half-month) and `{key2}` (one
-of the names the dataset gives its second keys, in the case files write it).
+`{half}` (`a` or `b`, with a `%Y%m` date for a half-month) and the second key,
+written `{key2}` or by its own name (`{market}`, `{tier}`: any token without a
+date format, in a dataset that has second keys), as one of the names the dataset
+gives its second keys, in the case files write it.
 The file extension matches in any case (`.TXT` as `.txt`): publishers change it.
 """
 
@@ -59,7 +61,7 @@ class LandingPattern:
             name, fmt = token[1], token[2]
             if name == "half":
                 parts.append("(?P<half>[ab])")
-            elif name == "key2":
+            elif name == "key2" or (not fmt and self.dataset.key2):
                 # The names files use when the dataset gives some, else the keys.
                 names = sorted(self.dataset.key2_names or self.dataset.key2, key=len)
                 alternatives = "|".join(re.escape(n) for n in reversed(names))

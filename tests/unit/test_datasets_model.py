@@ -121,3 +121,13 @@ def test_catalog_maps_downstream_partitions() -> None:
 
 def test_the_app_declares_its_datasets_through_the_domains() -> None:
     assert "finra_otc_weekly" in DOMAINS.datasets()
+
+
+def test_a_landing_pattern_may_name_its_second_key() -> None:
+    from app.engine.landing import LandingPattern
+    from app.regsho.datasets import REGSHO_DAILY
+
+    pattern = LandingPattern(REGSHO_DAILY)  # regsho/{market}shvol{date:%Y%m%d}.txt
+    found = pattern.match("regsho/FNSQshvol20200102.TXT")
+    assert found is not None and found.key == "2020-01-02/FNSQ"
+    assert pattern.match("regsho/XXXXshvol20200102.txt") is None

@@ -29,10 +29,12 @@ def test_the_domains_ranges() -> None:
     assert [(d.name, d.migrations) for d in DOMAINS] == [
         ("otc", range(10, 20)),
         ("finra", range(20, 30)),
+        ("regsho", range(30, 40)),
     ]
-    assert DOMAINS.next_migration_range() == range(30, 40)
+    assert DOMAINS.next_migration_range() == range(40, 50)
     assert DOMAINS.owner_of_migration(100) == "core"
-    assert DOMAINS.owner_of_migration(30) is None
+    assert DOMAINS.owner_of_migration(30) == "regsho"
+    assert DOMAINS.owner_of_migration(40) is None
 
 
 def _domain(name: str, first: int) -> Domain:

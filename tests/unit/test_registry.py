@@ -91,6 +91,8 @@ def test_the_catalog_lists_every_built_in_pipeline() -> None:
         "noop",
         "otc_compute_metrics",
         "otc_ingest",
+        "regsho_compute",
+        "regsho_ingest",
         "sleep",
     ]
 
