@@ -10,6 +10,11 @@ key), holding the dataset's backfill lock, and hands the created ones to the
 backend after the commit. A partition being re-materialized is `pending` or
 `running`, not `stale`, so it is never submitted twice, and it is never shown
 `loaded` before its new materialization.
+
+A downstream partition never materialized is submitted the first time once
+every upstream partition it maps to is `loaded` or `no_data` (a day's six
+Reg SHO files, not the first of them), so a derived dataset keeps itself
+current without a backfill.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from app.config import Settings
 from app.db import AsyncConn
 from app.engine import partitions
 from app.engine.backends import OrchestratorBackend
-from app.engine.datasets import DatasetCatalog, logical_key
+from app.engine.datasets import Dataset, DatasetCatalog, Partition, logical_key
 from app.engine.queries import load
 from app.engine.registry import Registry
 from app.engine.submit import hand_over, submit_many
@@ -55,6 +60,7 @@ async def propagate(
             candidates = [dataset.partition(str(r["partition_key"])) for r in rows]
             found = await partitions.states(conn, dataset, candidates)
             stale = [p for row, p in zip(found, candidates, strict=True) if row.state == "stale"]
+            stale += await _ready_first_time(conn, dataset, datasets, upstreams)
             made = await submit_many(
                 conn,
                 registry,
@@ -72,3 +78,42 @@ async def propagate(
             if created
         ]
     return submitted
+
+
+_UNMADE = frozenset({"not_due", "missing", "late"})
+_READY = frozenset({"loaded", "no_data"})
+
+
+async def _ready_first_time(
+    conn: AsyncConn, dataset: Dataset, datasets: DatasetCatalog, upstreams: str
+) -> list[Partition]:
+    """The partitions never materialized whose upstream partitions are all there now."""
+    args = {"dataset": dataset.name, "upstreams": upstreams}
+    rows = await (await conn.execute(_SQL["first_candidates"], args)).fetchall()
+    candidates: list[Partition] = []
+    for r in rows:
+        try:
+            candidates.append(dataset.partition(str(r["partition_key"])))
+        except ValueError:  # an upstream key this dataset has no partition for (a weekend)
+            continue
+    if not candidates:
+        return []
+    own = await partitions.states(conn, dataset, candidates)
+    candidates = [p for p, row in zip(candidates, own, strict=True) if row.state in _UNMADE]
+    ready = set(candidates)
+    for u in dataset.upstreams:
+        upstream = datasets.get(u.dataset)
+        mapped = {
+            p: (
+                [upstream.partition(p.key)]
+                if u.mapping == "same_key"
+                else upstream.partitions_of_period(p.period)
+            )
+            for p in candidates
+        }
+        flat = [q for qs in mapped.values() for q in qs]
+        if not flat:
+            continue
+        states = {r.key: r.state for r in await partitions.states(conn, upstream, flat)}
+        ready &= {p for p, qs in mapped.items() if all(states[q.key] in _READY for q in qs)}
+    return [p for p in candidates if p in ready]

@@ -4,7 +4,8 @@ venue and two downstream datasets (the same key, and all keys of the date).
 A changed upstream partition makes exactly its mapped downstream partitions
 `stale`, then `loaded` again by themselves (the load's transaction asks for a
 `dataset_propagate` execution, which submits them), and never `loaded` in
-between. An unchanged reload changes nothing; a dataset that does not
+between. A partition never materialized is made the first time once all of its
+upstream partitions are loaded. An unchanged reload changes nothing; a dataset that does not
 propagate stays stale until someone backfills it.
 """
 
@@ -173,11 +174,24 @@ def test_a_changed_upstream_partition_re_materializes_exactly_its_downstream(
     for key in ("2026-01-05/X", "2026-01-05/Y", "2026-01-06/X", "2026-01-06/Y"):
         h.submit("t_load_quotes", {"key": key, "sha": "v1"})
     h.drain()
-    # First loads are changes too: every downstream partition with no materialization is
-    # not stale (never materialized), so nothing propagates yet. Materialize them once.
-    for d in (SPREADS, DAILY, MANUAL):
-        for p in d.partitions(date(2026, 1, 5), date(2026, 1, 6)):
-            h.submit(d.pipeline, {"key": p.key})
+    # First loads: a propagating downstream partition never materialized is made the
+    # first time once every upstream partition it maps to is loaded: `daily` of a date
+    # only after both of its venues (never from one of them), `spreads` with its own.
+    first = h.states()
+    assert {k: v for k, v in first.items() if not k.startswith("manual:")} == dict.fromkeys(
+        [k for k in first if not k.startswith("manual:")], "loaded"
+    )
+    assert {first[f"manual:{d}/{v}"] for d in ("2026-01-05", "2026-01-06") for v in "XY"} == {
+        "late"
+    }  # it does not propagate: a backfill makes it
+    for seen in h.seen:
+        for day in ("2026-01-05", "2026-01-06"):
+            if seen[f"daily:{day}"] != "late":  # submitted: both venues were loaded
+                assert seen[f"quotes:{day}/X"] == seen[f"quotes:{day}/Y"] == "loaded", seen
+    daily_runs = runner.run(_count_runs(database_url, "t_daily"))
+    assert daily_runs == 2, "one first computation per date, not one per venue"
+    for p in MANUAL.partitions(date(2026, 1, 5), date(2026, 1, 6)):
+        h.submit(MANUAL.pipeline, {"key": p.key})
     h.drain()
     assert set(h.states().values()) == {"loaded"}
 
@@ -203,6 +217,17 @@ def test_a_changed_upstream_partition_re_materializes_exactly_its_downstream(
     final = h.states()
     assert final.pop("manual:2026-01-05/X") == "stale"  # it does not propagate
     assert set(final.values()) == {"loaded"}
+
+
+async def _count_runs(url: str, pipeline: str) -> int:
+    async with await db.aconnect(url) as conn:
+        row = await (
+            await conn.execute(
+                "SELECT count(*) AS n FROM executions WHERE pipeline = %s", (pipeline,)
+            )
+        ).fetchone()
+        assert row is not None
+        return int(row["n"])
 
 
 def test_the_app_registry_has_the_datasets_pipelines() -> None:

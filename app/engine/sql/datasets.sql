@@ -124,6 +124,22 @@ WHERE EXISTS (
 )
 ORDER BY d.partition_key
 
+-- name: first_candidates
+-- The partitions of a dataset never materialized whose mapped upstream partition has
+-- been (`propagate` then asks whether every upstream partition of each is ready).
+SELECT DISTINCT CASE up.mapping WHEN 'same_key' THEN u.partition_key
+                    ELSE split_part(u.partition_key, '/', 1) END AS partition_key
+FROM json_to_recordset(%(upstreams)s::json) AS up (dataset text, mapping text)
+JOIN dataset_materializations u ON u.dataset = up.dataset
+WHERE u.outcome <> 'no_data'
+  AND NOT EXISTS (
+      SELECT 1 FROM dataset_materializations d
+      WHERE d.dataset = %(dataset)s
+        AND d.partition_key = CASE up.mapping WHEN 'same_key' THEN u.partition_key
+                                  ELSE split_part(u.partition_key, '/', 1) END
+  )
+ORDER BY 1
+
 -- name: propagates
 -- Whether a dataset re-materializes by itself downstream of this one.
 SELECT EXISTS (
