@@ -200,6 +200,9 @@ class Dataset:
     """Materialized only as a side effect of loads (OTC's trades): a backfill has no
     source for it, and a scan has no pattern."""
     remote: RemoteSource | None = None
+    trading_days: bool = False
+    """A `day` partition exists only on days the NYSE trades: one on a market holiday
+    has no data (its state is `no_data`, never `late`; app.engine.market_calendar)."""
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:

@@ -18,6 +18,7 @@ from app.db import AsyncConn
 from app.engine import executions
 from app.engine.datasets import Dataset, Partition, PartitionState
 from app.engine.executions import NewExecution
+from app.engine.market_calendar import is_trading_day
 from app.engine.queries import load
 from app.engine.retry import RetryPolicy, budget
 from app.engine.schedules_sql import db_now
@@ -187,6 +188,10 @@ async def request_propagation(conn: AsyncConn) -> None:
     await executions.insert_many(conn, [new])
 
 
+_NOT_THERE = frozenset({"not_due", "missing", "late"})
+"""States a partition with nothing recorded has: a market holiday's is `no_data`."""
+
+
 async def states(
     conn: AsyncConn,
     dataset: Dataset,
@@ -195,7 +200,7 @@ async def states(
     now: datetime | None = None,
     tz: tzinfo = UTC,
 ) -> list[PartitionRow]:
-    """The state of each partition, in key order, computed in one statement. `now`
+    """The state of each partition, in the order given, computed in one statement. `now`
     (default: the database's clock) decides not_due, missing and late."""
     args = {
         "dataset": dataset.name,
@@ -208,7 +213,16 @@ async def states(
         "now": now or await db_now(conn),
     }
     rows = await (await conn.execute(_SQL["states"], args)).fetchall()
-    return [msgspec.convert(r, PartitionRow) for r in rows]
+    by_key = {str(r["key"]): msgspec.convert(r, PartitionRow) for r in rows}
+    found = [by_key[p.key] for p in partitions]  # the order given: callers zip with it
+    if dataset.trading_days and dataset.scheme == "day":
+        found = [
+            msgspec.structs.replace(row, state="no_data")
+            if row.state in _NOT_THERE and not is_trading_day(p.start)
+            else row
+            for row, p in zip(found, partitions, strict=True)
+        ]
+    return found
 
 
 async def materializations(

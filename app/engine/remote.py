@@ -26,9 +26,10 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
@@ -146,7 +147,11 @@ async def materialize(
     summary["url"] = url
     if fetched.outcome == "not_published":
         count_request(source.name, "not_published")
-        due, late = dataset.freshness.due_at(partition, UTC), dataset.freshness.late_at(partition)
+        tz = ZoneInfo(settings.market_tz)  # a deadline is the market's evening (Reg SHO's 20:00)
+        due, late = (
+            dataset.freshness.due_at(partition, tz),
+            dataset.freshness.late_at(partition, tz),
+        )
         if due <= now < late:
             again = min(now + timedelta(seconds=settings.source_recheck), late)
             raise TryAgainAt(again, f"{url}: not published yet (HTTP {fetched.status})")

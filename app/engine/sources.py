@@ -10,7 +10,8 @@ is a setting (a mirror in tests and air-gapped sites).
 
 Templates use the landing pattern's tokens: `{date:%Y%m%d}` (any name, strftime
 codes), `{half}` (`a`/`b`), `{key2}` (the name the dataset's files give the
-second key, `otc` for `OTC`) and `{key2_id}` (the key itself). The fetch itself
+second key, `otc` for `OTC`; or any token without a format, by its own name:
+`{market}`) and `{key2_id}` (the key itself). The fetch itself
 is `app.engine.fetch`; running it as a step of the materializing execution is
 `app.engine.remote`.
 """
@@ -117,10 +118,10 @@ def render(template: str, partition: Partition, key2_name: str) -> str:
         name, fmt = token[1], token[2]
         if name == "half":
             return partition.half
-        if name == "key2":
-            return key2_name
         if name == "key2_id":
             return partition.key2 or ""
+        if name == "key2" or (not fmt and partition.key2 is not None):
+            return key2_name  # `{key2}`, or the second key by its own name (`{market}`)
         if not fmt:
             raise ValueError(f"{{{name}}} needs a date format, e.g. {{{name}:%Y%m%d}}")
         return partition.start.strftime(fmt)

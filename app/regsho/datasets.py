@@ -5,8 +5,12 @@ A load records its (day, market) materialization in its own transaction
 (`record_load`), with the file's sha256 and the load's counts, so a
 republished file that changed rows marks that day's `short_volume_daily`
 stale, and propagation recomputes it (`regsho_compute`, which records the day
-in its transaction: `record_compute`). Both are plain values: a remote source
-can be added to `REGSHO_DAILY` beside its landing pattern.
+in its transaction: `record_compute`); a day never computed is computed once
+all six of its files are there (loaded, or `no_data`).
+
+A file not landed is fetched from FINRA's CDN (`REGSHO_CDN`), where FINRA
+publishes each one the same evening. Both datasets follow the NYSE calendar: a
+market holiday has no files, and its partitions are `no_data`, never late.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from app.db import AsyncConn
 from app.engine import partitions
 from app.engine.datasets import Dataset, Freshness, Partition, Upstream
 from app.engine.partitions import NewMaterialization, Source
+from app.engine.sources import RemoteSource
 from app.regsho.keys import MARKETS
 
 __all__ = ["DATASETS", "REGSHO_DAILY", "SHORT_VOLUME_DAILY", "record_compute", "record_load"]
@@ -42,6 +47,17 @@ DUE = Freshness(due_after=timedelta(hours=-4), grace=timedelta(hours=2))
 """FINRA posts a day's files the same evening: due by 20:00 in the market time zone
 (SPINE_MARKET_TZ, New York by default: 4 hours before the day ends), late from 22:00."""
 
+REGSHO_CDN = RemoteSource(
+    name="finra_cdn",
+    base_setting="source_finra_cdn",
+    url="/equity/regsho/daily/{market}shvol{date:%Y%m%d}.txt",
+    landing="remote/regsho/{market}shvol{date:%Y%m%d}.txt",
+    calendar=True,
+    probe="/equity/regsho/daily/",
+)
+"""`{SPINE_SOURCE_FINRA_CDN}/equity/regsho/daily/{market}shvol{YYYYMMDD}.txt`, one file
+per facility and day, as FINRA serves it (CRLF and trailer kept: it lands byte for byte)."""
+
 REGSHO_DAILY = Dataset(
     name="regsho_daily",
     description="FINRA Reg SHO daily short sale volume files: short, short-exempt and total "
@@ -53,6 +69,8 @@ REGSHO_DAILY = Dataset(
     key2=MARKETS,
     landing="regsho/{market}shvol{date:%Y%m%d}.txt",
     freshness=DUE,
+    remote=REGSHO_CDN,
+    trading_days=True,
 )
 
 SHORT_VOLUME_DAILY = Dataset(
@@ -65,6 +83,7 @@ SHORT_VOLUME_DAILY = Dataset(
     start=START,
     upstreams=(Upstream(REGSHO_DAILY.name, "all_keys_of_date"),),
     freshness=DUE,
+    trading_days=True,
 )
 
 DATASETS = (REGSHO_DAILY, SHORT_VOLUME_DAILY)

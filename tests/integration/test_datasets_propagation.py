@@ -15,7 +15,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 import pytest
@@ -227,7 +227,7 @@ async def _count_runs(url: str, pipeline: str) -> int:
             )
         ).fetchone()
         assert row is not None
-        return int(row["n"])
+        return cast(int, row["n"])
 
 
 def test_the_app_registry_has_the_datasets_pipelines() -> None:
