@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, cast
 
-from psycopg import errors, sql
+from psycopg import errors
 
 from app.db import AsyncConn
 from app.engine import segments
@@ -66,10 +66,11 @@ class Pass:
     stopped: str | None = None  # why the pass stopped early (a lock timeout)
 
 
-async def _clock(conn: AsyncConn) -> datetime:
-    row = await (await conn.execute("SELECT now() AS now")).fetchone()
+async def _clock(conn: AsyncConn, back_seconds: float = 0.0) -> datetime:
+    """The database's now(), less `back_seconds`."""
+    row = await (await conn.execute(_SQL["clock"], (back_seconds,))).fetchone()
     assert row is not None
-    return cast(datetime, row["now"])
+    return cast(datetime, row["at"])
 
 
 def _day(at: datetime) -> date:
@@ -101,15 +102,12 @@ async def move_batch(
 
 
 async def _try_lock(conn: AsyncConn) -> bool:
-    row = await (
-        await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (HISTORY_LOCK,))
-    ).fetchone()
+    row = await (await conn.execute(_SQL["try_lock"], (HISTORY_LOCK,))).fetchone()
     return bool(row and row["ok"])
 
 
 async def _unlock(conn: AsyncConn) -> None:
-    await conn.execute("SELECT pg_advisory_unlock(%s)", (HISTORY_LOCK,))
-    await conn.execute("RESET lock_timeout")
+    await conn.execute(_SQL["unlock"], (HISTORY_LOCK,))
 
 
 async def maintain(
@@ -183,22 +181,16 @@ async def prune(conn: AsyncConn, *, older_than_seconds: float, batch: int = BATC
     it goes with its day. Active executions are never touched (the history
     holds only finished ones). Waits for a running pass to end (the lock).
     """
-    await conn.execute("SELECT pg_advisory_lock(%s)", (HISTORY_LOCK,))
+    await conn.execute(_SQL["lock"], (HISTORY_LOCK,))
     try:
-        row = await (
-            await conn.execute(
-                "SELECT now() - make_interval(secs => %s) AS cutoff", (older_than_seconds,)
-            )
-        ).fetchone()
-        assert row is not None
-        cutoff = cast(datetime, row["cutoff"])
+        cutoff = await _clock(conn, older_than_seconds)
         total = 0
         boundary: date | None = None
         for segment in await segments.list_segments(conn):
             end = segments.day_start(segment.day + timedelta(days=1))
             if end <= cutoff:
                 if segment.table == "executions_history":
-                    total += await _count(conn, segment.name)
+                    total += await segments.count_rows(conn, segment)
                 await segments.drop_segment(conn, segment)
             elif segments.day_start(segment.day) < cutoff:
                 boundary = segment.day
@@ -208,24 +200,18 @@ async def prune(conn: AsyncConn, *, older_than_seconds: float, batch: int = BATC
                 "cutoff": cutoff,
                 "batch": batch,
             }
-            total += await _in_batches(conn, "prune_history", args, batch)
-        total += await _in_batches(conn, "prune_hot", {"cutoff": cutoff, "batch": batch}, batch)
+            total += await _in_batches(conn, _SQL["prune_history"], args, batch)
+        hot = {"cutoff": cutoff, "batch": batch}
+        total += await _in_batches(conn, _SQL["prune_hot"], hot, batch)
         return total
     finally:
         await _unlock(conn)
 
 
-async def _count(conn: AsyncConn, name: str) -> int:
-    row = await (
-        await conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(name)))
-    ).fetchone()
-    return cast(int, row["n"]) if row else 0
-
-
 async def _in_batches(conn: AsyncConn, statement: str, args: dict[str, Any], batch: int) -> int:
     total = 0
     while True:
-        cur = await conn.execute(_SQL[statement], args)
+        cur = await conn.execute(statement, args)
         total += cur.rowcount
         if cur.rowcount < batch:
             return total

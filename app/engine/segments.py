@@ -43,6 +43,7 @@ __all__ = [
     "LOCK_TIMEOUT",
     "TABLES",
     "Segment",
+    "count_rows",
     "day_start",
     "drop_segment",
     "ensure_segments",
@@ -159,6 +160,17 @@ WHERE n.nspname = current_schema() AND c.relkind = 'r'
   AND c.relname ~ '^(executions_history|execution_events_history)_[0-9]{8}$'
   AND NOT c.relispartition
 """
+
+
+async def count_rows(conn: AsyncConn, segment: Segment) -> int:
+    """A segment's rows, counted (what a prune reports before it drops one)."""
+    row = await (
+        await conn.execute(sql.SQL(_COUNT).format(sql.Identifier(segment.name)))
+    ).fetchone()
+    return int(str(row["n"])) if row else 0
+
+
+_COUNT = "SELECT count(*) AS n FROM {}"
 
 
 async def finish_detaches(conn: AsyncConn) -> list[str]:

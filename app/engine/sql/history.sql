@@ -120,3 +120,22 @@ WITH doomed AS (
 )
 DELETE FROM executions_history e USING doomed
 WHERE e.created_at = doomed.created_at AND e.id = doomed.id
+
+-- name: clock
+-- The database's clock, so many seconds back (a pass's today, a prune's cut-off).
+SELECT now() - make_interval(secs => %s) AS at
+
+-- name: try_lock
+-- One history pass at a time: a session lock (held across the pass's transactions,
+-- since a concurrent detach cannot run inside one); a pass that finds it held skips.
+SELECT pg_try_advisory_lock(%s) AS ok
+
+-- name: lock
+-- A prune waits for a running pass instead.
+SELECT pg_advisory_lock(%s)
+
+-- name: unlock
+-- The lock back, and the session's lock_timeout (the segment DDL's) with it.
+SELECT pg_advisory_unlock(%s),
+       set_config('lock_timeout', (SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'),
+                  false)
