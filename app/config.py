@@ -300,6 +300,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         str | None,
         msgspec.Meta(description="FINRA API client secret; never logged."),
     ] = msgspec.field(default=None, name="SPINE_FINRA_API_CLIENT_SECRET")
+    history_retention_days: Annotated[
+        int,
+        msgspec.Meta(
+            description="Days of finished executions the history keeps: older day segments are "
+            "dropped whole by the pools (0: keep them all).",
+            ge=0,
+        ),
+    ] = msgspec.field(default=0, name="SPINE_HISTORY_RETENTION_DAYS")
+    history_move_after: Annotated[
+        float,
+        msgspec.Meta(
+            description="Seconds a finished execution stays in the hot table before the pools "
+            "move it, with its events, to the history tables (at least an hour: the "
+            "dashboard's hour of throughput and its live feed read the hot table).",
+            ge=3600,
+        ),
+    ] = msgspec.field(default=3600.0, name="SPINE_HISTORY_MOVE_AFTER")
+    history_interval: Annotated[
+        float,
+        msgspec.Meta(
+            description="Seconds between a pool's history passes (create segments ahead, drop "
+            "those past retention, move finished executions).",
+            gt=0,
+        ),
+    ] = msgspec.field(default=30.0, name="SPINE_HISTORY_INTERVAL")
     log_level: Annotated[LogLevel, msgspec.Meta(description="Log level for every process.")] = (
         msgspec.field(default="INFO", name="SPINE_LOG_LEVEL")
     )

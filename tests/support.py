@@ -21,7 +21,7 @@ import psycopg
 from app import db
 from app.catalog import default_registry
 from app.config import get_settings
-from app.engine import batches, executions, models, scheduling, workers
+from app.engine import batches, history, models, scheduling, workers
 from app.engine import submit as engine_submit
 from app.engine.attempts import attempt
 from app.engine.backends import OrchestratorBackend, make_backend
@@ -104,7 +104,7 @@ async def claim_and_start(conn: db.AsyncConn, worker_id: str) -> models.Executio
         conn, worker_id, [batches.Record(held[0].id, "running", now, now)]
     )
     assert recorded == {held[0].id}
-    return await executions.get(conn, held[0].id)
+    return await history.get(conn, held[0].id)
 
 
 async def run_held(
@@ -180,7 +180,7 @@ async def run_inline(
     finally:
         await pool.close()
     async with await db.aconnect(database_url) as conn:
-        final = await executions.get(conn, execution.id)
+        final = await history.get(conn, execution.id)
     assert final is not None
     return final
 

@@ -37,6 +37,7 @@ from app.engine.models import LANES
 from app.engine.registry import Registry
 from worker.celery_relay import Relay
 from worker.celery_runner import BACKEND, Outcome, Runner
+from worker.history_keeper import HistoryKeeper
 from worker.scheduler import Scheduler
 
 __all__ = ["Node", "main"]
@@ -54,6 +55,7 @@ class Node:
         self.app: Celery = make_app(settings)
         self.runner: Runner | None = None
         self.scheduler: Scheduler | None = None
+        self.keeper: HistoryKeeper | None = None
         self.app.task(name=TASK_NAME)(self._run)  # ignore_result, acks_late: the app's conf
         signals.worker_process_init.connect(self._process_init, weak=False)
         signals.worker_process_shutdown.connect(self._process_shutdown, weak=False)
@@ -85,6 +87,8 @@ class Node:
             runner.also_run(relay.run)
             self.scheduler = Scheduler(self.settings, self.url, self.registry, store_graph)
             self.scheduler.start()
+            self.keeper = HistoryKeeper(self.settings, self.url)
+            self.keeper.start()
         runner.start()
         self.runner = runner
         return runner
@@ -99,6 +103,9 @@ class Node:
             self._start(first=True)
 
     def _process_shutdown(self, **_: Any) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
+            self.keeper = None
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None

@@ -65,6 +65,7 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int, slot: int)
     configure_logging(settings.log_level, settings.log_format)
     from app import db
     from app.catalog import default_registry, store_graph
+    from worker.history_keeper import HistoryKeeper
     from worker.loop import main
     from worker.scheduler import Scheduler
 
@@ -72,13 +73,17 @@ def _child_main(settings: Settings, url: str | None, parent_pid: int, slot: int)
     url = url or db.database_url(settings)
     registry = default_registry()
     # The pool's one scheduler lives in slot 0's process (worker/scheduler.py says why).
+    # So does its history keeper (worker/history_keeper.py).
     scheduler = Scheduler(settings, url, registry, store_graph) if slot == 0 else None
-    if scheduler is not None:
+    keeper = HistoryKeeper(settings, url) if slot == 0 else None
+    if scheduler is not None and keeper is not None:
         scheduler.start()
+        keeper.start()
     try:
         code = main(settings, url, registry)
     finally:
-        if scheduler is not None:
+        if scheduler is not None and keeper is not None:
+            keeper.stop()
             scheduler.stop()
     sys.exit(code)
 

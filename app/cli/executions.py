@@ -11,7 +11,7 @@ from app.cli.backend import cli_backend
 from app.cli.common import parse_age, parse_since, with_conn
 from app.cli.render import FORMAT_OPTION, emit, emit_one, limit_option, one_format_option
 from app.config import get_settings
-from app.engine import executions, retries, workers
+from app.engine import archive, history, retries, workers
 from app.engine.models import LANES, STATUSES, Event, Execution
 from app.engine.retries import RETRYABLE
 from app.errors import Conflict, NotFound
@@ -92,7 +92,7 @@ def executions_list(
     first = parse_since(since, option="--since")
     last = parse_since(until, option="--until")
     rows = with_conn(
-        lambda c: executions.list_page(
+        lambda c: history.list_page(
             c,
             limit=limit + 1,
             status=status,
@@ -114,7 +114,7 @@ def executions_list(
 
 
 async def _existing(conn: db.AsyncConn, execution_id: str) -> Execution:
-    execution = await executions.get(conn, execution_id)
+    execution = await history.get(conn, execution_id)
     if execution is None:
         raise NotFound(f"no execution {execution_id}")
     return execution
@@ -137,7 +137,7 @@ def executions_events(execution_id: str, fmt: str) -> None:
 
     async def go(conn: db.AsyncConn) -> list[Event]:
         await _existing(conn, execution_id)
-        return await executions.list_events(conn, execution_id)
+        return await history.list_events(conn, execution_id)
 
     emit(
         [EventResponse.from_row(e) for e in with_conn(go)],
@@ -247,10 +247,13 @@ def executions_retry(
 @click.option("--older-than", "older_than", required=True, help="Age, like 30d, 12h or 90m.")
 @one_format_option()
 def executions_prune(older_than: str, fmt: str) -> None:
-    """Delete finished executions (and their events) and gone workers older than the given age."""
+    """Delete finished executions (and their events) and gone workers older than the given age.
+
+    History segments (days) wholly older are dropped whole; the rest is deleted in batches.
+    """
     seconds = parse_age(older_than)
     lease = get_settings().lease_timeout
-    deleted = with_conn(lambda c: executions.prune_finished(c, older_than_seconds=seconds))
+    deleted = with_conn(lambda c: archive.prune(c, older_than_seconds=seconds))
     gone = with_conn(
         lambda c: workers.prune_workers(c, older_than_seconds=seconds, lease_timeout=lease)
     )

@@ -21,7 +21,7 @@ from app.cli.common import (
 )
 from app.cli.render import ProgressPrinter
 from app.config import get_settings
-from app.engine import executions, workers
+from app.engine import history, workers
 from app.engine.listen import Listener
 from app.engine.models import EXECUTIONS_CHANNEL, LANES, TERMINAL, Execution
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
@@ -129,7 +129,7 @@ def run(
     try:
         final = run_async(_follow(db.database_url(settings), execution.id, settings.lease_timeout))
     except KeyboardInterrupt:
-        current = with_conn(lambda c: executions.get(c, execution.id))
+        current = with_conn(lambda c: history.get(c, execution.id))
         status = current.status if current else "gone"
         click.echo(
             f"\nstopped waiting: execution {execution.id} is still {status} "
@@ -159,8 +159,8 @@ async def _follow(url: str, execution_id: str, lease_timeout: float) -> str:
             conn = await listener.connect()
             # Status first: the end and its event commit together, so once the status is
             # terminal the events read next include the last one.
-            current = await executions.get(conn, execution_id)
-            for event in await executions.list_events(conn, execution_id, after_id=last_id):
+            current = await history.get(conn, execution_id)
+            for event in await history.list_events(conn, execution_id, after_id=last_id):
                 last_id = event.id
                 if event.event_type == "progress":
                     progress.show(event.payload)

@@ -4,6 +4,11 @@ Every query here stays cheap with millions of executions: active states are
 counted through their partial indexes (pending, held), finished ones only
 over a recent window of `idx_executions_created`, and throughput and the
 change feed read `execution_events` by its primary key, never by a scan.
+
+The finished executions counted and browsed are read from both tiers (the
+`executions_all` view, see app.engine.history). Throughput (the last hour)
+and the live feed read the hot tables alone: SPINE_HISTORY_MOVE_AFTER is at
+least an hour, so nothing they show has moved yet.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ UNION ALL
 SELECT status, lane, count(*)::int FROM executions
 WHERE status IN {HELD_SQL} GROUP BY status, lane
 UNION ALL
-SELECT status, lane, count(*)::int FROM executions
+SELECT status, lane, count(*)::int FROM executions_all
 WHERE created_at >= now() - make_interval(hours => %(hours)s) AND status IN {TERMINAL_SQL}
 GROUP BY status, lane
 """
@@ -222,7 +227,7 @@ _KEYSET = """
 
 _BROWSE = f"""
 SELECT {COLUMNS} FROM (
-    SELECT * FROM executions WHERE {_KEYSET}
+    SELECT * FROM executions_all WHERE {_KEYSET}
     ORDER BY created_at DESC, id DESC LIMIT %(budget)s
 ) AS scanned
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
@@ -233,7 +238,7 @@ LIMIT %(limit)s
 """
 
 _BOUNDARY = f"""
-SELECT created_at, id FROM executions WHERE {_KEYSET}
+SELECT created_at, id FROM executions_all WHERE {_KEYSET}
 ORDER BY created_at DESC, id DESC OFFSET %(budget)s - 1 LIMIT 1
 """
 

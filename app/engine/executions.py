@@ -1,8 +1,10 @@
-"""Executions: insert (one or many), reads, cancel and prune (sql/executions.sql).
+"""Executions: insert (one or many) and cancel (sql/executions.sql).
 
 Every status change and its event are one statement (data-modifying CTEs),
 so they commit together. The worker side (claim, finish, progress) is in
-`leases`; heartbeats and recovery are in `workers`.
+`leases`; heartbeats and recovery are in `workers`. Reads of an execution,
+wherever it is stored, are `app.engine.history`'s; moving finished ones to the
+history tier and pruning are `app.engine.archive`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Literal, cast
 import msgspec
 
 from app.db import AsyncConn
-from app.engine.models import HELD, TERMINAL, Event, Execution, Lane
+from app.engine import history
+from app.engine.models import HELD, TERMINAL, Execution, Lane, to_execution
 from app.engine.queries import load
 from app.engine.retry import NO_OVERRIDES, Overrides
 
@@ -25,13 +28,9 @@ __all__ = [
     "TERMINAL_SQL",
     "CancelOutcome",
     "NewExecution",
-    "get",
     "insert",
     "insert_many",
-    "list_events",
-    "list_page",
     "new_id",
-    "prune_finished",
     "request_cancel",
     "to_execution",
 ]
@@ -55,10 +54,6 @@ COLUMNS = (
 
 
 _SQL = load("executions")
-
-
-def to_execution(row: dict[str, Any]) -> Execution:
-    return msgspec.convert(row, Execution, from_attributes=False)
 
 
 # ------------------------------------------------------------------ insert
@@ -171,56 +166,6 @@ async def insert(
         # The holder finished between our insert and our look-up: try again.
 
 
-# ------------------------------------------------------------------ read
-
-
-async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
-    cur = await conn.execute(_SQL["get"], (execution_id,))
-    row = await cur.fetchone()
-    return to_execution(row) if row else None
-
-
-async def list_page(
-    conn: AsyncConn,
-    *,
-    limit: int,
-    status: str | None = None,
-    pipeline: str | None = None,
-    lane: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    attempt_gte: int | None = None,
-    before: tuple[datetime, str] | None = None,
-) -> list[Execution]:
-    """Newest first; `before` is the (created_at, id) keyset cursor of the previous page.
-
-    `since` (inclusive) and `until` (exclusive) bound `created_at`.
-    """
-    cur = await conn.execute(
-        _SQL["list_page"],
-        {
-            "status": status,
-            "pipeline": pipeline,
-            "lane": lane,
-            "since": since,
-            "until": until,
-            "attempt_gte": attempt_gte,
-            "at": before[0] if before else None,
-            "id": before[1] if before else None,
-            "limit": limit,
-        },
-    )
-    return [to_execution(r) for r in await cur.fetchall()]
-
-
-async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
-    cur = await conn.execute(
-        _SQL["list_events"],
-        (execution_id, after_id),
-    )
-    return [msgspec.convert(r, Event) for r in await cur.fetchall()]
-
-
 # ------------------------------------------------------------------ cancel
 
 CancelOutcome = Literal["cancelled", "requested", "already_requested", "finished", "missing"]
@@ -237,8 +182,9 @@ async def request_cancel(
     async with conn.transaction():
         cur = await conn.execute(_SQL["lock_for_cancel"], (execution_id,))
         row = await cur.fetchone()
-        if row is None:
-            return None, "missing"
+        if row is None:  # in the history tier (finished), or nowhere
+            stored = await history.get(conn, execution_id)
+            return stored, "missing" if stored is None else "finished"
         outcome: CancelOutcome
         if row["status"] in TERMINAL:
             outcome = "finished"
@@ -250,25 +196,5 @@ async def request_cancel(
         else:
             await conn.execute(_SQL["request_cancel"], {"id": execution_id})
             outcome = "requested"
-        execution = await get(conn, execution_id)
+        execution = await history.get(conn, execution_id)
     return execution, outcome
-
-
-# ------------------------------------------------------------------ prune
-
-
-async def prune_finished(conn: AsyncConn, *, older_than_seconds: float, batch: int = 5000) -> int:
-    """Delete finished executions, and their events, older than the cut-off.
-
-    Active executions are never touched. Works in batches so a big prune never
-    holds long locks or builds one huge transaction.
-    """
-    total = 0
-    while True:
-        cur = await conn.execute(
-            _SQL["prune_finished"],
-            {"age": older_than_seconds, "batch": batch},
-        )
-        total += cur.rowcount
-        if cur.rowcount < batch:
-            return total

@@ -9,9 +9,10 @@ nothing here counts the whole table:
 - the longest-due pending execution per lane is the first due entry of the
   claim's index (queue order) for that lane's priority; those not yet due (a
   retry's backoff, a delayed run) are counted apart, from the same index;
-- finished executions by status are the planner's estimate (the table's row
-  estimate times each status's share from the last ANALYZE): autovacuum
-  analyzes executions every 2% of changes, so it drifts by about that much;
+- finished executions by status are the planner's estimate (each table's row
+  estimate times each status's share from its last ANALYZE), summed over the
+  hot table and the history's segments: autovacuum analyzes executions every
+  2% of changes and a segment every 10%, so it drifts by about that much;
 - live workers come from the workers table (a few rows per process start).
 
 Measured in docs/benchmarks.md ("Metrics scrape").
@@ -58,14 +59,24 @@ WHERE status IN {HELD_SQL}
 GROUP BY status, lane
 """
 
+# Over both tiers: the hot table and each history segment (autovacuum analyzes
+# each segment; never the partitioned table itself, which has no statistics of its
+# own). A segment not analyzed yet (a new day's first minutes) counts as none.
 _FINISHED_ESTIMATE = f"""
-SELECT f.status, round(greatest(c.reltuples, 0) * f.share)::bigint AS n
-FROM pg_class c
-JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = 'executions'
+SELECT f.status, sum(round(greatest(c.reltuples, 0) * f.share))::bigint AS n
+FROM (
+    SELECT 'executions'::regclass AS oid
+    UNION ALL
+    SELECT i.inhrelid::regclass FROM pg_inherits i
+    WHERE i.inhparent = 'executions_history'::regclass
+) t
+JOIN pg_class c ON c.oid = t.oid
+JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = c.relname
                AND s.attname = 'status'
 CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs)
     AS f(status, share)
-WHERE c.oid = 'executions'::regclass AND f.status IN {TERMINAL_SQL}
+WHERE f.status IN {TERMINAL_SQL}
+GROUP BY f.status
 """
 
 _LIVE_WORKERS = """

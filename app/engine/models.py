@@ -30,6 +30,7 @@ __all__ = [
     "Execution",
     "Lane",
     "Status",
+    "to_execution",
 ]
 
 Status = Literal["pending", "queued", "running", "completed", "failed", "cancelled"]
@@ -104,6 +105,11 @@ class Execution(msgspec.Struct, frozen=True):
     """The backend that runs it (only its workers claim it); read where shown."""
     backend_run_id: str | None = None
     """The backend's id of its latest hand-over (a Celery task id); None for the pool."""
+
+
+def to_execution(row: dict[str, Any]) -> Execution:
+    """An executions row (of either tier) as read with psycopg's dict rows."""
+    return msgspec.convert(row, Execution, from_attributes=False)
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -23,8 +23,8 @@ import psycopg
 from app.config import Settings
 from app.db import AsyncConn
 from app.engine.backends import OrchestratorBackend
-from app.engine.executions import get, to_execution
-from app.engine.models import Execution, Status
+from app.engine.history import get
+from app.engine.models import Execution, Status, to_execution
 from app.engine.queries import load
 from app.engine.registry import Registry
 from app.engine.retry import budget

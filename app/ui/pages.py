@@ -17,7 +17,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from app.engine import activity, executions, schedules_sql
+from app.engine import activity, history, schedules_sql
 from app.engine.models import ACTIVE, LANES, STATUSES, TERMINAL, Event
 from app.engine.retries import RETRYABLE
 from app.engine.workers import live_workers
@@ -137,7 +137,7 @@ async def executions_list(
         )
         page, next_key, searched_to = found.rows, found.next_key, found.searched_to
     else:  # newest first, or an active status: both are index ranges
-        rows = await executions.list_page(
+        rows = await history.list_page(
             conn, limit=PAGE_SIZE + 1, status=status_, before=before, since=since_
         )
         page = rows[:PAGE_SIZE]
@@ -186,8 +186,8 @@ async def execution_detail(
     # Events first: the row, read after them, is as new or newer, and the live
     # feed brings any event in between. (The other order can show a timeline
     # that ends `cancelled` beside a row still `running`, and nothing corrects it.)
-    events = await executions.list_events(conn, execution_id[:100])
-    execution = await executions.get(conn, execution_id[:100])
+    events = await history.list_events(conn, execution_id[:100])
+    execution = await history.get(conn, execution_id[:100])
     if execution is None:
         raise NotFoundException(detail=f"no execution with id {execution_id!r}")
     return Template(

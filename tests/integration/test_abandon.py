@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from app import db
-from app.engine import batches, executions, workers
+from app.engine import batches, history, workers
 from app.engine.abandon import abandon
 from app.engine.models import End, Execution
 from tests.support import submit
@@ -22,7 +22,7 @@ async def held_batch(conn: db.AsyncConn, count: int) -> list[Execution]:
 
 
 async def status_of(conn: db.AsyncConn, execution: Execution) -> tuple[str, str | None]:
-    row = await executions.get(conn, execution.id)
+    row = await history.get(conn, execution.id)
     assert row is not None
     return row.status, row.worker_id
 
@@ -47,7 +47,7 @@ async def test_it_writes_the_start_the_timeout_the_give_back_and_the_stop_togeth
         assert await status_of(conn, stuck) == ("failed", "w")
         assert (await status_of(conn, behind))[0] == "pending"  # given back, not failed
         assert await stopped(conn)
-        events = [e.event_type for e in await executions.list_events(conn, stuck.id)]
+        events = [e.event_type for e in await history.list_events(conn, stuck.id)]
         assert events[-2:] == ["started", "failed"]
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from app import db
 from app.config import get_settings
-from app.engine import executions
+from app.engine import history
 from app.engine.backends import make_backend
 from app.engine.backends.celery_app import make_app, publish
 from tests.celery_support import Backend, TcpProxy, celery_node
@@ -303,7 +303,7 @@ async def test_health_reports_the_backend_and_the_broker_without_failing_when_it
         # A submit still succeeds (the relay will publish it).
         execution, created = await submit(aconn, "noop", backend=down_backend)
         assert created
-        row = await executions.get(aconn, execution.id)
+        row = await history.get(aconn, execution.id)
         assert row is not None and row.status == "pending"
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from app import db
-from app.engine import batches, executions, leases, models, workers
+from app.engine import batches, executions, history, leases, models, workers
 from app.engine.context import PipelineContext
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.engine.retry import RetryPolicy
@@ -181,7 +181,7 @@ async def test_a_worker_that_lost_its_claim_cannot_finish(database_url: str) -> 
         assert not await leases.finish(aconn, execution.id, "b", models.End("completed"))
         assert (await leases.claim_state(aconn, execution.id, "b")).held is False
         assert await leases.finish(aconn, execution.id, "a", models.End("completed"))
-        final = await executions.get(aconn, execution.id)
+        final = await history.get(aconn, execution.id)
     assert final is not None and final.status == "completed"
 
 
@@ -218,7 +218,7 @@ async def test_recovery_requeues_then_fails_after_max_attempts(
             # A live worker's execution is never touched.
             recovered = await workers.recover_stale(aconn, lease_timeout=LEASE)
             assert [r["id"] for r in recovered] == [execution.id]
-        final = await executions.get(aconn, execution.id)
+        final = await history.get(aconn, execution.id)
     assert final is not None
     assert final.status == "failed"
     assert final.error is not None and final.error.startswith("worker lost: dead")
@@ -242,7 +242,7 @@ async def test_recovery_ends_a_cancel_requested_execution_as_cancelled(
         await server_older_than_the_lease(aconn)
         recovered = await workers.recover_stale(aconn, lease_timeout=LEASE)
         assert [(r["id"], r["status"]) for r in recovered] == [(execution.id, "cancelled")]
-        final = await executions.get(aconn, execution.id)
+        final = await history.get(aconn, execution.id)
     assert final is not None and final.status == "cancelled" and final.completed_at is not None
     assert events_of(conn, execution.id) == [
         "created", "queued", "started", "cancel_requested", "cancelled",
@@ -349,10 +349,8 @@ async def test_a_batch_is_claimed_in_order_and_its_ends_recorded_with_the_next_c
         assert await batches.record(aconn, "w", [start]) == ({backfill.id}, [])
         # Sent again (its answer lost): still held, but the start is written once.
         assert await batches.record(aconn, "w", [start]) == ({backfill.id}, [])
-        done = {
-            e.id: e for e in [await executions.get(aconn, i) for i in (first.id, second.id)] if e
-        }
-        running = await executions.get(aconn, backfill.id)
+        done = {e.id: e for e in [await history.get(aconn, i) for i in (first.id, second.id)] if e}
+        running = await history.get(aconn, backfill.id)
     assert done[first.id].status == "completed" and done[first.id].attempt == 1
     assert done[second.id].status == "failed" and done[second.id].error == "boom"
     assert running is not None and running.status == "running" and running.attempt == 1
@@ -385,7 +383,7 @@ async def test_a_claim_never_seen_by_its_worker_is_given_back_uncounted(
         reason = leases.CLAIM_ANSWER_LOST
         assert await leases.release_held(aconn, "w", reason=reason) == [execution.id]
         assert await leases.release_held(aconn, "w", reason=reason) == []
-        back = await executions.get(aconn, execution.id)
+        back = await history.get(aconn, execution.id)
     assert back is not None and back.status == "pending" and back.worker_id is None
     assert back.attempt == 0
     assert events_of(conn, execution.id) == ["created", "queued", "requeued"]
@@ -428,7 +426,7 @@ async def test_a_given_back_execution_that_was_cancelled_ends_cancelled(
         assert outcome == "requested"
         reason = leases.GIVEN_BACK_ON_STOP
         assert await leases.release_held(aconn, "w", reason=reason) == [execution.id]
-        final = await executions.get(aconn, execution.id)
+        final = await history.get(aconn, execution.id)
     assert final is not None and final.status == "cancelled" and final.completed_at is not None
     assert events_of(conn, execution.id) == [
         "created", "queued", "started", "cancel_requested", "cancelled",
@@ -450,8 +448,8 @@ async def test_a_retry_is_written_by_the_batch_statement_while_attempts_are_left
         ]
         recorded, _ = await batches.record(aconn, "w", records)
         assert recorded == {again.id, last.id}
-        retried = await executions.get(aconn, again.id)
-        failed = await executions.get(aconn, last.id)
+        retried = await history.get(aconn, again.id)
+        failed = await history.get(aconn, last.id)
     assert retried is not None and failed is not None
     # Attempts left: back to pending after its backoff, the attempt counted.
     assert (retried.status, retried.attempt, retried.worker_id) == ("pending", 1, None)

@@ -15,7 +15,7 @@ import psycopg
 
 from app import db
 from app.config import get_settings
-from app.engine import executions
+from app.engine import history
 from app.engine.models import EXECUTIONS_CHANNEL
 from app.engine.wake import Waker
 from tests.api_support import api_client
@@ -59,7 +59,7 @@ async def test_the_returned_execution_is_the_stored_row(database_url: str) -> No
         for kwargs in options:
             execution, created = await submit(conn, "sleep", {"seconds": 2}, **kwargs)
             assert created
-            assert execution == await executions.get(conn, execution.id)
+            assert execution == await history.get(conn, execution.id)
 
 
 async def test_a_submit_notifies_with_its_commit_and_a_held_key_does_not(

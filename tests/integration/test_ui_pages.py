@@ -20,7 +20,7 @@ import pytest
 
 from app import db
 from app.config import get_settings
-from app.engine import activity, executions
+from app.engine import activity, history
 from app.engine.activity import Change
 from app.ui.live import LOOKBACK, LiveFeed
 from tests.api_support import Client, api_client, make_running
@@ -195,7 +195,7 @@ async def test_retry_puts_a_cancelled_execution_back_to_pending(database_url: st
         )
         assert "problem=Retry+refused" in again.headers["location"]  # pending: not ended
     async with await db.aconnect(database_url) as conn:
-        row = await executions.get(conn, execution_id)
+        row = await history.get(conn, execution_id)
     assert row is not None and row.status == "pending" and row.attempt == 0
 
 

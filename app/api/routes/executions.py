@@ -16,7 +16,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from app.api.routes import MUTATING, READS, DbConn
 from app.db import AsyncConn
-from app.engine import executions, retries
+from app.engine import history, retries
 from app.engine.models import Execution, Lane, Status
 from app.engine.submit import submit
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -149,7 +149,7 @@ class ExecutionsController(Controller):
             if value is not None and value.tzinfo is None:
                 raise InvalidRequest(f"{name} needs a time zone (RFC 3339, like ...T16:00:00Z)")
         since, until = check_time("since", since), check_time("until", until)
-        rows = await executions.list_page(
+        rows = await history.list_page(
             conn,
             limit=limit + 1,
             status=status,
@@ -202,7 +202,7 @@ class ExecutionsController(Controller):
         ] = 0,
     ) -> list[EventResponse]:
         """Everything that happened to the execution, in order."""
-        events = await executions.list_events(conn, execution_id, after_id=after)
+        events = await history.list_events(conn, execution_id, after_id=after)
         if not events:
             await _existing(conn, execution_id)  # 404 when there is no such execution
         return [EventResponse.from_row(e) for e in events]
@@ -268,7 +268,7 @@ _WHY_NOT = {
 
 
 async def _existing(conn: AsyncConn, execution_id: str) -> Execution:
-    execution = await executions.get(conn, execution_id)
+    execution = await history.get(conn, execution_id)
     if execution is None:
         raise NotFound(f"no execution with id {execution_id!r}")
     return execution

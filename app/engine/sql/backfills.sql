@@ -52,9 +52,10 @@ ORDER BY b.created_at DESC, b.id DESC
 LIMIT %(limit)s
 
 -- name: items
--- Its items with their executions' statuses now (an execution pruned since: unknown).
+-- Its items with their executions' statuses now, in either tier (an execution pruned
+-- since: unknown).
 SELECT i.partition_key, i.outcome, i.execution_id, e.status AS execution_status
-FROM backfill_items i LEFT JOIN executions e ON e.id = i.execution_id
+FROM backfill_items i LEFT JOIN executions_all e ON e.id = i.execution_id
 WHERE i.backfill_id = %(id)s
 ORDER BY i.partition_key
 

@@ -11,7 +11,7 @@ WITH live AS (
 SELECT COALESCE(e.status, i.outcome) AS state, count(*) AS n
 FROM backfill_items i
 JOIN live ON live.backfill_id = i.backfill_id
-LEFT JOIN executions e ON e.id = i.execution_id
+LEFT JOIN executions_all e ON e.id = i.execution_id  -- finished ones may be in the history
 GROUP BY 1
 
 -- name: slots_skipped

@@ -49,8 +49,10 @@ WITH p AS (
     WHERE dataset = %(dataset)s AND partition_key = ANY (%(keys)s::text[])
     ORDER BY partition_key, id DESC
 ), ex AS (
+    -- Both tiers (the executions_all view): a partition's last execution may have
+    -- finished long ago and moved to the history.
     SELECT DISTINCT ON (logical_key) logical_key, id, status, created_at
-    FROM executions
+    FROM executions_all
     WHERE logical_key = ANY (SELECT 'dataset:' || %(dataset)s || ':' || key FROM p)
     ORDER BY logical_key, created_at DESC
 )

@@ -1,4 +1,4 @@
--- Executions (app.engine.executions): insert, reads, cancel and prune. Every status
+-- Executions (app.engine.executions): insert and cancel. Every status
 -- change and its event are one statement (data-modifying CTEs): they commit together.
 
 -- name: insert
@@ -54,34 +54,6 @@ SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt,
 FROM executions
 WHERE logical_key = %s AND status IN ('pending', 'queued', 'running')
 
--- name: get
-SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
-       cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
-       backend, backend_run_id
-FROM executions WHERE id = %s
-
--- name: list_page
--- Newest first; (at, id) is the keyset cursor of the previous page.
-SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
-       cancel_requested, created_at, queued_at, started_at, completed_at, error,
-       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
-       backend, backend_run_id
-FROM executions
-WHERE (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(pipeline)s::text IS NULL OR pipeline = %(pipeline)s)
-  AND (%(lane)s::text IS NULL OR lane = %(lane)s)
-  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
-  AND (%(attempt_gte)s::int IS NULL OR attempt >= %(attempt_gte)s)
-  AND (%(at)s::timestamptz IS NULL OR (created_at, id) < (%(at)s, %(id)s))
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
-
--- name: list_events
-SELECT id, execution_id, event_type, timestamp, payload FROM execution_events
-WHERE execution_id = %s AND id > %s ORDER BY id
-
 -- name: lock_for_cancel
 SELECT status, cancel_requested FROM executions WHERE id = %s FOR UPDATE
 
@@ -108,18 +80,3 @@ WITH c AS (
     SELECT id, 'cancel_requested' FROM c
 )
 SELECT pg_notify('spine_cancel', id) FROM c
-
--- name: prune_finished
-WITH doomed AS (
-    SELECT id FROM executions
-    WHERE status IN ('completed', 'failed', 'cancelled')
-      AND completed_at < now() - make_interval(secs => %(age)s)
-      -- Implied by the line above (nothing completes before it is
-      -- created); it lets the scan use idx_executions_created.
-      AND created_at < now() - make_interval(secs => %(age)s)
-    LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
-), events AS (
-    DELETE FROM execution_events v USING doomed WHERE v.execution_id = doomed.id
-)
-DELETE FROM executions e USING doomed WHERE e.id = doomed.id

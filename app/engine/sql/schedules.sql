@@ -85,7 +85,7 @@ RETURNING id, name, pipeline, params, lane, cron, interval_seconds, timezone, en
 
 -- name: recent_fires
 SELECT f.fire_at, f.manual, f.fired_at, f.execution_id, e.status
-FROM schedule_fires f LEFT JOIN executions e ON e.id = f.execution_id
+FROM schedule_fires f LEFT JOIN executions_all e ON e.id = f.execution_id
 WHERE f.schedule_id = %s ORDER BY f.id DESC LIMIT %s
 
 -- name: recent_skips
