@@ -33,7 +33,7 @@ import pytest
 from app import db
 from app.catalog import DOMAINS, default_registry
 from app.config import get_settings
-from app.engine import backfills, executions, partitions, sensors, workers
+from app.engine import backfills, history, partitions, sensors, workers
 from app.engine.backends import make_backend
 from app.engine.datasets import Dataset, DatasetCatalog, Freshness
 from app.engine.fetch import ContactRequired, require_contact
@@ -241,7 +241,7 @@ class Inline:
             finally:
                 await pool.close()
             async with await db.aconnect(self.url) as conn:
-                found = await executions.get(conn, execution_id)
+                found = await history.get(conn, execution_id)
             assert found is not None
             return found
 

@@ -42,7 +42,7 @@ LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(state, n) AS counts
     FROM (
         SELECT coalesce(e.status, i.outcome) AS state, count(*) AS n
-        FROM backfill_items i LEFT JOIN executions e ON e.id = i.execution_id
+        FROM backfill_items i LEFT JOIN executions_all e ON e.id = i.execution_id
         WHERE i.backfill_id = b.id
         GROUP BY 1
     ) AS by_state
