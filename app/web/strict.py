@@ -28,7 +28,7 @@ from litestar.handlers import BaseRouteHandler
 from app.engine.registry import Registry
 from app.errors import InvalidParams
 
-__all__ = ["check_body", "check_params", "check_query_times"]
+__all__ = ["check_body", "check_params", "check_query_times", "json_numbers"]
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
@@ -70,7 +70,7 @@ def check_body(raw: bytes, value: Any, declared: Any) -> None:
     if declared is None:
         return
     try:
-        msgspec.convert(_json_numbers(value), declared, strict=True)
+        msgspec.convert(json_numbers(value), declared, strict=True)
     except msgspec.ValidationError as exc:
         field, message = _split(str(exc))
         raise _refuse(field, message) from None
@@ -85,21 +85,21 @@ def check_params(registry: Registry, pipeline: str, params: dict[str, Any]) -> N
         return
     found = registry.get(pipeline)
     try:
-        msgspec.convert(_json_numbers(params), found.params, strict=True)
+        msgspec.convert(json_numbers(params), found.params, strict=True)
     except msgspec.ValidationError as exc:
         field, message = _split(str(exc))
         where = f"params.{field}" if field else "params"
         raise InvalidParams(f"invalid params for {pipeline}: {message} - at `{where}`") from None
 
 
-def _json_numbers(value: Any) -> Any:
+def json_numbers(value: Any) -> Any:
     """`value` with integral floats as ints (bodies are at most 32 levels deep)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _json_numbers(v) for k, v in value.items()}
+        return {k: json_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_numbers(v) for v in value]
+        return [json_numbers(v) for v in value]
     return value
 
 

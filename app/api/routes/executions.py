@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
@@ -18,13 +19,21 @@ from app.api.routes import MUTATING, READS, DbConn
 from app.db import AsyncConn
 from app.engine import executions, retries
 from app.engine.models import Execution, Lane, Status
-from app.engine.submit import submit
+from app.engine.registry import Registry
+from app.engine.submit import Submission, submit, submit_batch
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.web.problems import problem_responses
-from app.web.schemas import EventResponse, ExecutionCreate, ExecutionResponse
-from app.web.strict import check_params
+from app.web.schemas import (
+    BatchItemResponse,
+    EventResponse,
+    ExecutionBatchCreate,
+    ExecutionBatchResponse,
+    ExecutionCreate,
+    ExecutionResponse,
+)
+from app.web.strict import check_params, json_numbers
 
 __all__ = ["ExecutionsController"]
 
@@ -87,6 +96,47 @@ class ExecutionsController(Controller):
             ExecutionResponse.from_row(execution),
             status_code=202 if created else 200,
             headers={"Location": location},
+        )
+
+    @post(
+        "/batch",
+        status_code=200,
+        operation_id="createExecutions",
+        summary="Submit executions in bulk",
+        security=MUTATING,
+        responses=problem_responses(400, 401, 413, 422, 503),
+    )
+    async def create_executions(
+        self, data: JSONBody[ExecutionBatchCreate], conn: DbConn, state: State
+    ) -> ExecutionBatchResponse:
+        """Up to 1,000 submissions in one insert, each answered in order (200).
+
+        Each item is checked as POST /executions checks its body. An invalid item
+        is answered `invalid` with the reason, and stores nothing; a logical_key
+        held by an active execution, or by an earlier item, is answered
+        `deduplicated` with that execution.
+        """
+        items = [_submission(state.registry, raw) for raw in data.executions]
+        outcomes = await submit_batch(
+            conn,
+            state.registry,
+            state.settings,
+            items,
+            trigger_source="api",
+            backend=state.backend,
+            waker=state.waker,
+        )
+        return ExecutionBatchResponse(
+            results=[
+                BatchItemResponse(
+                    outcome=o.outcome,
+                    execution=None
+                    if o.execution is None
+                    else ExecutionResponse.from_row(o.execution),
+                    error=o.error,
+                )
+                for o in outcomes
+            ]
         )
 
     @get(
@@ -272,3 +322,25 @@ async def _existing(conn: AsyncConn, execution_id: str) -> Execution:
     if execution is None:
         raise NotFound(f"no execution with id {execution_id!r}")
     return execution
+
+
+def _submission(registry: Registry, raw: dict[str, Any]) -> Submission | InvalidRequest:
+    """One item of a bulk submit read as the body of POST /executions is (strict JSON
+    types, no unknown fields), or the error that makes it invalid."""
+    try:
+        body = msgspec.convert(json_numbers(raw), ExecutionCreate, strict=True)
+        check_params(registry, body.pipeline, body.params)
+    except msgspec.ValidationError as exc:
+        return InvalidRequest(str(exc))
+    except InvalidRequest as exc:
+        return exc
+    return Submission(
+        pipeline=body.pipeline,
+        params=body.params,
+        lane=body.lane,
+        logical_key=body.logical_key,
+        max_attempts=body.max_attempts,
+        retry_backoff_seconds=body.retry_backoff_seconds,
+        timeout_seconds=body.timeout_seconds,
+        run_at=body.run_at,
+    )
