@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
@@ -19,8 +18,7 @@ from app.api.routes import MUTATING, READS, DbConn
 from app.db import AsyncConn
 from app.engine import executions, retries
 from app.engine.models import Execution, Lane, Status
-from app.engine.registry import Registry
-from app.engine.submit import Submission, submit, submit_batch
+from app.engine.submit import submit, submit_batch
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
@@ -33,7 +31,7 @@ from app.web.schemas import (
     ExecutionCreate,
     ExecutionResponse,
 )
-from app.web.strict import check_params, json_numbers
+from app.web.submissions import check_params, submission
 
 __all__ = ["ExecutionsController"]
 
@@ -116,7 +114,7 @@ class ExecutionsController(Controller):
         held by an active execution, or by an earlier item, is answered
         `deduplicated` with that execution.
         """
-        items = [_submission(state.registry, raw) for raw in data.executions]
+        items = [submission(state.registry, raw) for raw in data.executions]
         outcomes = await submit_batch(
             conn,
             state.registry,
@@ -322,25 +320,3 @@ async def _existing(conn: AsyncConn, execution_id: str) -> Execution:
     if execution is None:
         raise NotFound(f"no execution with id {execution_id!r}")
     return execution
-
-
-def _submission(registry: Registry, raw: dict[str, Any]) -> Submission | InvalidRequest:
-    """One item of a bulk submit read as the body of POST /executions is (strict JSON
-    types, no unknown fields), or the error that makes it invalid."""
-    try:
-        body = msgspec.convert(json_numbers(raw), ExecutionCreate, strict=True)
-        check_params(registry, body.pipeline, body.params)
-    except msgspec.ValidationError as exc:
-        return InvalidRequest(str(exc))
-    except InvalidRequest as exc:
-        return exc
-    return Submission(
-        pipeline=body.pipeline,
-        params=body.params,
-        lane=body.lane,
-        logical_key=body.logical_key,
-        max_attempts=body.max_attempts,
-        retry_backoff_seconds=body.retry_backoff_seconds,
-        timeout_seconds=body.timeout_seconds,
-        run_at=body.run_at,
-    )
