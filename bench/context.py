@@ -28,6 +28,11 @@ class Sizes:
     http_warmup_seconds: float = 3.0
     http_concurrency: int = 32
     http_rows: int = 100_000
+    scale_rows: tuple[int, ...] = (1_000_000,)  # finished executions behind the queue
+    scale_drain: int = 20_000
+    scale_submits: int = 2_000
+    scale_wakeups: int = 100
+    scale_reads: int = 30
 
 
 FULL = Sizes()
@@ -45,6 +50,11 @@ QUICK = Sizes(
     http_warmup_seconds=0.5,
     http_concurrency=8,
     http_rows=5_000,
+    scale_rows=(20_000,),
+    scale_drain=1_000,
+    scale_submits=1_000,
+    scale_wakeups=10,
+    scale_reads=5,
 )
 
 

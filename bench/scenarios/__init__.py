@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.context import Context
-from bench.scenarios import drain, http, otc, wakeup
+from bench.scenarios import drain, http, otc, scale, wakeup
 
 __all__ = ["SCENARIOS"]
 
@@ -15,4 +15,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "ingest": otc.run_ingest,
     "metrics": otc.run_metrics,
     "http": http.run,
+    "scale": scale.run,
 }

@@ -17,7 +17,7 @@ WITH sent AS (
 ), v AS (
     -- The claim's order (seq) is the order sent, taken here, before the rows are
     -- inserted in logical_key order (see below).
-    SELECT *, nextval((SELECT pg_get_serial_sequence('executions', 'seq'))) AS seq
+    SELECT *, nextval('executions_seq_seq') AS seq
     FROM sent ORDER BY n
 ), new AS (
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
