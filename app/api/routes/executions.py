@@ -102,17 +102,25 @@ class ExecutionsController(Controller):
         operation_id="createExecutions",
         summary="Submit executions in bulk",
         security=MUTATING,
-        responses=problem_responses(400, 401, 413, 422, 503),
+        responses={
+            422: ResponseSpec(
+                data_container=ExecutionBatchResponse,
+                description="At least one item is invalid: the answer says which and why; "
+                "the valid items were submitted all the same.",
+            ),
+            **problem_responses(400, 401, 413, 503),
+        },
     )
     async def create_executions(
         self, data: JSONBody[ExecutionBatchCreate], conn: DbConn, state: State
-    ) -> ExecutionBatchResponse:
-        """Up to 1,000 submissions in one insert, each answered in order (200).
+    ) -> Response[ExecutionBatchResponse]:
+        """Up to 1,000 submissions in one insert, each answered in order.
 
         Each item is checked as POST /executions checks its body. An invalid item
         is answered `invalid` with the reason, and stores nothing; a logical_key
         held by an active execution, or by an earlier item, is answered
-        `deduplicated` with that execution.
+        `deduplicated` with that execution. 200 when no item is invalid, else 422
+        (the valid items are submitted either way).
         """
         items = [submission(state.registry, raw) for raw in data.executions]
         outcomes = await submit_batch(
@@ -124,17 +132,17 @@ class ExecutionsController(Controller):
             backend=state.backend,
             waker=state.waker,
         )
-        return ExecutionBatchResponse(
-            results=[
-                BatchItemResponse(
-                    outcome=o.outcome,
-                    execution=None
-                    if o.execution is None
-                    else ExecutionResponse.from_row(o.execution),
-                    error=o.error,
-                )
-                for o in outcomes
-            ]
+        results = [
+            BatchItemResponse(
+                outcome=o.outcome,
+                execution=None if o.execution is None else ExecutionResponse.from_row(o.execution),
+                error=o.error,
+            )
+            for o in outcomes
+        ]
+        invalid = any(o.outcome == "invalid" for o in outcomes)
+        return Response(
+            ExecutionBatchResponse(results=results), status_code=422 if invalid else 200
         )
 
     @get(
