@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
         help="Also drain through a Celery node on this RabbitMQ (default SPINE_BENCH_AMQP_URL; "
         "needs the `celery` extra).",
     )
+    parser.add_argument(
+        "--scale-rows",
+        type=int,
+        action="append",
+        default=None,
+        metavar="N",
+        help="Also run the scale scenario with N finished executions behind the queue "
+        "(repeatable; e.g. 10000000; a full run has 1,000,000).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Where to write the results JSON.")
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="Keep generated files and process logs."
@@ -113,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         sizes = replace(sizes, http_seconds=args.http_seconds)
+    if args.scale_rows:
+        from dataclasses import replace
+
+        sizes = replace(sizes, scale_rows=tuple(sorted({*sizes.scale_rows, *args.scale_rows})))
     if args.schedules:
         from dataclasses import replace
 

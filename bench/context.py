@@ -30,6 +30,11 @@ class Sizes:
     http_rows: int = 100_000
     scan_files: int = 10_000
     backfill_partitions: int = 250
+    scale_rows: tuple[int, ...] = (1_000_000,)  # finished executions behind the queue
+    scale_drain: int = 20_000
+    scale_submits: int = 2_000
+    scale_wakeups: int = 100
+    scale_reads: int = 30
 
 
 FULL = Sizes()
@@ -49,6 +54,11 @@ QUICK = Sizes(
     http_rows=5_000,
     scan_files=1_000,
     backfill_partitions=50,
+    scale_rows=(20_000,),
+    scale_drain=1_000,
+    scale_submits=1_000,
+    scale_wakeups=10,
+    scale_reads=5,
 )
 
 

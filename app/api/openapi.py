@@ -3,8 +3,9 @@
 - Request bodies: Litestar drops msgspec's `forbid_unknown_fields` and any bound
   of 0 (`ge=0`, `gt=0`), so their schemas are msgspec's own (closed objects,
   every bound). `pipeline` is one of the registered pipelines, `params` one of
-  their params schemas (closed too), and a schedule has exactly one of `cron`
-  and `interval_seconds` (a PATCH at most one).
+  their params schemas (closed too), a bulk submit's items are each such a
+  body (the server reads them one by one, answering an invalid one), and a
+  schedule has exactly one of `cron` and `interval_seconds` (a PATCH at most one).
 - Security: `Authorization` is required where the running configuration needs
   the token (`SPINE_API_TOKEN`, `SPINE_API_TOKEN_READS`), and nowhere without one.
 
@@ -21,7 +22,7 @@ from litestar.openapi.spec import OpenAPI, OpenAPIType, Operation, Reference, Sc
 from app.api.routes.datasets import BackfillCreate
 from app.config import Settings
 from app.engine.registry import Registry
-from app.web.schemas import ExecutionCreate
+from app.web.schemas import ExecutionBatchCreate, ExecutionCreate
 from app.web.schemas_schedules import ScheduleCreate, SchedulePatch
 
 __all__ = ["describe_the_server"]
@@ -29,7 +30,7 @@ __all__ = ["describe_the_server"]
 _ALIASES = Schema().field_aliases()
 _LISTS = {"all_of", "any_of", "one_of", "prefix_items"}
 _BODIES = (ExecutionCreate, ScheduleCreate, SchedulePatch)
-_OTHER_BODIES = (BackfillCreate,)
+_OTHER_BODIES = (BackfillCreate, ExecutionBatchCreate)
 """Request bodies with nothing to add but msgspec's own closed schema."""
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _BEARER = "bearerAuth"
@@ -66,6 +67,14 @@ def _request_bodies(openapi: OpenAPI, registry: Registry) -> None:
             description="The pipeline's parameters: its own params schema (GET /api/v1/pipelines).",
             any_of=[Reference(ref=ref["$ref"]) for ref in params_refs],
         )
+    batch = schemas[ExecutionBatchCreate.__name__]
+    assert isinstance(batch, Schema)
+    assert batch.properties is not None
+    items = batch.properties["executions"]
+    assert isinstance(items, Schema)
+    # Read as list[dict] so that an invalid item is answered, not the whole batch refused;
+    # each item's shape is a single submit's.
+    items.items = Reference(ref=template.format(name=ExecutionCreate.__name__))
     create = schemas[ScheduleCreate.__name__]
     patch = schemas[SchedulePatch.__name__]
     assert isinstance(create, Schema)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import click
 import msgspec
@@ -24,10 +26,13 @@ from app.config import get_settings
 from app.engine import history, workers
 from app.engine.listen import Listener
 from app.engine.models import EXECUTIONS_CHANNEL, LANES, TERMINAL, Execution
+from app.engine.registry import Registry
 from app.engine.retry import MAX_ATTEMPTS_LIMIT
-from app.engine.submit import submit
+from app.engine.submit import Submission, submit, submit_batch
+from app.errors import InvalidRequest
 from app.web.fields import to_json
-from app.web.schemas import ExecutionResponse
+from app.web.schemas import BATCH_LIMIT, ExecutionResponse
+from app.web.submissions import submission
 
 __all__ = ["list_pipelines", "run"]
 
@@ -46,7 +51,7 @@ def list_pipelines() -> None:
 
 
 @click.command("run")
-@click.argument("pipeline")
+@click.argument("pipeline", required=False)
 @click.option("-p", "--param", "params", multiple=True, help="key=value (repeatable).")
 @click.option("--lane", type=click.Choice(LANES), default="normal", show_default=True)
 @click.option("--logical-key", default=None, help="Deduplicate against active executions.")
@@ -65,6 +70,14 @@ def list_pipelines() -> None:
 @click.option("--at", "at", default=None, help="Not before this time (ISO 8601).")
 @click.option("--in", "delay", default=None, help="Not before this long from now, like 10m.")
 @click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.File("rb"),
+    default=None,
+    help="Submit each line of a JSONL file (`-`: stdin), shaped like POST /api/v1/executions' "
+    "body, a thousand lines per insert; instead of PIPELINE and its options.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -85,9 +98,17 @@ def run(
     at: str | None,
     delay: str | None,
     wait: bool,
+    from_file: BinaryIO | None,
     fmt: str,
 ) -> None:
-    """Submit an execution of PIPELINE (trigger_source `cli`)."""
+    """Submit an execution of PIPELINE, or the lines of --from-file (trigger_source `cli`)."""
+    if from_file is not None:
+        given = pipeline or params or logical_key or max_attempts or retry_backoff
+        if given or timeout or at or delay or wait or lane != "normal":
+            raise click.UsageError("--from-file takes every option from its lines: drop the others")
+        sys.exit(0 if _from_file(from_file, fmt) else 1)
+    if pipeline is None:
+        raise click.UsageError("give PIPELINE, or --from-file")
     if fmt == "json" and wait:
         raise click.UsageError("--format json prints the submitted execution: drop --wait")
     if at is not None and delay is not None:
@@ -138,6 +159,65 @@ def run(
         )
         sys.exit(130)
     sys.exit(0 if final == "completed" else 1)
+
+
+def _from_file(lines: BinaryIO, fmt: str) -> bool:
+    """Submit a JSONL file a thousand lines at a time (bounded memory), each line as one
+    item of POST /api/v1/executions/batch; print the invalid lines (every line's outcome
+    with --format json) and the counts. False when a line was invalid."""
+    settings, backend, registry = get_settings(), cli_backend(), default_registry()
+    counts = {"created": 0, "deduplicated": 0, "invalid": 0}
+
+    async def go(conn: db.AsyncConn) -> None:
+        number = 0
+        for chunk in _chunks(lines, BATCH_LIMIT):
+            items = [_line_item(registry, raw) for raw in chunk]
+            outcomes = await submit_batch(
+                conn, registry, settings, items, trigger_source="cli", backend=backend
+            )
+            for outcome in outcomes:
+                number += 1
+                counts[outcome.outcome] += 1
+                if fmt == "json":
+                    execution = outcome.execution
+                    click.echo(
+                        msgspec.json.encode(
+                            {
+                                "line": number,
+                                "outcome": outcome.outcome,
+                                "execution_id": execution.id if execution else None,
+                                "error": outcome.error,
+                            }
+                        ).decode()
+                    )
+                elif outcome.error is not None:
+                    click.echo(f"line {number}: invalid: {outcome.error}", err=True)
+
+    with_conn(go)
+    if fmt == "text":
+        click.echo(", ".join(f"{n} {word}" for word, n in counts.items()))
+    return counts["invalid"] == 0
+
+
+def _chunks(lines: BinaryIO, size: int) -> Iterator[list[bytes]]:
+    """The file's non-blank lines, `size` at a time."""
+    chunk: list[bytes] = []
+    for line in lines:
+        if line.strip():
+            chunk.append(line)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _line_item(registry: Registry, raw: bytes) -> Submission | InvalidRequest:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        return InvalidRequest(f"not a JSON line: {exc}")
+    return submission(registry, value)
 
 
 NO_WORKER_AFTER = 3.0  # seconds pending before saying that no worker runs

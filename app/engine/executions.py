@@ -30,6 +30,7 @@ __all__ = [
     "NewExecution",
     "insert",
     "insert_many",
+    "insert_or_join",
     "new_id",
     "request_cancel",
     "to_execution",
@@ -99,28 +100,84 @@ async def insert_many(
     """Insert pending executions with their `created` events in one statement; the ones
     created, in order (one whose logical_key an active execution holds is not).
 
-    Every execution comes to exist through this statement: a submit, a
-    schedule's fire, a manual run. In autocommit mode the insert, its events
-    and the NOTIFY are one statement, one round trip, and commit together (the
-    workers are woken at the commit, never before the rows are visible). A
-    second round trip for a NOTIFY of its own measured slower one submit at a
-    time (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes
-    the workers after the commit itself: `app.engine.wake.Waker`, for callers
-    that submit concurrently (a notifying commit holds PostgreSQL's
-    notify-queue lock across its WAL flush, so concurrent ones queue), and a
-    fire, whose transaction goes on after the insert.
+    Every execution comes to exist through this statement: a submit, a bulk
+    submit, a schedule's fire, a manual run, a backfill. In autocommit mode the
+    insert, its events and the NOTIFY are one statement, one round trip, and
+    commit together (the workers are woken at the commit, never before the rows
+    are visible; a lane's notices fold into one, however many rows). A second
+    round trip for a NOTIFY of its own measured slower one submit at a time
+    (docs/benchmarks.md, issue 19). With `notify=False` the caller wakes the
+    workers after the commit itself: `app.engine.wake.Waker`, for callers that
+    submit concurrently (a notifying commit holds PostgreSQL's notify-queue lock
+    across its WAL flush, so concurrent ones queue), and a fire, whose
+    transaction goes on after the insert.
     """
+    created, _ = await _insert(conn, new, notify)
+    return [created[n.id] for n in new if n.id in created]
+
+
+async def insert_or_join(
+    conn: AsyncConn, new: Sequence[NewExecution], *, notify: bool = True
+) -> list[tuple[Execution, bool]]:
+    """`insert_many`, answering for each row, in order, (execution, created): the one
+    created, or the active execution that holds its logical_key (created=False).
+
+    A key given twice in `new` is inserted once; the later rows answer the first's
+    execution. One statement when the holders were committed before it started;
+    a holder that committed while it waited (a concurrent submit of the same key)
+    costs a second, and one that finished since, another insert.
+    """
+    first: dict[str, NewExecution] = {}  # a key's first row in `new`: the one sent
+    for n in new:
+        if n.logical_key is not None:
+            first.setdefault(n.logical_key, n)
+    todo = [n for n in new if n.logical_key is None or first[n.logical_key] is n]
+    made: dict[str, tuple[Execution, bool]] = {}
+    while todo:
+        created, held = await _insert(conn, todo, notify)
+        made.update((i, (e, True)) for i, e in created.items())
+        made.update((i, (e, False)) for i, e in held.items())
+        unseen = [n for n in todo if n.id not in made]
+        if unseen:
+            keys = [n.logical_key for n in unseen]
+            rows = await (await conn.execute(_SQL["active_by_keys"], (keys,))).fetchall()
+            holders = {str(r["logical_key"]): to_execution(r) for r in rows}
+            made.update(
+                (n.id, (holders[k], False)) for n in unseen if (k := n.logical_key) in holders
+            )
+        # A holder that ended between the insert and the look-up: insert again.
+        todo = [n for n in unseen if n.id not in made]
+    answers: list[tuple[Execution, bool]] = []
+    for n in new:
+        sent = n if n.logical_key is None else first[n.logical_key]
+        execution, created_now = made[sent.id]
+        answers.append((execution, created_now and sent is n))
+    return answers
+
+
+async def _insert(
+    conn: AsyncConn, new: Sequence[NewExecution], notify: bool
+) -> tuple[dict[str, Execution], dict[str, Execution]]:
+    """The insert statement: (created, held), each by the id sent. `held`: the active
+    holder of a row's key, when the statement's snapshot sees it."""
     if not new:
-        return []
+        return {}, {}
     args = {"rows": _encode(new).decode(), "notify": notify}
     rows = await (await conn.execute(_SQL["insert"], args)).fetchall()
-    # Built here rather than decoded from a RETURNING of every column (the
-    # params' JSON above all): a third of a submit's client CPU.
-    made = {
-        str(r["id"]): (cast(datetime, r["created_at"]), cast(datetime, r["available_at"]))
-        for r in rows
-    }
-    return [_inserted(n, *made[n.id]) for n in new if n.id in made]
+    by_id = {n.id: n for n in new}
+    created: dict[str, Execution] = {}
+    held: dict[str, Execution] = {}
+    for r in rows:
+        sent = str(r["id"])
+        if r["held"] is None:
+            # Built here rather than decoded from a RETURNING of every column (the
+            # params' JSON above all): a third of a submit's client CPU.
+            at = cast(datetime, r["created_at"])
+            available = cast(datetime, r["available_at"])
+            created[sent] = _inserted(by_id[sent], at, available)
+        else:
+            held[sent] = msgspec.convert(r["held"], Execution)
+    return created, held
 
 
 def _inserted(new: NewExecution, created_at: datetime, available_at: datetime) -> Execution:
@@ -151,19 +208,12 @@ def _inserted(new: NewExecution, created_at: datetime, available_at: datetime) -
 async def insert(
     conn: AsyncConn, new: NewExecution, *, notify: bool = True
 ) -> tuple[Execution, bool]:
-    """Insert one execution (`insert_many`); returns (execution, created).
+    """Insert one execution (`insert_or_join`); returns (execution, created).
 
     When its logical_key is already held by an active execution, that one is
     returned with created=False.
     """
-    while True:
-        created = await insert_many(conn, [new], notify=notify)
-        if created:
-            return created[0], True
-        existing = await (await conn.execute(_SQL["active_by_key"], (new.logical_key,))).fetchone()
-        if existing is not None:
-            return to_execution(existing), False
-        # The holder finished between our insert and our look-up: try again.
+    return (await insert_or_join(conn, [new], notify=notify))[0]
 
 
 # ------------------------------------------------------------------ cancel

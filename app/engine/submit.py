@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -27,7 +27,86 @@ from app.engine.wake import Waker
 from app.errors import InvalidRequest
 from app.time_bounds import check_time
 
-__all__ = ["MAX_SECONDS", "hand_over", "submit", "submit_many"]
+__all__ = [
+    "MAX_SECONDS",
+    "Outcome",
+    "Submission",
+    "hand_over",
+    "prepare",
+    "submit",
+    "submit_batch",
+    "submit_many",
+]
+
+
+class Submission(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution asked for, as a submit's caller gives it (the API's body, `spine run`'s
+    options, a line of `spine run --from-file`); checked by `prepare`."""
+
+    pipeline: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    lane: str = "normal"
+    logical_key: str | None = None
+    max_attempts: int | None = None
+    retry_backoff_seconds: float | None = None
+    timeout_seconds: float | None = None
+    run_at: datetime | None = None
+    delay_seconds: float = 0.0
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What became of one item of a bulk submit: `created`, `deduplicated` (the active
+    execution holding its logical_key) or `invalid` (`error` says why; nothing stored)."""
+
+    outcome: Literal["created", "deduplicated", "invalid"]
+    execution: Execution | None = None
+    error: str | None = None
+
+
+def prepare(
+    registry: Registry,
+    settings: Settings,
+    item: Submission,
+    *,
+    trigger_source: str,
+    backend: str,
+) -> NewExecution:
+    """The row to insert for `item`, validated and budgeted; raises InvalidRequest.
+
+    Every submission is checked here, one or a thousand: the pipeline, the lane,
+    the key, the times and the params (`Pipeline.validate`, with the settings),
+    and its retry budget resolved (`app.engine.retry.budget`).
+    """
+    found = registry.get(item.pipeline)  # UnknownPipeline lists the known ones
+    if item.lane not in LANES:
+        raise InvalidRequest(f"unknown lane {item.lane!r}; lanes: {', '.join(LANES)}")
+    if item.logical_key is not None and not item.logical_key.strip():
+        raise InvalidRequest("logical_key must not be blank")
+    overrides = Overrides(item.max_attempts, item.retry_backoff_seconds, item.timeout_seconds)
+    resolved = budget(found.retry, settings.max_attempts, overrides)
+    delay_seconds = item.delay_seconds
+    if not 0 <= delay_seconds <= MAX_SECONDS:
+        raise InvalidRequest(f"a delay must be 0-{MAX_SECONDS:g} seconds")
+    run_at = item.run_at
+    if run_at is not None and run_at.tzinfo is None:
+        raise InvalidRequest("run_at needs a time zone (RFC 3339, e.g. 2026-01-06T16:00:00Z)")
+    run_at = check_time("run_at", run_at, plus_seconds=delay_seconds)  # readable once stored
+    typed = found.validate(item.params, settings)
+    return NewExecution(
+        id=executions.new_id(),
+        pipeline=item.pipeline,
+        params=_canonical(typed),
+        lane=item.lane,
+        trigger_source=trigger_source,
+        logical_key=item.logical_key,
+        max_attempts=resolved.max_attempts,
+        retry_backoff_seconds=resolved.retry_backoff_seconds,
+        timeout_seconds=resolved.timeout_seconds,
+        overrides=overrides,
+        run_at=run_at,
+        delay_seconds=delay_seconds,
+        backend=backend,
+    )
 
 
 async def submit(
@@ -61,34 +140,18 @@ async def submit(
     like the API), by the waker after the commit. The `backend` hears of each
     execution created.
     """
-    found = registry.get(pipeline)  # UnknownPipeline lists the known ones
-    if lane not in LANES:
-        raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")
-    if logical_key is not None and not logical_key.strip():
-        raise InvalidRequest("logical_key must not be blank")
-    overrides = Overrides(max_attempts, retry_backoff_seconds, timeout_seconds)
-    resolved = budget(found.retry, settings.max_attempts, overrides)
-    if not 0 <= delay_seconds <= MAX_SECONDS:
-        raise InvalidRequest(f"a delay must be 0-{MAX_SECONDS:g} seconds")
-    if run_at is not None and run_at.tzinfo is None:
-        raise InvalidRequest("run_at needs a time zone (RFC 3339, e.g. 2026-01-06T16:00:00Z)")
-    run_at = check_time("run_at", run_at, plus_seconds=delay_seconds)  # readable once stored
-    typed = found.validate(params or {}, settings)
-    new = NewExecution(
-        id=executions.new_id(),
+    item = Submission(
         pipeline=pipeline,
-        params=_canonical(typed),
+        params=params or {},
         lane=lane,
-        trigger_source=trigger_source,
         logical_key=logical_key,
-        max_attempts=resolved.max_attempts,
-        retry_backoff_seconds=resolved.retry_backoff_seconds,
-        timeout_seconds=resolved.timeout_seconds,
-        overrides=overrides,
+        max_attempts=max_attempts,
+        retry_backoff_seconds=retry_backoff_seconds,
+        timeout_seconds=timeout_seconds,
         run_at=run_at,
         delay_seconds=delay_seconds,
-        backend=backend.name,
     )
+    new = prepare(registry, settings, item, trigger_source=trigger_source, backend=backend.name)
     execution, created = await executions.insert(conn, new, notify=waker is None)
     if created:
         if waker is not None:
@@ -97,6 +160,53 @@ async def submit(
         if run_id is not None:
             execution = msgspec.structs.replace(execution, backend_run_id=run_id)
     return execution, created
+
+
+async def submit_batch(
+    conn: AsyncConn,
+    registry: Registry,
+    settings: Settings,
+    items: Sequence[Submission | InvalidRequest],
+    *,
+    trigger_source: str,
+    backend: OrchestratorBackend,
+    waker: Waker | None = None,
+) -> list[Outcome]:
+    """A bulk submit, in autocommit: each item's Outcome, in order.
+
+    Each item is checked as one submit is (`prepare`); an invalid one (or one
+    the caller already found invalid, given as its error) stores nothing and
+    stops nothing else. The valid ones go in one insert statement with one
+    NOTIFY per lane (`executions.insert_or_join`), a logical_key held by an
+    active execution, or by an earlier item, answering that execution; the
+    backend then hears of the ones created, as with `submit`.
+    """
+    outcomes: list[Outcome | None] = []
+    new: list[NewExecution] = []
+    at: list[int] = []
+    for item in items:
+        if isinstance(item, InvalidRequest):
+            outcomes.append(Outcome("invalid", error=str(item)))
+            continue
+        try:
+            new.append(
+                prepare(
+                    registry, settings, item, trigger_source=trigger_source, backend=backend.name
+                )
+            )
+        except InvalidRequest as exc:
+            outcomes.append(Outcome("invalid", error=str(exc)))
+            continue
+        at.append(len(outcomes))
+        outcomes.append(None)
+    made = await executions.insert_or_join(conn, new, notify=waker is None)
+    if waker is not None:
+        for lane in sorted({e.lane for e, created in made if created}):
+            waker.wake(lane)
+    await hand_over(conn, backend, made)
+    for i, (execution, created) in zip(at, made, strict=True):
+        outcomes[i] = Outcome("created" if created else "deduplicated", execution)
+    return [o for o in outcomes if o is not None]
 
 
 def _canonical(typed: msgspec.Struct) -> dict[str, Any]:
@@ -126,33 +236,17 @@ async def submit_many(
     the database may still roll back."""
     if not params:  # a scan or propagation pass with nothing to do asks nothing of the registry
         return []
-    found = registry.get(pipeline)
-    if lane not in LANES:
-        raise InvalidRequest(f"unknown lane {lane!r}; lanes: {', '.join(LANES)}")
-    resolved = budget(found.retry, settings.max_attempts)
     new = [
-        NewExecution(
-            id=executions.new_id(),
-            pipeline=pipeline,
-            params=_canonical(found.validate(p, settings)),
-            lane=lane,
+        prepare(
+            registry,
+            settings,
+            Submission(pipeline=pipeline, params=p, lane=lane, logical_key=key),
             trigger_source=trigger_source,
-            logical_key=key,
-            max_attempts=resolved.max_attempts,
-            retry_backoff_seconds=resolved.retry_backoff_seconds,
-            timeout_seconds=resolved.timeout_seconds,
             backend=backend.name,
         )
         for p, key in zip(params, logical_keys, strict=True)
     ]
-    created = {e.id: e for e in await executions.insert_many(conn, new)}
-    done: list[tuple[Execution, bool]] = []
-    for n in new:
-        if n.id in created:
-            done.append((created[n.id], True))
-        else:  # held by an active execution: the one-at-a-time path finds it
-            done.append(await executions.insert(conn, n))
-    return done
+    return await executions.insert_or_join(conn, new)
 
 
 async def hand_over(

@@ -25,8 +25,12 @@ from app.time_bounds import RANGE_NOTE
 from app.web.fields import money, to_json, with_example
 
 __all__ = [
+    "BATCH_LIMIT",
+    "BatchItemResponse",
     "EventResponse",
     "EventType",
+    "ExecutionBatchCreate",
+    "ExecutionBatchResponse",
     "ExecutionCreate",
     "ExecutionResponse",
     "Lane",
@@ -192,6 +196,52 @@ class ExecutionResponse(msgspec.Struct, kw_only=True):
             backend=row.backend,
             backend_run_id=row.backend_run_id,
         )
+
+
+BATCH_LIMIT = 1000
+"""The most items one POST /executions/batch takes."""
+
+
+class ExecutionBatchCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of POST /executions/batch. The items are checked one by one, each as the body of
+    POST /executions: an invalid item is answered `invalid` and the others go ahead."""
+
+    executions: Annotated[
+        list[dict[str, Any]],
+        msgspec.Meta(
+            min_length=1,
+            max_length=BATCH_LIMIT,
+            description=(
+                f"Up to {BATCH_LIMIT:,} submissions, each shaped like the body of "
+                "POST /api/v1/executions."
+            ),
+            examples=[[{"pipeline": "noop"}, {"pipeline": "sleep", "params": {"seconds": 1}}]],
+        ),
+    ]
+
+
+class BatchItemResponse(msgspec.Struct, kw_only=True):
+    """What became of one item of a bulk submit, at its position in the request."""
+
+    outcome: Annotated[
+        Literal["created", "deduplicated", "invalid"],
+        msgspec.Meta(
+            description=(
+                "`created`; `deduplicated`: its logical_key is held by an active execution "
+                "(or an earlier item), which is given; `invalid`: nothing stored, see `error`."
+            )
+        ),
+    ]
+    execution: ExecutionResponse | None = None
+    error: Annotated[
+        str | None, msgspec.Meta(description="Why the item is invalid (as a single submit says).")
+    ] = None
+
+
+class ExecutionBatchResponse(msgspec.Struct, kw_only=True):
+    """The answer to a bulk submit: one result per item, in the request's order."""
+
+    results: list[BatchItemResponse]
 
 
 class EventResponse(msgspec.Struct, kw_only=True):

@@ -25,12 +25,15 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 
-from app.engine.registry import Registry
-from app.errors import InvalidParams
+from app.web.submissions import check_params, json_numbers, split_error
 
-__all__ = ["check_body", "check_params", "check_query_times"]
+__all__ = [
+    "check_body",
+    "check_params",
+    "check_query_times",
+    "json_numbers",
+]
 
-_AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
@@ -70,45 +73,10 @@ def check_body(raw: bytes, value: Any, declared: Any) -> None:
     if declared is None:
         return
     try:
-        msgspec.convert(_json_numbers(value), declared, strict=True)
+        msgspec.convert(json_numbers(value), declared, strict=True)
     except msgspec.ValidationError as exc:
-        field, message = _split(str(exc))
+        field, message = split_error(str(exc))
         raise _refuse(field, message) from None
-
-
-def check_params(registry: Registry, pipeline: str, params: dict[str, Any]) -> None:
-    """A pipeline's params of their declared types, as JSON carries them (no "1" for 1).
-
-    An unknown pipeline is left to the engine, which names the known ones.
-    """
-    if pipeline not in registry:
-        return
-    found = registry.get(pipeline)
-    try:
-        msgspec.convert(_json_numbers(params), found.params, strict=True)
-    except msgspec.ValidationError as exc:
-        field, message = _split(str(exc))
-        where = f"params.{field}" if field else "params"
-        raise InvalidParams(f"invalid params for {pipeline}: {message} - at `{where}`") from None
-
-
-def _json_numbers(value: Any) -> Any:
-    """`value` with integral floats as ints (bodies are at most 32 levels deep)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _json_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_numbers(v) for v in value]
-    return value
-
-
-def _split(message: str) -> tuple[str, str]:
-    """msgspec's "Expected `int`, got `str` - at `$.max_attempts`" -> (field, message)."""
-    at = _AT.search(message)
-    if at is None:
-        return "", message
-    return at.group(1), message[: at.start()]
 
 
 @functools.lru_cache(maxsize=1024)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.context import Context
-from bench.scenarios import datasets, drain, http, otc, wakeup
+from bench.scenarios import datasets, drain, http, otc, scale, wakeup
 
 __all__ = ["SCENARIOS"]
 
@@ -16,4 +16,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "metrics": otc.run_metrics,
     "http": http.run,
     "datasets": datasets.run,
+    "scale": scale.run,
 }

@@ -11,6 +11,12 @@ partial index on pending rows; each loops "claim one with FOR UPDATE SKIP
 LOCKED" + "mark it done" (two short transactions) until the table is empty.
 Timed the same way: last `completed_at` minus the moment they are released.
 
+Two batched baselines at the limit, in the same run: the same loop with the
+pool's batch size (SPINE_CLAIM_BATCH), one `UPDATE ... FOR UPDATE SKIP LOCKED`
+statement claiming a batch and one marking it done; and the same also writing
+one event row per transition (claimed, done), as Market Spine writes its
+events in the statement of each state change.
+
 `--schedules N` first creates N daily cron schedules (none due while
 draining), so the row measures a pool whose scheduler has them to watch.
 
@@ -67,6 +73,14 @@ CREATE TABLE bench_jobs (
     completed_at TIMESTAMPTZ
 );
 CREATE INDEX bench_jobs_pending ON bench_jobs (id) WHERE status = 'pending';
+DROP TABLE IF EXISTS bench_job_events;
+CREATE TABLE bench_job_events (
+    id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id    BIGINT NOT NULL,
+    type      TEXT NOT NULL,
+    at        TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX bench_job_events_job ON bench_job_events (job_id);
 """
 
 _BARE_CLAIM = """
@@ -77,6 +91,39 @@ WHERE id = (
 RETURNING id
 """
 _BARE_DONE = "UPDATE bench_jobs SET status = 'done', completed_at = clock_timestamp() WHERE id = %s"
+
+_BATCH_CLAIM = """
+UPDATE bench_jobs SET status = 'running', worker = %(worker)s
+WHERE id IN (
+    SELECT id FROM bench_jobs WHERE status = 'pending' ORDER BY id LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+_BATCH_DONE = """
+UPDATE bench_jobs SET status = 'done', completed_at = clock_timestamp() WHERE id = ANY(%(ids)s)
+"""
+_BATCH_CLAIM_EVENTS = """
+WITH claimed AS (
+    UPDATE bench_jobs SET status = 'running', worker = %(worker)s
+    WHERE id IN (
+        SELECT id FROM bench_jobs WHERE status = 'pending' ORDER BY id LIMIT %(batch)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id
+), logged AS (
+    INSERT INTO bench_job_events (job_id, type) SELECT id, 'claimed' FROM claimed
+)
+SELECT id FROM claimed
+"""
+_BATCH_DONE_EVENTS = """
+WITH done AS (
+    UPDATE bench_jobs SET status = 'done', completed_at = clock_timestamp()
+    WHERE id = ANY(%(ids)s) RETURNING id
+)
+INSERT INTO bench_job_events (job_id, type) SELECT id, 'done' FROM done
+"""
+_BATCH = 64  # SPINE_CLAIM_BATCH's default: the pool's largest claim
 
 
 @dataclass(frozen=True)
@@ -96,24 +143,38 @@ def run(ctx: Context) -> None:
         for processes in ctx.sizes.drain_processes:
             spine: list[Drained] = []
             bare: list[Drained] = []
+            batched: list[Drained] = []
+            with_events: list[Drained] = []
             log = ctx.log_path(f"drain-pool-{processes}")
             with WorkerPool(url, processes, log) as pool:
                 for attempt in range(ctx.repeat + 1):  # the first is the warm-up
                     a = _drain_spine(url, n, pool)
                     b = _drain_bare(url, n, processes)
+                    c = _drain_bare(url, n, processes, batch=_BATCH)
+                    d = _drain_bare(url, n, processes, batch=_BATCH, events=True)
                     tag = f"run {attempt}/{ctx.repeat}" if attempt else "warm-up"
                     progress(
                         f"drain x{processes} {tag}: spine {n / a.seconds:,.0f}/s "
                         f"(CPU/exec: worker {_us(a.client_cpu_s, n)} us, PostgreSQL "
                         f"{_us(a.server_cpu_s, n)} us), bare {n / b.seconds:,.0f}/s "
-                        f"({_us(b.client_cpu_s, n)} us, {_us(b.server_cpu_s, n)} us)"
+                        f"({_us(b.client_cpu_s, n)} us, {_us(b.server_cpu_s, n)} us), "
+                        f"bare batch {n / c.seconds:,.0f}/s, with events {n / d.seconds:,.0f}/s "
+                        f"({_us(d.client_cpu_s, n)} us, {_us(d.server_cpu_s, n)} us)"
                     )
                     if attempt:
                         spine.append(a)
                         bare.append(b)
+                        batched.append(c)
+                        with_events.append(d)
 
             label = f"{n:,} noop, {processes} worker process{'es' if processes > 1 else ''}"
             ctx.rows.append(_row(label, n, spine, bare))
+            batch_label = f"{label}, vs bare batched claims of {_BATCH}"
+            ctx.rows.append(_row(batch_label, n, spine, batched, target=None))
+            events_label = f"{batch_label} with their events"
+            ctx.rows.append(
+                _row(events_label, n, spine, with_events, target=Target("ratio_min", 0.5))
+            )
         if ctx.celery_broker:
             ctx.rows.append(_celery_row(ctx, url, n, ctx.celery_broker))
     finally:
@@ -155,7 +216,16 @@ def _celery_row(ctx: Context, url: str, n: int, broker: str) -> Row:
     return _row(f"{n:,} noop, a Celery node of 2 children", n, spine, bare)
 
 
-def _row(label: str, n: int, spine: list[Drained], bare: list[Drained]) -> Row:
+_DEFAULT_TARGET = Target("ratio_min", 0.6)
+
+
+def _row(
+    label: str,
+    n: int,
+    spine: list[Drained],
+    bare: list[Drained],
+    target: Target | None = _DEFAULT_TARGET,
+) -> Row:
     def per_exec(runs: list[Drained], attr: str) -> float:
         return round(median([1e6 * getattr(r, attr) / n for r in runs]))
 
@@ -165,7 +235,7 @@ def _row(label: str, n: int, spine: list[Drained], bare: list[Drained]) -> Row:
         unit="exec/s",
         spine=[n / r.seconds for r in spine],
         baseline=[n / r.seconds for r in bare],
-        target=Target("ratio_min", 0.6),
+        target=target,
         notes={
             # CPU per execution, both processes and PostgreSQL: steadier than
             # wall time on a shared machine (bare CPU / spine CPU, like the ratio).
@@ -246,10 +316,13 @@ def _drain_spine(url: str, n: int, pool: WorkerPool, backend: str = "local") -> 
         return Drained(_seconds(begun, row["last"]), client, server)
 
 
-def _drain_bare(url: str, n: int, processes: int) -> Drained:
-    """Time for `processes` bare claim loops to drain `n` rows of a bare table."""
+def _drain_bare(
+    url: str, n: int, processes: int, *, batch: int = 1, events: bool = False
+) -> Drained:
+    """Time for `processes` bare claim loops to drain `n` rows of a bare table, claiming
+    one row at a time, or `batch` rows per statement (`events`: with an event row each)."""
     with connect(url) as conn:
-        conn.execute("TRUNCATE bench_jobs RESTART IDENTITY")
+        conn.execute("TRUNCATE bench_jobs, bench_job_events RESTART IDENTITY")
         conn.execute("VACUUM ANALYZE bench_jobs")
         conn.execute(
             "INSERT INTO bench_jobs (status) SELECT 'pending' FROM generate_series(1, %s)", (n,)
@@ -259,7 +332,9 @@ def _drain_bare(url: str, n: int, processes: int) -> Drained:
         ready, done = mp.Semaphore(0), mp.Semaphore(0)
         procs = [
             mp.Process(
-                target=_bare_worker, args=(url, i, go, close, ready, done), name=f"bench-bare-{i}"
+                target=_bare_worker,
+                args=(url, i, go, close, ready, done, batch, events),
+                name=f"bench-bare-{i}",
             )
             for i in range(processes)
         ]
@@ -299,13 +374,25 @@ def _drain_bare(url: str, n: int, processes: int) -> Drained:
 
 
 def _bare_worker(
-    url: str, worker: int, go: EventType, close: EventType, ready: Any, done: Any
+    url: str,
+    worker: int,
+    go: EventType,
+    close: EventType,
+    ready: Any,
+    done: Any,
+    batch: int = 1,
+    events: bool = False,
 ) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT 1")
         ready.release()
         go.wait()
-        while True:
+        if batch > 1:
+            claim = _BATCH_CLAIM_EVENTS if events else _BATCH_CLAIM
+            finish = _BATCH_DONE_EVENTS if events else _BATCH_DONE
+            while ids := [r[0] for r in conn.execute(claim, {"worker": worker, "batch": batch})]:
+                conn.execute(finish, {"ids": ids})
+        while batch == 1:
             row = conn.execute(_BARE_CLAIM, (worker,)).fetchone()
             if row is None:
                 break

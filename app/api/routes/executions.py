@@ -18,13 +18,20 @@ from app.api.routes import MUTATING, READS, DbConn
 from app.db import AsyncConn
 from app.engine import history, retries
 from app.engine.models import Execution, Lane, Status
-from app.engine.submit import submit
+from app.engine.submit import submit, submit_batch
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.web.problems import problem_responses
-from app.web.schemas import EventResponse, ExecutionCreate, ExecutionResponse
-from app.web.strict import check_params
+from app.web.schemas import (
+    BatchItemResponse,
+    EventResponse,
+    ExecutionBatchCreate,
+    ExecutionBatchResponse,
+    ExecutionCreate,
+    ExecutionResponse,
+)
+from app.web.submissions import check_params, submission
 
 __all__ = ["ExecutionsController"]
 
@@ -87,6 +94,55 @@ class ExecutionsController(Controller):
             ExecutionResponse.from_row(execution),
             status_code=202 if created else 200,
             headers={"Location": location},
+        )
+
+    @post(
+        "/batch",
+        status_code=200,
+        operation_id="createExecutions",
+        summary="Submit executions in bulk",
+        security=MUTATING,
+        responses={
+            422: ResponseSpec(
+                data_container=ExecutionBatchResponse,
+                description="At least one item is invalid: the answer says which and why; "
+                "the valid items were submitted all the same.",
+            ),
+            **problem_responses(400, 401, 413, 503),
+        },
+    )
+    async def create_executions(
+        self, data: JSONBody[ExecutionBatchCreate], conn: DbConn, state: State
+    ) -> Response[ExecutionBatchResponse]:
+        """Up to 1,000 submissions in one insert, each answered in order.
+
+        Each item is checked as POST /executions checks its body. An invalid item
+        is answered `invalid` with the reason, and stores nothing; a logical_key
+        held by an active execution, or by an earlier item, is answered
+        `deduplicated` with that execution. 200 when no item is invalid, else 422
+        (the valid items are submitted either way).
+        """
+        items = [submission(state.registry, raw) for raw in data.executions]
+        outcomes = await submit_batch(
+            conn,
+            state.registry,
+            state.settings,
+            items,
+            trigger_source="api",
+            backend=state.backend,
+            waker=state.waker,
+        )
+        results = [
+            BatchItemResponse(
+                outcome=o.outcome,
+                execution=None if o.execution is None else ExecutionResponse.from_row(o.execution),
+                error=o.error,
+            )
+            for o in outcomes
+        ]
+        invalid = any(o.outcome == "invalid" for o in outcomes)
+        return Response(
+            ExecutionBatchResponse(results=results), status_code=422 if invalid else 200
         )
 
     @get(

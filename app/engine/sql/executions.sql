@@ -6,7 +6,7 @@
 -- `json`, not `jsonb`: the document is read once, so it is not worth converting
 -- whole (one submit at a time measured about 8 per cent slower with jsonb than the
 -- single-row VALUES insert before it, and within the run-to-run spread with json).
-WITH v AS (
+WITH sent AS (
     SELECT * FROM ROWS FROM (json_to_recordset(%(rows)s::json) AS (
         id text, pipeline text, params jsonb, lane text, trigger_source text, logical_key text,
         max_attempts int, retry_backoff_seconds float8, timeout_seconds float8, overrides jsonb,
@@ -14,16 +14,24 @@ WITH v AS (
     )) WITH ORDINALITY AS v (id, pipeline, params, lane, trigger_source, logical_key,
                              max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
                              run_at, delay_seconds, event, backend, n)
+), v AS (
+    -- The claim's order (seq) is the order sent, taken here, before the rows are
+    -- inserted in logical_key order (see below).
+    SELECT *, nextval('executions_seq_seq') AS seq
+    FROM sent ORDER BY n
 ), new AS (
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key,
                             max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
-                            available_at, backend)
+                            available_at, backend, seq)
+    OVERRIDING SYSTEM VALUE
     SELECT id, pipeline, params, lane, trigger_source, logical_key,
            max_attempts, retry_backoff_seconds, timeout_seconds, overrides,
            -- On the database clock; a time in the past means now (it keeps its turn).
            greatest(now(), COALESCE(run_at, now()) + make_interval(secs => delay_seconds)),
-           backend
-    FROM v ORDER BY n
+           backend, seq
+    -- Keyed rows in key order: two concurrent inserts that share keys wait on each
+    -- other's in one order, never in a cycle (a deadlock).
+    FROM v ORDER BY logical_key, n
     ON CONFLICT (logical_key)
         -- The partial unique index's own predicate, so the conflict target matches it.
         WHERE logical_key IS NOT NULL AND status IN ('pending', 'queued', 'running')
@@ -44,15 +52,22 @@ WITH v AS (
     RETURNING CASE WHEN %(notify)s THEN pg_notify('spine_executions', payload ->> 'lane') END
 )
 -- The rest of each row is what was sent and the columns' defaults (see `insert_many`).
-SELECT id, created_at, available_at FROM new
+SELECT id, created_at, available_at, NULL::jsonb AS held FROM new
+UNION ALL
+-- A row not inserted: the active execution that holds its key, if this statement's
+-- snapshot sees it (one that committed while this waited is read by `active_by_keys`).
+SELECT v.id, NULL, NULL, to_jsonb(h)
+FROM v JOIN executions h ON h.logical_key = v.logical_key
+                        AND h.status IN ('pending', 'queued', 'running')
+WHERE NOT EXISTS (SELECT FROM new WHERE new.id = v.id)
 
--- name: active_by_key
+-- name: active_by_keys
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
        max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
        backend, backend_run_id
 FROM executions
-WHERE logical_key = %s AND status IN ('pending', 'queued', 'running')
+WHERE logical_key = ANY(%s) AND status IN ('pending', 'queued', 'running')
 
 -- name: lock_for_cancel
 SELECT status, cancel_requested FROM executions WHERE id = %s FOR UPDATE
