@@ -72,7 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         ),
     ] = msgspec.field(default=Path(".spine"), name="SPINE_STATE_DIR")
-    backend_type: Annotated[
+    backend: Annotated[
         Literal["local", "celery"],
         msgspec.Meta(
             description=(
@@ -80,7 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 "on Celery workers over RabbitMQ (needs the `celery` extra)."
             )
         ),
-    ] = msgspec.field(default="local", name="BACKEND_TYPE")
+    ] = msgspec.field(default="local", name="SPINE_BACKEND")
     celery_broker_url: Annotated[
         str,
         msgspec.Meta(description="The Celery backend's broker (an AMQP URL)."),

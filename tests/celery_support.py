@@ -176,7 +176,7 @@ class Backend:
             return {}
         assert self.amqp_url is not None and self.prefix is not None
         return {
-            "BACKEND_TYPE": "celery",
+            "SPINE_BACKEND": "celery",
             "SPINE_CELERY_BROKER_URL": self.amqp_url,
             "SPINE_CELERY_QUEUE_PREFIX": self.prefix,
         }

@@ -147,7 +147,7 @@ def test_the_pool_never_takes_a_celery_execution_nor_a_node_a_pools(
 ) -> None:
     submit_many(conn, "noop", 10)  # the pool's (backend 'local')
     conn.execute("UPDATE executions SET backend = 'celery' WHERE seq % 2 = 0")
-    pool = {"BACKEND_TYPE": "local", "SPINE_POLL_INTERVAL": "0.1"}
+    pool = {"SPINE_BACKEND": "local", "SPINE_POLL_INTERVAL": "0.1"}
     with worker_pool(database_url, 1, tmp_path / "pool.log", **pool):
         wait_until(lambda: status_counts(conn).get("completed") == 5, timeout=30)
     assert status_counts(conn) == {"completed": 5, "pending": 5}
