@@ -105,6 +105,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             gt=0,
         ),
     ] = msgspec.field(default=60.0, name="SPINE_CELERY_REPUBLISH_AFTER")
+    celery_requeue_waiting_after: Annotated[
+        float,
+        msgspec.Meta(
+            description=(
+                "Seconds a message a Celery node holds for a busy child may wait "
+                "unacknowledged before the node gives it back to its queue (keep it well "
+                "below RabbitMQ's `consumer_timeout`, 30 minutes by default)."
+            ),
+            gt=0,
+        ),
+    ] = msgspec.field(default=60.0, name="SPINE_CELERY_REQUEUE_WAITING_AFTER")
     max_concurrent: Annotated[
         int,
         msgspec.Meta(

@@ -123,7 +123,7 @@ def worker_start(max_concurrent: int | None, backend: str | None) -> None:
 
 
 def _celery_node(settings: Settings, url: str, concurrency: int) -> int:
-    """A Celery worker node: prefork with `concurrency` children, solo for 1."""
+    """A Celery worker node: prefork with `concurrency` children (one included)."""
     try:
         from worker.celery_node import main
     except ImportError as exc:
