@@ -73,7 +73,7 @@ def test_crash_trials_every_execution_completes_exactly_once(
         WITH new AS (
             -- Each execution's own max_attempts is its budget for lost workers too.
             INSERT INTO executions (pipeline, params, trigger_source, max_attempts, backend)
-            SELECT 'sleep', jsonb_build_object('seconds', 0.3 + (g % 5) * 0.2), 'test', 50,
+            SELECT 'sleep', jsonb_build_object('seconds', 0.3 + (g %% 5) * 0.2), 'test', 50,
                    %(backend)s
             FROM generate_series(1, 24) g
             UNION ALL
