@@ -38,7 +38,7 @@ from app.engine.backends.celery_app import (
     TASK_NAME,
     make_app,
     new_task_id,
-    publish,
+    publish_many,
     queue_name,
 )
 from app.engine.models import LANES
@@ -114,9 +114,7 @@ class Node:
             prefix = self.settings.celery_queue_prefix
             relay = Relay(
                 self.url,
-                lambda execution_id, lane, task_id: publish(
-                    self.app, execution_id, lane, prefix, task_id
-                ),
+                lambda tasks: publish_many(self.app, tasks, prefix),
                 backend=BACKEND,
                 republish_after=self.settings.celery_republish_after,
                 interval=self.settings.poll_interval,

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -291,10 +292,11 @@ async def test_a_ten_second_broker_cut_during_a_drain_loses_and_doubles_nothing(
 
 def queue_depth(amqp_url: str, queue: str) -> tuple[int, int]:
     """(messages ready, consumers) of `queue`, asked of the broker directly."""
-    from kombu import Connection
+    from kombu import Connection, Queue
 
     with Connection(amqp_url, connect_timeout=5) as c:
-        _, ready, consumers = c.default_channel.queue_declare(queue=queue, passive=True)
+        declared: Any = Queue(queue).bind(c.default_channel).queue_declare(passive=True)
+    _, ready, consumers = declared
     return int(ready), int(consumers)
 
 

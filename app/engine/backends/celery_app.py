@@ -26,7 +26,9 @@ The configuration, and why:
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -40,8 +42,11 @@ __all__ = [
     "make_app",
     "new_task_id",
     "publish",
+    "publish_many",
     "queue_name",
 ]
+
+log = logging.getLogger("spine.celery")
 
 TASK_NAME = "spine.run_execution"
 
@@ -95,6 +100,31 @@ def publish(
     name = queue_name(prefix, lane)
     app.send_task(TASK_NAME, args=[execution_id], queue=name, routing_key=name, task_id=task_id)
     return task_id
+
+
+def publish_many(app: Celery, tasks: Sequence[tuple[str, str, str]], prefix: str) -> int:
+    """Send the tasks (execution id, lane, task id) in order through one producer (one
+    connection and channel) until the broker refuses one; returns how many were sent."""
+    if not tasks:
+        return 0
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for execution_id, lane, task_id in tasks:
+                name = queue_name(prefix, lane)
+                app.send_task(
+                    TASK_NAME,
+                    args=[execution_id],
+                    queue=name,
+                    routing_key=name,
+                    task_id=task_id,
+                    producer=producer,
+                )
+                sent += 1
+    except Exception as exc:  # the transport's errors vary
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("broker refused after %d of %d publish(es) (%s)", sent, len(tasks), message)
+    return sent
 
 
 def broker_reachable(app: Celery) -> str | None:
