@@ -72,7 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         ),
     ] = msgspec.field(default=Path(".spine"), name="SPINE_STATE_DIR")
-    backend_type: Annotated[
+    backend: Annotated[
         Literal["local", "celery"],
         msgspec.Meta(
             description=(
@@ -80,7 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 "on Celery workers over RabbitMQ (needs the `celery` extra)."
             )
         ),
-    ] = msgspec.field(default="local", name="BACKEND_TYPE")
+    ] = msgspec.field(default="local", name="SPINE_BACKEND")
     celery_broker_url: Annotated[
         str,
         msgspec.Meta(description="The Celery backend's broker (an AMQP URL)."),
@@ -105,6 +105,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             gt=0,
         ),
     ] = msgspec.field(default=60.0, name="SPINE_CELERY_REPUBLISH_AFTER")
+    celery_requeue_waiting_after: Annotated[
+        float,
+        msgspec.Meta(
+            description=(
+                "Seconds a message a Celery node holds for a busy child may wait "
+                "unacknowledged before the node gives it back to its queue (keep it well "
+                "below RabbitMQ's `consumer_timeout`, 30 minutes by default)."
+            ),
+            gt=0,
+        ),
+    ] = msgspec.field(default=60.0, name="SPINE_CELERY_REQUEUE_WAITING_AFTER")
     max_concurrent: Annotated[
         int,
         msgspec.Meta(

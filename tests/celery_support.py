@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,7 +87,10 @@ def celery_node(
 
 
 class TcpProxy:
-    """A TCP proxy to the broker that a test can cut (every connection, and refuse new ones)."""
+    """A TCP proxy to the broker that a test can break: drop (`cut`, refusing new
+    connections until `restore`), delay (`delay`, every chunk held that long) or
+    cut mid-stream (`cut_mid_stream`: the next chunk either way is sent in part,
+    then every connection is dropped; new ones are accepted at once)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -97,6 +101,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._closed = False
+        self.delay = 0.0
+        self._mid_stream = threading.Event()
+        self.mid_stream_cuts = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -110,16 +117,24 @@ class TcpProxy:
         """Drop every connection and refuse new ones until `restore`."""
         self._open.clear()
         with self._lock:
-            for s in self._conns:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-            self._conns.clear()
+            self._drop_all()
+
+    def _drop_all(self) -> None:
+        """Under the lock: shut every proxied connection."""
+        for s in self._conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self._conns.clear()
 
     def restore(self) -> None:
         self._open.set()
+
+    def cut_mid_stream(self) -> None:
+        """Arm a cut inside the next chunk (a frame broken in two), then drop everything."""
+        self._mid_stream.set()
 
     def close(self) -> None:
         self._closed = True
@@ -151,6 +166,16 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if self.delay:
+                    time.sleep(self.delay)  # the injected fault, not a wait for some state
+                if len(data) > 1 and self._mid_stream.is_set():
+                    with self._lock:
+                        if self._mid_stream.is_set():
+                            self._mid_stream.clear()
+                            self.mid_stream_cuts += 1
+                            dst.sendall(data[: len(data) // 2])
+                            self._drop_all()
+                            break
                 dst.sendall(data)
         except OSError:
             pass
@@ -176,7 +201,7 @@ class Backend:
             return {}
         assert self.amqp_url is not None and self.prefix is not None
         return {
-            "BACKEND_TYPE": "celery",
+            "SPINE_BACKEND": "celery",
             "SPINE_CELERY_BROKER_URL": self.amqp_url,
             "SPINE_CELERY_QUEUE_PREFIX": self.prefix,
         }

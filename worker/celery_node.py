@@ -1,17 +1,23 @@
 """A Celery worker node for the Celery backend (`spine worker start --backend celery`).
 
-Celery supervises the processes (prefork with K children, solo for K=1) and
-delivers the messages; each process runs a Runner (worker/celery_runner.py),
+Celery supervises the processes (prefork with K children, K=1 included) and
+delivers the messages; each child runs a Runner (worker/celery_runner.py),
 which claims the message's execution by id in PostgreSQL and runs it. The
-node's first process (prefork's child 0, or the solo process) also runs the
-pool's scheduler thread and the outbox relay, as a pool's slot 0 runs the
-scheduler: schedules fire once per slot whatever the number of nodes (the
-database keeps them exactly once), and Celery beat is not used. Connections
-are opened in each process after the fork; the parent opens none.
+node's first child also runs the pool's scheduler thread and the outbox relay,
+as a pool's slot 0 runs the scheduler: schedules fire once per slot whatever
+the number of nodes (the database keeps them exactly once), and Celery beat is
+not used. Connections to PostgreSQL are opened in each child after the fork;
+the parent opens none.
 
-The message is acknowledged when its task returns (`task_acks_late`, see
-app.engine.backends.celery_app), so after the claim committed. SIGTERM is
-Celery's warm shutdown: the running execution finishes and is recorded.
+A message is acknowledged as a child takes it, just before the claim (see
+app.engine.backends.celery_app), so no message stays unacknowledged for the
+length of a run. The parent holds up to one more message per child, waiting for
+a free one; `WaitingMessages` gives back any that waited longer than
+SPINE_CELERY_REQUEUE_WAITING_AFTER (the copy it still holds runs later and
+claims nothing if the returned one ran first). Prefork even for one child: a
+solo node runs its task in the consumer's own thread, so neither the broker's
+heartbeats nor this check would run until the task returned. SIGTERM is
+Celery's warm shutdown: the running executions finish and are recorded.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+import weakref
 from typing import Any
 
 from billiard.process import current_process
 from celery import Celery, signals
+from celery.worker import state
 
 from app.catalog import store_graph
 from app.config import Settings
@@ -30,7 +39,7 @@ from app.engine.backends.celery_app import (
     TASK_NAME,
     make_app,
     new_task_id,
-    publish,
+    publish_many,
     queue_name,
 )
 from app.engine.models import LANES
@@ -40,9 +49,40 @@ from worker.celery_runner import BACKEND, Outcome, Runner
 from worker.history_keeper import HistoryKeeper
 from worker.scheduler import Scheduler
 
-__all__ = ["Node", "main"]
+__all__ = ["Node", "WaitingMessages", "main"]
 
 log = logging.getLogger("spine.celery")
+
+
+class WaitingMessages:
+    """The parent's check that no message waits unacknowledged for a busy child too long."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self._since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    @property
+    def interval(self) -> float:
+        return max(0.2, min(self.after / 4, 10.0))
+
+    def received(self, request: Any = None, **_: Any) -> None:
+        """Celery's task_received (in the parent): the message is held from now."""
+        if request is not None:
+            self._since[request] = time.monotonic()
+
+    def give_back(self) -> int:
+        """Requeue the held messages no child has taken for `after` seconds."""
+        limit = time.monotonic() - self.after
+        old = [
+            r
+            for r in list(state.reserved_requests)
+            if r.time_start is None and not r.acknowledged and self._since.get(r, limit) < limit
+        ]
+        for request in old:
+            request.reject(requeue=True)
+        if old:
+            log.info("gave back %d message(s) that waited for a busy child", len(old))
+        return len(old)
 
 
 class Node:
@@ -56,14 +96,15 @@ class Node:
         self.runner: Runner | None = None
         self.scheduler: Scheduler | None = None
         self.keeper: HistoryKeeper | None = None
-        self.app.task(name=TASK_NAME)(self._run)  # ignore_result, acks_late: the app's conf
+        self.waiting = WaitingMessages(settings.celery_requeue_waiting_after)
+        self.app.task(name=TASK_NAME)(self._run)  # ignore_result, early ack: the app's conf
         signals.worker_process_init.connect(self._process_init, weak=False)
         signals.worker_process_shutdown.connect(self._process_shutdown, weak=False)
+        signals.task_received.connect(self.waiting.received, weak=False)
         signals.worker_ready.connect(self._ready, weak=False)
-        signals.worker_shutdown.connect(self._process_shutdown, weak=False)
 
     def _run(self, execution_id: str) -> Outcome:
-        """The task: claim by id and run (its message is acked when this returns)."""
+        """The task: claim by id and run (its message was acknowledged as it began)."""
         runner = self.runner or self._start(first=False)
         outcome = runner.run(execution_id)
         if outcome != "ran":
@@ -76,9 +117,7 @@ class Node:
             prefix = self.settings.celery_queue_prefix
             relay = Relay(
                 self.url,
-                lambda execution_id, lane, task_id: publish(
-                    self.app, execution_id, lane, prefix, task_id
-                ),
+                lambda tasks: publish_many(self.app, tasks, prefix),
                 backend=BACKEND,
                 republish_after=self.settings.celery_republish_after,
                 interval=self.settings.poll_interval,
@@ -97,10 +136,11 @@ class Node:
         """A prefork child: its runner; child 0 also runs the scheduler and the relay."""
         self._start(first=getattr(current_process(), "index", 0) == 0)
 
-    def _ready(self, **_: Any) -> None:
-        """The node is up: in the solo pool the node's own process runs executions."""
-        if self.app.conf.worker_pool == "solo" and self.runner is None:
-            self._start(first=True)
+    def _ready(self, sender: Any = None, **_: Any) -> None:
+        """The node is up (in the parent): check the waiting messages from now on."""
+        timer = getattr(sender, "timer", None)
+        if timer is not None:
+            timer.call_repeatedly(self.waiting.interval, self.waiting.give_back)
 
     def _process_shutdown(self, **_: Any) -> None:
         if self.keeper is not None:
@@ -117,11 +157,9 @@ class Node:
 def main(settings: Settings, url: str, registry: Registry, concurrency: int) -> int:
     """Run a node until SIGTERM (warm: the running executions finish) or SIGINT."""
     node = Node(settings, url, registry)
-    pool = "solo" if concurrency == 1 else "prefork"
-    node.app.conf.worker_pool = pool
     queues = [queue_name(settings.celery_queue_prefix, lane) for lane in LANES]
     worker = node.app.Worker(
-        pool_cls=pool,
+        pool_cls="prefork",
         concurrency=concurrency,
         queues=queues,
         hostname=f"spine-{os.getpid()}@{socket.gethostname()}",

@@ -24,38 +24,22 @@ import psycopg
 
 from app import db
 from app.engine import outbox
-from app.engine.outbox import Due, Sent
+from app.engine.outbox import Sent
 from app.errors import first_line
 
-__all__ = ["Publish", "Relay"]
+__all__ = ["PublishMany", "Relay"]
 
 log = logging.getLogger("spine.celery")
 
-Publish = Callable[[str, str, str], object]
-"""publish(execution id, lane, task id); raises when the broker refuses."""
-
-
-def _publish_all(publish: Publish, due: Sequence[Due], sent: Sequence[Sent]) -> int:
-    """Publish in order until the broker fails; returns how many were sent."""
-    for n, (d, s) in enumerate(zip(due, sent, strict=True)):
-        try:
-            publish(d.id, d.lane, s.run_id)
-        except Exception as exc:  # the transport's errors vary
-            log.warning(
-                "relay: broker refused after %d of %d publish(es) (%s); will retry",
-                n,
-                len(due),
-                first_line(exc),
-            )
-            return n
-    return len(due)
+PublishMany = Callable[[Sequence[tuple[str, str, str]]], int]
+"""publish_many([(execution id, lane, task id)...]): how many the broker took, in order."""
 
 
 class Relay:
     def __init__(
         self,
         url: str,
-        publish: Publish,
+        publish_many: PublishMany,
         *,
         backend: str,
         republish_after: float,
@@ -64,7 +48,7 @@ class Relay:
         batch: int = 500,
     ) -> None:
         self.url = url
-        self.publish = publish
+        self.publish_many = publish_many
         self.backend = backend
         self.republish_after = republish_after
         self.interval = interval
@@ -99,7 +83,8 @@ class Relay:
             await outbox.mark_published(conn, sent)
         if not due:
             return 0
-        count = await asyncio.to_thread(_publish_all, self.publish, due, sent)
+        tasks = [(d.id, d.lane, s.run_id) for d, s in zip(due, sent, strict=True)]
+        count = await asyncio.to_thread(self.publish_many, tasks)
         if count < len(sent):
             await outbox.mark_unpublished(conn, sent[count:])
         if count:

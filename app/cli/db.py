@@ -68,7 +68,7 @@ def db_status() -> None:
 def _backend_line(settings: Settings) -> str:
     """The backend in use; for Celery, whether its broker answers (an outage is reported,
     not an error: submits still succeed through the outbox)."""
-    if settings.backend_type != "celery":
+    if settings.backend != "celery":
         return "backend: local (the worker pool)"
     try:
         from app.engine.backends.celery_app import broker_reachable, make_app

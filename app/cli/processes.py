@@ -109,13 +109,13 @@ def worker_group() -> None:
     "--backend",
     type=click.Choice(["local", "celery"]),
     default=None,
-    help="local: the worker pool; celery: a Celery worker node (default BACKEND_TYPE).",
+    help="local: the worker pool; celery: a Celery worker node (default SPINE_BACKEND).",
 )
 def worker_start(max_concurrent: int | None, backend: str | None) -> None:
     """Run the worker pool (or a Celery worker node) until SIGTERM/SIGINT (twice: at once)."""
     settings = get_settings()
     url = db.database_url(settings)  # resolves (or starts) the embedded server; opens no connection
-    if (backend or settings.backend_type) == "celery":
+    if (backend or settings.backend) == "celery":
         sys.exit(_celery_node(settings, url, max_concurrent or settings.max_concurrent))
     from worker.supervisor import Supervisor
 
@@ -123,7 +123,7 @@ def worker_start(max_concurrent: int | None, backend: str | None) -> None:
 
 
 def _celery_node(settings: Settings, url: str, concurrency: int) -> int:
-    """A Celery worker node: prefork with `concurrency` children, solo for 1."""
+    """A Celery worker node: prefork with `concurrency` children (one included)."""
     try:
         from worker.celery_node import main
     except ImportError as exc:

@@ -249,8 +249,8 @@ async def fire_due(
         fired += created
         skipped += slots
         await _wake_workers(conn, created)
-        for execution in created:
-            await backend.submit(conn, execution)
+        if created:
+            await backend.submit_many(conn, created)
         if len(due) < batch:
             break
     next_due = await sql.next_due(conn)

@@ -253,6 +253,6 @@ async def hand_over(
     conn: AsyncConn, backend: OrchestratorBackend, made: Sequence[tuple[Execution, bool]]
 ) -> None:
     """Tell `backend` of the executions `submit_many` created, once they are committed."""
-    for execution, created in made:
-        if created:
-            await backend.submit(conn, execution)
+    new = [execution for execution, created in made if created]
+    if new:
+        await backend.submit_many(conn, new)

@@ -309,7 +309,7 @@ class ReadinessResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
         int | None, msgspec.Meta(description="Worker processes heartbeating (informational).")
     ] = None
     backend: Annotated[
-        str | None, msgspec.Meta(description="The orchestrator backend (BACKEND_TYPE).")
+        str | None, msgspec.Meta(description="The orchestrator backend (SPINE_BACKEND).")
     ] = None
     broker: Annotated[
         Literal["reachable", "unreachable"] | None,

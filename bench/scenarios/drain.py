@@ -20,7 +20,7 @@ events in the statement of each state change.
 `--schedules N` first creates N daily cron schedules (none due while
 draining), so the row measures a pool whose scheduler has them to watch.
 
-`--celery-broker URL` adds a row for a Celery node of 2 children (BACKEND_TYPE
+`--celery-broker URL` adds a row for a Celery node of 2 children (SPINE_BACKEND
 =celery) against the same bare baseline: the executions are inserted the same
 way, committed and unpublished, so the node's relay publishes them (500 per
 pass) and each child claims its message's execution by id.
@@ -189,7 +189,7 @@ def _celery_row(ctx: Context, url: str, n: int, broker: str) -> Row:
 
     prefix = f"spine-bench-{uuid.uuid4().hex[:8]}"
     env = {
-        "BACKEND_TYPE": "celery",
+        "SPINE_BACKEND": "celery",
         "SPINE_CELERY_BROKER_URL": broker,
         "SPINE_CELERY_QUEUE_PREFIX": prefix,
     }

@@ -13,7 +13,7 @@ and NOTIFYs in one transaction; a woken listener claims it with FOR UPDATE
 SKIP LOCKED, stamping `claimed_at`. Latency = claimed_at - created_at.
 
 With `--celery-broker URL`, the same through a Celery node of as many children
-(BACKEND_TYPE=celery: the submit publishes the task after its commit, the broker
+(SPINE_BACKEND=celery: the submit publishes the task after its commit, the broker
 delivers it, a child claims by id), beside the same bare baseline.
 """
 
@@ -108,13 +108,13 @@ def _celery_rows(ctx: Context, url: str, n: int, processes: int, broker: str) ->
 
     prefix = f"spine-bench-{uuid.uuid4().hex[:8]}"
     env = {
-        "BACKEND_TYPE": "celery",
+        "SPINE_BACKEND": "celery",
         "SPINE_CELERY_BROKER_URL": broker,
         "SPINE_CELERY_QUEUE_PREFIX": prefix,
     }
     settings = msgspec.structs.replace(
         get_settings(),
-        backend_type="celery",
+        backend="celery",
         celery_broker_url=broker,
         celery_queue_prefix=prefix,
     )

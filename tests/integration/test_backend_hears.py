@@ -10,6 +10,7 @@ reach it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -43,6 +44,9 @@ class Recording:
     async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         self.heard.append(("submit", execution.id, execution.trigger_source))
         return await self._local.submit(conn, execution)
+
+    async def submit_many(self, conn: AsyncConn, batch: Sequence[Execution]) -> list[str | None]:
+        return [await self.submit(conn, execution) for execution in batch]
 
     async def cancel(
         self, conn: AsyncConn, execution_id: str

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -22,7 +23,7 @@ from app import db
 from app.config import get_settings
 from app.engine import history
 from app.engine.backends import make_backend
-from app.engine.backends.celery_app import make_app, publish
+from app.engine.backends.celery_app import make_app, publish, queue_name
 from tests.celery_support import Backend, TcpProxy, celery_node
 from tests.support import status_counts, submit, submit_many, wait_until, worker_pid, worker_pool
 
@@ -147,7 +148,7 @@ def test_the_pool_never_takes_a_celery_execution_nor_a_node_a_pools(
 ) -> None:
     submit_many(conn, "noop", 10)  # the pool's (backend 'local')
     conn.execute("UPDATE executions SET backend = 'celery' WHERE seq % 2 = 0")
-    pool = {"BACKEND_TYPE": "local", "SPINE_POLL_INTERVAL": "0.1"}
+    pool = {"SPINE_BACKEND": "local", "SPINE_POLL_INTERVAL": "0.1"}
     with worker_pool(database_url, 1, tmp_path / "pool.log", **pool):
         wait_until(lambda: status_counts(conn).get("completed") == 5, timeout=30)
     assert status_counts(conn) == {"completed": 5, "pending": 5}
@@ -281,6 +282,101 @@ async def test_a_ten_second_broker_cut_during_a_drain_loses_and_doubles_nothing(
             cut_at = time.monotonic()
             wait_until(lambda: time.monotonic() - cut_at >= 10, timeout=15)  # the outage
             proxy.restore()
+            wait_until(lambda: status_counts(conn).get("completed") == count, timeout=120)
+    finally:
+        proxy.close()
+    by_type = events_by_type(conn)
+    assert by_type["started"] == (count, count)
+    assert by_type["completed"] == (count, count)
+
+
+def queue_depth(amqp_url: str, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of `queue`, asked of the broker directly."""
+    from kombu import Connection, Queue
+
+    with Connection(amqp_url, connect_timeout=5) as c:
+        declared: Any = Queue(queue).bind(c.default_channel).queue_declare(passive=True)
+    _, ready, consumers = declared
+    return int(ready), int(consumers)
+
+
+async def test_a_running_execution_s_message_is_acknowledged_before_its_run_ends(
+    database_url: str, conn: Conn, backend: Backend, tmp_path: Path
+) -> None:
+    """A closed channel (what RabbitMQ's consumer_timeout does) requeues only unacknowledged
+    messages: the running execution's is not among them, and the node consumes again."""
+    assert backend.amqp_url is not None and backend.prefix is not None
+    parts = urlsplit(backend.amqp_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    through = {**backend.env, "SPINE_CELERY_BROKER_URL": proxy.url(backend.amqp_url)}
+    try:
+        with celery_node(database_url, 1, tmp_path / "node.log", **through, **FAST):
+            long_run = await submit_one(database_url, "sleep", {"seconds": 8})
+            queue = queue_name(backend.prefix, str(one(conn, long_run)["lane"]))
+            wait_until(lambda: one(conn, long_run)["status"] == "running", timeout=60)
+            proxy.cut()  # the node's channel closes mid-run
+            wait_until(lambda: queue_depth(backend.amqp_url or "", queue)[1] == 0, timeout=30)
+            ready, _ = queue_depth(backend.amqp_url, queue)
+            assert one(conn, long_run)["status"] == "running"  # so the ack came before the end
+            assert ready == 0  # nothing unacknowledged went back to the queue
+            proxy.restore()
+            after = await submit_one(database_url, "noop", {})
+            wait_until(lambda: status_counts(conn).get("completed") == 2, timeout=60)
+    finally:
+        proxy.close()
+    ran = [e for e in events_of(conn, long_run) if e != "progress"]
+    assert ran == ["created", "queued", "started", "completed"]
+    assert events_of(conn, after) == ["created", "queued", "started", "completed"]
+    assert one(conn, long_run)["attempt"] == 1
+
+
+def test_a_message_waiting_for_a_busy_child_is_given_back_and_runs_once(
+    database_url: str, conn: Conn, backend: Backend, tmp_path: Path
+) -> None:
+    submit_many(conn, "sleep", 2, '{"seconds": 3}', backend="celery")  # the relay publishes
+    log = tmp_path / "node.log"
+    waiting = {"SPINE_CELERY_REQUEUE_WAITING_AFTER": "0.5"}
+    with backend.workers(database_url, 1, log, **FAST, **waiting):
+        wait_until(lambda: status_counts(conn).get("completed") == 2, timeout=90)
+    assert "waited for a busy child" in log.read_text()
+    by_type = events_by_type(conn)
+    assert by_type["started"] == (2, 2)
+    assert by_type["completed"] == (2, 2)
+
+
+@pytest.mark.parametrize("fault", ["delay", "cut mid-stream"])
+async def test_a_slow_or_broken_broker_link_during_a_drain_loses_and_doubles_nothing(
+    database_url: str,
+    conn: Conn,
+    backend: Backend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+) -> None:
+    """Everything (the node, the relay and the submits) reaches the broker through the proxy."""
+    assert backend.amqp_url is not None
+    parts = urlsplit(backend.amqp_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    monkeypatch.setenv("SPINE_CELERY_BROKER_URL", proxy.url(backend.amqp_url))
+    get_settings.cache_clear()
+    through = {**backend.env, "SPINE_CELERY_BROKER_URL": proxy.url(backend.amqp_url)}
+    count = 200
+    try:
+        unpublished_celery_noops(conn, count // 2)  # the relay publishes these
+        with celery_node(database_url, 2, tmp_path / "node.log", **through, **FAST):
+            wait_until(lambda: status_counts(conn).get("completed", 0) >= 20, timeout=60)
+            if fault == "delay":
+                proxy.delay = 0.05  # every chunk, either way
+            else:
+                proxy.cut_mid_stream()
+            async with await db.aconnect(database_url) as aconn:
+                for _ in range(count // 2):
+                    await submit(aconn, "noop")
+            if fault == "delay":
+                wait_until(lambda: status_counts(conn).get("completed", 0) >= 120, timeout=120)
+                proxy.delay = 0.0
+            else:
+                wait_until(lambda: proxy.mid_stream_cuts == 1, timeout=30)
             wait_until(lambda: status_counts(conn).get("completed") == count, timeout=120)
     finally:
         proxy.close()

@@ -7,6 +7,7 @@ Each test here failed before the review fixes of issue 15.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,6 +113,9 @@ class Recording(LocalBackend):
     async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         self.submitted.append(execution)
         return await super().submit(conn, execution)
+
+    async def submit_many(self, conn: AsyncConn, batch: Sequence[Execution]) -> list[str | None]:
+        return [await self.submit(conn, execution) for execution in batch]
 
 
 async def test_fires_go_through_the_backend_and_a_gone_pipeline_is_skipped(

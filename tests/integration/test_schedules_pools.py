@@ -48,7 +48,7 @@ def add_every_second(database_url: str, name: str, grace: int = 5) -> int:
 def pools(
     database_url: str, tmp_path: Path, count: int, tag: str, backend: Backend | None = None
 ) -> Iterator[None]:
-    """`count` pools of one process (or Celery nodes of one, solo, given that backend)."""
+    """`count` pools of one process (or Celery nodes of one child, given that backend)."""
     with ExitStack() as stack:
         for i in range(count):
             log_path = tmp_path / f"pool-{tag}-{i}.log"

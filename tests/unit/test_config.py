@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert s.database_url is None
     assert s.poll_interval == 0.5
     assert s.data_dir == Path("./data")
-    assert s.backend_type == "local"
+    assert s.backend == "local"
 
 
 def test_values_are_coerced_from_strings() -> None:
@@ -32,7 +32,7 @@ def test_values_are_coerced_from_strings() -> None:
         ({"SPINE_MAX_CONCURRENT": "lots"}, "SPINE_MAX_CONCURRENT"),
         ({"SPINE_MAX_CONCURRENT": "0"}, "SPINE_MAX_CONCURRENT"),
         ({"SPINE_POLL_INTERVAL": "-1"}, "SPINE_POLL_INTERVAL"),
-        ({"BACKEND_TYPE": "dask"}, "BACKEND_TYPE"),
+        ({"SPINE_BACKEND": "dask"}, "SPINE_BACKEND"),
         ({"SPINE_LOG_LEVEL": "LOUD"}, "SPINE_LOG_LEVEL"),
         ({"SPINE_API_TOKEN_READS": "maybe"}, "SPINE_API_TOKEN_READS"),
     ],

@@ -499,7 +499,7 @@ def test_container_environment_is_a_valid_configuration(
 ) -> None:
     env = {**stages[-1].env(), **_environment(services[name])}
     known = {variable for variable, _, _ in setting_docs()}
-    ours = {k for k in env if k.startswith("SPINE_") or k in {"DATABASE_URL", "BACKEND_TYPE"}}
+    ours = {k for k in env if k.startswith("SPINE_") or k == "DATABASE_URL"}
     assert ours <= known, f"not settings: {ours - known}"
     settings = load_settings(env)
     assert settings.database_url, "containers have no embedded server: DATABASE_URL is required"

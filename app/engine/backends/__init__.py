@@ -1,4 +1,4 @@
-"""Backends by name; BACKEND_TYPE chooses one.
+"""Backends by name; SPINE_BACKEND chooses one.
 
 The Celery backend is imported only when chosen: Celery is an optional extra.
 """
@@ -13,11 +13,11 @@ __all__ = ["LocalBackend", "OrchestratorBackend", "make_backend"]
 
 
 def make_backend(settings: Settings) -> OrchestratorBackend:
-    """The backend BACKEND_TYPE names (settings already refuse unknown names at start-up)."""
-    if settings.backend_type == "local":
+    """The backend SPINE_BACKEND names (settings already refuse unknown names at start-up)."""
+    if settings.backend == "local":
         return LocalBackend(settings)
-    if settings.backend_type == "celery":
+    if settings.backend == "celery":
         from app.engine.backends.celery import CeleryBackend  # the `celery` extra
 
         return CeleryBackend(settings)
-    raise ValueError(f"unknown BACKEND_TYPE {settings.backend_type!r}; known: local, celery")
+    raise ValueError(f"unknown SPINE_BACKEND {settings.backend!r}; known: local, celery")

@@ -6,13 +6,19 @@ needs no broker client. Celery is transport and compute only; PostgreSQL decides
 
 The configuration, and why:
 - `task_ignore_result`: the outcome is the executions row; no result backend.
-- `task_acks_late` with `worker_prefetch_multiplier = 1`: a message is
-  acknowledged after its task returned, so after the claim by id committed; a
-  node never reserves more messages than it has children (a reserved message
-  would wait unacknowledged behind a running execution).
-- `task_reject_on_worker_lost = False`: a child killed mid-run has its message
-  acknowledged, not redelivered; the lease and the relay bring the execution
-  back, counted as an attempt, never twice at once.
+- Early acknowledgement (`task_acks_late = False`): a message is acknowledged
+  as a child takes it, the moment before its claim by id, never held for the
+  length of a run (RabbitMQ closes a channel whose delivery stays
+  unacknowledged past `consumer_timeout`). Only the node's parent can
+  acknowledge, and it hears of a task only as a child takes it and as it
+  returns, so "at the claim's commit" is this: a child that dies between taking
+  the message and committing its claim leaves the execution pending and
+  published, and the relay publishes it again after
+  SPINE_CELERY_REPUBLISH_AFTER. A child killed mid-run is the lease's: its
+  execution is recovered by the sweep, counted as an attempt, never twice at once.
+- `worker_prefetch_multiplier = 1`: a node holds at most one message per child
+  waiting for a free one; a message that waits longer than
+  SPINE_CELERY_REQUEUE_WAITING_AFTER is given back (worker/celery_node.py).
 - No countdown, ETA or Celery retry: the engine's backoff is `available_at`, and
   the relay publishes a retry when it is due.
 - One durable queue per lane, `<SPINE_CELERY_QUEUE_PREFIX>.<lane>`.
@@ -20,7 +26,9 @@ The configuration, and why:
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -34,8 +42,11 @@ __all__ = [
     "make_app",
     "new_task_id",
     "publish",
+    "publish_many",
     "queue_name",
 ]
+
+log = logging.getLogger("spine.celery")
 
 TASK_NAME = "spine.run_execution"
 
@@ -53,8 +64,7 @@ def make_app(settings: Settings) -> Celery:
     prefix = settings.celery_queue_prefix
     app.conf.update(
         task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=False,
+        task_acks_late=False,
         worker_prefetch_multiplier=1,
         task_queues=[_queue(queue_name(prefix, lane)) for lane in LANES],
         task_default_queue=queue_name(prefix, "normal"),
@@ -90,6 +100,31 @@ def publish(
     name = queue_name(prefix, lane)
     app.send_task(TASK_NAME, args=[execution_id], queue=name, routing_key=name, task_id=task_id)
     return task_id
+
+
+def publish_many(app: Celery, tasks: Sequence[tuple[str, str, str]], prefix: str) -> int:
+    """Send the tasks (execution id, lane, task id) in order through one producer (one
+    connection and channel) until the broker refuses one; returns how many were sent."""
+    if not tasks:
+        return 0
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for execution_id, lane, task_id in tasks:
+                name = queue_name(prefix, lane)
+                app.send_task(
+                    TASK_NAME,
+                    args=[execution_id],
+                    queue=name,
+                    routing_key=name,
+                    task_id=task_id,
+                    producer=producer,
+                )
+                sent += 1
+    except Exception as exc:  # the transport's errors vary
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("broker refused after %d of %d publish(es) (%s)", sent, len(tasks), message)
+    return sent
 
 
 def broker_reachable(app: Celery) -> str | None:

@@ -8,6 +8,7 @@ heartbeat is fresh.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.config import Settings
@@ -28,6 +29,9 @@ class LocalBackend:
     async def submit(self, conn: AsyncConn, execution: Execution) -> str | None:
         # The NOTIFY of executions.insert (or of the submitter's Waker) wakes the workers.
         return None
+
+    async def submit_many(self, conn: AsyncConn, batch: Sequence[Execution]) -> list[str | None]:
+        return [None] * len(batch)
 
     async def retry(self, conn: AsyncConn, execution: Execution) -> None:
         # The retry's own NOTIFY wakes the workers.

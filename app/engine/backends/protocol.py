@@ -10,6 +10,7 @@ say) changes none of the front ends. Each front end builds its backend once
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from app.db import AsyncConn
@@ -27,6 +28,11 @@ class OrchestratorBackend(Protocol):
         """Hand a recorded execution to the engine (a submit, a schedule's fire, a manual
         run), after its commit; returns its run id, if it has one. `conn` (autocommit, no
         transaction open) is for the backend's own record of the hand-over."""
+        ...
+
+    async def submit_many(self, conn: AsyncConn, batch: Sequence[Execution]) -> list[str | None]:
+        """`submit` for many at once (submit_many's, a schedule's fires): their run ids,
+        in order. A brokered backend records and publishes them as one batch."""
         ...
 
     async def retry(self, conn: AsyncConn, execution: Execution) -> None:

@@ -89,17 +89,27 @@ WITH v AS (
     ) AS step (k, event_type)
     WHERE (step.k = 1 AND f.started_here) OR (step.k = 2 AND f.status <> 'running')
     ORDER BY f.n, step.k
-), next AS MATERIALIZED (
+), next_queued AS MATERIALIZED (
+    -- Two branches, not `(only IS NULL OR id = only)`: a prepared statement's
+    -- generic plan cannot tell the two apart and walked the pending index to find
+    -- one id (91 ms against 0.13 ms among 100,000 pending rows). Here the
+    -- parameter is a one-time filter: the branch not taken never runs.
     SELECT id FROM executions
-    WHERE status = 'pending' AND available_at <= now() AND backend = %(backend)s
-      AND (%(only)s::text IS NULL OR id = %(only)s::text)
+    WHERE %(only)s::text IS NULL
+      AND status = 'pending' AND available_at <= now() AND backend = %(backend)s
     ORDER BY priority, available_at, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), next_by_id AS MATERIALIZED (
+    SELECT id FROM executions
+    WHERE id = %(only)s::text
+      AND status = 'pending' AND available_at <= now() AND backend = %(backend)s
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE executions e
     SET status = 'queued', worker_id = %(worker)s, queued_at = now()
-    FROM next
+    FROM (SELECT id FROM next_queued UNION ALL SELECT id FROM next_by_id) AS next
     WHERE e.id = next.id
     RETURNING e.id, e.pipeline, e.params, e.lane, e.status, e.trigger_source, e.logical_key,
               e.attempt, e.worker_id, e.cancel_requested, e.created_at, e.queued_at,
