@@ -93,7 +93,8 @@ class FinraVenueHistoryResponse(FinraVenueResponse, kw_only=True):
 
 
 class FinraSymbolResponse(msgspec.Struct, kw_only=True):
-    """One symbol in one week: volume, its top venue, and how concentrated its venues are."""
+    """One symbol in one week: volume, its top venue, how concentrated its venues are, and
+    how much of it traded on ATS venues."""
 
     week: dt.date
     symbol: str
@@ -111,6 +112,16 @@ class FinraSymbolResponse(msgspec.Struct, kw_only=True):
             "Herfindahl-Hirschman index of the venues' shares of shares: sum of "
             "(100 x venue / symbol)^2, 0 to 10,000, rounded to 2 decimals; null if 0 shares.",
             "3891.17",
+            nullable=True,
+        ),
+    ]
+    ats_share_pct: Annotated[
+        Decimal | None,
+        exact_number(
+            "100 x the symbol's shares on ATS venues / its shares on all venues (ATS and "
+            "non-ATS), rounded to 4 decimals; null if 0 shares, or unless both FINRA's ATS "
+            "and non-ATS files are loaded for every tier of the symbol that week.",
+            "12.5031",
             nullable=True,
         ),
     ]
