@@ -186,19 +186,17 @@ _ATS_SHARE: LiteralString = """
 # row's (key, symbol), compared as (-key, symbol).
 _WEEK_SYMBOLS = sql.SQL(
     _SYMBOLS
-    + """
+    + f"""
     SELECT week, symbol, issue_name, shares, trades, venues, top_mpid, top_mpid_share_pct, hhi,
-"""
-    + _ATS_SHARE
-    + """
+           {_ATS_SHARE}
       FROM (SELECT * FROM s
              WHERE (%(mpid)s::text IS NULL OR at_mpid)
                AND (%(min_shares)s::bigint IS NULL OR shares >= %(min_shares)s)
                AND (%(after_key)s::numeric IS NULL
-                    OR (-{key}, symbol) > (-%(after_key)s, %(after_symbol)s))
-             ORDER BY {key} DESC, symbol
+                    OR (-{{key}}, symbol) > (-%(after_key)s, %(after_symbol)s))
+             ORDER BY {{key}} DESC, symbol
              LIMIT %(limit)s) page
-     ORDER BY {key} DESC, symbol
+     ORDER BY {{key}} DESC, symbol
 """
 )
 
