@@ -52,6 +52,7 @@ class WeekSummary(msgspec.Struct, frozen=True):
     shares: int
     trades: int
     last_update_date: date
+    venue_kinds: list[str]
 
 
 class VenueWeek(msgspec.Struct, frozen=True):
@@ -88,7 +89,8 @@ class SymbolWeek(msgspec.Struct, frozen=True):
 _WEEKS: LiteralString = """
     SELECT week_start AS week, tier, count(*)::int AS rows, count(DISTINCT symbol)::int AS symbols,
            count(DISTINCT mpid)::int AS venues, sum(shares)::bigint AS shares,
-           sum(trades)::bigint AS trades, max(last_update_date) AS last_update_date
+           sum(trades)::bigint AS trades, max(last_update_date) AS last_update_date,
+           array_agg(DISTINCT venue_kind ORDER BY venue_kind) AS venue_kinds
       FROM finra_weekly_volume
      WHERE (%(after_week)s::date IS NULL OR (week_start, tier) > (%(after_week)s, %(after_tier)s))
      GROUP BY week_start, tier

@@ -44,7 +44,8 @@ ChangePct = Annotated[
 
 
 class FinraWeekResponse(msgspec.Struct, kw_only=True):
-    """One loaded (week, tier): its size and the lastUpdateDate of its publication."""
+    """One loaded (week, tier), ATS and non-ATS venues together: its size and the
+    lastUpdateDate of its latest publication."""
 
     week: Annotated[dt.date, msgspec.Meta(description="The week's Monday.")]
     tier: Annotated[str, msgspec.Meta(description="FINRA's tierDescription, e.g. OTC.")]
@@ -54,6 +55,14 @@ class FinraWeekResponse(msgspec.Struct, kw_only=True):
     shares: int
     trades: int
     last_update_date: dt.date
+    venue_kinds: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="The venue kinds loaded for the week and tier: `ats` (FINRA's ATS "
+            "file), `non_ats` (its non-ATS file), or both.",
+            examples=[["ats", "non_ats"]],
+        ),
+    ]
 
     @classmethod
     def from_row(cls, row: WeekSummary) -> FinraWeekResponse:

@@ -225,6 +225,10 @@ def test_api_cli_and_page_show_ats_share_pct(
         async with api_client() as client:
             one = await client.get(f"{base}?symbol={symbol}")
             only = await client.get(f"{base}?symbol={ATS_ONLY_SYMBOL}")
+            weeks = await client.get("/api/v1/finra/weeks")
+            assert [(w["tier"], w["venue_kinds"]) for w in weeks.json()] == [
+                ("OTC", ["ats", "non_ats"])
+            ]
             top = await client.get(f"{base}?limit=50")  # what the page shows
             page = await client.get("/ui/finra")
             assert (one.status_code, only.status_code, page.status_code) == (200, 200, 200)
@@ -246,7 +250,7 @@ def test_api_cli_and_page_show_ats_share_pct(
     ]
     assert f'"ats_share_pct":{want[symbol]}' in text  # an exact JSON number
     assert [(s["ats_share_pct"], s["venues"]) for s in only] == [(100, 1)]
-    assert "ATS share %" in page
+    assert "ATS share %" in page and "OTC (ats, non_ats):" in page
 
     cli = CliRunner().invoke(
         main,
