@@ -26,17 +26,18 @@ ALTER TABLE finra_weekly_volume
 
 -- Whether both venue kinds are stored for every tier `symbol` has rows in for
 -- `week`: ATS shares / all shares is only a share when both files are in
--- (one kind alone would read as 0% or 100%). Index probes only.
+-- (one kind alone would read as 0% or 100%). With two kinds, both are stored
+-- when the least is 'ats' and the greatest 'non_ats': min() and max() on the
+-- key's prefix are each one index probe (an EXISTS could be planned as a scan
+-- that reads the whole table when the kind is absent).
 CREATE FUNCTION finra_both_kinds(week date, sym text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT NOT EXISTS (
-        SELECT FROM finra_weekly_volume s
-         WHERE s.week_start = week AND s.symbol = sym
-           AND NOT (EXISTS (SELECT FROM finra_weekly_volume k
-                             WHERE k.week_start = week AND k.tier = s.tier
-                               AND k.venue_kind = 'ats')
-                AND EXISTS (SELECT FROM finra_weekly_volume k
-                             WHERE k.week_start = week AND k.tier = s.tier
-                               AND k.venue_kind = 'non_ats'))
+        SELECT FROM (SELECT DISTINCT tier FROM finra_weekly_volume s
+                      WHERE s.week_start = week AND s.symbol = sym) t
+         WHERE (SELECT min(venue_kind) FROM finra_weekly_volume k
+                 WHERE k.week_start = week AND k.tier = t.tier) IS DISTINCT FROM 'ats'
+            OR (SELECT max(venue_kind) FROM finra_weekly_volume k
+                 WHERE k.week_start = week AND k.tier = t.tier) IS DISTINCT FROM 'non_ats'
     )
 $$;

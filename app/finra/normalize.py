@@ -93,6 +93,12 @@ _FILE_ROWS: LiteralString = """
      WHERE reason IS NULL
 """
 
+# One row per (symbol, MPID) (a later one is a `duplicate_key`). The index lets the
+# delete of stored rows the file no longer has probe the file's rows: the stored
+# side's estimate (week and kind) can be 1 row before ANALYZE has seen the kinds,
+# and a nested loop over an unindexed file was 5328 x 2664 comparisons (10 s).
+_FILE_ROWS_KEY: LiteralString = "CREATE UNIQUE INDEX ON finra_file_rows (symbol, mpid)"
+
 _FILE_DATES: LiteralString = """
     SELECT last_update_date AS day, count(*) AS n FROM finra_file_rows GROUP BY 1 ORDER BY 1
 """
@@ -187,6 +193,7 @@ async def normalize_load(
         cur = await conn.execute(_RECORD_REJECTS, params)
         rejects = {str(r["reason"]): _int(r["n"]) for r in await cur.fetchall()}
         await conn.execute(_FILE_ROWS)
+        await conn.execute(_FILE_ROWS_KEY)
         day = await _file_date(conn)
         week = _week_of(week, day)
         accepted = rows_read - sum(rejects.values())
