@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from app import db
 from app.config import get_settings
 from app.finra.pipelines import ingest_file
+from app.finra.venue_kinds import VenueKind
 
 ROOT = Path(__file__).resolve().parent.parent
 FINRA_DIR = ROOT / "data" / "finra"
@@ -49,7 +50,11 @@ class Loader:
         return path
 
     def ingest(
-        self, path: Path, week: date | None = None, execution_id: str | None = None
+        self,
+        path: Path,
+        week: date | None = None,
+        execution_id: str | None = None,
+        venue_kind: VenueKind = "non_ats",
     ) -> dict[str, Any]:
         return self.runner.run(
             ingest_file(
@@ -58,6 +63,7 @@ class Loader:
                 path=path,
                 source_file=path.name,
                 week=week,
+                venue_kind=venue_kind,
             )
         )
 
@@ -176,3 +182,49 @@ def symbol_of(rows: list[dict[str, str]], symbol: str) -> Symbol:
             else None
         ),
     )
+
+
+ATS_ONLY_SYMBOL = "ZZATS"
+
+
+def ats_lines(non_ats: Path, every: int = 7) -> list[str]:
+    """An ATS week in FINRA's file format, made up beside a real non-ATS file: for every
+    `every`-th of its symbols, two ATS venues (ATSA, ATSB; ATSB sometimes with 0 shares),
+    and one symbol no non-ATS venue traded. No real ATS file is committed (too large)."""
+    rows = read_file(non_ats)
+    day = rows[0]["lastUpdateDate"]
+    tier = rows[0]["tierDescription"]
+    symbols = sorted({r["issueSymbolIdentifier"] for r in rows})[::every]
+    names = {r["issueSymbolIdentifier"]: r["issueName"] for r in rows}
+    lines = []
+    for i, symbol in enumerate(symbols):
+        a = (i * 7919) % 100_003 + 1
+        b = 0 if i % 5 == 0 else (i * 104_729) % 50_021
+        lines.append(f"{tier}|{symbol}|{names[symbol]}|ATS ALPHA LLC|ATSA|{a}|{i % 9 + 1}|{day}")
+        lines.append(f"{tier}|{symbol}|{names[symbol]}|ATS BETA LLC|ATSB|{b}|{i % 4}|{day}")
+    lines.append(f"{tier}|{ATS_ONLY_SYMBOL}|Only On ATS Inc|ATS ALPHA LLC|ATSA|4242|3|{day}")
+    return lines
+
+
+def ats_share_pct(
+    non_ats: list[dict[str, str]], ats: list[dict[str, str]]
+) -> dict[str, Decimal | None]:
+    """Each symbol's 100 x ATS shares / (ATS + non-ATS shares), in Decimal arithmetic with
+    enough digits to be exact before rounding half up to 4 places; None for 0 shares."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for kind, rows in enumerate((non_ats, ats)):
+        for r in rows:
+            totals[r["issueSymbolIdentifier"]][kind] += int(r["totalWeeklyShareQuantity"])
+    out: dict[str, Decimal | None] = {}
+    with localcontext() as ctx:
+        ctx.prec = 60
+        for symbol, (other, on_ats) in totals.items():
+            whole = other + on_ats
+            out[symbol] = (
+                (Decimal(100 * on_ats) / Decimal(whole)).quantize(
+                    Decimal("0.0001"), rounding=ROUND_HALF_UP
+                )
+                if whole
+                else None
+            )
+    return out

@@ -1,4 +1,4 @@
-"""FINRA's API controller: loaded weeks, venue market share, symbol concentration.
+"""FINRA's API controller: loaded weeks, venue market share, symbol concentration, ATS share.
 
 Thin handlers over app.finra.reads (the analytics are SQL); every listing is
 keyset-paginated with `paged`. Percentages and HHIs leave as exact Decimals.
@@ -176,8 +176,11 @@ class FinraController(Controller):
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> Response[list[FinraSymbolResponse]]:
-        """The week's symbols with their venues' concentration (HHI, 0 to 10,000).
+        """The week's symbols with their venues' concentration (HHI, 0 to 10,000) and the
+        share of their shares traded on ATS venues (`ats_share_pct`).
 
+        Venue figures and the HHI are over every venue, ATS and non-ATS; `ats_share_pct`
+        is null until both FINRA's ATS and non-ATS files of the symbol's tier are loaded.
         Sorted by `sort` descending (a null HHI last), then symbol.
         """
         monday = await _loaded_week(conn, week)

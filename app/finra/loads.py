@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
+from app.finra.venue_kinds import VenueKind
 
 __all__ = ["create_load", "finish_load", "get_summary"]
 
@@ -28,15 +29,20 @@ async def get_summary(conn: AsyncConn, execution_id: str) -> dict[str, Any] | No
 
 
 async def create_load(
-    conn: AsyncConn, *, execution_id: str, source_file: str, file_bytes: int
+    conn: AsyncConn,
+    *,
+    execution_id: str,
+    source_file: str,
+    file_bytes: int,
+    venue_kind: VenueKind,
 ) -> int:
     """Insert the load's row; returns its id. Blocks while another attempt holds the id."""
     cur = await conn.execute(
         """
-        INSERT INTO finra_loads (execution_id, source_file, file_bytes)
-        VALUES (%s, %s, %s) RETURNING id
+        INSERT INTO finra_loads (execution_id, source_file, file_bytes, venue_kind)
+        VALUES (%s, %s, %s, %s) RETURNING id
         """,
-        (execution_id, source_file, file_bytes),
+        (execution_id, source_file, file_bytes, venue_kind),
     )
     row = await cur.fetchone()
     load_id = None if row is None else row["id"]

@@ -1,5 +1,11 @@
 """FINRA pipelines: `finra_weekly_ingest` (a weekly OTC Transparency file -> weekly volume).
 
+A file holds one venue kind, ATS or non-ATS, named by the `venue_kind` param
+(default non-ATS, what every file held before FINRA's ATS data came in); the
+datasets pass it for their partitions. A file whose name follows one kind's
+landing pattern must be loaded as that kind: a mismatch is refused rather than
+stored under the wrong kind.
+
 An ingest is one transaction: the COPY of the raw lines, the rejects and the
 replacement of the week's rows commit together or not at all, so a worker
 killed half way leaves nothing behind. A retry of an execution whose load did
@@ -23,8 +29,9 @@ from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.finra import connector, loads
-from app.finra.datasets import record_load
+from app.finra.datasets import kind_of_file, record_load
 from app.finra.normalize import normalize_load
+from app.finra.venue_kinds import DEFAULT_VENUE_KIND, VenueKind
 
 __all__ = ["PIPELINES", "IngestParams", "ingest_file"]
 
@@ -43,10 +50,28 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
         date | None,
         msgspec.Meta(description="The week's Monday; none: the file's lastUpdateDate."),
     ] = None
+    venue_kind: Annotated[
+        VenueKind,
+        msgspec.Meta(
+            description="What the file holds: FINRA's ATS file or its non-ATS one; a load "
+            "replaces only its kind's rows of the week and tiers."
+        ),
+    ] = DEFAULT_VENUE_KIND
 
     def __post_init__(self) -> None:
         if self.week is not None and not is_week_start(self.week):
             raise ValueError(f"week {self.week} is not a Monday")
+        check_kind(self.file, self.venue_kind)
+
+
+def check_kind(source_file: str, venue_kind: VenueKind) -> None:
+    """Refuse a file whose landing name says the other kind (ValueError for people)."""
+    named = kind_of_file(source_file)
+    if named is not None and named != venue_kind:
+        raise ValueError(
+            f"{source_file!r} is named as {named} data (its dataset's landing pattern); "
+            f"pass venue_kind={named}, not {venue_kind}"
+        )
 
 
 def _check_ingest(params: IngestParams, settings: PipelineSettings) -> None:
@@ -66,16 +91,23 @@ async def finra_weekly_ingest(ctx: PipelineContext, params: IngestParams) -> Sum
         path=path,
         source_file=params.file,
         week=params.week,
+        venue_kind=params.venue_kind,
     )
 
 
 async def ingest_file(
-    pool: AsyncPool, *, execution_id: str, path: Path, source_file: str, week: date | None = None
+    pool: AsyncPool,
+    *,
+    execution_id: str,
+    path: Path,
+    source_file: str,
+    week: date | None = None,
+    venue_kind: VenueKind = DEFAULT_VENUE_KIND,
 ) -> dict[str, Any]:
     """Load `path` (already resolved inside the data directory) as one transaction.
 
     Returns the summary: rows_read, inserted, changed, removed, unchanged,
-    rejected, rejects_by_reason, the week and lastUpdateDate, the load's id,
+    rejected, rejects_by_reason, the week, venue kind and lastUpdateDate, the load's id,
     file and checksum, and db_seconds (the load's SQL, from COPY to the end).
     """
     with open_input(path) as stream:
@@ -92,6 +124,7 @@ async def ingest_file(
                         execution_id=execution_id,
                         source_file=source_file,
                         week=week,
+                        venue_kind=venue_kind,
                         mtime=_mtime(path),
                     )
             except psycopg.errors.UniqueViolation:
@@ -108,14 +141,21 @@ async def _load(
     execution_id: str,
     source_file: str,
     week: date | None,
+    venue_kind: VenueKind,
     mtime: datetime,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     load_id = await loads.create_load(
-        conn, execution_id=execution_id, source_file=source_file, file_bytes=opened.file_bytes
+        conn,
+        execution_id=execution_id,
+        source_file=source_file,
+        file_bytes=opened.file_bytes,
+        venue_kind=venue_kind,
     )
     copied = await connector.copy_lines(conn, opened, load_id, source_file)
-    result = await normalize_load(conn, load_id, rows_read=copied.lines, week=week)
+    result = await normalize_load(
+        conn, load_id, rows_read=copied.lines, week=week, venue_kind=venue_kind
+    )
     summary: dict[str, Any] = {
         "rows_read": result.rows_read,
         "inserted": result.inserted,
@@ -125,6 +165,7 @@ async def _load(
         "rejected": result.rejected,
         "rejects_by_reason": result.rejects_by_reason,
         "week": result.week.isoformat() if result.week else None,
+        "venue_kind": venue_kind,
         "last_update_date": (
             result.last_update_date.isoformat() if result.last_update_date else None
         ),
@@ -149,6 +190,7 @@ async def _load(
         source_file=source_file,
         summary=summary,
         mtime=mtime,
+        venue_kind=venue_kind,
     )
     return summary
 
@@ -161,8 +203,9 @@ def _mtime(path: Path) -> datetime:
 PIPELINES: tuple[Pipeline[Any], ...] = (
     Pipeline(
         "finra_weekly_ingest",
-        "Load a FINRA OTC Transparency weekly file (per symbol and venue) from the data "
-        "directory: rejects kept with reasons; a republished week replaces the stored one.",
+        "Load a FINRA OTC Transparency weekly file (per symbol and venue, ATS or non-ATS) "
+        "from the data directory: rejects kept with reasons; a republished week replaces "
+        "the stored one of its venue kind.",
         IngestParams,
         finra_weekly_ingest,
         check=_check_ingest,

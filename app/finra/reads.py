@@ -2,10 +2,14 @@
 
 Everything is computed in SQL on NUMERIC: percentages are `finra_pct` (100 x
 part / whole, round(numeric, 4)) and the HHI is `finra_hhi` (rounded to 2),
-both in migrations/020. A week's venues and symbols sum every tier loaded for
-that week. `shares_change_pct` compares with the previous loaded week (the
-latest week before it with any row stored, so a week never loaded is skipped,
-not compared with) and is null when the symbol or venue has no row there.
+both in migrations/020. A week's venues and symbols sum every tier and both venue
+kinds (ATS and non-ATS) loaded for that week. `ats_share_pct` is a symbol's ATS
+shares / all its shares, and is null unless both kinds are stored for every tier
+the symbol has rows in (`finra_both_kinds`, migrations/021): one kind alone
+would read as 0% or 100%. It is computed for the page's rows only.
+`shares_change_pct` compares with the previous loaded week (the latest week
+before it with any row stored, so a week never loaded is skipped, not compared
+with) and is null when the symbol or venue has no row there.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class WeekSummary(msgspec.Struct, frozen=True):
     shares: int
     trades: int
     last_update_date: date
+    venue_kinds: list[str]
 
 
 class VenueWeek(msgspec.Struct, frozen=True):
@@ -77,13 +82,15 @@ class SymbolWeek(msgspec.Struct, frozen=True):
     top_mpid: str
     top_mpid_share_pct: Decimal | None
     hhi: Decimal | None
+    ats_share_pct: Decimal | None
     shares_change_pct: Decimal | None = None
 
 
 _WEEKS: LiteralString = """
     SELECT week_start AS week, tier, count(*)::int AS rows, count(DISTINCT symbol)::int AS symbols,
            count(DISTINCT mpid)::int AS venues, sum(shares)::bigint AS shares,
-           sum(trades)::bigint AS trades, max(last_update_date) AS last_update_date
+           sum(trades)::bigint AS trades, max(last_update_date) AS last_update_date,
+           array_agg(DISTINCT venue_kind ORDER BY venue_kind) AS venue_kinds
       FROM finra_weekly_volume
      WHERE (%(after_week)s::date IS NULL OR (week_start, tier) > (%(after_week)s, %(after_tier)s))
      GROUP BY week_start, tier
@@ -144,7 +151,8 @@ _VENUE_HISTORY: LiteralString = (
 _SYMBOLS: LiteralString = """
     WITH sv AS (
         SELECT week_start, symbol, mpid, min(issue_name) AS issue_name,
-               sum(shares) AS shares, sum(trades) AS trades
+               sum(shares) AS shares, sum(trades) AS trades,
+               coalesce(sum(shares) FILTER (WHERE venue_kind = 'ats'), 0) AS ats_shares
           FROM finra_weekly_volume
          WHERE (%(week)s::date IS NULL OR week_start = %(week)s)
            AND (%(symbol)s::text IS NULL OR symbol = %(symbol)s)
@@ -156,6 +164,7 @@ _SYMBOLS: LiteralString = """
                (array_agg(mpid ORDER BY shares DESC, mpid))[1] AS top_mpid,
                finra_pct(max(shares), sum(shares)) AS top_mpid_share_pct,
                finra_hhi(sum(shares * shares), sum(shares)) AS hhi,
+               sum(ats_shares) AS ats_shares,
                bool_or(mpid = %(mpid)s) AS at_mpid
           FROM sv
          GROUP BY week_start, symbol
@@ -168,18 +177,28 @@ _SORT_KEYS = {
     "hhi": sql.SQL("coalesce(hhi, -1)"),
 }
 
+# A page's rows with their ATS share (finra_both_kinds probes the index for
+# them alone, after the LIMIT).
+_ATS_SHARE: LiteralString = """
+    CASE WHEN finra_both_kinds(page.week, page.symbol)
+         THEN finra_pct(page.ats_shares, page.shares) END AS ats_share_pct
+"""
+
 # Keyset order: the sort key descending, then the symbol; `after` is the last
 # row's (key, symbol), compared as (-key, symbol).
 _WEEK_SYMBOLS = sql.SQL(
     _SYMBOLS
-    + """
-    SELECT week, symbol, issue_name, shares, trades, venues, top_mpid, top_mpid_share_pct, hhi
-      FROM s
-     WHERE (%(mpid)s::text IS NULL OR at_mpid)
-       AND (%(min_shares)s::bigint IS NULL OR shares >= %(min_shares)s)
-       AND (%(after_key)s::numeric IS NULL OR (-{key}, symbol) > (-%(after_key)s, %(after_symbol)s))
-     ORDER BY {key} DESC, symbol
-     LIMIT %(limit)s
+    + f"""
+    SELECT week, symbol, issue_name, shares, trades, venues, top_mpid, top_mpid_share_pct, hhi,
+           {_ATS_SHARE}
+      FROM (SELECT * FROM s
+             WHERE (%(mpid)s::text IS NULL OR at_mpid)
+               AND (%(min_shares)s::bigint IS NULL OR shares >= %(min_shares)s)
+               AND (%(after_key)s::numeric IS NULL
+                    OR (-{{key}}, symbol) > (-%(after_key)s, %(after_symbol)s))
+             ORDER BY {{key}} DESC, symbol
+             LIMIT %(limit)s) page
+     ORDER BY {{key}} DESC, symbol
 """
 )
 
@@ -191,12 +210,12 @@ _SYMBOL_HISTORY: LiteralString = (
           FROM s cur
          WHERE %(after)s::date IS NULL OR cur.week > %(after)s
     )
-    SELECT cur.week, cur.symbol, cur.issue_name, cur.shares, cur.trades, cur.venues,
-           cur.top_mpid, cur.top_mpid_share_pct, cur.hhi,
-           finra_pct(cur.shares - prev.shares, prev.shares) AS shares_change_pct
-      FROM cur
-      LEFT JOIN s prev ON prev.symbol = cur.symbol AND prev.week = cur.prev_week
-     ORDER BY cur.week LIMIT %(limit)s
+    SELECT page.week, page.symbol, page.issue_name, page.shares, page.trades, page.venues,
+           page.top_mpid, page.top_mpid_share_pct, page.hhi, {_ATS_SHARE},
+           finra_pct(page.shares - prev.shares, prev.shares) AS shares_change_pct
+      FROM (SELECT * FROM cur ORDER BY week LIMIT %(limit)s) page
+      LEFT JOIN s prev ON prev.symbol = page.symbol AND prev.week = page.prev_week
+     ORDER BY page.week
 """
 )
 

@@ -44,7 +44,8 @@ ChangePct = Annotated[
 
 
 class FinraWeekResponse(msgspec.Struct, kw_only=True):
-    """One loaded (week, tier): its size and the lastUpdateDate of its publication."""
+    """One loaded (week, tier), ATS and non-ATS venues together: its size and the
+    lastUpdateDate of its latest publication."""
 
     week: Annotated[dt.date, msgspec.Meta(description="The week's Monday.")]
     tier: Annotated[str, msgspec.Meta(description="FINRA's tierDescription, e.g. OTC.")]
@@ -54,6 +55,14 @@ class FinraWeekResponse(msgspec.Struct, kw_only=True):
     shares: int
     trades: int
     last_update_date: dt.date
+    venue_kinds: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="The venue kinds loaded for the week and tier: `ats` (FINRA's ATS "
+            "file), `non_ats` (its non-ATS file), or both.",
+            examples=[["ats", "non_ats"]],
+        ),
+    ]
 
     @classmethod
     def from_row(cls, row: WeekSummary) -> FinraWeekResponse:
@@ -93,7 +102,8 @@ class FinraVenueHistoryResponse(FinraVenueResponse, kw_only=True):
 
 
 class FinraSymbolResponse(msgspec.Struct, kw_only=True):
-    """One symbol in one week: volume, its top venue, and how concentrated its venues are."""
+    """One symbol in one week: volume, its top venue, how concentrated its venues are, and
+    how much of it traded on ATS venues."""
 
     week: dt.date
     symbol: str
@@ -111,6 +121,16 @@ class FinraSymbolResponse(msgspec.Struct, kw_only=True):
             "Herfindahl-Hirschman index of the venues' shares of shares: sum of "
             "(100 x venue / symbol)^2, 0 to 10,000, rounded to 2 decimals; null if 0 shares.",
             "3891.17",
+            nullable=True,
+        ),
+    ]
+    ats_share_pct: Annotated[
+        Decimal | None,
+        exact_number(
+            "100 x the symbol's shares on ATS venues / its shares on all venues (ATS and "
+            "non-ATS), rounded to 4 decimals; null if 0 shares, or unless both FINRA's ATS "
+            "and non-ATS files are loaded for every tier of the symbol that week.",
+            "12.5031",
             nullable=True,
         ),
     ]

@@ -83,6 +83,7 @@ async def test_weeks_match_the_files(loaded: Client) -> None:
                 "shares": shares,
                 "trades": trades,
                 "last_update_date": week.isoformat(),
+                "venue_kinds": ["non_ats"],
             }
         )
     assert weeks == expected
