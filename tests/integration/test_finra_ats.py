@@ -8,6 +8,7 @@ same format (`tests.finra_support.ats_lines`): no real ATS file is committed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import shutil
@@ -50,6 +51,8 @@ from tests.support import run_inline, run_sync, status_counts, wait_until, worke
 Conn = psycopg.Connection[dict[str, Any]]
 WEEKS = sorted(WEEK_FILES)
 EVERYTHING = 100_000
+
+LANDED_ONLY = dataclasses.replace(FINRA_ATS_WEEKLY, remote=None)
 
 
 @pytest.fixture
@@ -381,10 +384,11 @@ def test_scan_and_backfill_of_finra_ats_weekly_through_the_landing_area(
                 async with await db.aconnect(database_url) as c:
                     return await backfills.create(
                         c, default_registry(), settings, make_backend(settings),
-                        FINRA_ATS_WEEKLY, from_key=str(first), to_key=str(third), key2="OTC",
+                        LANDED_ONLY, from_key=str(first), to_key=str(third), key2="OTC",
                         sources=scans.landed(settings.data_dir, FINRA_ATS_WEEKLY),
                     )  # fmt: skip
 
+            # The landing area alone (no remote source): a week with no file is no_source.
             made = runner.run(backfill())
             assert [(i.key, i.outcome) for i in made.items] == [
                 (keys[1], "submitted"),
