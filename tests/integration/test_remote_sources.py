@@ -16,6 +16,9 @@
   (permanent) in one line, and lands nothing. The requests and the bytes per fetch
   are counted in the process's metrics.
 - A NYSE holiday of a daily source is `no_data`, recorded without a request.
+- The dataset's scan fetches its recent due partitions that are not loaded, joins the
+  ones being fetched, lets a partition asked recently rest (SPINE_SOURCE_RECHECK), and
+  `spine db init` makes a remote dataset's scan schedule.
 - Two pools and a limit of one request per host: the server never sees two at once.
 - An SEC source without SPINE_HTTP_USER_AGENT is refused in one line naming it.
 """
@@ -40,11 +43,12 @@ from prometheus_client import REGISTRY, generate_latest
 from app import db
 from app.catalog import DOMAINS, default_registry
 from app.config import get_settings
-from app.engine import backfills, executions, partitions, sensors, workers
+from app.engine import backfills, executions, partitions, remote_scans, sensors, workers
 from app.engine.backends import make_backend
-from app.engine.datasets import Dataset, DatasetCatalog, Freshness
+from app.engine.datasets import Dataset, DatasetCatalog, Freshness, Partition
 from app.engine.fetch import ContactRequired, require_contact
 from app.engine.models import Execution
+from app.engine.partitions import NewMaterialization
 from app.engine.recording import record_batch
 from app.engine.registry import Registry
 from app.engine.sources import RemoteSource
@@ -567,3 +571,147 @@ def test_a_nyse_holiday_is_no_data_without_a_request(
             return rows[0].state
 
     assert runner.run(state()) == "no_data"
+
+
+def _remote_only(**source: Any) -> Dataset:
+    """FINRA's OTC tier through the CDN layout, without a landing pattern."""
+    return dataclasses.replace(
+        _cdn_dataset(**source), name="cdn_weekly", landing=None, key2=("OTC",),
+        key2_names={"otc": "OTC"},
+    )  # fmt: skip
+
+
+def _scan_remote(
+    runner: asyncio.Runner, url: str, registry: Registry, dataset: Dataset
+) -> remote_scans.RemoteScanResult:
+    async def go() -> remote_scans.RemoteScanResult:
+        settings = get_settings()
+        async with await db.aconnect(url) as conn:
+            return await remote_scans.scan_remote(
+                conn, registry, settings, make_backend(settings), dataset
+            )
+
+    return runner.run(go())
+
+
+def _run_pending(runner: asyncio.Runner, url: str, registry: Registry, most: int) -> int:
+    """Run claimable executions one at a time in this process, at most `most`: how many."""
+
+    async def go() -> int:
+        pool = await db.open_async_pool(url, get_settings())
+        ran = 0
+        try:
+            async with pool.connection() as conn:
+                await workers.heartbeat(conn, "inline", "test", os.getpid())
+            while ran < most:
+                _, claimed, _ = await record_batch(pool, "inline", [], claim=1)
+                if not claimed:
+                    return ran
+                await run_held(pool, claimed[0], "inline", registry=registry)
+                ran += 1
+            return ran
+        finally:
+            await pool.close()
+
+    return runner.run(go())
+
+
+def test_a_scan_fetches_the_recent_due_partitions_that_are_not_loaded(
+    database_url: str,
+    landing: Path,
+    conn: Conn,
+    runner: asyncio.Runner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    dataset = _remote_only(recent_periods=3)
+    registry = _cdn_registry(dataset)
+    now = conn.execute("SELECT now() AS t").fetchone()["t"]  # type: ignore[index]
+    window = remote_scans.recent_due(dataset, now, 3)
+    assert len(window) == 3 and all(p.key2 == "OTC" for p in window)
+    assert all(dataset.freshness.due_at(p) <= now for p in window)
+    assert dataset.freshness.due_at(Partition("week", window[-1].start + timedelta(7), "OTC")) > now
+    loaded = window[1]
+
+    async def record_loaded() -> None:
+        async with await db.aconnect(database_url) as c, c.transaction():
+            await partitions.record(c, [NewMaterialization(dataset.name, loaded.key, None)])
+
+    runner.run(record_loaded())
+    fetch_keys = [window[0].key, window[2].key]
+
+    with serving(Publisher({"/": tmp_path / "nothing"})) as publisher:  # 404 for every week
+        _use(monkeypatch, SPINE_SOURCE_FINRA_CDN=publisher.url)
+        first = _scan_remote(runner, database_url, registry, dataset)
+        assert first.window == [p.key for p in window]
+        assert (first.submitted, first.joined, first.resting) == (fetch_keys, [], [])
+        made = conn.execute(
+            "SELECT pipeline, logical_key, params->>'key' AS key FROM executions ORDER BY 3"
+        ).fetchall()
+        assert [(m["pipeline"], m["key"]) for m in made] == [
+            ("dataset_fetch", k) for k in fetch_keys
+        ]
+        assert publisher.count() == 0  # a scan submits; the fetch asks
+
+        again = _scan_remote(runner, database_url, registry, dataset)
+        assert (again.submitted, again.joined) == ([], fetch_keys)
+        assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 2}
+
+        # The fetches run: not published. A late week's fetch completes (the partition
+        # stays late); one inside its window asks to be tried again (pending).
+        assert _run_pending(runner, database_url, registry, 3) == 2
+        assert publisher.count(status=404) == 2
+        rows = runner.run(_states(database_url, dataset, window))
+        late = [k for k in fetch_keys if rows[k] == "late"]
+        waiting = [k for k in fetch_keys if rows[k] == "pending"]
+        assert sorted(late + waiting) == fetch_keys and rows[loaded.key] == "loaded"
+        rested = _scan_remote(runner, database_url, registry, dataset)
+        assert (rested.submitted, rested.joined, rested.resting) == ([], waiting, late)
+
+        # Past SPINE_SOURCE_RECHECK, a late week is asked again.
+        _use(monkeypatch, SPINE_SOURCE_RECHECK="0.001")
+        later = _scan_remote(runner, database_url, registry, dataset)
+        assert (later.submitted, later.resting) == (late, [])
+    assert publisher.count() == 2
+
+
+async def _states(url: str, dataset: Dataset, window: list[Partition]) -> dict[str, str]:
+    async with await db.aconnect(url) as c:
+        return {r.key: r.state for r in await partitions.states(c, dataset, window)}
+
+
+def test_db_init_makes_a_remote_datasets_scan_schedule_and_the_scan_fetches(
+    database_url: str, conn: Conn, runner: asyncio.Runner
+) -> None:
+    dataset = _remote_only(recent_periods=1)
+    registry = _cdn_registry(dataset)
+    catalog = DatasetCatalog([dataset])
+
+    async def init() -> list[str]:
+        async with await db.aconnect(database_url) as c:
+            return await sensors.sync(c, registry, get_settings(), catalog)
+
+    assert runner.run(init()) == ["dataset-scan:cdn_weekly"]
+    schedule = conn.execute(
+        "SELECT pipeline, params, enabled FROM schedules WHERE name = 'dataset-scan:cdn_weekly'"
+    ).fetchone()
+    assert schedule == {
+        "pipeline": "dataset_scan", "params": {"dataset": "cdn_weekly"}, "enabled": False
+    }  # fmt: skip
+    made, _ = runner.run(_submit_scan(database_url, registry))
+    assert _run_pending(runner, database_url, registry, 1) == 1  # the scan (not its fetch)
+    result = _result(conn, made)
+    assert result["remote"]["submitted"] == result["remote"]["window"]
+    assert "files" not in result  # no landing pattern: nothing to look at there
+    fetches = conn.execute(
+        "SELECT count(*) AS n FROM executions WHERE pipeline = 'dataset_fetch'"
+    ).fetchone()
+    assert fetches == {"n": 1}
+
+
+async def _submit_scan(url: str, registry: Registry) -> tuple[str, bool]:
+    async with await db.aconnect(url) as c:
+        made, created = await submit(
+            c, "dataset_scan", {"dataset": "cdn_weekly"}, registry=registry
+        )
+        return made.id, created

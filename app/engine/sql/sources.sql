@@ -28,3 +28,12 @@ LIMIT 1
 UPDATE dataset_materializations
 SET source_url = %(url)s, source_validators = %(validators)s::jsonb
 WHERE id = %(id)s
+
+-- name: asked_since
+-- The logical keys among `keys` with an execution that ended (or began) after `since`:
+-- partitions asked of the publisher recently, which a scan leaves alone for now.
+SELECT logical_key
+FROM executions
+WHERE logical_key = ANY (%(keys)s::text[])
+  AND coalesce(completed_at, created_at) >= %(since)s
+GROUP BY logical_key
