@@ -7,7 +7,7 @@ freshness says the publisher should have it) and submits `dataset_fetch` for
 each partition there that is `missing` or `late`, joining the ones already
 being materialized (`pending`, `running`: the logical key keeps one active).
 Loaded, `no_data`, `failed` and not yet due partitions are left alone: a
-failure is the operator's (`spine retry`, `spine backfill --only failed`), and
+failure is the operator's (`spine executions retry`, `spine backfill --only failed`), and
 a restatement of a loaded week by a backfill with `--only all`.
 
 Politeness: a partition asked less than SPINE_SOURCE_RECHECK seconds ago (its
