@@ -7,8 +7,9 @@ content, `Last-Modified` from the file's mtime, 304 on a match), optional
 zipping (`/x.txt.zip` serves `x.txt` in a zip, the SEC's way) and HEAD. Faults
 are queued per URL path and used one per request: a status (503, 429 with
 `Retry-After`, ...) or a body cut halfway (the connection dropped after half
-of the announced `Content-Length`). It counts every request, and the most
-requests in flight at once per host (the politeness tests).
+of the announced `Content-Length`). `new_etag(path)` serves the same bytes under
+a new ETag (a publisher that regenerates its validators). It counts every
+request, and the most requests in flight at once per host (the politeness tests).
 
 `FinraQueryApi` is a STAND-IN for FINRA's Query API, not FINRA's service: the
 subset Market Spine uses, built from the committed weekly files. `POST
@@ -122,6 +123,7 @@ class Publisher:
         self.api = api
         self.latency = latency
         self.faults: dict[str, list[Fault]] = {}
+        self.etag_generations: Counter[str] = Counter()
         self.requests: list[tuple[str, str, int]] = []
         self.statuses: Counter[int] = Counter()
         self.in_flight = 0
@@ -149,6 +151,11 @@ class Publisher:
         """Queue faults for `path`: the next requests of it get them, one each, in order."""
         with self._lock:
             self.faults.setdefault(path, []).extend(faults)
+
+    def new_etag(self, path: str) -> None:
+        """Serve `path`'s same bytes under a new ETag from now on."""
+        with self._lock:
+            self.etag_generations[path] += 1
 
     def count(self, path: str | None = None, status: int | None = None) -> int:
         with self._lock:
@@ -239,7 +246,8 @@ def _handler(publisher: Publisher) -> type[BaseHTTPRequestHandler]:
             if found is None:
                 return self._send(404, b"Not Found\n", {}, head=head)
             body, mtime = found
-            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            generation = publisher.etag_generations[path]
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + f'-{generation}"'
             modified = email.utils.formatdate(mtime, usegmt=True)
             validators = {"ETag": etag, "Last-Modified": modified}
             if self.headers.get("If-None-Match") == etag:

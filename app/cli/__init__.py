@@ -26,6 +26,7 @@ from app.cli.processes import api, shell, up, worker_group
 from app.cli.query import query_group
 from app.cli.run import list_pipelines, run
 from app.cli.schedules import schedules_group
+from app.cli.sources import sources_group
 from app.config import ConfigError, get_settings
 from app.domains import Catalog
 from app.errors import SpineError, first_line
@@ -120,6 +121,7 @@ def build_cli(catalog: Catalog) -> click.Group:
         datasets_group,
         backfill_command,
         backfills_group,
+        sources_group,
         groups["data"],
         groups["query"],
         worker_group,

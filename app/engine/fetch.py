@@ -21,7 +21,7 @@ variables). What it promises:
 Errors (the hierarchy):
 
     SourceUnavailable     transient: 5xx, timeout, reset, truncated body   -> retried
-    SourceRefused         permanent: another 4xx, a bad zip                 -> failed
+    SourceRefused         permanent: another 4xx, a bad (complete) zip      -> failed
      └── ContactRequired  an SEC source without SPINE_HTTP_USER_AGENT       -> failed
 """
 
@@ -34,6 +34,7 @@ import os
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,8 @@ class Previous:
     url: str | None
     validators: Mapping[str, str]
     sha256: str | None
+    id: int | None = None
+    """The materialization's id (whose validators a same body under new ones refreshes)."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,10 @@ async def fetch_file(
                     raise SourceUnavailable(
                         f"{url}: body cut off at {landing.size} of {expected} bytes"
                     )
-                size, sha = await asyncio.to_thread(landing.land, source.zipped)
+                try:
+                    size, sha = await asyncio.to_thread(landing.land, source.zipped)
+                except SourceRefused as exc:
+                    raise SourceRefused(f"{url}: {exc}") from None
             return Fetched("fetched", url, response.status_code, dest, size, sha, validators)
     except httpx.TransportError as exc:
         raise SourceUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
@@ -321,8 +327,11 @@ def _unzip_one(archive: Path, out: Path) -> tuple[int, str]:
                     dst.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
-    except zipfile.BadZipFile as exc:
-        raise SourceUnavailable(f"not a readable zip: {exc}") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        # The whole body arrived (its length was checked): the publisher sent a bad zip,
+        # and asking again sends the same one.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceRefused(f"not a readable zip: {reason}") from None
     return size, digest.hexdigest()
 
 

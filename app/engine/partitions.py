@@ -4,11 +4,18 @@ The statements are in sql/datasets.sql. A materialization is recorded by the
 load that made it, in the load's own transaction, so the data and the record
 of it commit together; the partition's state is computed from these records
 and from the executions holding its logical key, never stored.
+
+A fetch (app.engine.remote) runs the dataset's own ingest, which knows only the
+landed file; the fetch's URL and validators reach `record` through
+`fetched_from` (a context variable set around the ingest), so they commit with
+the materialization, not in a second statement a crash could separate from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -29,7 +36,9 @@ __all__ = [
     "Materialization",
     "NewMaterialization",
     "PartitionRow",
+    "RemoteOrigin",
     "Source",
+    "fetched_from",
     "materializations",
     "record",
     "request_propagation",
@@ -49,6 +58,35 @@ class Source(msgspec.Struct, frozen=True):
     sha256: str | None = None
     mtime: datetime | None = None
     validators: dict[str, str] | None = None
+
+
+class RemoteOrigin(msgspec.Struct, frozen=True):
+    """The fetch a landed file came from: added to what its ingest records."""
+
+    dataset: str
+    url: str
+    validators: dict[str, str]
+
+
+_ORIGIN: ContextVar[RemoteOrigin | None] = ContextVar("spine_remote_origin", default=None)
+
+
+@contextmanager
+def fetched_from(origin: RemoteOrigin) -> Iterator[None]:
+    """While the block runs (the ingest of a fetched file), `record` gives the dataset's
+    materializations the fetch's URL and validators."""
+    token = _ORIGIN.set(origin)
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def _with_origin(m: NewMaterialization) -> Source:
+    origin = _ORIGIN.get()
+    if origin is None or origin.dataset != m.dataset or m.source.url is not None:
+        return m.source
+    return msgspec.structs.replace(m.source, url=origin.url, validators=origin.validators)
 
 
 class NewMaterialization(msgspec.Struct, frozen=True):
@@ -123,6 +161,7 @@ async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Rec
     changed: set[str] = set()
     for m in sorted(new, key=_order):
         await conn.execute(_SQL["lock_partition"], {"dataset": m.dataset, "key": m.key})
+        source = _with_origin(m)
         args = {
             "dataset": m.dataset,
             "key": m.key,
@@ -135,13 +174,13 @@ async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Rec
             "removed": m.removed,
             "unchanged": m.unchanged,
             "rejected": m.rejected,
-            "source_path": m.source.path,
-            "source_url": m.source.url,
-            "source_bytes": m.source.bytes,
-            "sha": m.source.sha256,
-            "source_mtime": m.source.mtime,
+            "source_path": source.path,
+            "source_url": source.url,
+            "source_bytes": source.bytes,
+            "sha": source.sha256,
+            "source_mtime": source.mtime,
             "source_validators": (
-                None if m.source.validators is None else _encode(m.source.validators).decode()
+                None if source.validators is None else _encode(source.validators).decode()
             ),
         }
         row = await (await conn.execute(_SQL["record"], args)).fetchone()

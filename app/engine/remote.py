@@ -7,9 +7,12 @@ id, its lineage), so backfills, schedules, retries, timeouts and lineage work
 as for a landed file. How each fetch ends:
 
 - `fetched`: a new body landed (atomically) and was ingested; the fetch's URL and
-  validators are added to the materializations the ingest recorded;
+  validators go on the materializations the ingest records, in its transaction
+  (`partitions.fetched_from`);
 - `not_modified`: a 304, or a body whose sha256 is the last materialization's:
   nothing is ingested, nothing new is materialized ("unchanged at the source");
+  a same body under new validators (a new ETag) refreshes the stored ones, so
+  the next request can be answered 304;
 - `not_published`: before the partition is due, or past its freshness deadline,
   the execution completes and the partition stays `not_due` / becomes `late`;
   inside the window it asks to run again (`TryAgainAt`) every
@@ -51,7 +54,7 @@ from app.engine.fetch import (
     require_contact,
 )
 from app.engine.market_calendar import closed_reason
-from app.engine.partitions import NewMaterialization, Source
+from app.engine.partitions import NewMaterialization, RemoteOrigin, Source
 from app.engine.queries import load
 from app.engine.registry import Pipeline, Registry, Summary
 from app.engine.retry import RetryPolicy
@@ -156,26 +159,20 @@ async def materialize(
             again = min(now + timedelta(seconds=settings.source_recheck), late)
             raise TryAgainAt(again, f"{url}: not published yet (HTTP {fetched.status})")
         return {**summary, "outcome": "not_published", "status": fetched.status}
+    validators = dict(fetched.validators or {})
     if fetched.outcome == "not_modified" or (
         previous is not None and previous.sha256 == fetched.sha256
     ):
         count_request(source.name, "not_modified")
+        if fetched.outcome == "fetched" and previous is not None:
+            await _refresh(ctx.pool, previous, url, validators)
         return {**summary, "outcome": "not_modified", "status": fetched.status}
     count_request(source.name, "fetched", fetched.bytes)
     ingest = registry.get(dataset.pipeline)
     params = ingest.validate(dataset.params(partition, landing), settings)
     await ctx.progress(0, None, f"ingesting {landing}", phase="ingest")
-    loaded = await ingest.run(ctx, params)
-    async with ctx.pool.connection() as conn:
-        await conn.execute(
-            _SQL["stamp_remote"],
-            {
-                "dataset": dataset.name,
-                "execution_id": ctx.execution_id,
-                "url": url,
-                "validators": _encode(dict(fetched.validators or {})).decode(),
-            },
-        )
+    with partitions.fetched_from(RemoteOrigin(dataset.name, url, validators)):
+        loaded = await ingest.run(ctx, params)
     return {
         **summary,
         "outcome": "fetched",
@@ -247,6 +244,20 @@ async def _take_slot(conn: AsyncConn, host: str, limit: int) -> int:
     return slot
 
 
+async def _refresh(
+    pool: AsyncPool, previous: Previous, url: str, validators: dict[str, str]
+) -> None:
+    """The same content under new validators: the newest materialization takes them (and
+    the URL), so the next request is conditional on what the publisher sends now."""
+    if previous.url == url and dict(previous.validators) == validators:
+        return
+    async with pool.connection() as conn:
+        await conn.execute(
+            _SQL["refresh_validators"],
+            {"id": previous.id, "url": url, "validators": _encode(validators).decode()},
+        )
+
+
 async def _previous(conn: AsyncConn, dataset: Dataset, partition: Partition) -> Previous | None:
     """The newest materialization's source (what a conditional request compares with)."""
     row = await (
@@ -256,6 +267,7 @@ async def _previous(conn: AsyncConn, dataset: Dataset, partition: Partition) -> 
         return None
     validators = row["source_validators"] or {}
     return Previous(
+        id=row["id"],  # type: ignore[arg-type]
         url=row["source_url"],  # type: ignore[arg-type]
         validators={str(k): str(v) for k, v in validators.items()},  # type: ignore[attr-defined]
         sha256=row["source_sha256"],  # type: ignore[arg-type]

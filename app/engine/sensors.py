@@ -5,10 +5,13 @@ and `dataset_fetch` (app.engine.remote) for a catalog of datasets; the first two
 submit, so they are given what submit needs:
 the registry they belong to, the settings and the backend, as callables (the
 registry is built with them in it, and a worker process reads its settings
-once). `sync()` (run by `spine db init`) stores the dependency graph and
-creates each scanned dataset's schedule, `dataset-scan:<name>`, paused: an
-operator enables the scans they want (`spine schedules enable`), and a
-schedule they changed is left as it is.
+once). A scan looks at the dataset's landing area (`app.engine.scans`) and, for
+a dataset with a remote source, fetches its recent due partitions that are not
+loaded (`app.engine.remote_scans`): a remote dataset keeps itself current on its
+scan's schedule. `sync()` (run by `spine db init`) stores the dependency graph
+and creates the schedule of each dataset with a landing pattern or a remote
+source, `dataset-scan:<name>`, paused: an operator resumes the scans they want
+(`spine schedules resume`), and a schedule they changed is left as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from app.engine.propagation import propagate
 from app.engine.queries import load
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.engine.remote import fetch_pipeline
+from app.engine.remote_scans import scan_remote
 from app.engine.retry import RetryPolicy
 from app.engine.scans import scan
 from app.engine.schedules import ScheduleInput
@@ -61,14 +65,26 @@ def pipelines(
             dataset = datasets.get(params.dataset)
         except LookupError as exc:
             raise ValueError(str(exc)) from None
-        if dataset.landing is None:
-            raise ValueError(f"dataset {params.dataset} has no landing pattern to scan")
+        if dataset.landing is None and dataset.remote is None:
+            raise ValueError(
+                f"dataset {params.dataset} has no landing pattern nor remote source to scan"
+            )
 
     async def run_scan(ctx: PipelineContext, params: ScanParams) -> Summary:
-        found = settings()
+        found, dataset = settings(), datasets.get(params.dataset)
+        summary: dict[str, Any] = {"dataset": dataset.name}
+        handled: set[str] = set()
         async with ctx.pool.connection() as conn:
-            done = await scan(conn, registry(), found, backend(found), datasets.get(params.dataset))
-        return msgspec.to_builtins(done)  # type: ignore[no-any-return]
+            if dataset.landing is not None:
+                landed = await scan(conn, registry(), found, backend(found), dataset)
+                handled.update(landed.submitted, landed.joined)
+                summary.update(msgspec.to_builtins(landed))
+            if dataset.remote is not None:
+                fetched = await scan_remote(
+                    conn, registry(), found, backend(found), dataset, skip=handled
+                )
+                summary["remote"] = msgspec.to_builtins(fetched)
+        return summary
 
     async def run_propagate(ctx: PipelineContext, params: NoParams) -> Summary:
         found = settings()
@@ -79,7 +95,8 @@ def pipelines(
     return [
         Pipeline(
             SCAN_PIPELINE,
-            "Scan a dataset's landing area: materialize partitions whose file is new or changed.",
+            "Scan a dataset: materialize partitions whose landed file is new or changed, and "
+            "fetch its recent due partitions that are not loaded from its remote source.",
             ScanParams,
             run_scan,
             check=checked,
@@ -113,13 +130,13 @@ async def store_graph(conn: AsyncConn, datasets: DatasetCatalog) -> None:
 async def sync(
     conn: AsyncConn, registry: Registry, settings: Settings, datasets: DatasetCatalog
 ) -> list[str]:
-    """Store the dependency graph; create the missing scan schedules, paused. Returns the
-    names of the schedules created."""
+    """Store the dependency graph; create the missing scan schedules (datasets with a
+    landing pattern or a remote source), paused. Returns the names of those created."""
     created: list[str] = []
     async with conn.transaction():
         await store_graph(conn, datasets)
         for d in datasets:
-            if d.landing is None:
+            if d.landing is None and d.remote is None:
                 continue
             name = SCAN_SCHEDULE_PREFIX + d.name
             if await schedules_sql.get(conn, name) is not None:

@@ -81,7 +81,9 @@ class RemoteSource:
     wants a User-Agent naming a contact (the SEC): refused without
     SPINE_HTTP_USER_AGENT. `token`: optional OAuth2 credentials. `calendar`: a day
     the NYSE is closed has no file (`no_data`, not asked). `probe`: what
-    `spine sources check` asks for under the base (a HEAD).
+    `spine sources check` asks for under the base (a HEAD). `recent_periods`: how
+    many of the latest due periods the dataset's scan fetches when they are
+    missing or late (`app.engine.remote_scans`; older gaps are a backfill's).
     """
 
     name: str
@@ -94,10 +96,13 @@ class RemoteSource:
     token: TokenEndpoint | None = None
     calendar: bool = False
     probe: str = "/"
+    recent_periods: int = 4
 
     def __post_init__(self) -> None:
         if (self.url is None) == (self.query is None):
             raise ValueError(f"remote source {self.name}: give either a url or a query")
+        if self.recent_periods < 0:
+            raise ValueError(f"remote source {self.name}: recent_periods must be 0 or more")
 
     def base(self, settings: Settings) -> str:
         return str(getattr(settings, self.base_setting)).rstrip("/")

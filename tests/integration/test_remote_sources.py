@@ -10,6 +10,15 @@
   reloaded and the lineage shows both; Retry-After defers without using an
   attempt; a future week is not published (`not_due`), one inside its window
   asks to be tried again at a time.
+- The same bytes under a new ETag: found unchanged, the stored validators refreshed,
+  so the next request is a 304.
+- A zipped source (the SEC's way): unzipped as it lands; a corrupt zip fails at once
+  (permanent) in one line, and lands nothing. The requests and the bytes per fetch
+  are counted in the process's metrics.
+- A NYSE holiday of a daily source is `no_data`, recorded without a request.
+- The dataset's scan fetches its recent due partitions that are not loaded, joins the
+  ones being fetched, lets a partition asked recently rest (SPINE_SOURCE_RECHECK), and
+  `spine db init` makes a remote dataset's scan schedule.
 - Two pools and a limit of one request per host: the server never sees two at once.
 - An SEC source without SPINE_HTTP_USER_AGENT is refused in one line naming it.
 """
@@ -29,15 +38,17 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from app import db
 from app.catalog import DOMAINS, default_registry
 from app.config import get_settings
-from app.engine import backfills, history, partitions, sensors, workers
+from app.engine import backfills, history, partitions, remote_scans, sensors, workers
 from app.engine.backends import make_backend
-from app.engine.datasets import Dataset, DatasetCatalog, Freshness
+from app.engine.datasets import Dataset, DatasetCatalog, Freshness, Partition
 from app.engine.fetch import ContactRequired, require_contact
 from app.engine.models import Execution
+from app.engine.partitions import NewMaterialization
 from app.engine.recording import record_batch
 from app.engine.registry import Registry
 from app.engine.sources import RemoteSource
@@ -216,15 +227,17 @@ def _cdn_dataset(**changes: Any) -> Dataset:
 class Inline:
     """Runs a dataset's fetch executions attempt by attempt, in this process."""
 
-    def __init__(self, runner: asyncio.Runner, url: str, registry: Registry) -> None:
-        self.runner, self.url, self.registry = runner, url, registry
+    def __init__(
+        self, runner: asyncio.Runner, url: str, registry: Registry, dataset: str = FINRA.name
+    ) -> None:
+        self.runner, self.url, self.registry, self.dataset = runner, url, registry, dataset
 
     def submit(self, key: str) -> str:
         async def go() -> str:
             async with await db.aconnect(self.url) as conn:
                 made, _ = await submit(
-                    conn, "dataset_fetch", {"dataset": FINRA.name, "key": key},
-                    registry=self.registry, logical_key=f"dataset:{FINRA.name}:{key}",
+                    conn, "dataset_fetch", {"dataset": self.dataset, "key": key},
+                    registry=self.registry, logical_key=f"dataset:{self.dataset}:{key}",
                 )  # fmt: skip
                 await workers.heartbeat(conn, "inline", "test", os.getpid())
                 return made.id
@@ -430,3 +443,275 @@ def test_an_sec_source_without_a_user_agent_is_refused_in_one_line(
         require_contact(sec, get_settings())
     message = str(refused.value)
     assert "\n" not in message and "SPINE_HTTP_USER_AGENT" in message
+
+
+def test_the_same_bytes_under_a_new_etag_refresh_the_validators_then_304(
+    database_url: str,
+    landing: Path,
+    conn: Conn,
+    runner: asyncio.Runner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served = _served(tmp_path)
+    week = WEEKS[0]
+    key = f"{week}/OTC"
+    path = f"/equity/otcmarket/weekly/otc/finra_otc_weekly_otc_{week:%Y%m%d}.csv"
+    inline = Inline(runner, database_url, _cdn_registry(_cdn_dataset()))
+    with serving(Publisher({"/": served})) as publisher:
+        _use(monkeypatch, SPINE_SOURCE_FINRA_CDN=publisher.url)
+        ran = inline.attempt(inline.submit(key))
+        assert _result(conn, ran.id)["outcome"] == "fetched"
+        (first,) = runner.run(_lineage(database_url, key))
+        assert first.source_validators is not None  # written with the ingest's record
+
+        publisher.new_etag(path)
+        ran = inline.attempt(inline.submit(key))
+        unchanged = _result(conn, ran.id)
+        assert (unchanged["outcome"], unchanged["status"]) == ("not_modified", 200)
+        (same,) = runner.run(_lineage(database_url, key))  # nothing new materialized
+        assert same.id == first.id and same.source_validators is not None
+        assert same.source_validators["etag"] != first.source_validators["etag"]
+
+        ran = inline.attempt(inline.submit(key))
+        assert _result(conn, ran.id)["outcome"] == "not_modified"
+        assert publisher.count(path, 200) == 2 and publisher.count(path, 304) == 1
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_zipped_source_lands_unzipped_and_a_corrupt_zip_fails_at_once(
+    database_url: str,
+    landing: Path,
+    conn: Conn,
+    runner: asyncio.Runner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served = _served(tmp_path)
+    zipped = _cdn_dataset(name="zipped_cdn", url=CDN_LAYOUT + ".zip", zipped=True)
+    inline = Inline(runner, database_url, _cdn_registry(zipped))
+    good, bad = WEEKS[0], WEEKS[1]
+    bad_path = f"/equity/otcmarket/weekly/otc/finra_otc_weekly_otc_{bad:%Y%m%d}.csv.zip"
+    before = {
+        outcome: _sample("spine_source_requests_total", source="zipped_cdn", outcome=outcome)
+        for outcome in ("fetched", "error")
+    }
+    bytes_before = _sample("spine_source_fetch_bytes_sum", source="zipped_cdn")
+    count_before = _sample("spine_source_fetch_bytes_count", source="zipped_cdn")
+    with serving(Publisher({"/": served})) as publisher:
+        _use(monkeypatch, SPINE_SOURCE_FINRA_CDN=publisher.url)
+        ran = inline.attempt(inline.submit(f"{good}/OTC"))
+        assert ran.status == "completed", ran.error
+        landed = landing / f"remote/cdn/finra_otc_weekly_otc_{good:%Y%m%d}.csv"
+        assert landed.read_bytes() == WEEK_FILES[good].read_bytes()
+        result = _result(conn, ran.id)
+        assert result["outcome"] == "fetched"
+        assert result["sha256"] == hashlib.sha256(landed.read_bytes()).hexdigest()
+
+        publisher.fault(bad_path, Fault(200, {}, b"PK\x03\x04 this is no zip\n"))
+        ran = inline.attempt(inline.submit(f"{bad}/OTC"))
+        assert (ran.status, ran.attempt) == ("failed", 1)  # permanent: no retry
+        assert ran.error is not None and "\n" not in ran.error
+        assert "not a readable zip" in ran.error and bad_path in ran.error
+        assert not (landing / f"remote/cdn/finra_otc_weekly_otc_{bad:%Y%m%d}.csv").exists()
+        assert not list(landing.rglob("*.part"))
+    fetched = _sample("spine_source_requests_total", source="zipped_cdn", outcome="fetched")
+    errors = _sample("spine_source_requests_total", source="zipped_cdn", outcome="error")
+    assert (fetched - before["fetched"], errors - before["error"]) == (1, 1)
+    landed_bytes = WEEK_FILES[good].stat().st_size
+    assert _sample("spine_source_fetch_bytes_sum", source="zipped_cdn") - bytes_before == (
+        landed_bytes
+    )
+    assert _sample("spine_source_fetch_bytes_count", source="zipped_cdn") - count_before == 1
+    text = generate_latest(REGISTRY).decode()  # what /metrics serves of this process
+    assert 'spine_source_requests_total{outcome="fetched",source="zipped_cdn"}' in text
+    assert 'spine_source_fetch_bytes_bucket{le="1e+06",source="zipped_cdn"}' in text
+
+
+def test_a_nyse_holiday_is_no_data_without_a_request(
+    database_url: str,
+    landing: Path,
+    conn: Conn,
+    runner: asyncio.Runner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    daily = Dataset(
+        name="daily_cdn",
+        description="A daily file per trading day (a test's).",
+        scheme="day",
+        pipeline="finra_weekly_ingest",
+        params=lambda p, path: {"week": p.start.isoformat(), "file": path},
+        start=date(2026, 1, 2),
+        freshness=Freshness(grace=timedelta(hours=12)),
+        remote=RemoteSource(
+            name="daily_cdn",
+            base_setting="source_finra_cdn",
+            url="/daily/shvol{date:%Y%m%d}.txt",
+            landing="remote/daily/shvol{date:%Y%m%d}.txt",
+            calendar=True,
+        ),
+    )
+    inline = Inline(runner, database_url, _cdn_registry(daily), daily.name)
+    holiday = "2026-01-19"  # Martin Luther King Jr. Day: the NYSE is closed
+    with serving(Publisher({"/": tmp_path})) as publisher:
+        _use(monkeypatch, SPINE_SOURCE_FINRA_CDN=publisher.url)
+        ran = inline.attempt(inline.submit(holiday))
+        assert ran.status == "completed"
+        assert _result(conn, ran.id)["outcome"] == "no_data"
+        assert publisher.count() == 0
+
+    async def state() -> str:
+        async with await db.aconnect(database_url) as c:
+            later = datetime(2027, 1, 1, tzinfo=UTC)  # long past its deadline
+            rows = await partitions.states(c, daily, [daily.partition(holiday)], now=later)
+            return rows[0].state
+
+    assert runner.run(state()) == "no_data"
+
+
+def _remote_only(**source: Any) -> Dataset:
+    """FINRA's OTC tier through the CDN layout, without a landing pattern."""
+    return dataclasses.replace(
+        _cdn_dataset(**source), name="cdn_weekly", landing=None, key2=("OTC",),
+        key2_names={"otc": "OTC"},
+    )  # fmt: skip
+
+
+def _scan_remote(
+    runner: asyncio.Runner, url: str, registry: Registry, dataset: Dataset
+) -> remote_scans.RemoteScanResult:
+    async def go() -> remote_scans.RemoteScanResult:
+        settings = get_settings()
+        async with await db.aconnect(url) as conn:
+            return await remote_scans.scan_remote(
+                conn, registry, settings, make_backend(settings), dataset
+            )
+
+    return runner.run(go())
+
+
+def _run_pending(runner: asyncio.Runner, url: str, registry: Registry, most: int) -> int:
+    """Run claimable executions one at a time in this process, at most `most`: how many."""
+
+    async def go() -> int:
+        pool = await db.open_async_pool(url, get_settings())
+        ran = 0
+        try:
+            async with pool.connection() as conn:
+                await workers.heartbeat(conn, "inline", "test", os.getpid())
+            while ran < most:
+                _, claimed, _ = await record_batch(pool, "inline", [], claim=1)
+                if not claimed:
+                    return ran
+                await run_held(pool, claimed[0], "inline", registry=registry)
+                ran += 1
+            return ran
+        finally:
+            await pool.close()
+
+    return runner.run(go())
+
+
+def test_a_scan_fetches_the_recent_due_partitions_that_are_not_loaded(
+    database_url: str,
+    landing: Path,
+    conn: Conn,
+    runner: asyncio.Runner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    dataset = _remote_only(recent_periods=3)
+    registry = _cdn_registry(dataset)
+    now = conn.execute("SELECT now() AS t").fetchone()["t"]  # type: ignore[index]
+    window = remote_scans.recent_due(dataset, now, 3)
+    assert len(window) == 3 and all(p.key2 == "OTC" for p in window)
+    assert all(dataset.freshness.due_at(p) <= now for p in window)
+    assert dataset.freshness.due_at(Partition("week", window[-1].start + timedelta(7), "OTC")) > now
+    loaded = window[1]
+
+    async def record_loaded() -> None:
+        async with await db.aconnect(database_url) as c, c.transaction():
+            await partitions.record(c, [NewMaterialization(dataset.name, loaded.key, None)])
+
+    runner.run(record_loaded())
+    fetch_keys = [window[0].key, window[2].key]
+
+    with serving(Publisher({"/": tmp_path / "nothing"})) as publisher:  # 404 for every week
+        _use(monkeypatch, SPINE_SOURCE_FINRA_CDN=publisher.url)
+        first = _scan_remote(runner, database_url, registry, dataset)
+        assert first.window == [p.key for p in window]
+        assert (first.submitted, first.joined, first.resting) == (fetch_keys, [], [])
+        made = conn.execute(
+            "SELECT pipeline, logical_key, params->>'key' AS key FROM executions ORDER BY 3"
+        ).fetchall()
+        assert [(m["pipeline"], m["key"]) for m in made] == [
+            ("dataset_fetch", k) for k in fetch_keys
+        ]
+        assert publisher.count() == 0  # a scan submits; the fetch asks
+
+        again = _scan_remote(runner, database_url, registry, dataset)
+        assert (again.submitted, again.joined) == ([], fetch_keys)
+        assert conn.execute("SELECT count(*) AS n FROM executions").fetchone() == {"n": 2}
+
+        # The fetches run: not published. A late week's fetch completes (the partition
+        # stays late); one inside its window asks to be tried again (pending).
+        assert _run_pending(runner, database_url, registry, 3) == 2
+        assert publisher.count(status=404) == 2
+        rows = runner.run(_states(database_url, dataset, window))
+        late = [k for k in fetch_keys if rows[k] == "late"]
+        waiting = [k for k in fetch_keys if rows[k] == "pending"]
+        assert sorted(late + waiting) == fetch_keys and rows[loaded.key] == "loaded"
+        rested = _scan_remote(runner, database_url, registry, dataset)
+        assert (rested.submitted, rested.joined, rested.resting) == ([], waiting, late)
+
+        # Past SPINE_SOURCE_RECHECK, a late week is asked again.
+        _use(monkeypatch, SPINE_SOURCE_RECHECK="0.001")
+        later = _scan_remote(runner, database_url, registry, dataset)
+        assert (later.submitted, later.resting) == (late, [])
+    assert publisher.count() == 2
+
+
+async def _states(url: str, dataset: Dataset, window: list[Partition]) -> dict[str, str]:
+    async with await db.aconnect(url) as c:
+        return {r.key: r.state for r in await partitions.states(c, dataset, window)}
+
+
+def test_db_init_makes_a_remote_datasets_scan_schedule_and_the_scan_fetches(
+    database_url: str, conn: Conn, runner: asyncio.Runner
+) -> None:
+    dataset = _remote_only(recent_periods=1)
+    registry = _cdn_registry(dataset)
+    catalog = DatasetCatalog([dataset])
+
+    async def init() -> list[str]:
+        async with await db.aconnect(database_url) as c:
+            return await sensors.sync(c, registry, get_settings(), catalog)
+
+    assert runner.run(init()) == ["dataset-scan:cdn_weekly"]
+    schedule = conn.execute(
+        "SELECT pipeline, params, enabled FROM schedules WHERE name = 'dataset-scan:cdn_weekly'"
+    ).fetchone()
+    assert schedule == {
+        "pipeline": "dataset_scan", "params": {"dataset": "cdn_weekly"}, "enabled": False
+    }  # fmt: skip
+    made, _ = runner.run(_submit_scan(database_url, registry))
+    assert _run_pending(runner, database_url, registry, 1) == 1  # the scan (not its fetch)
+    result = _result(conn, made)
+    assert result["remote"]["submitted"] == result["remote"]["window"]
+    assert "files" not in result  # no landing pattern: nothing to look at there
+    fetches = conn.execute(
+        "SELECT count(*) AS n FROM executions WHERE pipeline = 'dataset_fetch'"
+    ).fetchone()
+    assert fetches == {"n": 1}
+
+
+async def _submit_scan(url: str, registry: Registry) -> tuple[str, bool]:
+    async with await db.aconnect(url) as c:
+        made, created = await submit(
+            c, "dataset_scan", {"dataset": "cdn_weekly"}, registry=registry
+        )
+        return made.id, created

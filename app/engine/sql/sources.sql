@@ -16,15 +16,24 @@ SELECT pg_advisory_unlock(hashtext('spine:host:' || %(host)s), %(slot)s) AS free
 -- name: latest_remote
 -- A partition's newest materialization: its sha256 and, when it was fetched, the URL and
 -- the validators its next request sends (If-None-Match, If-Modified-Since).
-SELECT source_url, source_validators, source_sha256, outcome
+SELECT id, source_url, source_validators, source_sha256, outcome
 FROM dataset_materializations
 WHERE dataset = %(dataset)s AND partition_key = %(key)s
 ORDER BY id DESC
 LIMIT 1
 
--- name: stamp_remote
--- The URL and validators of a fetch, on the materializations its execution's ingest
--- recorded (the ingest knows the landed file only).
+-- name: refresh_validators
+-- A same body under new validators (a new ETag): the materialization holding that content
+-- takes them, so the next request is conditional on what the publisher sends now.
 UPDATE dataset_materializations
 SET source_url = %(url)s, source_validators = %(validators)s::jsonb
-WHERE dataset = %(dataset)s AND execution_id = %(execution_id)s
+WHERE id = %(id)s
+
+-- name: asked_since
+-- The logical keys among `keys` with an execution that ended (or began) after `since`:
+-- partitions asked of the publisher recently, which a scan leaves alone for now.
+SELECT logical_key
+FROM executions
+WHERE logical_key = ANY (%(keys)s::text[])
+  AND coalesce(completed_at, created_at) >= %(since)s
+GROUP BY logical_key
