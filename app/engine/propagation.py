@@ -19,6 +19,9 @@ current without a backfill.
 
 from __future__ import annotations
 
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
 import msgspec
 
 from app.config import Settings
@@ -47,6 +50,7 @@ async def propagate(
     """Submit every stale partition of the datasets that propagate; their keys as
     `dataset:key`, in order."""
     submitted: list[str] = []
+    tz = ZoneInfo(settings.market_tz)
     for dataset in datasets:
         if not dataset.upstreams or not dataset.propagate:
             continue
@@ -58,9 +62,9 @@ async def propagate(
             args = {"dataset": dataset.name, "upstreams": upstreams}
             rows = await (await conn.execute(_SQL["stale_candidates"], args)).fetchall()
             candidates = [dataset.partition(str(r["partition_key"])) for r in rows]
-            found = await partitions.states(conn, dataset, candidates)
+            found = await partitions.states(conn, dataset, candidates, tz=tz)
             stale = [p for row, p in zip(found, candidates, strict=True) if row.state == "stale"]
-            stale += await _ready_first_time(conn, dataset, datasets, upstreams)
+            stale += await _ready_first_time(conn, dataset, datasets, upstreams, tz)
             made = await submit_many(
                 conn,
                 registry,
@@ -85,7 +89,7 @@ _READY = frozenset({"loaded", "no_data"})
 
 
 async def _ready_first_time(
-    conn: AsyncConn, dataset: Dataset, datasets: DatasetCatalog, upstreams: str
+    conn: AsyncConn, dataset: Dataset, datasets: DatasetCatalog, upstreams: str, tz: tzinfo
 ) -> list[Partition]:
     """The partitions never materialized whose upstream partitions are all there now."""
     args = {"dataset": dataset.name, "upstreams": upstreams}
@@ -98,7 +102,7 @@ async def _ready_first_time(
             continue
     if not candidates:
         return []
-    own = await partitions.states(conn, dataset, candidates)
+    own = await partitions.states(conn, dataset, candidates, tz=tz)
     candidates = [p for p, row in zip(candidates, own, strict=True) if row.state in _UNMADE]
     ready = set(candidates)
     for u in dataset.upstreams:
@@ -114,6 +118,6 @@ async def _ready_first_time(
         flat = [q for qs in mapped.values() for q in qs]
         if not flat:
             continue
-        states = {r.key: r.state for r in await partitions.states(conn, upstream, flat)}
+        states = {r.key: r.state for r in await partitions.states(conn, upstream, flat, tz=tz)}
         ready &= {p for p, qs in mapped.items() if all(states[q.key] in _READY for q in qs)}
     return [p for p in candidates if p in ready]

@@ -19,7 +19,8 @@ yet published inside its window is deferred by its own execution (joined here).
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -55,16 +56,16 @@ class RemoteScanResult(msgspec.Struct, frozen=True):
     """Missing or late partitions asked less than SPINE_SOURCE_RECHECK seconds ago."""
 
 
-def recent_due(dataset: Dataset, now: datetime, periods: int) -> list[Partition]:
+def recent_due(dataset: Dataset, now: datetime, periods: int, tz: tzinfo = UTC) -> list[Partition]:
     """The partitions of the last `periods` due periods of each second key (not before the
-    dataset's start), in key order."""
+    dataset's start), in key order; periods and deadlines in `tz` (the market's)."""
     found: list[Partition] = []
     keys2: list[str | None] = list(dataset.key2) or [None]
     for key2 in keys2:
-        day, taken = period_start(dataset.scheme, now.astimezone(UTC).date()), 0
+        day, taken = period_start(dataset.scheme, now.astimezone(tz).date()), 0
         while taken < periods and day >= dataset.start:
             partition = Partition(dataset.scheme, day, key2)
-            if dataset.freshness.due_at(partition, UTC) <= now:
+            if dataset.freshness.due_at(partition, tz) <= now:
                 found.append(partition)
                 taken += 1
             day = period_start(dataset.scheme, day - timedelta(days=1))
@@ -84,10 +85,11 @@ async def scan_remote(
     keys the landing scan just handled."""
     assert dataset.remote is not None
     now = await db_now(conn)
-    window = recent_due(dataset, now, dataset.remote.recent_periods)
+    tz = ZoneInfo(settings.market_tz)
+    window = recent_due(dataset, now, dataset.remote.recent_periods, tz)
     async with conn.transaction():
         await conn.execute(_LOCK, {"dataset": dataset.name})  # with backfills and scans
-        rows = await partitions.states(conn, dataset, window, now=now)
+        rows = await partitions.states(conn, dataset, window, now=now, tz=tz)
         wanted = [r for r in rows if r.state in _ASK and r.key not in skip]
         idle = [logical_key(dataset.name, r.key) for r in wanted if r.state in ("missing", "late")]
         since = now - timedelta(seconds=settings.source_recheck)

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -627,10 +628,12 @@ def test_a_scan_fetches_the_recent_due_partitions_that_are_not_loaded(
     dataset = _remote_only(recent_periods=3)
     registry = _cdn_registry(dataset)
     now = conn.execute("SELECT now() AS t").fetchone()["t"]  # type: ignore[index]
-    window = remote_scans.recent_due(dataset, now, 3)
+    tz = ZoneInfo(get_settings().market_tz)
+    window = remote_scans.recent_due(dataset, now, 3, tz)
     assert len(window) == 3 and all(p.key2 == "OTC" for p in window)
-    assert all(dataset.freshness.due_at(p) <= now for p in window)
-    assert dataset.freshness.due_at(Partition("week", window[-1].start + timedelta(7), "OTC")) > now
+    assert all(dataset.freshness.due_at(p, tz) <= now for p in window)
+    following = Partition("week", window[-1].start + timedelta(7), "OTC")
+    assert dataset.freshness.due_at(following, tz) > now
     loaded = window[1]
 
     async def record_loaded() -> None:
@@ -677,7 +680,8 @@ def test_a_scan_fetches_the_recent_due_partitions_that_are_not_loaded(
 
 async def _states(url: str, dataset: Dataset, window: list[Partition]) -> dict[str, str]:
     async with await db.aconnect(url) as c:
-        return {r.key: r.state for r in await partitions.states(c, dataset, window)}
+        tz = ZoneInfo(get_settings().market_tz)
+        return {r.key: r.state for r in await partitions.states(c, dataset, window, tz=tz)}
 
 
 def test_db_init_makes_a_remote_datasets_scan_schedule_and_the_scan_fetches(

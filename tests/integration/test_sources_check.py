@@ -95,8 +95,9 @@ def test_the_cli_checks_finra_with_credentials_then_a_closed_port(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = FinraQueryApi({}, ("client", "s3cret"))
-    with serving(Publisher(api=api)) as publisher:
+    with serving(Publisher(api=api)) as publisher, serving(Publisher()) as cdn:
         for name, value in {
+            "SPINE_SOURCE_FINRA_CDN": cdn.url,  # Reg SHO's files (a 404 answers: reachable)
             "SPINE_SOURCE_FINRA_API": publisher.url,
             "SPINE_FINRA_TOKEN_URL": publisher.url + TOKEN_PATH,
             "SPINE_FINRA_API_CLIENT_ID": "client",
@@ -110,8 +111,11 @@ def test_the_cli_checks_finra_with_credentials_then_a_closed_port(
         assert publisher.url + API_PATH in line and "used" in line and " yes " in line
         as_json = spine("sources", "check", "--format", "json")
         assert as_json.exit_code == 0, as_json.output
-        (check,) = json.loads(as_json.output)
-        assert check["source"] == "finra_api" and check["datasets"] == ["finra_otc_weekly"]
+        checks = {c["source"]: c for c in json.loads(as_json.output)}
+        check = checks["finra_api"]
+        assert check["datasets"] == ["finra_ats_weekly", "finra_otc_weekly"]
+        assert checks["finra_cdn"]["datasets"] == ["regsho_daily"]
+        assert checks["finra_cdn"]["reachable"] and not checks["finra_cdn"]["credentials"]
         assert (check["reachable"], check["status"], check["credentials"]) == (True, 405, True)
         assert publisher.count(API_PATH) == 2 and publisher.count(TOKEN_PATH) >= 1
         assert "s3cret" not in table.output + as_json.output
