@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from app import db
-from app.catalog import DOMAINS, default_registry
+from app.catalog import DOMAINS, default_registry, store_graph
 from app.config import get_settings
 from app.engine import backfills, partitions
 from app.engine.backends import make_backend
@@ -63,6 +63,11 @@ def _states(runner: asyncio.Runner, url: str, dataset: Any, first: str, last: st
     return runner.run(go())
 
 
+async def _store_graph(url: str) -> None:
+    async with await db.aconnect(url) as conn:
+        await store_graph(conn)
+
+
 @pytest.mark.slow
 def test_a_backfill_fetches_the_four_days_and_a_holiday_is_no_data(
     database_url: str,
@@ -84,6 +89,7 @@ def test_a_backfill_fetches_the_four_days_and_a_holiday_is_no_data(
         get_settings.cache_clear()
 
         assert set(_states(runner, database_url, DAILY, HOLIDAY, HOLIDAY)) == {"no_data"}
+        runner.run(_store_graph(database_url))  # as `spine db init` does, before any load
         made = _backfill(runner, database_url, DAYS[0], DAYS[-1], "missing")
         assert [i.outcome for i in made.items] == ["submitted"] * 24
         with worker_pool(database_url, processes=2, log_path=tmp_path / "pool.log", **env):
@@ -105,6 +111,15 @@ def test_a_backfill_fetches_the_four_days_and_a_holiday_is_no_data(
                 ),
                 timeout=120,
             )
+            wait_until(  # the propagation passes the last loads asked for have run too
+                lambda: (
+                    conn.execute(
+                        "SELECT count(*) AS n FROM executions WHERE status <> 'completed'"
+                    ).fetchone()
+                    == {"n": 0}
+                ),
+                timeout=120,
+            )
         assert set(_states(runner, database_url, DAILY, DAYS[0], DAYS[-1])) == {"loaded"}
         assert set(_states(runner, database_url, DAILY, HOLIDAY, HOLIDAY)) == {"no_data"}
         assert set(_states(runner, database_url, DERIVED, HOLIDAY, HOLIDAY)) == {"no_data"}
@@ -119,6 +134,3 @@ def test_a_backfill_fetches_the_four_days_and_a_holiday_is_no_data(
         " WHERE pipeline = 'regsho_compute' GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert computed == [{"day": d, "n": 1} for d in DAYS]
-    assert conn.execute(
-        "SELECT count(*) AS n FROM executions WHERE status <> 'completed'"
-    ).fetchone() == {"n": 0}
