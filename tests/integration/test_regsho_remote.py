@@ -63,6 +63,18 @@ def _states(runner: asyncio.Runner, url: str, dataset: Any, first: str, last: st
     return runner.run(go())
 
 
+def _explain(conn: Conn) -> str:
+    """What ran and what was recorded: the message of a wait that timed out."""
+    ran = conn.execute(
+        "SELECT pipeline, status, params->>'key' AS key, params->>'date' AS day, last_error"
+        " FROM executions ORDER BY created_at"
+    ).fetchall()
+    made = conn.execute(
+        "SELECT dataset, partition_key, outcome FROM dataset_materializations ORDER BY id"
+    ).fetchall()
+    return "\n".join(["executions:", *map(str, ran), "materializations:", *map(str, made)])
+
+
 async def _store_graph(url: str) -> None:
     async with await db.aconnect(url) as conn:
         await store_graph(conn)
@@ -93,12 +105,15 @@ def test_a_backfill_fetches_the_four_days_and_a_holiday_is_no_data(
         made = _backfill(runner, database_url, DAYS[0], DAYS[-1], "missing")
         assert [i.outcome for i in made.items] == ["submitted"] * 24
         with worker_pool(database_url, processes=2, log_path=tmp_path / "pool.log", **env):
-            wait_until(
-                lambda: (
-                    set(_states(runner, database_url, DERIVED, DAYS[0], DAYS[-1])) == {"loaded"}
-                ),
-                timeout=300,
-            )
+            try:
+                wait_until(
+                    lambda: (
+                        set(_states(runner, database_url, DERIVED, DAYS[0], DAYS[-1])) == {"loaded"}
+                    ),
+                    timeout=300,
+                )
+            except AssertionError as exc:
+                raise AssertionError(_explain(conn)) from exc
             holiday = _backfill(runner, database_url, HOLIDAY, HOLIDAY, "all")
             assert [i.outcome for i in holiday.items] == ["submitted"] * 6
             wait_until(
