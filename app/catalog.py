@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from app import finra, otc
+from app import finra, ftd, otc
 from app.config import get_settings
 from app.domains import Catalog
 from app.engine import builtin, sensors
@@ -18,7 +18,7 @@ from app.engine.registry import Registry
 
 __all__ = ["DOMAINS", "default_registry", "registry_for"]
 
-DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN)
+DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN, ftd.DOMAIN)
 
 
 def registry_for(catalog: Catalog) -> Registry:
