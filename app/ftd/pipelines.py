@@ -44,9 +44,8 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     period: Annotated[
-        str | None,
+        Annotated[str, msgspec.Meta(pattern=keys.PERIOD_PATTERN)] | None,
         msgspec.Meta(
-            pattern=keys.PERIOD_PATTERN,
             description="The half-month (2022-12a: the 1st-14th, 2022-12b: the 15th-end); "
             "none: from the file's name (cnsfails202212a.txt).",
         ),
