@@ -29,8 +29,9 @@ def test_the_domains_ranges() -> None:
     assert [(d.name, d.migrations) for d in DOMAINS] == [
         ("otc", range(10, 20)),
         ("finra", range(20, 30)),
+        ("ftd", range(40, 50)),
     ]
-    assert DOMAINS.next_migration_range() == range(30, 40)
+    assert DOMAINS.next_migration_range() == range(50, 60)
     assert DOMAINS.owner_of_migration(100) == "core"
     assert DOMAINS.owner_of_migration(30) is None
 

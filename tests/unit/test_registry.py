@@ -90,6 +90,7 @@ def test_the_catalog_lists_every_built_in_pipeline() -> None:
         "noop",
         "otc_compute_metrics",
         "otc_ingest",
+        "sec_ftd_ingest",
         "sleep",
     ]
 
