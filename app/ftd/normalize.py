@@ -125,8 +125,11 @@ _PARSE: LiteralString = r"""
               FROM judged WHERE reason IS NULL) AS numbered
          WHERE nth > 1
     )
-    SELECT j.line_no, j.line, j.settlement_date, j.cusip, j.symbol, j.quantity_text,
-           j.quantity_number, j.description, j.price_text,
+    SELECT j.line_no, j.line, j.settlement_date, j.cusip, j.symbol, j.quantity_number,
+           CASE WHEN j.reason IS NULL THEN j.quantity_text::bigint END AS quantity,
+           rtrim(j.description, ' ') AS description,
+           CASE WHEN j.reason IS NULL AND j.price_text <> '.' THEN j.price_text::numeric END
+               AS price,
            CASE WHEN d.line_no IS NOT NULL THEN 'duplicate_key' ELSE j.reason END AS reason
       FROM judged j LEFT JOIN duplicates d ON d.line_no = j.line_no
 """
@@ -145,15 +148,6 @@ _RECORD_REJECTS: LiteralString = """
         RETURNING reason
     )
     SELECT reason, count(*) AS n FROM recorded GROUP BY reason ORDER BY reason
-"""
-
-_FILE_ROWS: LiteralString = """
-    CREATE TEMP TABLE ftd_file_rows ON COMMIT DROP AS
-    SELECT settlement_date, cusip, symbol, quantity_text::bigint AS quantity,
-           rtrim(description, ' ') AS description,
-           CASE WHEN price_text <> '.' THEN price_text::numeric END AS price
-      FROM ftd_parsed
-     WHERE reason IS NULL
 """
 
 _PERIOD: LiteralString = """
@@ -177,8 +171,8 @@ _CLASSIFY_DELETE: LiteralString = """
                (f.symbol, f.quantity, f.description, f.price)
                IS DISTINCT FROM (r.symbol, r.quantity, r.description, r.price) AS differs
           FROM ftd_fails f
-          LEFT JOIN ftd_file_rows r
-            ON r.settlement_date = f.settlement_date AND r.cusip = f.cusip
+          LEFT JOIN ftd_parsed r
+            ON r.reason IS NULL AND r.settlement_date = f.settlement_date AND r.cusip = f.cusip
          WHERE f.settlement_date BETWEEN %(first_day)s AND %(last_day)s
     ), deleted AS (
         DELETE FROM ftd_fails f USING stored s
@@ -196,15 +190,16 @@ _INSERT: LiteralString = """
                            price, load_id)
     SELECT settlement_date, cusip, %(period)s, symbol, quantity, description, price,
            %(load_id)s
-      FROM ftd_file_rows r
-     WHERE NOT EXISTS (SELECT FROM ftd_fails f
+      FROM ftd_parsed r
+     WHERE r.reason IS NULL
+       AND NOT EXISTS (SELECT FROM ftd_fails f
                         WHERE f.settlement_date BETWEEN %(first_day)s AND %(last_day)s
                           AND f.settlement_date = r.settlement_date AND f.cusip = r.cusip)
 """
 
 _LOADED: LiteralString = """
     SELECT coalesce(sum(quantity), 0) AS quantity, count(DISTINCT settlement_date) AS dates
-      FROM ftd_file_rows
+      FROM ftd_parsed WHERE reason IS NULL
 """
 
 
@@ -260,7 +255,6 @@ async def normalize_load(
         rejected = sum(rejects.values())
         if rejected == rows_read:
             raise InvalidInputFile(f"no line of the file is a valid row ({rejected} rejected)")
-        await conn.execute(_FILE_ROWS)
         await conn.execute(
             _PERIOD,
             params
