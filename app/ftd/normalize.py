@@ -272,6 +272,7 @@ async def normalize_load(
         loaded = await (await conn.execute(_LOADED)).fetchone()
         assert loaded is not None
     changed = _int(stored["changed"])
+    assert _int(stored["deleted"]) == changed + _int(stored["removed"]), stored
     inserted = written - changed
     return NormalizeResult(
         rows_read=rows_read,
