@@ -30,13 +30,22 @@ CREATE TABLE ftd_rejects (
     PRIMARY KEY (load_id, line_no)
 );
 
--- Each loaded half-month: the load that made its rows, and the file's trailers.
+-- Each loaded half-month: the load that made its rows, what its file's trailers
+-- stated, and its stored rows' totals. A load replaces a period's rows whole, so
+-- the totals are computed from them in the load's transaction (the periods
+-- listing then reads ten rows, not every fail).
 CREATE TABLE ftd_periods (
     period                  TEXT PRIMARY KEY CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])[ab]$'),
     load_id                 BIGINT NOT NULL REFERENCES ftd_loads (id),
     trailer_record_count    BIGINT NOT NULL,
     trailer_total_quantity  NUMERIC NOT NULL,
     rejected                BIGINT NOT NULL,
+    rows                    BIGINT NOT NULL,
+    securities              BIGINT NOT NULL,     -- distinct CUSIPs
+    total_quantity          NUMERIC NOT NULL,
+    settlement_dates        INT NOT NULL,
+    first_date              DATE NOT NULL,
+    last_date               DATE NOT NULL,
     loaded_at               TIMESTAMPTZ NOT NULL
 );
 

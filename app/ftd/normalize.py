@@ -150,15 +150,25 @@ _RECORD_REJECTS: LiteralString = """
     SELECT reason, count(*) AS n FROM recorded GROUP BY reason ORDER BY reason
 """
 
+# The period's row, after its rows were replaced: the load, the trailers and what
+# is now stored (the file's accepted rows, exactly).
 _PERIOD: LiteralString = """
     INSERT INTO ftd_periods AS p (period, load_id, trailer_record_count,
-                                  trailer_total_quantity, rejected, loaded_at)
-    VALUES (%(period)s, %(load_id)s, %(trailer_count)s, %(trailer_quantity)s, %(rejected)s,
-            now())
+                                  trailer_total_quantity, rejected, rows, securities,
+                                  total_quantity, settlement_dates, first_date, last_date,
+                                  loaded_at)
+    SELECT %(period)s, %(load_id)s, %(trailer_count)s, %(trailer_quantity)s, %(rejected)s,
+           count(*), count(DISTINCT cusip), coalesce(sum(quantity), 0),
+           count(DISTINCT settlement_date), min(settlement_date), max(settlement_date), now()
+      FROM ftd_parsed WHERE reason IS NULL
     ON CONFLICT (period) DO UPDATE
        SET load_id = EXCLUDED.load_id, trailer_record_count = EXCLUDED.trailer_record_count,
            trailer_total_quantity = EXCLUDED.trailer_total_quantity,
-           rejected = EXCLUDED.rejected, loaded_at = EXCLUDED.loaded_at
+           rejected = EXCLUDED.rejected, rows = EXCLUDED.rows,
+           securities = EXCLUDED.securities, total_quantity = EXCLUDED.total_quantity,
+           settlement_dates = EXCLUDED.settlement_dates, first_date = EXCLUDED.first_date,
+           last_date = EXCLUDED.last_date, loaded_at = EXCLUDED.loaded_at
+    RETURNING total_quantity AS quantity, settlement_dates AS dates
 """
 
 # The period's stored rows (a range of the primary key) against the file's:
@@ -196,12 +206,6 @@ _INSERT: LiteralString = """
                         WHERE f.settlement_date BETWEEN %(first_day)s AND %(last_day)s
                           AND f.settlement_date = r.settlement_date AND f.cusip = r.cusip)
 """
-
-_LOADED: LiteralString = """
-    SELECT coalesce(sum(quantity), 0) AS quantity, count(DISTINCT settlement_date) AS dates
-      FROM ftd_parsed WHERE reason IS NULL
-"""
-
 
 @dataclass(frozen=True)
 class Trailers:
@@ -255,7 +259,12 @@ async def normalize_load(
         rejected = sum(rejects.values())
         if rejected == rows_read:
             raise InvalidInputFile(f"no line of the file is a valid row ({rejected} rejected)")
-        await conn.execute(
+        cur = await conn.execute(_CLASSIFY_DELETE, params)
+        stored = await cur.fetchone()
+        assert stored is not None
+        cur = await conn.execute(_INSERT, params)
+        written = cur.rowcount
+        cur = await conn.execute(
             _PERIOD,
             params
             | {
@@ -264,12 +273,7 @@ async def normalize_load(
                 "rejected": rejected,
             },
         )
-        cur = await conn.execute(_CLASSIFY_DELETE, params)
-        stored = await cur.fetchone()
-        assert stored is not None
-        cur = await conn.execute(_INSERT, params)
-        written = cur.rowcount
-        loaded = await (await conn.execute(_LOADED)).fetchone()
+        loaded = await cur.fetchone()
         assert loaded is not None
     changed = _int(stored["changed"])
     assert _int(stored["deleted"]) == changed + _int(stored["removed"]), stored

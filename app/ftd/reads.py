@@ -103,18 +103,17 @@ class CusipRun(msgspec.Struct, frozen=True):
     settlement_dates: int
 
 
+# A period's totals are stored by its load (it replaces the period's rows whole).
 _PERIODS: LiteralString = """
-    SELECT p.period, min(f.settlement_date) AS first_date, max(f.settlement_date) AS last_date,
-           count(DISTINCT f.settlement_date)::int AS settlement_dates, count(*)::int AS rows,
-           count(DISTINCT f.cusip)::int AS securities, sum(f.quantity)::bigint AS total_quantity,
-           p.trailer_record_count, p.trailer_total_quantity::bigint, p.rejected::int,
-           (count(*) = p.trailer_record_count
-            AND sum(f.quantity) = p.trailer_total_quantity) AS trailer_matches,
-           p.load_id, p.loaded_at
-      FROM ftd_periods p JOIN ftd_fails f ON f.period = p.period
-     WHERE %(after)s::text IS NULL OR p.period > %(after)s
-     GROUP BY p.period
-     ORDER BY p.period
+    SELECT period, first_date, last_date, settlement_dates, rows::int, securities::int,
+           total_quantity::bigint, trailer_record_count, trailer_total_quantity::bigint,
+           rejected::int,
+           (rows = trailer_record_count AND total_quantity = trailer_total_quantity)
+               AS trailer_matches,
+           load_id, loaded_at
+      FROM ftd_periods
+     WHERE %(after)s::text IS NULL OR period > %(after)s
+     ORDER BY period
      LIMIT %(limit)s
 """
 

@@ -225,3 +225,24 @@ async def test_unknown_dates_periods_symbols_and_cusips_are_404(loaded: str) -> 
         assert bad.status_code == 400
         month = await client.get(f"{BASE}/periods/2022-13a/persistent")
         assert month.status_code == 422
+
+
+async def test_the_page_charts_a_symbol_and_lists_a_periods_persistent_fails(
+    loaded: str, rows: list[Any]
+) -> None:
+    async with api_client() as client:
+        page = await client.get("/ui/ftd?period=2022-12b&min_days=5&symbol=EURN")
+        default = await client.get("/ui/ftd")
+        bad = await client.get("/ui/ftd?period=2022-13b")
+    assert page.status_code == 200, page.text
+    chart = re.search(r'<script type="application/json" id="ftd-data">(.*?)</script>', page.text)
+    assert chart is not None
+    data = json.loads(chart.group(1))
+    eurn = sorted((r for r in rows if r.symbol == "EURN"), key=lambda r: r.settlement_date)
+    assert data["symbol"] == "EURN"
+    assert data["quantity"] == [r.quantity for r in eurn]
+    assert len(data["x"]) == len(data["value"]) == len(eurn)
+    listed = re.findall(r'<tr data-cusip="([^"]+)">', page.text)
+    assert listed == [p.cusip for p in persistent(read_file(FILES["2022-12b"]).rows, 5)][:50]
+    assert default.status_code == 200 and 'id="ftd-chart"' in default.text  # its top symbol
+    assert bad.status_code == 400
