@@ -207,6 +207,7 @@ _INSERT: LiteralString = """
                           AND f.settlement_date = r.settlement_date AND f.cusip = r.cusip)
 """
 
+
 @dataclass(frozen=True)
 class Trailers:
     """What the file's two trailer lines state."""

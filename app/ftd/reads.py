@@ -183,29 +183,32 @@ _SYMBOL_HISTORY: LiteralString = (
 """
 )
 
-# The period's rows are a range of the primary key (its dates).
+# The period's rows are a range of the primary key (its dates), aggregated per
+# CUSIP without sorting; the symbol and description (those of its last date in
+# the period) are looked up by primary key for the page's rows only.
 _PERSISTENT: LiteralString = """
-    WITH rows AS (
-        SELECT * FROM ftd_fails WHERE settlement_date BETWEEN %(first)s AND %(last)s
-    ), period_days AS (
-        SELECT count(DISTINCT settlement_date)::int AS n FROM rows
-    ), s AS (
-        SELECT cusip, (array_agg(symbol ORDER BY settlement_date DESC))[1] AS symbol,
-               (array_agg(description ORDER BY settlement_date DESC))[1] AS description,
-               count(*)::int AS days, sum(quantity)::bigint AS total_quantity,
-               max(quantity) AS max_quantity, max(quantity * price) AS max_value
-          FROM rows
+    WITH s AS (
+        SELECT cusip, count(*)::int AS days, sum(quantity)::bigint AS total_quantity,
+               max(quantity) AS max_quantity, max(quantity * price) AS max_value,
+               max(settlement_date) AS last_date
+          FROM ftd_fails
+         WHERE settlement_date BETWEEN %(first)s AND %(last)s
          GROUP BY cusip
         HAVING count(*) >= %(min_days)s
+    ), page AS (
+        SELECT * FROM s
+         WHERE %(after_days)s::int IS NULL
+            OR (-days, -total_quantity, cusip)
+               > (-%(after_days)s, -%(after_total)s::bigint, %(after_cusip)s)
+         ORDER BY days DESC, total_quantity DESC, cusip
+         LIMIT %(limit)s
     )
-    SELECT %(period)s::text AS period, s.cusip, s.symbol, s.description, s.days,
-           period_days.n AS period_days, s.total_quantity, s.max_quantity, s.max_value
-      FROM s, period_days
-     WHERE %(after_days)s::int IS NULL
-        OR (-s.days, -s.total_quantity, s.cusip)
-           > (-%(after_days)s, -%(after_total)s::bigint, %(after_cusip)s)
-     ORDER BY s.days DESC, s.total_quantity DESC, s.cusip
-     LIMIT %(limit)s
+    SELECT %(period)s::text AS period, page.cusip, f.symbol, f.description, page.days,
+           (SELECT settlement_dates FROM ftd_periods WHERE period = %(period)s) AS period_days,
+           page.total_quantity, page.max_quantity, page.max_value
+      FROM page
+      JOIN ftd_fails f ON f.settlement_date = page.last_date AND f.cusip = page.cusip
+     ORDER BY page.days DESC, page.total_quantity DESC, page.cusip
 """
 
 # Runs of one (symbol, description) in the CUSIP's settlement dates, in order.

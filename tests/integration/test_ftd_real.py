@@ -170,7 +170,7 @@ async def test_the_persistent_fails_of_a_period(loaded: str, rows: list[Any]) ->
     mine = read_file(FILES[period]).rows
     expected = persistent(mine, 5)
     async with api_client() as client:
-        got = await follow(client, f"{BASE}/periods/{period}/persistent?min_days=5&limit=250")
+        got = await follow(client, f"{BASE}/periods/{period}/persistent?min_days=5&limit=500")
     assert [
         (g["cusip"], g["days"], g["total_quantity"], g["max_quantity"], dec(g["max_value"]))
         for g in got
