@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from app.config import Settings
+from app.catalog import DOMAINS
+from app.config import Settings, get_settings
 from app.engine.landing import LandingPattern
 from app.ftd import keys
 from app.ftd.datasets import sec_ftd
@@ -62,3 +63,12 @@ def test_cusips_and_symbols() -> None:
         keys.cusip_key("B3856410")
     assert keys.SYMBOLS.key("CpK") == "CpK"  # as published: case-sensitive
     assert keys.period_dates("2023-02a") == (date(2023, 2, 1), date(2023, 2, 14))
+
+
+def test_the_catalogs_dataset_takes_spine_ftd_due_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPINE_FTD_DUE_DAYS", "3")
+    get_settings.cache_clear()
+    try:
+        assert DOMAINS.datasets().get("sec_ftd").freshness.due_after == timedelta(days=3)
+    finally:
+        get_settings.cache_clear()
