@@ -50,6 +50,17 @@ def _checked(
     return callback
 
 
+def _amount(text: str) -> Decimal:
+    """A non-negative decimal amount, exact (the API's `min_value`)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{text!r} is not an amount of 0 or more")
+    return value
+
+
 _DATE_OPTION = click.option(
     "--date",
     "day",
@@ -89,14 +100,14 @@ def ftd_periods(fmt: str) -> None:
 @click.option("--sort", type=click.Choice(get_args(FailSort)), default="value")
 @click.option(
     "--min-value",
-    type=click.FloatRange(0),
     default=None,
-    help="Only fails worth at least this (quantity x price).",
+    callback=_checked(_amount),
+    help="Only fails worth at least this (quantity x price, exact).",
 )
 @limit_option(20, _EVERYTHING)
 @FORMAT_OPTION
 def ftd_fails(
-    *, day: date | None, sort: FailSort, min_value: float | None, limit: int, fmt: str
+    *, day: date | None, sort: FailSort, min_value: Decimal | None, limit: int, fmt: str
 ) -> None:
     """A settlement date's fails by value (quantity x price) or quantity."""
 
@@ -106,8 +117,7 @@ def ftd_fails(
             raise NotFound("no fails-to-deliver period is loaded (run sec_ftd_ingest)")
         if not await reads.date_loaded(conn, chosen):
             raise NotFound(f"no SEC fails-to-deliver loaded for the settlement date {chosen}")
-        value = Decimal(str(min_value)) if min_value is not None else None
-        return await reads.fails(conn, chosen, sort=sort, min_value=value, limit=limit + 1)
+        return await reads.fails(conn, chosen, sort=sort, min_value=min_value, limit=limit + 1)
 
     rows = with_conn(go)
     emit(
