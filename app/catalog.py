@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from app import finra, otc, regsho
+from app import finra, ftd, otc, regsho
 from app.config import Settings, get_settings
 from app.db import AsyncConn
 from app.domains import Catalog
@@ -19,7 +19,7 @@ from app.engine.registry import Registry
 
 __all__ = ["DOMAINS", "default_registry", "registry_for", "store_graph", "sync_datasets"]
 
-DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN, regsho.DOMAIN)
+DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN, regsho.DOMAIN, ftd.DOMAIN)
 
 
 def registry_for(catalog: Catalog) -> Registry:

@@ -336,6 +336,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             gt=0,
         ),
     ] = msgspec.field(default=30.0, name="SPINE_HISTORY_INTERVAL")
+    ftd_due_days: Annotated[
+        int,
+        msgspec.Meta(
+            description="Days after a half-month ends that the SEC's fails-to-deliver file "
+            "for it is due (the dataset sec_ftd's freshness).",
+            ge=0,
+            le=366,
+        ),
+    ] = msgspec.field(default=14, name="SPINE_FTD_DUE_DAYS")
     log_level: Annotated[LogLevel, msgspec.Meta(description="Log level for every process.")] = (
         msgspec.field(default="INFO", name="SPINE_LOG_LEVEL")
     )

@@ -3,7 +3,8 @@
 A `Dataset` is a value a domain declares (its `datasets.py` part, `DATASETS`);
 the engine never names one. A partition is a period of the dataset's scheme,
 `day` (weekdays), `week` (named by its Monday) or `half_month` (`2022-12a`,
-`2022-12b`), times one of its second keys when it has some. Its key is a
+`2022-12b`: the SEC's halves, the 1st to the 14th and the 15th to the month's
+end, `HALF_MONTH_B_STARTS`), times one of its second keys when it has some. Its key is a
 string: `2025-12-15`, `2022-12a`, or `2025-12-15/OTC` with the second key.
 
 The state of a partition (`PARTITION_STATES`) is computed in PostgreSQL from
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from app.engine.sources import RemoteSource
 
 __all__ = [
+    "HALF_MONTH_B_STARTS",
     "MAPPINGS",
     "PARTITION_STATES",
     "SCHEMES",
@@ -55,6 +57,10 @@ PARTITION_STATES: Final[tuple[PartitionState, ...]] = get_args(PartitionState)
 """The words the API, the CLI, the metrics and the SQL use (sql/datasets.sql writes them out)."""
 
 _HALF = re.compile(r"^(\d{4})-(\d{2})([ab])$")
+HALF_MONTH_B_STARTS: Final = 15
+"""A half-month's `b` starts on the 15th: the SEC's fails-to-deliver files, the one
+publisher of half-months, put settlement dates from the 1st to the 14th in `a` and
+the 15th onward in `b` (2022-12b starts on 2022-12-15)."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,13 @@ class Partition:
 
     @property
     def last_day(self) -> date:
-        """The period's last calendar day (a week's Sunday, a half-month's 15th or last)."""
+        """The period's last calendar day (a week's Sunday, a half-month's 14th or last)."""
         if self.scheme == "day":
             return self.start
         if self.scheme == "week":
             return self.start + timedelta(days=6)
         if self.start.day == 1:
-            return self.start.replace(day=15)
+            return self.start.replace(day=HALF_MONTH_B_STARTS - 1)
         return self.start.replace(day=calendar.monthrange(self.start.year, self.start.month)[1])
 
 
@@ -101,7 +107,7 @@ def parse_period(scheme: Scheme, text: str) -> date:
         year, month, half = int(found[1]), int(found[2]), found[3]
         if not 1 <= month <= 12:
             raise ValueError(f"{text!r} is not a half-month (month {month})")
-        return date(year, month, 1 if half == "a" else 16)
+        return date(year, month, 1 if half == "a" else HALF_MONTH_B_STARTS)
     day = parse_date(text)
     if scheme == "week" and not is_week_start(day):
         raise ValueError(f"week {day} is not a Monday (weeks start on Monday)")
@@ -123,7 +129,7 @@ def periods(scheme: Scheme, first: date, last: date) -> Iterator[date]:
             day += timedelta(days=7)
         else:
             yield day
-            day = day.replace(day=16) if day.day == 1 else _next_month(day)
+            day = day.replace(day=HALF_MONTH_B_STARTS) if day.day == 1 else _next_month(day)
 
 
 def _next_month(day: date) -> date:
@@ -135,7 +141,7 @@ def period_start(scheme: Scheme, day: date) -> date:
     if scheme == "week":
         return day - timedelta(days=day.weekday())
     if scheme == "half_month":
-        return day.replace(day=1 if day.day <= 15 else 16)
+        return day.replace(day=1 if day.day < HALF_MONTH_B_STARTS else HALF_MONTH_B_STARTS)
     return day - timedelta(days=max(0, day.weekday() - 4))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from app.engine.datasets import Dataset, Partition, period_start
+from app.engine.datasets import HALF_MONTH_B_STARTS, Dataset, Partition, period_start
 
 __all__ = ["LandedFile", "LandingPattern", "landed_files"]
 
@@ -88,7 +88,7 @@ class LandingPattern:
             return None
         scheme = self.dataset.scheme
         if scheme == "half_month":
-            day = day.replace(day=1 if groups.get("half", "a") == "a" else 16)
+            day = day.replace(day=1 if groups.get("half", "a") == "a" else HALF_MONTH_B_STARTS)
         start = period_start(scheme, day)
         if start != day and scheme != "half_month":
             return None  # a week's file named by another day than its Monday

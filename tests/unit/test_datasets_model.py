@@ -44,7 +44,13 @@ def test_keys_of_each_scheme() -> None:
     keys = [p.key for p in halves.partitions(date(2022, 12, 1), date(2023, 2, 1))]
     assert keys == ["2022-12a", "2022-12b", "2023-01a", "2023-01b", "2023-02a"]
     assert halves.partition("2022-12b").last_day == date(2022, 12, 31)
-    assert halves.partition("2023-02a").last_day == date(2023, 2, 15)
+    # The SEC's halves: `a` holds the 1st to the 14th, `b` the 15th to the month's end.
+    assert halves.partition("2023-02a").last_day == date(2023, 2, 14)
+    assert halves.partition("2022-12b").start == date(2022, 12, 15)
+    assert [p.key for p in halves.partitions(date(2022, 12, 14), date(2022, 12, 15))] == [
+        "2022-12a",
+        "2022-12b",
+    ]
 
 
 @pytest.mark.parametrize(

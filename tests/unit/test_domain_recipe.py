@@ -67,8 +67,10 @@ def demo(tmp_path: Path) -> Iterator[Domain]:
 def demo_catalog(domain: Domain) -> Catalog:
     """What the recipe's catalog line builds: the built-in domains, then the new one."""
     line = recipe_files()["app/catalog.py"].strip()
-    assert line == "DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN, regsho.DOMAIN, demo.DOMAIN)"
-    assert [d.name for d in DOMAINS] == ["otc", "finra", "regsho"]
+    assert line == (
+        "DOMAINS: Final = Catalog(otc.DOMAIN, finra.DOMAIN, regsho.DOMAIN, ftd.DOMAIN, demo.DOMAIN)"
+    )
+    assert [d.name for d in DOMAINS] == ["otc", "finra", "regsho", "ftd"]
     return DOMAINS.with_domain(domain)
 
 
@@ -77,12 +79,12 @@ def test_the_recipe_names_only_its_folder_the_catalog_and_its_migration() -> Non
     assert {p.split("/")[0] for p in paths} == {"app", "migrations"}
     assert {p for p in paths if not p.startswith("app/demo/")} == {
         "app/catalog.py",
-        "migrations/040_demo_quotes.sql",
+        "migrations/050_demo_quotes.sql",
     }
 
 
 def test_the_domain_takes_the_next_migration_range(demo: Domain) -> None:
-    assert demo.migrations == DOMAINS.next_migration_range() == range(40, 50)
+    assert demo.migrations == DOMAINS.next_migration_range() == range(50, 60)
     migration = next(p for p in recipe_files() if p.startswith("migrations/"))
     number = int(Path(migration).name.split("_", 1)[0])
     catalog = demo_catalog(demo)

@@ -30,11 +30,13 @@ def test_the_domains_ranges() -> None:
         ("otc", range(10, 20)),
         ("finra", range(20, 30)),
         ("regsho", range(30, 40)),
+        ("ftd", range(40, 50)),
     ]
-    assert DOMAINS.next_migration_range() == range(40, 50)
+    assert DOMAINS.next_migration_range() == range(50, 60)
     assert DOMAINS.owner_of_migration(100) == "core"
     assert DOMAINS.owner_of_migration(30) == "regsho"
-    assert DOMAINS.owner_of_migration(40) is None
+    assert DOMAINS.owner_of_migration(40) == "ftd"
+    assert DOMAINS.owner_of_migration(50) is None
 
 
 def _domain(name: str, first: int) -> Domain:

@@ -93,6 +93,7 @@ def test_the_catalog_lists_every_built_in_pipeline() -> None:
         "otc_ingest",
         "regsho_compute",
         "regsho_ingest",
+        "sec_ftd_ingest",
         "sleep",
     ]
 
