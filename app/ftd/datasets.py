@@ -5,6 +5,10 @@ A load records its half-month's materialization in its own transaction
 is due SPINE_FTD_DUE_DAYS after it ends: the dataset is built from the settings
 each time the catalog asks for it (`DATASETS`, a module attribute computed on
 access), so a process that reads its settings once sees one value.
+
+A half-month not landed is fetched from the SEC (`SEC_FILES`): the zip the SEC
+publishes, unzipped into the landing area; the SEC wants a User-Agent naming a
+contact (SPINE_HTTP_USER_AGENT), so a fetch without one is refused.
 """
 
 from __future__ import annotations
@@ -17,12 +21,26 @@ from app.db import AsyncConn
 from app.engine import partitions
 from app.engine.datasets import Dataset, Freshness, Partition
 from app.engine.partitions import NewMaterialization, Source
+from app.engine.sources import RemoteSource
 
 __all__ = ["NAME", "record_load", "sec_ftd"]  # and DATASETS, computed on access
 
 NAME = "sec_ftd"
 LANDING = "ftd/cnsfails{month:%Y%m}{half}.txt"
 """The SEC's names, `cnsfails202212a.txt`; older ones end `.TXT` (extensions match in any case)."""
+
+
+SEC_FILES = RemoteSource(
+    name="sec",
+    base_setting="source_sec",
+    url="/files/data/fails-deliver-data/cnsfails{month:%Y%m}{half}.zip",
+    landing="remote/ftd/cnsfails{month:%Y%m}{half}.txt",
+    zipped=True,
+    contact_required=True,
+    probe="/files/data/fails-deliver-data/",
+)
+"""`{SPINE_SOURCE_SEC}/files/data/fails-deliver-data/cnsfails{YYYYMM}{a|b}.zip`: one file
+zipped, its trailers kept (it lands as the SEC wrote it)."""
 
 
 def _params(partition: Partition, path: str | None) -> dict[str, Any]:
@@ -45,6 +63,7 @@ def sec_ftd(due_days: int) -> Dataset:
         start=date(2022, 12, 1),
         landing=LANDING,
         freshness=Freshness(due_after=timedelta(days=due_days)),
+        remote=SEC_FILES,
     )
 
 

@@ -66,7 +66,7 @@ def _states(runner: asyncio.Runner, url: str, dataset: Any, first: str, last: st
 def _explain(conn: Conn) -> str:
     """What ran and what was recorded: the message of a wait that timed out."""
     ran = conn.execute(
-        "SELECT pipeline, status, params->>'key' AS key, params->>'date' AS day, last_error"
+        "SELECT pipeline, status, params->>'key' AS key, params->>'date' AS day, error"
         " FROM executions ORDER BY created_at"
     ).fetchall()
     made = conn.execute(
