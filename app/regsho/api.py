@@ -189,7 +189,7 @@ class RegshoController(Controller):
         description=RATIO_NOTE,
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def symbol_history(
         self,
@@ -221,7 +221,7 @@ class RegshoController(Controller):
         include_in_schema=False,
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def symbol_history_with_slash(
         self,

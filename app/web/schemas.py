@@ -23,6 +23,7 @@ from app.engine.retry import MAX_ATTEMPTS_LIMIT
 from app.engine.submit import MAX_SECONDS
 from app.time_bounds import RANGE_NOTE
 from app.web.fields import money, to_json, with_example
+from app.web.problems import Problem
 
 __all__ = [
     "BATCH_LIMIT",
@@ -240,6 +241,13 @@ class BatchItemResponse(msgspec.Struct, kw_only=True):
 
 class ExecutionBatchResponse(msgspec.Struct, kw_only=True):
     """The answer to a bulk submit: one result per item, in the request's order."""
+
+    results: list[BatchItemResponse]
+
+
+class ExecutionBatchProblem(Problem, kw_only=True):
+    """A bulk submit with at least one invalid item (422, a problem document): the same
+    `results`, one per item in order, so a client reads both answers alike."""
 
     results: list[BatchItemResponse]
 

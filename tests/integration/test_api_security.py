@@ -251,7 +251,8 @@ async def test_an_unexpected_error_is_a_generic_500_with_the_traceback_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A real fault (a column the code needs is gone), not a mock: 500, nothing leaked."""
-    conn.execute("ALTER TABLE executions RENAME COLUMN error TO error_gone")
+    # Reads go through the executions_all view (hot and history tiers): break it there.
+    conn.execute("ALTER VIEW executions_all RENAME COLUMN error TO error_gone")
     caplog.set_level(logging.ERROR, logger="app.api")
     response = await client.get(URL)
     body = problem(response, 500)

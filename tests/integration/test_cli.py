@@ -164,8 +164,8 @@ def test_shell_preloads_what_it_names_and_can_submit(database_url: str, conn: Co
         check=True,
     )
     assert (
-        "Preloaded: asyncio, db, executions, finra, ftd, leases, otc, registry, settings, submit, "
-        "workers" in done.stderr
+        "Preloaded: asyncio, db, executions, finra, ftd, leases, otc, registry, regsho, settings, "
+        "submit, workers" in done.stderr
     )
     assert "Traceback" not in done.stderr, done.stderr
     submitted = [line for line in done.stdout.splitlines() if "submitted" in line]

@@ -44,6 +44,7 @@ CASES = [
     ),
     ("backfills", ["backfills", "show", "no-such-id"], {}, "no backfill no-such-id"),
     ("backfills", ["backfills", "cancel", "no-such-id"], {}, "no backfill no-such-id"),
+    ("sources", ["sources", "check", "--format", "xml"], {}, "'xml'"),
 ]
 
 

@@ -98,6 +98,8 @@ def test_the_cli_checks_finra_with_credentials_then_a_closed_port(
     with serving(Publisher(api=api)) as publisher, serving(Publisher()) as cdn:
         for name, value in {
             "SPINE_SOURCE_FINRA_CDN": cdn.url,  # Reg SHO's files (a 404 answers: reachable)
+            "SPINE_SOURCE_SEC": cdn.url,  # the SEC's files, asked with a contact User-Agent
+            "SPINE_HTTP_USER_AGENT": "Market Spine tests ops@example.com",
             "SPINE_SOURCE_FINRA_API": publisher.url,
             "SPINE_FINRA_TOKEN_URL": publisher.url + TOKEN_PATH,
             "SPINE_FINRA_API_CLIENT_ID": "client",
@@ -116,6 +118,7 @@ def test_the_cli_checks_finra_with_credentials_then_a_closed_port(
         assert check["datasets"] == ["finra_ats_weekly", "finra_otc_weekly"]
         assert checks["finra_cdn"]["datasets"] == ["regsho_daily"]
         assert checks["finra_cdn"]["reachable"] and not checks["finra_cdn"]["credentials"]
+        assert checks["sec"]["datasets"] == ["sec_ftd"] and checks["sec"]["reachable"]
         assert (check["reachable"], check["status"], check["credentials"]) == (True, 405, True)
         assert publisher.count(API_PATH) == 2 and publisher.count(TOKEN_PATH) >= 1
         assert "s3cret" not in table.output + as_json.output

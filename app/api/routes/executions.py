@@ -22,11 +22,12 @@ from app.engine.submit import submit, submit_batch
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
-from app.web.problems import problem_responses
+from app.web.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX, problem_responses
 from app.web.schemas import (
     BatchItemResponse,
     EventResponse,
     ExecutionBatchCreate,
+    ExecutionBatchProblem,
     ExecutionBatchResponse,
     ExecutionCreate,
     ExecutionResponse,
@@ -104,15 +105,21 @@ class ExecutionsController(Controller):
         security=MUTATING,
         responses={
             422: ResponseSpec(
-                data_container=ExecutionBatchResponse,
-                description="At least one item is invalid: the answer says which and why; "
-                "the valid items were submitted all the same.",
+                data_container=ExecutionBatchProblem,
+                description="At least one item is invalid: a problem document whose "
+                "`results` say which and why; the valid items were submitted all the same.",
+                media_type=PROBLEM_MEDIA_TYPE,
+                generate_examples=False,
             ),
             **problem_responses(400, 401, 413, 503),
         },
     )
     async def create_executions(
-        self, data: JSONBody[ExecutionBatchCreate], conn: DbConn, state: State
+        self,
+        data: JSONBody[ExecutionBatchCreate],
+        conn: DbConn,
+        state: State,
+        request: Request[Any, Any, Any],
     ) -> Response[ExecutionBatchResponse]:
         """Up to 1,000 submissions in one insert, each answered in order.
 
@@ -140,10 +147,19 @@ class ExecutionsController(Controller):
             )
             for o in outcomes
         ]
-        invalid = any(o.outcome == "invalid" for o in outcomes)
-        return Response(
-            ExecutionBatchResponse(results=results), status_code=422 if invalid else 200
+        invalid = sum(o.outcome == "invalid" for o in outcomes)
+        if not invalid:
+            return Response(ExecutionBatchResponse(results=results), status_code=200)
+        problem = ExecutionBatchProblem(
+            type=f"{TYPE_PREFIX}invalid-items",
+            title="Unprocessable Entity",
+            status=422,
+            detail=f"{invalid} of {len(outcomes)} item(s) invalid; the valid ones were submitted",
+            instance=request.url.path,
+            results=results,
         )
+        # The annotation is the 200's (the OpenAPI document's); the 422 is documented above.
+        return Response(problem, status_code=422, media_type=PROBLEM_MEDIA_TYPE)  # type: ignore[arg-type]
 
     @get(
         "/",

@@ -44,7 +44,8 @@ WITH p AS (
 ), up AS (
     SELECT * FROM json_to_recordset(%(upstreams)s::json) AS u (dataset text, mapping text)
 ), last AS (
-    SELECT DISTINCT ON (partition_key) partition_key, id, outcome, materialized_at
+    SELECT DISTINCT ON (partition_key) partition_key, id, outcome, materialized_at,
+           execution_id
     FROM dataset_materializations
     WHERE dataset = %(dataset)s AND partition_key = ANY (%(keys)s::text[])
     ORDER BY partition_key, id DESC
@@ -67,6 +68,8 @@ SELECT p.key, p.due_at, p.late_at, last.id AS materialization_id,
            WHEN last.id IS NOT NULL AND EXISTS (
                SELECT 1 FROM up JOIN dataset_materializations u ON u.dataset = up.dataset
                WHERE u.content_changed AND u.id > last.id
+                 -- one load that records both (OTC's trades and metrics) is not a change
+                 AND coalesce(u.execution_id <> last.execution_id, true)
                  AND CASE up.mapping
                          WHEN 'same_key' THEN u.partition_key = p.key
                          ELSE u.partition_key = split_part(p.key, '/', 1)
@@ -108,7 +111,8 @@ ORDER BY partition_key, id DESC
 -- materialization of a mapped upstream partition (`states` decides which are stale
 -- now: one being re-materialized is pending or running instead).
 WITH d AS (
-    SELECT DISTINCT ON (partition_key) partition_key, id FROM dataset_materializations
+    SELECT DISTINCT ON (partition_key) partition_key, id, execution_id
+    FROM dataset_materializations
     WHERE dataset = %(dataset)s
     ORDER BY partition_key, id DESC
 )
@@ -118,6 +122,7 @@ WHERE EXISTS (
     FROM json_to_recordset(%(upstreams)s::json) AS up (dataset text, mapping text)
     JOIN dataset_materializations u ON u.dataset = up.dataset
     WHERE u.content_changed AND u.id > d.id
+      AND coalesce(u.execution_id <> d.execution_id, true)  -- not by the same load
       AND CASE up.mapping
               WHEN 'same_key' THEN u.partition_key = d.partition_key
               ELSE u.partition_key = split_part(d.partition_key, '/', 1)
