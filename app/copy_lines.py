@@ -14,16 +14,26 @@ with bytes-level operations only (no Python loop over lines):
 
 `LineChunks` reads a file as runs of such lines, a chunk at a time, so an
 ingest's memory is bounded by a chunk whatever the file's size or shape.
+`open_headed_file` checks a pipe-delimited file's size and header and
+`copy_to_stage` COPYs the lines after it into a domain's staging table: the
+way FINRA, Reg SHO and FTD files are read (each domain names its header, limit
+and tables).
 
-This module belongs to no domain (app.otc and app.finra both import it).
+This module belongs to no domain (every file-ingest domain imports it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO, LiteralString
 
+from app.db import AsyncConn
 from app.files import InvalidInputFile
 
 __all__ = [
@@ -32,8 +42,12 @@ __all__ = [
     "COPY_OPTIONS",
     "MAX_LINE_BYTES",
     "REPLACEMENT",
+    "CopiedFile",
     "LineChunks",
+    "OpenedFile",
+    "copy_to_stage",
     "cut_long_lines",
+    "open_headed_file",
     "refuse_utf16",
     "sanitize",
 ]
@@ -189,3 +203,99 @@ def cut_long_lines(body: bytes) -> bytes:
             end = start + MAX_LINE_BYTES
         i = end + 1
     return body
+
+
+@dataclass(frozen=True)
+class OpenedFile:
+    """A file whose header was checked, the lines after it not yet read."""
+
+    lines: LineChunks
+    file_bytes: int  # the size when opened
+
+
+@dataclass(frozen=True)
+class CopiedFile:
+    lines: int  # lines after the header
+    file_bytes: int
+    sha256: str
+
+
+def open_headed_file(
+    stream: BinaryIO,
+    name: str,
+    *,
+    header_fields: tuple[str, ...],
+    max_bytes: int,
+    fold: Callable[[str], str] = str.lower,
+    utf8_header: bool = True,
+) -> OpenedFile:
+    """Check a pipe-delimited file's size and header; the lines after it are read later.
+
+    The header's names are compared after `fold` (case is not the publisher's
+    contract); `utf8_header` refuses a header that is not UTF-8 with its own message
+    (else it is only a wrong header). What makes a file unloadable raises
+    InvalidInputFile with a message for people.
+    """
+    header = "|".join(header_fields)
+    size = os.fstat(stream.fileno()).st_size
+    if size > max_bytes:
+        raise InvalidInputFile(f"{name!r} is over {max_bytes // (1024 * 1024)} MiB")
+    lines = LineChunks(stream, name, max_bytes=max_bytes)
+    first = lines.first_line()
+    if not first.strip() and lines.rest_is_blank():
+        raise InvalidInputFile(f"{name!r} is empty; expected the header {header!r}")
+    if utf8_header:
+        try:
+            text = first.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputFile(
+                f"{name!r}: the header is not UTF-8 text; expected {header!r}"
+            ) from None
+    else:
+        text = first.decode("utf-8", "replace")
+    if tuple(fold(part.strip()) for part in text.split("|")) != tuple(map(fold, header_fields)):
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        raise InvalidInputFile(f"{name!r}: wrong header: expected {header!r}, found {shown!r}")
+    return OpenedFile(lines=lines, file_bytes=size)
+
+
+async def copy_to_stage(
+    conn: AsyncConn,
+    opened: OpenedFile,
+    name: str,
+    *,
+    create_stage: LiteralString,
+    copy_stage: LiteralString,
+) -> CopiedFile:
+    """COPY the lines after the header with `copy_stage` (COPY_OPTIONS) into the table
+    `create_stage` makes, in the caller's transaction.
+
+    Reading the next chunk (in a thread) overlaps with the COPY of the last. A file
+    that changed while it was read is refused (InvalidInputFile).
+    """
+    reader = opened.lines
+    await conn.execute(create_stage)
+    async with conn.cursor() as cur:
+        pending: asyncio.Future[bytes | None] | None = None
+        try:
+            async with cur.copy(copy_stage) as copy:
+                pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+                while (chunk := await pending) is not None:
+                    pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+                    await copy.write(chunk)
+                pending = None
+        finally:
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await pending  # let the reading thread finish before the file closes
+        copied = cur.rowcount
+    if copied != reader.lines:
+        raise RuntimeError(f"server stored {copied} lines; {reader.lines} were sent")
+    if reader.bytes_read != opened.file_bytes:
+        raise InvalidInputFile(
+            f"{name!r} changed while it was read ({opened.file_bytes} bytes when opened, "
+            f"{reader.bytes_read} read); load it again"
+        )
+    return CopiedFile(
+        lines=reader.lines, file_bytes=reader.bytes_read, sha256=reader.sha256.hexdigest()
+    )

@@ -20,15 +20,16 @@ raises `InvalidInputFile` with a message for people.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-from dataclasses import dataclass
 from typing import BinaryIO, LiteralString
 
-from app.copy_lines import COPY_OPTIONS, LineChunks
+from app.copy_lines import (
+    COPY_OPTIONS,
+    CopiedFile,
+    OpenedFile,
+    copy_to_stage,
+    open_headed_file,
+)
 from app.db import AsyncConn
-from app.files import InvalidInputFile
 
 __all__ = ["HEADER", "MAX_FILE_BYTES", "CopiedFile", "OpenedFile", "copy_lines", "open_file"]
 
@@ -59,45 +60,9 @@ _STAGE_TO_RAW: LiteralString = """
 """
 
 
-@dataclass(frozen=True)
-class OpenedFile:
-    """A file whose header was checked, its data lines not yet read."""
-
-    lines: LineChunks
-    file_bytes: int  # the size when opened
-
-
-@dataclass(frozen=True)
-class CopiedFile:
-    lines: int  # data lines (the header excluded)
-    file_bytes: int
-    sha256: str
-
-
 def open_file(stream: BinaryIO, name: str) -> OpenedFile:
     """Check the size and the header; the data lines are read by `copy_lines`."""
-    size = os.fstat(stream.fileno()).st_size
-    if size > MAX_FILE_BYTES:
-        raise InvalidInputFile(f"{name!r} is over {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    lines = LineChunks(stream, name, max_bytes=MAX_FILE_BYTES)
-    header = lines.first_line()
-    if not header.strip() and lines.rest_is_blank():
-        raise InvalidInputFile(f"{name!r} is empty; expected the header {HEADER!r}")
-    _check_header(header, name)
-    return OpenedFile(lines=lines, file_bytes=size)
-
-
-def _check_header(header: bytes, name: str) -> None:
-    try:
-        text = header.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputFile(
-            f"{name!r}: the header is not UTF-8 text; expected {HEADER!r}"
-        ) from None
-    names = tuple(part.strip().lower() for part in text.split("|"))
-    if names != tuple(f.lower() for f in HEADER_FIELDS):
-        shown = text if len(text) <= 200 else text[:200] + "..."
-        raise InvalidInputFile(f"{name!r}: wrong header: expected {HEADER!r}, found {shown!r}")
+    return open_headed_file(stream, name, header_fields=HEADER_FIELDS, max_bytes=MAX_FILE_BYTES)
 
 
 async def copy_lines(conn: AsyncConn, opened: OpenedFile, load_id: int, name: str) -> CopiedFile:
@@ -106,30 +71,8 @@ async def copy_lines(conn: AsyncConn, opened: OpenedFile, load_id: int, name: st
     They stay in the temporary table finra_stage_lines (line_no, line) until the
     commit, so the normalizer reads this file's lines without a scan of every load's.
     """
-    reader = opened.lines
-    await conn.execute(_CREATE_STAGE)
-    async with conn.cursor() as cur:
-        pending: asyncio.Future[bytes | None] | None = None
-        try:
-            async with cur.copy(_COPY_STAGE) as copy:
-                pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
-                while (chunk := await pending) is not None:
-                    pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
-                    await copy.write(chunk)
-                pending = None
-        finally:
-            if pending is not None:
-                with contextlib.suppress(Exception):
-                    await pending  # let the reading thread finish before the file closes
-        copied = cur.rowcount
-    if copied != reader.lines:
-        raise RuntimeError(f"server stored {copied} lines; {reader.lines} were sent")
-    if reader.bytes_read != opened.file_bytes:
-        raise InvalidInputFile(
-            f"{name!r} changed while it was read ({opened.file_bytes} bytes when opened, "
-            f"{reader.bytes_read} read); load it again"
-        )
-    await conn.execute(_STAGE_TO_RAW, (load_id,))
-    return CopiedFile(
-        lines=reader.lines, file_bytes=reader.bytes_read, sha256=reader.sha256.hexdigest()
+    copied = await copy_to_stage(
+        conn, opened, name, create_stage=_CREATE_STAGE, copy_stage=_COPY_STAGE
     )
+    await conn.execute(_STAGE_TO_RAW, (load_id,))
+    return copied

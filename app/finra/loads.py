@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
+from app.file_loads import fetch_summary, insert_load
 from app.finra.venue_kinds import VenueKind
 
 __all__ = ["create_load", "finish_load", "get_summary"]
@@ -20,12 +21,9 @@ __all__ = ["create_load", "finish_load", "get_summary"]
 
 async def get_summary(conn: AsyncConn, execution_id: str) -> dict[str, Any] | None:
     """The committed summary of this execution's load, if it has one."""
-    cur = await conn.execute(
-        "SELECT summary FROM finra_loads WHERE execution_id = %s", (execution_id,)
+    return await fetch_summary(
+        conn, "SELECT summary FROM finra_loads WHERE execution_id = %s", execution_id
     )
-    row = await cur.fetchone()
-    summary = None if row is None else row["summary"]
-    return summary if isinstance(summary, dict) else None
 
 
 async def create_load(
@@ -37,17 +35,14 @@ async def create_load(
     venue_kind: VenueKind,
 ) -> int:
     """Insert the load's row; returns its id. Blocks while another attempt holds the id."""
-    cur = await conn.execute(
+    return await insert_load(
+        conn,
         """
         INSERT INTO finra_loads (execution_id, source_file, file_bytes, venue_kind)
         VALUES (%s, %s, %s, %s) RETURNING id
         """,
         (execution_id, source_file, file_bytes, venue_kind),
     )
-    row = await cur.fetchone()
-    load_id = None if row is None else row["id"]
-    assert isinstance(load_id, int)
-    return load_id
 
 
 async def finish_load(

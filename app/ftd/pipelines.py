@@ -18,11 +18,11 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import msgspec
-import psycopg
 
 from app.db import AsyncConn, AsyncPool
 from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
+from app.file_loads import load_once
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.ftd import connector, keys, loads
 from app.ftd.datasets import record_load
@@ -106,25 +106,19 @@ async def ingest_file(
         raise InvalidInputFile(f"{source_file!r} names no half-month; pass the period (2022-12a)")
     with open_input(path) as stream:
         opened = await asyncio.to_thread(connector.open_file, stream, source_file)
-        async with pool.connection() as conn:
-            done = await loads.get_summary(conn, execution_id)
-            if done is not None:
-                return done  # an earlier attempt of this execution committed it
-            try:
-                async with conn.transaction():
-                    return await _load(
-                        conn,
-                        opened,
-                        execution_id=execution_id,
-                        source_file=source_file,
-                        period=period,
-                        mtime=_mtime(path),
-                    )
-            except psycopg.errors.UniqueViolation:
-                done = await loads.get_summary(conn, execution_id)
-                if done is None:
-                    raise
-                return done  # another attempt committed it meanwhile
+        return await load_once(
+            pool,
+            execution_id,
+            loads.get_summary,
+            lambda conn: _load(
+                conn,
+                opened,
+                execution_id=execution_id,
+                source_file=source_file,
+                period=period,
+                mtime=_mtime(path),
+            ),
+        )
 
 
 async def _load(

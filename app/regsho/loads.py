@@ -13,35 +13,30 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from app.db import AsyncConn
+from app.file_loads import fetch_summary, insert_load
 
 __all__ = ["create_load", "finish_load", "get_summary"]
 
 
 async def get_summary(conn: AsyncConn, execution_id: str) -> dict[str, Any] | None:
     """The committed summary of this execution's load, if it has one."""
-    cur = await conn.execute(
-        "SELECT summary FROM regsho_loads WHERE execution_id = %s", (execution_id,)
+    return await fetch_summary(
+        conn, "SELECT summary FROM regsho_loads WHERE execution_id = %s", execution_id
     )
-    row = await cur.fetchone()
-    summary = None if row is None else row["summary"]
-    return summary if isinstance(summary, dict) else None
 
 
 async def create_load(
     conn: AsyncConn, *, execution_id: str, source_file: str, file_bytes: int
 ) -> int:
     """Insert the load's row; returns its id. Blocks while another attempt holds the id."""
-    cur = await conn.execute(
+    return await insert_load(
+        conn,
         """
         INSERT INTO regsho_loads (execution_id, source_file, file_bytes)
         VALUES (%s, %s, %s) RETURNING id
         """,
         (execution_id, source_file, file_bytes),
     )
-    row = await cur.fetchone()
-    load_id = None if row is None else row["id"]
-    assert isinstance(load_id, int)
-    return load_id
 
 
 async def finish_load(

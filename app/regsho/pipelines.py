@@ -18,12 +18,12 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, BinaryIO
 
 import msgspec
-import psycopg
 
 from app.db import AsyncConn, AsyncPool
 from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.landing import LandingPattern
 from app.engine.registry import Pipeline, Summary
+from app.file_loads import load_once
 from app.files import InvalidInputFile, open_input, resolve_input_path
 from app.regsho import connector, loads
 from app.regsho.datasets import REGSHO_DAILY, record_compute, record_load
@@ -107,26 +107,20 @@ async def ingest_file(
     """
     with open_input(path) as stream:
         opened = await asyncio.to_thread(connector.open_file, stream, source_file)
-        async with pool.connection() as conn:
-            done = await loads.get_summary(conn, execution_id)
-            if done is not None:
-                return done  # an earlier attempt of this execution committed it
-            try:
-                async with conn.transaction():
-                    return await _load(
-                        conn,
-                        opened,
-                        execution_id=execution_id,
-                        source_file=source_file,
-                        day=day,
-                        market=market,
-                        mtime=_mtime(stream),
-                    )
-            except psycopg.errors.UniqueViolation:
-                done = await loads.get_summary(conn, execution_id)
-                if done is None:
-                    raise
-                return done  # another attempt committed it meanwhile
+        return await load_once(
+            pool,
+            execution_id,
+            loads.get_summary,
+            lambda conn: _load(
+                conn,
+                opened,
+                execution_id=execution_id,
+                source_file=source_file,
+                day=day,
+                market=market,
+                mtime=_mtime(stream),
+            ),
+        )
 
 
 async def _load(
