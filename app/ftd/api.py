@@ -95,7 +95,7 @@ class FtdController(Controller):
         summary="Loaded fails-to-deliver half-months",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 503),
+        responses=problem_responses(400, 401, 422, 503),
     )
     async def periods(
         self,
@@ -124,7 +124,7 @@ class FtdController(Controller):
         summary="The fails of a settlement date, by value or quantity",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def fails(
         self,
@@ -177,7 +177,7 @@ class FtdController(Controller):
         summary="A symbol's fails on each settlement date, with its run of consecutive days",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def symbol_history(
         self,
@@ -250,7 +250,7 @@ class FtdController(Controller):
         operation_id="getFtdCusip",
         summary="Every symbol and description a CUSIP has had, with its date range",
         security=READS,
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def cusip(self, *, conn: DbConn, cusip: CusipPath) -> list[FtdCusipRunResponse]:
         """The CUSIP's runs of one (symbol, description), in date order."""

@@ -87,7 +87,7 @@ class RegshoController(Controller):
         summary="Loaded Reg SHO days",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 503),
+        responses=problem_responses(400, 401, 422, 503),
     )
     async def days(
         self,
@@ -117,7 +117,7 @@ class RegshoController(Controller):
         description=RATIO_NOTE,
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def symbols(
         self,
@@ -174,7 +174,7 @@ class RegshoController(Controller):
         operation_id="getRegshoMarkets",
         summary="A day's facility shares and reconciliation",
         security=READS,
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 422, 503),
     )
     async def markets(self, *, conn: DbConn, date: DayPath) -> RegshoMarketsResponse:
         """Each file of the day with its share of the five facility files' total and short
