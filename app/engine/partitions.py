@@ -193,7 +193,7 @@ async def record(conn: AsyncConn, new: Sequence[NewMaterialization]) -> list[Rec
     for dataset in sorted(changed):
         found = await (await conn.execute(_SQL["propagates"], {"dataset": dataset})).fetchone()
         if found is not None and found["propagates"]:
-            await request_propagation(conn)
+            await request_propagation(conn, next((m.execution_id for m in new), None))
             break
     return done
 
@@ -208,11 +208,16 @@ PROPAGATE_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=2.0)
 executions `request_propagation` inserts."""
 
 
-async def request_propagation(conn: AsyncConn) -> None:
+async def request_propagation(conn: AsyncConn, recorded_by: str | None = None) -> None:
     """Ask for a propagation pass (app.engine.propagation), in the caller's transaction,
     after it recorded a changed materialization that a dataset downstream follows. Each
     request is its own execution: one already running may have looked at the partitions
-    before this change committed."""
+    before this change committed. It runs on the backend of the execution that recorded
+    the change (`recorded_by`; local when none): a Celery deployment's pools may be none."""
+    backend = "local"
+    if recorded_by is not None:
+        row = await (await conn.execute(_SQL["backend_of"], {"id": recorded_by})).fetchone()
+        backend = str(row["backend"]) if row is not None else backend
     resolved = budget(PROPAGATE_RETRY, 3)
     new = NewExecution(
         id=executions.new_id(),
@@ -223,6 +228,7 @@ async def request_propagation(conn: AsyncConn) -> None:
         logical_key=None,
         max_attempts=resolved.max_attempts,
         retry_backoff_seconds=resolved.retry_backoff_seconds,
+        backend=backend,
     )
     await executions.insert_many(conn, [new])
 

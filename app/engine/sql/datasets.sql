@@ -147,6 +147,10 @@ WHERE u.outcome <> 'no_data'
   )
 ORDER BY 1
 
+-- name: backend_of
+-- The backend of the execution that recorded a change (its propagation pass runs there).
+SELECT backend FROM executions WHERE id = %(id)s
+
 -- name: propagates
 -- Whether a dataset re-materializes by itself downstream of this one.
 SELECT EXISTS (
