@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import InvalidRequest
 
-__all__ = ["InvalidInputFile", "open_input", "resolve_input_path"]
+__all__ = ["InvalidInputFile", "check_input_path", "file_mtime", "open_input", "resolve_input_path"]
 
 
 class InvalidInputFile(InvalidRequest):
@@ -47,6 +48,20 @@ def resolve_input_path(data_dir: Path, name: str) -> Path:
     except OSError as exc:  # a name too long, a loop of links, a permission problem
         raise InvalidInputFile(f"file {shown!r} cannot be used: {exc.strerror}") from None
     return real
+
+
+def check_input_path(data_dir: Path, name: str) -> None:
+    """`resolve_input_path` as a params check (at submit and again when run): its problem
+    as the ValueError a pipeline's `check` raises."""
+    try:
+        resolve_input_path(data_dir, name)
+    except InvalidInputFile as exc:
+        raise ValueError(str(exc)) from None
+
+
+def file_mtime(path: Path) -> datetime:
+    """A file's modification time, as its materialization records it (what a scan compares)."""
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def open_input(path: Path) -> BinaryIO:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +27,7 @@ from app.db import AsyncConn, AsyncPool
 from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.file_loads import load_once
-from app.files import InvalidInputFile, open_input, resolve_input_path
+from app.files import check_input_path, file_mtime, open_input, resolve_input_path
 from app.finra import connector, loads
 from app.finra.datasets import kind_of_file, record_load
 from app.finra.normalize import normalize_load
@@ -76,10 +76,7 @@ def check_kind(source_file: str, venue_kind: VenueKind) -> None:
 
 def _check_ingest(params: IngestParams, settings: PipelineSettings) -> None:
     """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
-    try:
-        resolve_input_path(settings.data_dir, params.file)
-    except InvalidInputFile as exc:
-        raise ValueError(str(exc)) from None
+    check_input_path(settings.data_dir, params.file)
 
 
 async def finra_weekly_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
@@ -123,7 +120,7 @@ async def ingest_file(
                 source_file=source_file,
                 week=week,
                 venue_kind=venue_kind,
-                mtime=_mtime(path),
+                mtime=file_mtime(path),
             ),
         )
 
@@ -187,11 +184,6 @@ async def _load(
         venue_kind=venue_kind,
     )
     return summary
-
-
-def _mtime(path: Path) -> datetime:
-    """The file's modification time, recorded with its materialization (a scan's stat)."""
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 PIPELINES: tuple[Pipeline[Any], ...] = (

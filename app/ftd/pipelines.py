@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from app.db import AsyncConn, AsyncPool
 from app.engine.context import PipelineContext, PipelineSettings
 from app.engine.registry import Pipeline, Summary
 from app.file_loads import load_once
-from app.files import InvalidInputFile, open_input, resolve_input_path
+from app.files import InvalidInputFile, check_input_path, file_mtime, open_input, resolve_input_path
 from app.ftd import connector, keys, loads
 from app.ftd.datasets import record_load
 from app.ftd.normalize import normalize_load
@@ -73,10 +73,7 @@ def period_of_name(file: str) -> str | None:
 
 def _check_ingest(params: IngestParams, settings: PipelineSettings) -> None:
     """The file must be inside SPINE_DATA_DIR: checked at submit and again when run."""
-    try:
-        resolve_input_path(settings.data_dir, params.file)
-    except InvalidInputFile as exc:
-        raise ValueError(str(exc)) from None
+    check_input_path(settings.data_dir, params.file)
 
 
 async def sec_ftd_ingest(ctx: PipelineContext, params: IngestParams) -> Summary:
@@ -116,7 +113,7 @@ async def ingest_file(
                 execution_id=execution_id,
                 source_file=source_file,
                 period=period,
-                mtime=_mtime(path),
+                mtime=file_mtime(path),
             ),
         )
 
@@ -171,11 +168,6 @@ async def _load(
         mtime=mtime,
     )
     return summary
-
-
-def _mtime(path: Path) -> datetime:
-    """The file's modification time, recorded with its materialization (a scan's stat)."""
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 PIPELINES: tuple[Pipeline[Any], ...] = (
