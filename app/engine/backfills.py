@@ -137,7 +137,7 @@ async def create(
             assert found is not None
             return msgspec.structs.replace(found, joined=True)
         tz = ZoneInfo(settings.market_tz)  # deadlines are the market's (as every read's)
-        rows = await partitions.states(conn, dataset, wanted, now=now, tz=tz)
+        rows = await partitions.states(conn, dataset, wanted, now=now or _at(requested), tz=tz)
         takes = _TAKES[only]
         items: list[BackfillItem] = []
         # A landed file is ingested as it is; without one, a remote source fetches it.
@@ -173,16 +173,22 @@ async def create(
                 items.append(BackfillItem(key, outcome, execution.id, execution.status))
         items.sort(key=lambda i: i.key)
         backfill_id = str(uuid.uuid4())
-        await conn.execute(_SQL["insert"], {**args, "id": backfill_id})
+        written = await (await conn.execute(_SQL["insert"], {**args, "id": backfill_id})).fetchone()
+        assert written is not None
         if items:
             await conn.execute(
                 _SQL["insert_items"],
                 {"id": backfill_id, "items": _encode([_item_row(i) for i in items]).decode()},
             )
     await hand_over(conn, backend, made)  # committed: the backend may hear of them now
-    found = await get(conn, backfill_id)
-    assert found is not None
-    return found
+    # What was just written, not read back: the pool is draining it already.
+    return _backfill(written, items)
+
+
+def _at(row: Mapping[str, object]) -> datetime:
+    at = row["at"]
+    assert isinstance(at, datetime)
+    return at
 
 
 def _item_row(item: BackfillItem) -> dict[str, str | None]:

@@ -249,9 +249,16 @@ async def states(
     (default: the database's clock) decides not_due, missing and late."""
     args = {
         "dataset": dataset.name,
-        "keys": [p.key for p in partitions],
-        "due": [dataset.freshness.due_at(p, tz) for p in partitions],
-        "late": [dataset.freshness.late_at(p, tz) for p in partitions],
+        "partitions": _encode(
+            [
+                {
+                    "key": p.key,
+                    "due_at": dataset.freshness.due_at(p, tz),
+                    "late_at": dataset.freshness.late_at(p, tz),
+                }
+                for p in partitions
+            ]
+        ).decode(),
         "upstreams": _encode(
             [{"dataset": u.dataset, "mapping": u.mapping} for u in dataset.upstreams]
         ).decode(),

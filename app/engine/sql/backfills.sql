@@ -22,6 +22,7 @@ ORDER BY created_at LIMIT 1
 -- finished submitting, which `identical_since` compares with.
 INSERT INTO backfills (id, dataset, from_key, to_key, only_states, key2, created_at)
 VALUES (%(id)s, %(dataset)s, %(from_key)s, %(to_key)s, %(only)s, %(second)s, clock_timestamp())
+RETURNING id, dataset, from_key, to_key, only_states, key2, created_at, cancelled_at
 
 -- name: insert_items
 INSERT INTO backfill_items (backfill_id, partition_key, outcome, execution_id)
