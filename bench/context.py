@@ -16,7 +16,7 @@ class Sizes:
     drain_executions: int = 5_000
     drain_processes: tuple[int, ...] = (1, 2, 4)
     drain_schedules: int = 0  # schedules present while draining (none due): `--schedules`
-    peers_drain_executions: int = 2_000
+    peers_drain_executions: int = 20_000  # --jobs; 2,000 drain in under half a second
     peers_submits: int = 3_000
     wakeup_executions: int = 200
     wakeup_processes: int = 2
