@@ -1,8 +1,9 @@
 """Scale: the queue's figures with finished history behind it, against an empty history.
 
 One scratch database; first with no history, then with each size of finished
-executions (three events each) loaded set-based (`bench.history_load`, the one
-place that knows where history lives), `VACUUM ANALYZE`d. At each step, with a
+executions (three events each) loaded set-based into the history's day segments
+(`bench.history_load`, the one place that knows where history lives), `VACUUM
+ANALYZE`d. At each step, with a
 pool of 2 worker processes running:
 
 - drain: 20,000 noop enqueued in one statement, to the last `completed_at`;
@@ -57,10 +58,7 @@ def run(ctx: Context) -> None:
             for rows in steps:
                 if rows > loaded:
                     began = time.monotonic()
-                    with connect(url) as conn:
-                        load_finished(conn, rows - loaded, tag=f"h{loaded}")
-                        conn.execute("VACUUM ANALYZE executions")
-                        conn.execute("VACUUM ANALYZE execution_events")
+                    load_finished(url, rows - loaded, tag=f"h{loaded}")
                     loaded = rows
                     progress(f"scale: {rows:,} finished loaded in {time.monotonic() - began:.0f}s")
                 runs = []
