@@ -12,6 +12,7 @@ and a timeout (or one abandoned past its grace) is a retryable failure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
@@ -53,7 +54,7 @@ async def attempt(
     has not yet.
     """
     extra = fields(execution, worker_id)
-    logger = logging.LoggerAdapter(logging.getLogger(f"spine.pipeline.{execution.pipeline}"), extra)
+    logger = logging.LoggerAdapter(_pipeline_logger(execution.pipeline), extra)
     ctx = PipelineContext(
         execution_id=execution.id,
         worker_id=worker_id,
@@ -127,6 +128,12 @@ async def _attempt(  # noqa: PLR0911 - one return for each way an attempt can en
     except (TypeError, ValueError) as exc:
         error = f"the pipeline's result is not JSON-able: {exc}"
         return End("failed", error, _error_payload(error, exc, None)), None
+
+
+@functools.cache
+def _pipeline_logger(pipeline: str) -> logging.Logger:
+    """The pipeline's logger, looked up once per name (`getLogger` locks the module)."""
+    return logging.getLogger(f"spine.pipeline.{pipeline}")
 
 
 def _error_payload(error: str, exc: BaseException, trace: str | None) -> dict[str, Any]:

@@ -123,7 +123,8 @@ async def record(
         "backend": backend,
         "only": only,
     }
-    rows = await (await conn.execute(_SQL["record"], args)).fetchall()
+    # Binary results: neither side formats and parses a claimed row's five timestamps as text.
+    rows = await (await conn.execute(_SQL["record"], args, binary=True)).fetchall()
     recorded = set(cast("list[str]", rows[0]["recorded"])) if rows else set()
     claimed = [to_execution(row) for row in rows if row["id"] is not None]
     return recorded, claimed

@@ -31,47 +31,50 @@ WITH v AS (
                              retry_at, n)
 ), locked AS MATERIALIZED (
     -- A start is written once: only over `queued` (a record sent again after its
-    -- answer was lost finds the execution running, and starts nothing).
+    -- answer was lost finds the execution running, and starts nothing). The
+    -- record's fields ride along (`asked`: its status), so the records are
+    -- joined once, here, not once per step below.
     SELECT e.id, v.started_ago IS NOT NULL AND e.status = 'queued' AS starts,
-           e.queued_at, e.started_at, e.attempt, e.max_attempts
+           e.queued_at, e.started_at, e.attempt, e.max_attempts,
+           v.status AS asked, v.started_ago, v.ended_ago, v.error, v.payload, v.retry_cap,
+           v.retry_at, v.n
     FROM executions e JOIN v ON v.id = e.id
     WHERE e.worker_id = %(worker)s AND e.status IN ('queued', 'running')
     FOR UPDATE OF e
 ), held AS (
-    SELECT locked.id, locked.starts, locked.attempt + locked.starts::int AS attempt,
-           v.status = 'failed' AND v.retry_cap IS NOT NULL
+    SELECT locked.*, locked.attempt + locked.starts::int AS attempt_now,
+           locked.asked = 'failed' AND locked.retry_cap IS NOT NULL
                AND locked.attempt + locked.starts::int < locked.max_attempts AS retries,
-           v.status = 'deferred' AS defers,
+           locked.asked = 'deferred' AS defers,
            CASE WHEN locked.starts
-                THEN greatest(locked.queued_at, now() - make_interval(secs => v.started_ago))
-                ELSE locked.started_at END AS started_at,
-           locked.queued_at
-    FROM locked JOIN v ON v.id = locked.id
+                THEN greatest(locked.queued_at, now() - make_interval(secs => locked.started_ago))
+                ELSE locked.started_at END AS started_now
+    FROM locked
 ), timed AS (
     SELECT held.*,
-           greatest(held.queued_at, held.started_at,
-                    now() - make_interval(secs => v.ended_ago)) AS ended_at
-    FROM held JOIN v ON v.id = held.id
+           greatest(held.queued_at, held.started_now,
+                    now() - make_interval(secs => held.ended_ago)) AS ended_at
+    FROM held
 ), f AS (
     UPDATE executions e
-    SET status = CASE WHEN timed.retries OR timed.defers THEN 'pending' ELSE v.status END,
-        error = CASE WHEN v.status = 'running' OR timed.defers THEN e.error ELSE v.error END,
-        attempt = timed.attempt - timed.defers::int,
-        worker_id = CASE WHEN timed.retries OR timed.defers THEN NULL ELSE e.worker_id END,
-        queued_at = CASE WHEN timed.retries OR timed.defers THEN NULL ELSE e.queued_at END,
-        started_at = CASE WHEN timed.retries OR timed.defers THEN NULL
-                          ELSE timed.started_at END,
-        completed_at = CASE WHEN timed.retries OR timed.defers OR v.status = 'running'
-                            THEN NULL ELSE timed.ended_at END,
-        available_at = CASE WHEN timed.defers THEN greatest(now(), v.retry_at)
-                            WHEN NOT timed.retries THEN e.available_at
-                            ELSE now() + make_interval(secs => least(v.retry_cap,
-                                e.retry_backoff_seconds * 2 ^ (timed.attempt - 1)
+    SET status = CASE WHEN t.retries OR t.defers THEN 'pending' ELSE t.asked END,
+        error = CASE WHEN t.asked = 'running' OR t.defers THEN e.error ELSE t.error END,
+        attempt = t.attempt_now - t.defers::int,
+        worker_id = CASE WHEN t.retries OR t.defers THEN NULL ELSE e.worker_id END,
+        queued_at = CASE WHEN t.retries OR t.defers THEN NULL ELSE e.queued_at END,
+        started_at = CASE WHEN t.retries OR t.defers THEN NULL ELSE t.started_now END,
+        completed_at = CASE WHEN t.retries OR t.defers OR t.asked = 'running'
+                            THEN NULL ELSE t.ended_at END,
+        available_at = CASE WHEN t.defers THEN greatest(now(), t.retry_at)
+                            WHEN NOT t.retries THEN e.available_at
+                            ELSE now() + make_interval(secs => least(t.retry_cap,
+                                e.retry_backoff_seconds * 2 ^ (t.attempt_now - 1)
                                 * (1 + random() / 10))) END
-    FROM v JOIN timed ON timed.id = v.id
-    WHERE e.id = v.id AND e.worker_id = %(worker)s AND e.status IN ('queued', 'running')
-    RETURNING e.id, e.status, timed.attempt, e.available_at, timed.started_at, timed.ended_at,
-              v.payload, v.n, timed.starts AS started_here, timed.retries, timed.defers
+    FROM timed AS t
+    WHERE e.id = t.id  -- held by this worker: `locked` checked it, and its lock keeps it so
+    RETURNING e.id, e.status, t.attempt_now AS attempt, e.available_at,
+              t.started_now AS started_at, t.ended_at, t.payload, t.n,
+              t.starts AS started_here, t.retries, t.defers
 ), logged AS (
     INSERT INTO execution_events (execution_id, event_type, timestamp, payload)
     SELECT f.id, step.event_type,
