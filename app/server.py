@@ -20,7 +20,6 @@ from app.api.docs import assets_router, index, root
 from app.api.openapi import describe_the_server
 from app.api.router import api_router, openapi_config, scrape_router
 from app.api.routes.health import ReadinessCache, migrations_on_disk
-from app.api.routes.metrics import HTTP_METRICS
 from app.catalog import DOMAINS, registry_for
 from app.config import Settings, get_settings
 from app.db import database_url, open_async_pool
@@ -30,6 +29,7 @@ from app.engine.registry import Registry
 from app.engine.wake import Waker
 from app.logs import configure_logging
 from app.ui import UiParts, template_config, ui_lifespan, ui_router
+from app.web.http_metrics import HttpMetrics
 from app.web.options import complete_allow_header
 from app.web.problems import exception_to_response
 from app.web.responses import ExactJSONResponse
@@ -72,7 +72,7 @@ def create_app(
             assets_router(),
             ui_router(settings, ui),
         ],
-        middleware=[HTTP_METRICS.middleware],
+        middleware=[HttpMetrics],
         lifespan=[lifespan, ui_lifespan],
         template_config=template_config(ui),
         state=State(

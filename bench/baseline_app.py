@@ -6,9 +6,13 @@ Served by uvicorn exactly like the product's API (`spine api`), one process:
 
 - GET  /metrics?symbol=S&start_date=D&end_date=D  one indexed SELECT on otc_metrics_daily
   (its primary key), the rows returned as JSON as they come from the driver;
-- POST /executions  one INSERT ... RETURNING into a bare table (bench_http_jobs).
+- POST /executions  the same INSERT as the API's, into the same tables: an
+  `executions` row and its `created` event, one statement (`_SUBMIT`).
 
-No validation, error mapping, auth guard or middleware: the floor the API is compared to.
+No validation, error mapping, auth guard or middleware, no retry budget, no
+logical_key handling, no NOTIFY: the floor the API is compared to, so the
+ratio is the API's request path. (Until issue 32 the POST wrote one row into a
+table of its own with one index; docs/benchmarks.md has both.)
 """
 
 from __future__ import annotations
@@ -27,12 +31,17 @@ from psycopg_pool import AsyncConnectionPool
 
 URL_VARIABLE = "BENCH_BASELINE_DATABASE_URL"
 
-BARE_JOBS = """
-CREATE TABLE IF NOT EXISTS bench_http_jobs (
-    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    body       JSONB NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+_SUBMIT = """
+WITH new AS (
+    INSERT INTO executions (pipeline, params, trigger_source)
+    VALUES (%s, %s, 'api')
+    RETURNING id, lane, trigger_source, created_at
+), created AS (
+    INSERT INTO execution_events (execution_id, event_type, payload)
+    SELECT id, 'created', jsonb_build_object('trigger_source', trigger_source, 'lane', lane)
+    FROM new
 )
+SELECT id, created_at FROM new
 """
 
 _SELECT = """
@@ -55,10 +64,7 @@ async def metrics(
 @post("/executions")
 async def create_execution(state: State, data: dict[str, Any]) -> dict[str, Any]:
     async with state.pool.connection() as conn:
-        cur = await conn.execute(
-            "INSERT INTO bench_http_jobs (body) VALUES (%s) RETURNING id, created_at",
-            (Jsonb(data),),
-        )
+        cur = await conn.execute(_SUBMIT, (data["pipeline"], Jsonb(data.get("params", {}))))
         row = await cur.fetchone()
         assert row is not None
         return dict(row)
@@ -79,8 +85,6 @@ def create_app() -> Litestar:
             open=False,
         )
         await pool.open(wait=True)
-        async with pool.connection() as conn:
-            await conn.execute(BARE_JOBS)
         app.state.pool = pool
         try:
             yield

@@ -70,12 +70,14 @@ def prepare(
     *,
     trigger_source: str,
     backend: str,
+    execution_id: str | None = None,
 ) -> NewExecution:
     """The row to insert for `item`, validated and budgeted; raises InvalidRequest.
 
     Every submission is checked here, one or a thousand: the pipeline, the lane,
     the key, the times and the params (`Pipeline.validate`, with the settings),
-    and its retry budget resolved (`app.engine.retry.budget`).
+    and its retry budget resolved (`app.engine.retry.budget`). A bulk submit
+    passes each item's `execution_id` (`executions.new_ids`, made all at once).
     """
     found = registry.get(item.pipeline)  # UnknownPipeline lists the known ones
     if item.lane not in LANES:
@@ -93,7 +95,7 @@ def prepare(
     run_at = check_time("run_at", run_at, plus_seconds=delay_seconds)  # readable once stored
     typed = found.validate(item.params, settings)
     return NewExecution(
-        id=executions.new_id(),
+        id=execution_id or executions.new_id(),
         pipeline=item.pipeline,
         params=_canonical(typed),
         lane=item.lane,
@@ -184,14 +186,20 @@ async def submit_batch(
     outcomes: list[Outcome | None] = []
     new: list[NewExecution] = []
     at: list[int] = []
-    for item in items:
+    ids = executions.new_ids(len(items))
+    for item, execution_id in zip(items, ids, strict=True):
         if isinstance(item, InvalidRequest):
             outcomes.append(Outcome("invalid", error=str(item)))
             continue
         try:
             new.append(
                 prepare(
-                    registry, settings, item, trigger_source=trigger_source, backend=backend.name
+                    registry,
+                    settings,
+                    item,
+                    trigger_source=trigger_source,
+                    backend=backend.name,
+                    execution_id=execution_id,
                 )
             )
         except InvalidRequest as exc:
@@ -236,6 +244,7 @@ async def submit_many(
     the database may still roll back."""
     if not params:  # a scan or propagation pass with nothing to do asks nothing of the registry
         return []
+    ids = executions.new_ids(len(params))
     new = [
         prepare(
             registry,
@@ -243,8 +252,9 @@ async def submit_many(
             Submission(pipeline=pipeline, params=p, lane=lane, logical_key=key),
             trigger_source=trigger_source,
             backend=backend.name,
+            execution_id=execution_id,
         )
-        for p, key in zip(params, logical_keys, strict=True)
+        for p, key, execution_id in zip(params, logical_keys, ids, strict=True)
     ]
     return await executions.insert_or_join(conn, new)
 

@@ -34,6 +34,10 @@ __all__ = [
     "json_numbers",
 ]
 
+# A key's closing quote and its colon. Each key of the text matches once, so do
+# a quote and a colon inside a string: as many matches as keys decoded means no
+# key was given twice (a duplicate collapses in the dict; more matches, the full check).
+_KEY_END = re.compile(rb'"\s*:')
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
@@ -65,7 +69,7 @@ def check_body(raw: bytes, value: Any, declared: Any) -> None:
 
     `declared` is the handler's data type (None: no typed body to check).
     """
-    if b"{" in raw:
+    if b"{" in raw and len(_KEY_END.findall(raw)) != _count_keys(value):
         try:
             json.loads(raw, object_pairs_hook=_unique)
         except _DuplicateKey as dup:
@@ -77,6 +81,15 @@ def check_body(raw: bytes, value: Any, declared: Any) -> None:
     except msgspec.ValidationError as exc:
         field, message = split_error(str(exc))
         raise _refuse(field, message) from None
+
+
+def _count_keys(value: Any) -> int:
+    """The keys of every object in a decoded JSON value (at most 32 levels deep)."""
+    if isinstance(value, dict):
+        return len(value) + sum(_count_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_keys(v) for v in value)
+    return 0
 
 
 @functools.lru_cache(maxsize=1024)

@@ -7,9 +7,10 @@ these only translate between HTTP and those calls.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
@@ -21,6 +22,7 @@ from app.engine.models import Execution, Lane, Status
 from app.engine.submit import submit, submit_batch
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
+from app.web.connection import CONNECT_TIMEOUT
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
 from app.web.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX, problem_responses
 from app.web.schemas import (
@@ -46,6 +48,15 @@ LOCATION_HEADER = ResponseHeader(
 )
 
 
+@functools.cache
+def _execution_path(app: Litestar) -> str:
+    """GET /executions/{id}'s path up to the id, from the app's routes, once per app
+    (`route_reverse` walks them: ~8 us of a POST's ~600)."""
+    marker = "MARKER"
+    path = app.route_reverse("get_execution", execution_id=marker)
+    return path[: -len(marker)]
+
+
 class ExecutionsController(Controller):
     path = "/executions"
     tags = ["executions"]
@@ -68,29 +79,33 @@ class ExecutionsController(Controller):
     async def create_execution(
         self,
         data: JSONBody[ExecutionCreate],
-        conn: DbConn,
         request: Request[Any, Any, Any],
         state: State,
     ) -> Response[ExecutionResponse]:
         """Record a pending execution for a worker to run (202); the API never runs it."""
+        # The pooled connection is taken here, not through the `conn` dependency: a
+        # yield dependency's resolution and clean-up cost ~10% of a POST's CPU, and
+        # this is the API's hot write (docs/benchmarks.md, issue 32). Same pool,
+        # same wait, same 503 when it times out (app.web.problems).
         check_params(state.registry, data.pipeline, data.params)
-        execution, created = await submit(
-            conn,
-            state.registry,
-            state.settings,
-            data.pipeline,
-            data.params,
-            lane=data.lane,
-            logical_key=data.logical_key,
-            trigger_source="api",
-            backend=state.backend,
-            max_attempts=data.max_attempts,
-            retry_backoff_seconds=data.retry_backoff_seconds,
-            timeout_seconds=data.timeout_seconds,
-            run_at=data.run_at,
-            waker=state.waker,
-        )
-        location = request.app.route_reverse("get_execution", execution_id=execution.id)
+        async with state.pool.connection(timeout=CONNECT_TIMEOUT) as conn:
+            execution, created = await submit(
+                conn,
+                state.registry,
+                state.settings,
+                data.pipeline,
+                data.params,
+                lane=data.lane,
+                logical_key=data.logical_key,
+                trigger_source="api",
+                backend=state.backend,
+                max_attempts=data.max_attempts,
+                retry_backoff_seconds=data.retry_backoff_seconds,
+                timeout_seconds=data.timeout_seconds,
+                run_at=data.run_at,
+                waker=state.waker,
+            )
+        location = _execution_path(request.app) + execution.id
         return Response(
             ExecutionResponse.from_row(execution),
             status_code=202 if created else 200,

@@ -1,11 +1,10 @@
 """GET /metrics: the API's HTTP metrics and the queue's gauges, in Prometheus text format.
 
-HTTP requests are counted by Litestar's own Prometheus middleware
-(`HTTP_METRICS`), by route template, method and status, with a latency
-histogram. The queue's gauges are read from the database at each scrape
-(app.engine.gauges: indexes and catalogs only) and exposed through a
-collector made for that one scrape; if the database cannot answer, the HTTP
-metrics are still served and `spine_database_up` says 0.
+HTTP requests are counted by `app.web.http_metrics.HttpMetrics`, by route
+template, method and status, with a latency histogram. The queue's gauges are
+read from the database at each scrape (app.engine.gauges: indexes and catalogs
+only) and exposed through a collector made for that one scrape; if the database
+cannot answer, the HTTP metrics are still served and `spine_database_up` says 0.
 
 With PROMETHEUS_MULTIPROC_DIR set (`spine api --workers N` sets it), the
 HTTP metrics are the sum over every uvicorn process.
@@ -21,7 +20,6 @@ import psycopg
 import psycopg_pool
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -40,7 +38,7 @@ from app.engine.gauges import QueueGauges, read_gauges
 from app.engine.models import ACTIVE, LANES, TERMINAL
 from app.errors import first_line
 
-__all__ = ["HTTP_METRICS", "MULTIPROC_ENV", "metrics"]
+__all__ = ["MULTIPROC_ENV", "metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +46,6 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SCRAPE_DB_TIMEOUT = (
     2.0  # seconds to wait for a pooled connection before reporting the database down
 )
-
-# Route templates (`/api/v1/executions/{execution_id:str}`), never raw paths: bounded labels.
-HTTP_METRICS = PrometheusConfig(app_name="market-spine", prefix="spine_http", group_path=True)
 
 
 class _Families(Collector):
