@@ -37,6 +37,7 @@ WITH made AS (
     FROM generate_series(1, %(n)s) AS g,
          LATERAL (SELECT %(newest)s::timestamptz
                        - make_interval(secs => (%(days)s * 86400.0) * g / %(n)s) AS at) AS t
+    ORDER BY g DESC  -- oldest first, as the pass moves them
     RETURNING id, created_at, status
 )
 INSERT INTO execution_events_history (execution_created_at, id, execution_id, event_type,

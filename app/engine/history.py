@@ -9,14 +9,21 @@ lineage reads ask this module (or join the `executions_all` view, migration
 statement, and a row moves between tiers in one statement, so a read sees
 each execution exactly once.
 
-Reads page by (created_at DESC, id), the history's segment key first, so a
-page reads the newest segments only and a time range prunes the rest. A
-look-up by id alone probes each segment's id index (a few per day kept).
+Reads page by (created_at DESC, id), the history's segment key first. A page
+is looked for in a window of creation times first (a day back from its
+start, then a week), widened to the whole history only when the window holds
+too few matches: the window's bound is a constant the planner prunes segments
+by, so a page plans and reads one or two segments however many days are kept
+(the statements go unprepared: a generic plan would lock and open every
+segment). Each try is a whole statement over one snapshot and a wider try
+replaces, never extends, a narrower one, so a page still sees each execution
+once. A look-up by id alone probes each segment's id index (a few per day kept).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import msgspec
 
@@ -24,9 +31,12 @@ from app.db import AsyncConn
 from app.engine.models import Event, Execution, to_execution
 from app.engine.queries import load
 
-__all__ = ["get", "list_events", "list_page"]
+__all__ = ["WINDOWS", "get", "list_events", "list_page"]
 
 _SQL = load("history")
+
+WINDOWS: Final = (timedelta(days=1), timedelta(days=8))
+"""How far back from its start a page looks first, then next, before the whole history."""
 
 
 async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
@@ -49,22 +59,31 @@ async def list_page(
 ) -> list[Execution]:
     """Newest first; `before` is the (created_at, id) keyset cursor of the previous page.
 
-    `since` (inclusive) and `until` (exclusive) bound `created_at`.
+    `since` (inclusive) and `until` (exclusive) bound `created_at`. Looks in
+    WINDOWS back from the page's start (the cursor, `until` or now) first.
     """
-    cur = await conn.execute(
-        _SQL["list_page"],
-        {
-            "status": status,
-            "pipeline": pipeline,
-            "lane": lane,
-            "since": since,
-            "until": until,
-            "attempt_gte": attempt_gte,
-            "at": before[0] if before else None,
-            "id": before[1] if before else None,
-            "limit": limit,
-        },
-    )
+    args = {
+        "status": status,
+        "pipeline": pipeline,
+        "lane": lane,
+        "since": since,
+        "until": until,
+        "attempt_gte": attempt_gte,
+        "at": before[0] if before else None,
+        "id": before[1] if before else None,
+        "limit": limit,
+    }
+    ends = [t for t in (before[0] if before else None, until) if t is not None]
+    start = min(ends) if ends else datetime.now(UTC)
+    for window in WINDOWS:
+        bound = start - window
+        if since is not None and bound <= since:
+            break  # the caller's own range is narrower: one statement over it
+        cur = await conn.execute(_SQL["list_page"], {**args, "since": bound}, prepare=False)
+        rows = await cur.fetchall()
+        if len(rows) >= limit:  # all newer than `bound`: nothing older comes first
+            return [to_execution(r) for r in rows]
+    cur = await conn.execute(_SQL["list_page"], args, prepare=False)
     return [to_execution(r) for r in await cur.fetchall()]
 
 

@@ -200,6 +200,47 @@ def test_reads_across_the_seam(conn: Conn, database_url: str) -> None:
     assert run_sync(filtered()) == expected[3:]
 
 
+def test_pages_reach_past_their_first_windows(conn: Conn, database_url: str) -> None:
+    """A page looks a day back first, then a week, then everywhere (history.WINDOWS): pages
+    whose rows lie weeks apart, filtered or not, still come whole and in one order."""
+    now = today(conn)
+    for back, status in ((30, "failed"), (12, "completed"), (3, "failed"), (1, "completed")):
+        make_finished(conn, at(now - timedelta(days=back)), count=2, step="1 second", status=status)
+    conn.execute(_AGED_TWO_HOURS)
+    assert maintain(database_url).moved == 8
+    make_finished(conn, datetime.now(UTC) - timedelta(minutes=5), count=1, status="failed")
+
+    def expected(where: str = "true") -> list[str]:
+        query = f"SELECT id FROM executions_all WHERE {where} ORDER BY created_at DESC, id DESC"
+        return [str(r["id"]) for r in conn.execute(query)]
+
+    async def pages(**filters: Any) -> list[list[str]]:
+        found: list[list[str]] = []
+        before = None
+        async with await db.aconnect(database_url) as aconn:
+            while True:
+                page = await history.list_page(aconn, limit=3, before=before, **filters)
+                found.append([e.id for e in page])
+                if len(page) < 3:
+                    return found
+                before = (page[-1].created_at, page[-1].id)
+
+    everything = run_sync(pages())
+    assert [i for p in everything for i in p] == expected() and len(expected()) == 9
+    assert [len(p) for p in everything] == [3, 3, 3, 0]
+    failed = run_sync(pages(status="failed"))
+    assert [i for p in failed for i in p] == expected("status = 'failed'")
+    assert [len(p) for p in failed] == [3, 2]  # the second reaches 30 days back
+    since = datetime.now(UTC) - timedelta(days=13)
+    bounded = run_sync(pages(since=since))
+    assert [i for p in bounded for i in p] == expected(f"created_at >= '{since.isoformat()}'")
+
+
+_AGED_TWO_HOURS = (
+    "UPDATE executions SET completed_at = now() - interval '2 hours' WHERE status <> 'pending'"
+)
+
+
 def test_manual_retry_moves_the_same_row_back(conn: Conn, database_url: str) -> None:
     make_finished(conn, at(today(conn) - timedelta(days=1)), status="failed")
     maintain(database_url)
