@@ -171,6 +171,9 @@ def test_exactly_one_statement_claims_pending_executions() -> None:
         return "status = 'pending'" in code and "FOR UPDATE SKIP LOCKED" in code
 
     assert [name for name, text in _statements().items() if claims(text)] == ["batches.record"]
+    # Its scan in claim order is migration 170's function, called from nowhere else.
+    callers = [n for n, text in _statements().items() if "claimable_executions(" in _code(text)]
+    assert callers == ["batches.record"]
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Constant | ast.JoinedStr):

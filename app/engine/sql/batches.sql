@@ -97,12 +97,10 @@ WITH v AS (
     -- generic plan cannot tell the two apart and walked the pending index to find
     -- one id (91 ms against 0.13 ms among 100,000 pending rows). Here the
     -- parameter is a one-time filter: the branch not taken never runs.
-    SELECT id FROM executions
+    -- The scan in claim order is migration 170's function: its own settings keep
+    -- it on the pending index whatever the table's statistics say.
+    SELECT id FROM claimable_executions(%(backend)s, %(limit)s) AS c (id)
     WHERE %(only)s::text IS NULL
-      AND status = 'pending' AND available_at <= now() AND backend = %(backend)s
-    ORDER BY priority, available_at, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 ), next_by_id AS MATERIALIZED (
     SELECT id FROM executions
     WHERE id = %(only)s::text
