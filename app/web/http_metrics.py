@@ -4,8 +4,8 @@ The same four series, names and labels as Litestar's Prometheus middleware
 (`method`, `path` the route template, `status_code`, `app_name`), kept by a
 plain ASGI middleware. Litestar's builds a Request, a label dict and four label
 look-ups (each under a lock) on every request; here a route's children are
-looked up once and kept, so a request costs two increments, a decrement and an
-observation (docs/benchmarks.md, issue 32).
+looked up once and kept (`app.metric_children`), so a request costs two
+increments, a decrement and an observation (docs/benchmarks.md, issue 32).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from app.metric_children import child
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,27 +44,6 @@ class _Series:
             _LABELS,
             multiprocess_mode="livesum",
         )
-        # (method, template) -> its in-progress child; (method, template, status) ->
-        # its counter and histogram children. Both bounded by the routes.
-        self.running: dict[tuple[str, str], Any] = {}
-        self.done: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-
-    def started(self, method: str, path: str) -> Any:
-        child = self.running.get((method, path))
-        if child is None:
-            child = self.in_progress.labels(method, path, 200, APP_NAME)
-            self.running[(method, path)] = child
-        return child
-
-    def finished(self, method: str, path: str, status: int) -> tuple[Any, Any, Any]:
-        key = (method, path, status)
-        children = self.done.get(key)
-        if children is None:
-            labels = (method, path, status, APP_NAME)
-            error = self.errors.labels(*labels) if status >= 500 else None
-            children = (self.total.labels(*labels), self.seconds.labels(*labels), error)
-            self.done[key] = children
-        return children
 
 
 @functools.cache
@@ -98,14 +79,13 @@ class HttpMetrics:
                 duration = time.perf_counter() - began
             await send(message)
 
-        running = series.started(method, path)
+        running = child(series.in_progress, method, path, 200, APP_NAME)
         running.inc()
         try:
             await self.app(scope, receive, timed_send)
         finally:
             running.dec()
-            total, seconds, errors = series.finished(method, path, status)
-            if errors is not None:
-                errors.inc()
-            total.inc()
-            seconds.observe(duration)
+            if status >= 500:
+                child(series.errors, method, path, status, APP_NAME).inc()
+            child(series.total, method, path, status, APP_NAME).inc()
+            child(series.seconds, method, path, status, APP_NAME).observe(duration)

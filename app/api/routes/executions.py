@@ -48,7 +48,7 @@ LOCATION_HEADER = ResponseHeader(
 )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)  # an app or two per process: never keep every app a test made
 def _execution_path(app: Litestar) -> str:
     """GET /executions/{id}'s path up to the id, from the app's routes, once per app
     (`route_reverse` walks them: ~8 us of a POST's ~600)."""
