@@ -13,7 +13,7 @@ the materialization, not in a second statement a crash could separate from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, tzinfo
@@ -38,10 +38,14 @@ __all__ = [
     "PartitionRow",
     "RemoteOrigin",
     "Source",
+    "StateCounts",
+    "count_states",
     "fetched_from",
     "materializations",
+    "partitions_doc",
     "record",
     "request_propagation",
+    "state_counts",
     "states",
 ]
 
@@ -233,8 +237,23 @@ async def request_propagation(conn: AsyncConn, recorded_by: str | None = None) -
     await executions.insert_many(conn, [new])
 
 
-_NOT_THERE = frozenset({"not_due", "missing", "late"})
-"""States a partition with nothing recorded has: a market holiday's is `no_data`."""
+def partitions_doc(dataset: Dataset, partitions: Sequence[Partition], tz: tzinfo = UTC) -> str:
+    """The partitions as the states statement takes them: one JSON document (msgspec
+    writes it in C) of key, due and late times, and whether the market was closed
+    (a trading-days dataset's partition on a holiday has no data: `no_data`)."""
+    closing = dataset.trading_days and dataset.scheme == "day"
+    fresh = dataset.freshness
+    return _encode(
+        [
+            {
+                "key": p.key,
+                "due_at": fresh.due_at(p, tz),
+                "late_at": fresh.late_at(p, tz),
+                "closed": closing and not is_trading_day(p.start),
+            }
+            for p in partitions
+        ]
+    ).decode()
 
 
 async def states(
@@ -247,34 +266,57 @@ async def states(
 ) -> list[PartitionRow]:
     """The state of each partition, in the order given, computed in one statement. `now`
     (default: the database's clock) decides not_due, missing and late."""
+    cur = await _states(conn, dataset, partitions_doc(dataset, partitions, tz), now=now)
+    by_key = {str(r["key"]): msgspec.convert(r, PartitionRow) for r in await cur.fetchall()}
+    return [by_key[p.key] for p in partitions]  # the order given: callers zip with it
+
+
+class StateCounts(msgspec.Struct, frozen=True):
+    """A dataset's partitions counted by state, its newest loaded key and the due time
+    of its oldest partition that should be there and is not (`missing`, `late`,
+    `failed`)."""
+
+    counts: dict[str, int]
+    newest_loaded: str | None
+    behind_since: datetime | None
+
+
+_BEHIND = frozenset({"missing", "late", "failed"})
+
+
+async def state_counts(
+    conn: AsyncConn, dataset: Dataset, doc: str, *, now: datetime
+) -> StateCounts:
+    """The states statement's answer for `doc` (`partitions_doc`) counted, without a
+    row object per partition: a metrics scrape counts every partition of every dataset."""
+    cur = await _states(conn, dataset, doc, now=now)
+    return count_states((r["key"], r["due_at"], r["state"]) for r in await cur.fetchall())
+
+
+def count_states(rows: Iterable[tuple[str, datetime, str]]) -> StateCounts:
+    """(key, due_at, state) of each partition, counted."""
+    counts: dict[str, int] = {}
+    newest: str | None = None
+    behind: datetime | None = None
+    for key, due_at, state in rows:
+        counts[state] = counts.get(state, 0) + 1
+        if state == "loaded" and (newest is None or key > newest):
+            newest = key
+        elif state in _BEHIND and (behind is None or due_at < behind):
+            behind = due_at
+    return StateCounts(counts, newest, behind)
+
+
+async def _states(conn: AsyncConn, dataset: Dataset, doc: str, *, now: datetime | None) -> Any:
     args = {
         "dataset": dataset.name,
-        "partitions": _encode(
-            [
-                {
-                    "key": p.key,
-                    "due_at": dataset.freshness.due_at(p, tz),
-                    "late_at": dataset.freshness.late_at(p, tz),
-                }
-                for p in partitions
-            ]
-        ).decode(),
+        "partitions": doc,
         "upstreams": _encode(
             [{"dataset": u.dataset, "mapping": u.mapping} for u in dataset.upstreams]
         ).decode(),
         "now": now or await db_now(conn),
     }
-    rows = await (await conn.execute(_SQL["states"], args)).fetchall()
-    by_key = {str(r["key"]): msgspec.convert(r, PartitionRow) for r in rows}
-    found = [by_key[p.key] for p in partitions]  # the order given: callers zip with it
-    if dataset.trading_days and dataset.scheme == "day":
-        found = [
-            msgspec.structs.replace(row, state="no_data")
-            if row.state in _NOT_THERE and not is_trading_day(p.start)
-            else row
-            for row, p in zip(found, partitions, strict=True)
-        ]
-    return found
+    return await conn.execute(_SQL["states"], args)
 
 
 async def materializations(

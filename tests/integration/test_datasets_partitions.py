@@ -7,6 +7,7 @@ supersedes it with its inserted, changed and removed counts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -17,8 +18,8 @@ import psycopg
 import pytest
 
 from app import db
-from app.engine import executions, partitions
-from app.engine.datasets import Dataset, Partition, Upstream
+from app.engine import dataset_reads, executions, partitions
+from app.engine.datasets import Dataset, DatasetCatalog, Partition, Upstream
 from app.engine.executions import NewExecution
 from app.engine.partitions import NewMaterialization, Source
 from app.finra.datasets import FINRA_OTC_WEEKLY
@@ -99,6 +100,7 @@ def _dataset(name: str, *upstreams: Upstream, key2: tuple[str, ...] = ()) -> Dat
 UP = _dataset("up", key2=("A", "B"))
 SAME = _dataset("same", Upstream("up"), key2=("A", "B"))
 BY_DATE = _dataset("by_date", Upstream("up", "all_keys_of_date"))
+TRADING = dataclasses.replace(_dataset("trading"), trading_days=True)
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -191,3 +193,52 @@ def test_the_partitions_of_a_range_come_in_key_order(loader: Loader) -> None:
         "2026-01-06/B",
     ]
     assert Partition("day", date(2026, 1, 5), "A").key == parts[0].key
+
+
+def test_the_counted_summaries_are_the_summaries_of_the_rows(loader: Loader, conn: Conn) -> None:
+    """`summaries` (the metrics scrape, the datasets list) counts the states statement's
+    answer from a document made once a day; `summarize` (a dataset's page) reads every
+    partition's row. Both say the same, holidays (`no_data` by the market calendar), a
+    failed execution, stale and loaded partitions included."""
+    catalog = DatasetCatalog([UP, SAME, BY_DATE, TRADING])
+    _record(loader, "up", "2026-01-05/A", inserted=1, source=Source(sha256="one"))
+    _record(loader, "same", "2026-01-05/A", inserted=1)
+    _record(loader, "up", "2026-01-05/A", changed=1, source=Source(sha256="two"))  # stale
+    _record(loader, "up", "2026-01-06/B", inserted=1)
+    _record(loader, "trading", "2026-01-20", outcome="no_data")
+
+    async def fail(conn: db.AsyncConn) -> list[Any]:
+        new = NewExecution(
+            id=executions.new_id(),
+            pipeline="noop",
+            params={},
+            lane="backfill",
+            trigger_source="test",
+            logical_key="dataset:trading:2026-01-21",
+            max_attempts=1,
+            retry_backoff_seconds=0,
+        )
+        return await executions.insert_many(conn, [new])
+
+    (failed,) = loader.read(fail)
+    conn.execute("UPDATE executions SET status = 'failed' WHERE id = %s", (failed.id,))
+    tz = "America/New_York"
+
+    async def both(conn: db.AsyncConn) -> tuple[list[Any], list[Any]]:
+        counted = await dataset_reads.summaries(conn, catalog, market_tz=tz, now=NOW)
+        counted_again = await dataset_reads.summaries(conn, catalog, market_tz=tz, now=NOW)
+        assert counted_again == counted  # the second from the kept documents
+        from_rows = [
+            (await dataset_reads.summarize(conn, d, catalog, market_tz=tz, now=NOW))[0]
+            for d in catalog
+        ]
+        return counted, sorted(from_rows, key=lambda s: s.name)
+
+    counted, from_rows = loader.read(both)
+    assert counted == from_rows
+    by_name = {s.name: s.partitions for s in counted}
+    # 2026-01-19 (Martin Luther King Jr. Day) has no data without a record; the 20th was
+    # recorded so; the 21st failed; the rest of January to NOW is late.
+    assert by_name["trading"]["no_data"] == 3  # MLK day, 2026-01-20, Presidents' Day
+    assert by_name["trading"]["failed"] == 1
+    assert by_name["same"]["stale"] == 1 and by_name["up"]["loaded"] == 2
