@@ -60,25 +60,26 @@ def upto_today(dataset: Dataset, now: datetime, tz: tzinfo) -> list[Partition]:
     return dataset.partitions(dataset.start, now.astimezone(tz).date())
 
 
-_DOCS: dict[tuple[int, date, str], tuple[Dataset, str]] = {}
+_DOCS: dict[tuple[int, str], tuple[Dataset, date, str]] = {}
 _DOCS_KEPT = 64
 
 
 def upto_today_doc(dataset: Dataset, now: datetime, tz: tzinfo) -> str:
     """`upto_today`'s partitions as the states statement takes them, made once a day per
     dataset: their due and late times and holidays do not change, and a metrics scrape
-    asks for every dataset's (regsho_daily alone: 10,842 partitions, about 100 ms of
-    Python to make). Keyed by the dataset object itself (held here, so its id stays its
-    own), the day and the time zone."""
+    asks for every dataset's (regsho_daily alone: 10,848 partitions, about 100 ms of
+    Python to make). One kept per dataset and time zone, the day's; keyed by the dataset
+    object itself (held here, so its id stays its own)."""
     today = now.astimezone(tz).date()
-    key = (id(dataset), today, str(tz))
+    key = (id(dataset), str(tz))
     found = _DOCS.get(key)
-    if found is not None and found[0] is dataset:
-        return found[1]
+    if found is not None and found[0] is dataset and found[1] == today:
+        return found[2]
     doc = partitions.partitions_doc(dataset, upto_today(dataset, now, tz), tz)
+    _DOCS.pop(key, None)
     if len(_DOCS) >= _DOCS_KEPT:
         del _DOCS[next(iter(_DOCS))]  # the oldest made
-    _DOCS[key] = (dataset, doc)
+    _DOCS[key] = (dataset, today, doc)
     return doc
 
 

@@ -137,3 +137,28 @@ def test_a_landing_pattern_may_name_its_second_key() -> None:
     found = pattern.match("regsho/FNSQshvol20200102.TXT")
     assert found is not None and found.key == "2020-01-02/FNSQ"
     assert pattern.match("regsho/XXXXshvol20200102.txt") is None
+
+
+def test_the_partitions_document_is_made_once_a_day_and_says_which_days_were_closed() -> None:
+    import json
+    from zoneinfo import ZoneInfo
+
+    from app.engine.dataset_reads import upto_today_doc
+
+    tz = ZoneInfo("America/New_York")
+    trading = _dataset(name="closed_days", start=date(2026, 1, 15), trading_days=True)
+    monday = datetime(2026, 1, 19, 20, tzinfo=UTC)  # Martin Luther King Jr. Day
+    first = upto_today_doc(trading, monday, tz)
+    assert upto_today_doc(trading, monday + timedelta(hours=1), tz) is first  # kept
+    rows = json.loads(first)
+    assert [(r["key"], r["closed"]) for r in rows] == [
+        ("2026-01-15", False),
+        ("2026-01-16", False),
+        ("2026-01-19", True),
+    ]
+    assert rows[0]["due_at"] == "2026-01-16T00:00:00-05:00"  # the day's end, market time
+    tuesday = upto_today_doc(trading, monday + timedelta(days=1), tz)
+    assert [r["key"] for r in json.loads(tuesday)][-1] == "2026-01-20"  # a new day, remade
+    # Another dataset object of the same name (here: not on trading days) has its own.
+    twin = _dataset(name="closed_days", start=date(2026, 1, 15))
+    assert all(not r["closed"] for r in json.loads(upto_today_doc(twin, monday, tz)))
