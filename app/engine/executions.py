@@ -9,7 +9,6 @@ history tier and pruning are `app.engine.archive`'s.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -18,7 +17,7 @@ import msgspec
 from psycopg.rows import tuple_row
 
 from app.db import AsyncConn
-from app.engine import history
+from app.engine import history, ids
 from app.engine.models import HELD, TERMINAL, Execution, Lane, to_execution
 from app.engine.queries import load
 from app.engine.retry import NO_OVERRIDES, Overrides
@@ -94,17 +93,9 @@ def new_id() -> str:
 
 
 def new_ids(n: int) -> list[str]:
-    """`n` execution ids: random UUIDs (version 4), written as `str(uuid.uuid4())` writes
-    them, from one read of the system's random source. A fifth of `uuid.uuid4()`'s cost,
-    which was half of preparing a bulk submit's item (docs/benchmarks.md, issue 32)."""
-    digits = os.urandom(16 * n).hex()
-    ids = []
-    for at in range(0, 32 * n, 32):
-        h = digits[at : at + 32]
-        # The version nibble is 4; the variant's two high bits are 10 (RFC 9562).
-        variant = "89ab"[int(h[16], 16) & 3]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
-    return ids
+    """`n` execution ids, time-ordered (app.engine.ids): the history's reads by id look
+    in the day they carry."""
+    return ids.new_ids(n)
 
 
 _encode = msgspec.json.Encoder().encode

@@ -17,7 +17,8 @@ by, so a page plans and reads one or two segments however many days are kept
 (the statements go unprepared: a generic plan would lock and open every
 segment). Each try is a whole statement over one snapshot and a wider try
 replaces, never extends, a narrower one, so a page still sees each execution
-once. A look-up by id alone probes each segment's id index (a few per day kept).
+once. A look-up by id reads the days around the time its id carries (ids are
+time-ordered, app.engine.ids); an id that carries none probes every segment.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from typing import Final
 import msgspec
 
 from app.db import AsyncConn
+from app.engine import ids
 from app.engine.models import Event, Execution, to_execution
 from app.engine.queries import load
 
-__all__ = ["WINDOWS", "get", "list_events", "list_page"]
+__all__ = ["ID_WINDOW", "WINDOWS", "get", "list_events", "list_page"]
 
 _SQL = load("history")
 
@@ -39,8 +41,23 @@ WINDOWS: Final = (timedelta(days=1), timedelta(days=8))
 """How far back from its start a page looks first, then next, before the whole history."""
 
 
+ID_WINDOW: Final = timedelta(days=1)
+"""How far either side of the time a version 7 id carries its execution is looked for
+first: the id is made by the app, `created_at` by the database a moment later."""
+
+
 async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
-    cur = await conn.execute(_SQL["get"], (execution_id,))
+    """An execution by id, wherever it is. A time-ordered id (app.engine.ids) is looked
+    for in the days around its time first (one to three segments planned); any other id,
+    or one not found there (a clock far off), in every segment."""
+    made = ids.made_at(execution_id)
+    if made is not None:
+        near = {"id": execution_id, "since": made - ID_WINDOW, "until": made + ID_WINDOW}
+        cur = await conn.execute(_SQL["get_near"], near, prepare=False)
+        row = await cur.fetchone()
+        if row is not None:
+            return to_execution(row)
+    cur = await conn.execute(_SQL["get"], {"id": execution_id})
     row = await cur.fetchone()
     return to_execution(row) if row else None
 
@@ -88,6 +105,12 @@ async def list_page(
 
 
 async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
-    """An execution's events in order (all in its own tier), after `after_id`."""
-    cur = await conn.execute(_SQL["list_events"], {"id": execution_id, "after": after_id})
+    """An execution's events in order (all in its own tier), after `after_id`; none for
+    an execution that does not exist. Two statements, each planning one segment or
+    three: `get` (for the segment its created_at names), then the events."""
+    execution = await get(conn, execution_id)
+    if execution is None:
+        return []
+    args = {"id": execution_id, "after": after_id, "created_at": execution.created_at}
+    cur = await conn.execute(_SQL["list_events"], args, prepare=False)
     return [msgspec.convert(r, Event) for r in await cur.fetchall()]

@@ -7,6 +7,7 @@ them. Every time compared is the database's.
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ import psycopg
 import pytest
 
 from app import db
-from app.engine import archive, history, segments
+from app.engine import archive, executions, history, ids, segments
+from app.engine.queries import load
 from app.migrations import apply_pending, migrations_dir
 from tests.api_support import api_client
 from tests.support import run_sync
@@ -239,6 +241,60 @@ def test_pages_reach_past_their_first_windows(conn: Conn, database_url: str) -> 
 _AGED_TWO_HOURS = (
     "UPDATE executions SET completed_at = now() - interval '2 hours' WHERE status <> 'pending'"
 )
+
+
+def test_a_look_up_by_id_reads_the_days_its_id_carries(conn: Conn, database_url: str) -> None:
+    """Ids are time-ordered (app.engine.ids): a look-up plans only the segments of the
+    days around its id's time. An id made four days before its row (a clock far off) and
+    one that carries no time (version 4) are still found, with their events, in every
+    segment."""
+    near, far = executions.new_ids(2)
+    legacy = "0a0a0a0a-0000-4000-8000-00000000000a"
+    now = datetime.now(UTC)
+    rows = [(near, now - timedelta(hours=3)), (far, now - timedelta(days=4))]
+    rows.append((legacy, now - timedelta(days=8)))
+    for execution_id, created in rows:
+        conn.execute(MAKE_ONE, {"id": execution_id, "at": created})
+    assert maintain(database_url).moved == 3
+
+    async def go() -> dict[str, tuple[str | None, list[str]]]:
+        async with await db.aconnect(database_url) as aconn:
+            found: dict[str, tuple[str | None, list[str]]] = {}
+            for execution_id, _ in rows:
+                one = await history.get(aconn, execution_id)
+                events = await history.list_events(aconn, execution_id)
+                found[execution_id] = (one.id if one else None, [e.event_type for e in events])
+            assert await history.get(aconn, executions.new_id()) is None
+            assert await history.list_events(aconn, executions.new_id()) == []
+            return found
+
+    assert run_sync(go()) == {i: (i, ["created", "started", "completed"]) for i, _ in rows}
+    made = ids.made_at(near)
+    assert made is not None and abs(made - now) < timedelta(minutes=1)
+    window = {"id": near, "since": made - history.ID_WINDOW, "until": made + history.ID_WINDOW}
+    plan = "\n".join(
+        str(r["QUERY PLAN"]) for r in conn.execute("EXPLAIN " + load("history")["get_near"], window)
+    )
+    planned = set(re.findall(r"executions_history_(\d{8})", plan))
+    days = {(made + timedelta(days=d)).strftime("%Y%m%d") for d in (-1, 0, 1)}
+    assert planned and planned <= days  # not the days of `far` and `legacy`
+
+
+# One finished execution with its three events, by id and creation time.
+MAKE_ONE = """
+WITH made AS (
+    INSERT INTO executions (id, pipeline, params, lane, trigger_source, status, attempt,
+                            worker_id, created_at, queued_at, started_at, completed_at,
+                            available_at, overrides)
+    VALUES (%(id)s, 'noop', '{}', 'normal', 'test', 'completed', 1, 'w0', %(at)s, %(at)s,
+            %(at)s, %(at)s::timestamptz + interval '1 second', %(at)s, '{}')
+    RETURNING id, created_at
+)
+INSERT INTO execution_events (execution_id, event_type, timestamp)
+SELECT id, e.type, created_at FROM made,
+       LATERAL (VALUES (1, 'created'), (2, 'started'), (3, 'completed')) e (n, type)
+ORDER BY e.n
+"""
 
 
 def test_manual_retry_moves_the_same_row_back(conn: Conn, database_url: str) -> None:

@@ -2,11 +2,22 @@
 -- over the hot table and the history tables, and the move between them.
 
 -- name: get
+-- By id, in both tiers: every segment of the history is probed.
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
        cancel_requested, created_at, queued_at, started_at, completed_at, error,
        max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
        backend, backend_run_id
-FROM executions_all WHERE id = %s
+FROM executions_all WHERE id = %(id)s
+
+-- name: get_near
+-- By id, created from `since` to `until` (the days around the time a version 7 id
+-- carries, app.engine.ids): sent unprepared, the bounds prune the history's segments.
+SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
+       cancel_requested, created_at, queued_at, started_at, completed_at, error,
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
+FROM executions_all
+WHERE id = %(id)s AND created_at >= %(since)s AND created_at < %(until)s
 
 -- name: list_page
 -- Newest first; (at, id) is the keyset cursor of the previous page. Each tier is read
@@ -28,14 +39,15 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 
 -- name: list_events
--- An execution's events, wherever it is: they are always in its own tier, and in
--- the history in the segment of its created_at (found first, so one segment is read).
+-- An execution's events, wherever it is: they are always in its own tier, and in the
+-- history in the segment of its created_at (`created_at`, the execution's, found by
+-- `get` first: as a value, it prunes the history to that one segment).
 SELECT id, execution_id, event_type, timestamp, payload FROM execution_events
 WHERE execution_id = %(id)s AND id > %(after)s
 UNION ALL
 SELECT id, execution_id, event_type, timestamp, payload FROM execution_events_history
 WHERE execution_id = %(id)s AND id > %(after)s
-  AND execution_created_at = (SELECT created_at FROM executions_history WHERE id = %(id)s)
+  AND execution_created_at = %(created_at)s
 ORDER BY id
 
 -- name: move
