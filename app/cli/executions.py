@@ -136,8 +136,8 @@ def executions_events(execution_id: str, fmt: str) -> None:
     """The execution's events in order."""
 
     async def go(conn: db.AsyncConn) -> list[Event]:
-        await _existing(conn, execution_id)
-        return await history.list_events(conn, execution_id)
+        execution = await _existing(conn, execution_id)
+        return await history.list_events(conn, execution_id, execution=execution)
 
     emit(
         [EventResponse.from_row(e) for e in with_conn(go)],

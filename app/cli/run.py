@@ -240,7 +240,12 @@ async def _follow(url: str, execution_id: str, lease_timeout: float) -> str:
             # Status first: the end and its event commit together, so once the status is
             # terminal the events read next include the last one.
             current = await history.get(conn, execution_id)
-            for event in await history.list_events(conn, execution_id, after_id=last_id):
+            events = (
+                await history.list_events(conn, execution_id, last_id, execution=current)
+                if current is not None
+                else []
+            )
+            for event in events:
                 last_id = event.id
                 if event.event_type == "progress":
                     progress.show(event.payload)

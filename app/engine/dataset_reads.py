@@ -62,6 +62,8 @@ def upto_today(dataset: Dataset, now: datetime, tz: tzinfo) -> list[Partition]:
 
 _DOCS: dict[tuple[int, str], tuple[Dataset, date, str]] = {}
 _DOCS_KEPT = 64
+"""Documents kept, the oldest made dropped first: far more than the datasets of a
+deployment times its time zones (seven by one today), so a scrape always finds its own."""
 
 
 def upto_today_doc(dataset: Dataset, now: datetime, tz: tzinfo) -> str:

@@ -104,13 +104,17 @@ async def list_page(
     return [to_execution(r) for r in await cur.fetchall()]
 
 
-async def list_events(conn: AsyncConn, execution_id: str, after_id: int = 0) -> list[Event]:
+async def list_events(
+    conn: AsyncConn, execution_id: str, after_id: int = 0, *, execution: Execution | None = None
+) -> list[Event]:
     """An execution's events in order (all in its own tier), after `after_id`; none for
-    an execution that does not exist. Two statements, each planning one segment or
-    three: `get` (for the segment its created_at names), then the events."""
-    execution = await get(conn, execution_id)
+    an execution that does not exist. The history's events are read in the one segment
+    of the execution's created_at: from `execution` (the caller read it already), else
+    from a `get` first."""
     if execution is None:
-        return []
+        execution = await get(conn, execution_id)
+        if execution is None:
+            return []
     args = {"id": execution_id, "after": after_id, "created_at": execution.created_at}
     cur = await conn.execute(_SQL["list_events"], args, prepare=False)
     return [msgspec.convert(r, Event) for r in await cur.fetchall()]

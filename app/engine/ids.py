@@ -13,8 +13,9 @@ table's primary key instead of at random pages.
 from __future__ import annotations
 
 import os
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["made_at", "new_ids"]
 
@@ -33,12 +34,16 @@ def new_ids(n: int) -> list[str]:
     return ids
 
 
+_VERSION_7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST_MS = (datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+"""Later than any id this code makes; a day either side of it is still a datetime."""
+
+
 def made_at(execution_id: str) -> datetime | None:
-    """When a version 7 id was made; None for any other id (or text that is none)."""
-    if len(execution_id) != 36 or execution_id[14] != "7" or execution_id[8] != "-":
+    """When a version 7 id (as `new_ids` writes it) was made; None for any other id, or
+    text that is none, or a time no clock gives (a crafted id)."""
+    if not _VERSION_7.fullmatch(execution_id):
         return None
-    try:
-        millis = int(execution_id[:8] + execution_id[9:13], 16)
-        return datetime.fromtimestamp(millis / 1000, UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
+    millis = int(execution_id[:8] + execution_id[9:13], 16)
+    return _EPOCH + timedelta(milliseconds=millis) if millis < _LATEST_MS else None

@@ -272,9 +272,9 @@ async def states(
 
 
 class StateCounts(msgspec.Struct, frozen=True):
-    """A dataset's partitions counted by state, its newest loaded key and the due time
-    of its oldest partition that should be there and is not (`missing`, `late`,
-    `failed`)."""
+    """A dataset's partitions counted by state, its newest loaded key (the greatest in
+    text order: the latest period, then the second key's name) and the due time of its
+    oldest partition that should be there and is not (`missing`, `late`, `failed`)."""
 
     counts: dict[str, int]
     newest_loaded: str | None

@@ -154,6 +154,12 @@ def _number(value: Decimal | int | None) -> str:
     return f"{value:,}"
 
 
+def _short_id(value: str) -> str:
+    """An execution's (or a backfill's) id as a page lists it: its last 8 digits. Execution
+    ids are time-ordered (app.engine.ids): their first digits are a minute's for all."""
+    return value[-8:]
+
+
 def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
     """The core templates (`base.html` and the core pages), then each domain's."""
     environment = Environment(
@@ -168,6 +174,7 @@ def template_config(parts: UiParts) -> TemplateConfig[JinjaTemplateEngine]:
     environment.filters["until"] = _until
     environment.filters["json"] = _json
     environment.filters["number"] = _number
+    environment.filters["short_id"] = _short_id
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
 
 

@@ -34,3 +34,6 @@ def test_ids_that_carry_no_time() -> None:
     assert made_at("not an id") is None
     assert made_at("zzzzzzzz-zzzz-7zzz-bzzz-zzzzzzzzzzzz") is None
     assert made_at("ffffffff-ffff-7fff-bfff-ffffffffffff") is None  # past datetime's range
+    assert made_at("e677d21f-d000-7000-8000-000000000000") is None  # 9999-12-31: no window
+    assert made_at("+1a24f83-4b28-7efc-924e-cc8363823535") is None  # int() would take it
+    assert made_at("01A24F83-4B28-7EFC-924E-CC8363823535") is None  # not as written here

@@ -289,9 +289,8 @@ class ExecutionsController(Controller):
         ] = 0,
     ) -> list[EventResponse]:
         """Everything that happened to the execution, in order."""
-        events = await history.list_events(conn, execution_id, after_id=after)
-        if not events:
-            await _existing(conn, execution_id)  # 404 when there is no such execution
+        execution = await _existing(conn, execution_id)  # 404 when there is no such one
+        events = await history.list_events(conn, execution_id, after, execution=execution)
         return [EventResponse.from_row(e) for e in events]
 
     @post(

@@ -39,8 +39,9 @@ RETURNING id, content_changed, superseded_id
 -- A partition whose upstream partition changed after its own materialization is
 -- `stale`, never `loaded`.
 WITH p AS (
-    -- One JSON document (msgspec writes it in C): three arrays of 250 keys and times
-    -- cost the client more to adapt than the statement costs to run.
+    -- One JSON document (msgspec writes it in C, app.engine.partitions.partitions_doc):
+    -- separate arrays of keys and times cost the client more to adapt than the
+    -- statement costs to run.
     -- `closed`: a trading-days dataset's partition on a market holiday, `no_data` unless
     -- something was recorded or runs for it.
     SELECT * FROM json_to_recordset(%(partitions)s::json)

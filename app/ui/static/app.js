@@ -128,7 +128,7 @@ function newRow(c) {
   const link = document.createElement("a");
   link.className = "mono";
   link.href = "/ui/executions/" + encodeURIComponent(c.execution_id);
-  link.textContent = c.execution_id.slice(0, 8);
+  link.textContent = c.execution_id.slice(-8);  // the random end: a time-ordered id starts with its time
   const first = document.createElement("td");
   first.appendChild(link);
   const status = document.createElement("span");
