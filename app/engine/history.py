@@ -47,18 +47,18 @@ first: the id is made by the app, `created_at` by the database a moment later.""
 
 
 async def get(conn: AsyncConn, execution_id: str) -> Execution | None:
-    """An execution by id, wherever it is. A time-ordered id (app.engine.ids) is looked
-    for in the days around its time first (one to three segments planned); any other id,
-    or one not found there (a clock far off), in every segment."""
-    made = ids.made_at(execution_id)
+    """An execution by id, wherever it is, in up to three looks, each one statement:
+    the hot table (an active or recent execution: what pollers ask for), then for a
+    time-ordered id (app.engine.ids) the days around its time (one to three segments
+    planned), then everywhere (any other id, a clock far off, or a row that moved
+    between two looks: it is in one tier at every instant, so the last look finds it)."""
+    row = await (await conn.execute(_SQL["get_hot"], {"id": execution_id})).fetchone()
+    made = ids.made_at(execution_id) if row is None else None
     if made is not None:
         near = {"id": execution_id, "since": made - ID_WINDOW, "until": made + ID_WINDOW}
-        cur = await conn.execute(_SQL["get_near"], near, prepare=False)
-        row = await cur.fetchone()
-        if row is not None:
-            return to_execution(row)
-    cur = await conn.execute(_SQL["get"], {"id": execution_id})
-    row = await cur.fetchone()
+        row = await (await conn.execute(_SQL["get_near"], near, prepare=False)).fetchone()
+    if row is None:
+        row = await (await conn.execute(_SQL["get"], {"id": execution_id})).fetchone()
     return to_execution(row) if row else None
 
 

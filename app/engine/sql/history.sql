@@ -1,6 +1,14 @@
 -- History (app.engine.history, app.engine.archive): the reads of one logical history
 -- over the hot table and the history tables, and the move between them.
 
+-- name: get_hot
+-- By id, in the hot table alone (the queue's executions and the last hour's).
+SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
+       cancel_requested, created_at, queued_at, started_at, completed_at, error,
+       max_attempts, retry_backoff_seconds, available_at, timeout_seconds,
+       backend, backend_run_id
+FROM executions WHERE id = %(id)s
+
 -- name: get
 -- By id, in both tiers: every segment of the history is probed.
 SELECT id, pipeline, params, lane, status, trigger_source, logical_key, attempt, worker_id,
