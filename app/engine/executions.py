@@ -17,7 +17,8 @@ import msgspec
 from psycopg.rows import tuple_row
 
 from app.db import AsyncConn
-from app.engine import history, ids
+from app.engine import history
+from app.engine.ids import new_id, new_ids
 from app.engine.models import HELD, TERMINAL, Execution, Lane, to_execution
 from app.engine.queries import load
 from app.engine.retry import NO_OVERRIDES, Overrides
@@ -85,17 +86,6 @@ class NewExecution(msgspec.Struct, frozen=True):
     event: dict[str, Any] = msgspec.field(default_factory=dict)
     backend: str = "local"
     """The backend that runs it (`OrchestratorBackend.name`): only its workers claim it."""
-
-
-def new_id() -> str:
-    """An execution's id (the ids a statement inserts are known before it runs)."""
-    return new_ids(1)[0]
-
-
-def new_ids(n: int) -> list[str]:
-    """`n` execution ids, time-ordered (app.engine.ids): the history's reads by id look
-    in the day they carry."""
-    return ids.new_ids(n)
 
 
 _encode = msgspec.json.Encoder().encode

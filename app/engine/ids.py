@@ -17,7 +17,12 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["made_at", "new_ids"]
+__all__ = ["made_at", "new_id", "new_ids"]
+
+
+def new_id() -> str:
+    """One id (the ids a statement inserts are known before it runs)."""
+    return new_ids(1)[0]
 
 
 def new_ids(n: int) -> list[str]:

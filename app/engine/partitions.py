@@ -17,9 +17,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 
 import msgspec
+from psycopg import AsyncCursor
 
 from app.db import AsyncConn
 from app.engine import executions
@@ -290,7 +291,10 @@ async def state_counts(
     """The states statement's answer for `doc` (`partitions_doc`) counted, without a
     row object per partition: a metrics scrape counts every partition of every dataset."""
     cur = await _states(conn, dataset, doc, now=now)
-    return count_states((r["key"], r["due_at"], r["state"]) for r in await cur.fetchall())
+    rows = await cur.fetchall()
+    return count_states(
+        (cast(str, r["key"]), cast(datetime, r["due_at"]), cast(str, r["state"])) for r in rows
+    )
 
 
 def count_states(rows: Iterable[tuple[str, datetime, str]]) -> StateCounts:
@@ -307,7 +311,10 @@ def count_states(rows: Iterable[tuple[str, datetime, str]]) -> StateCounts:
     return StateCounts(counts, newest, behind)
 
 
-async def _states(conn: AsyncConn, dataset: Dataset, doc: str, *, now: datetime | None) -> Any:
+async def _states(
+    conn: AsyncConn, dataset: Dataset, doc: str, *, now: datetime | None
+) -> AsyncCursor[dict[str, object]]:
+    """The states statement run for `doc` (`partitions_doc`), its rows still to fetch."""
     args = {
         "dataset": dataset.name,
         "partitions": doc,

@@ -104,6 +104,28 @@ TRADING = dataclasses.replace(_dataset("trading"), trading_days=True)
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
+def _pending(loader: Loader, dataset: str, keys: list[str]) -> list[Any]:
+    """A pending execution holding each partition's logical key, in order."""
+
+    async def insert(conn: db.AsyncConn) -> list[Any]:
+        new = [
+            NewExecution(
+                id=executions.new_id(),
+                pipeline="noop",
+                params={},
+                lane="backfill",
+                trigger_source="test",
+                logical_key=f"dataset:{dataset}:{key}",
+                max_attempts=1,
+                retry_backoff_seconds=0,
+            )
+            for key in keys
+        ]
+        return await executions.insert_many(conn, new)
+
+    return loader.read(insert)
+
+
 def _record(loader: Loader, dataset: str, key: str, **kw: Any) -> partitions.Recorded:
     async def write(conn: db.AsyncConn) -> list[partitions.Recorded]:
         return await partitions.record(
@@ -145,23 +167,7 @@ def test_a_changed_upstream_makes_exactly_its_mapped_partitions_stale(loader: Lo
 def test_executions_by_logical_key_make_pending_running_failed(loader: Loader, conn: Conn) -> None:
     keys = ["2026-01-05/A", "2026-01-06/A", "2026-01-07/A", "2026-01-08/A"]
 
-    async def insert(conn: db.AsyncConn) -> list[Any]:
-        new = [
-            NewExecution(
-                id=executions.new_id(),
-                pipeline="noop",
-                params={},
-                lane="backfill",
-                trigger_source="test",
-                logical_key=f"dataset:up:{k}",
-                max_attempts=1,
-                retry_backoff_seconds=0,
-            )
-            for k in keys[:3]
-        ]
-        return await executions.insert_many(conn, new)
-
-    made = loader.read(insert)
+    made = _pending(loader, "up", keys[:3])
     # The engine's own transitions are tested elsewhere; here only the statuses matter.
     conn.execute(
         "UPDATE executions SET status = 'running', worker_id = 'w' WHERE id = %s", (made[1].id,)
@@ -208,23 +214,7 @@ def test_the_counted_summaries_are_the_summaries_of_the_rows(loader: Loader, con
     _record(loader, "trading", "2026-01-20", outcome="no_data")
     _record(loader, "trading", "2026-02-16", inserted=1)  # Presidents' Day, loaded anyway
 
-    async def submit(conn: db.AsyncConn) -> list[Any]:
-        new = [
-            NewExecution(
-                id=executions.new_id(),
-                pipeline="noop",
-                params={},
-                lane="backfill",
-                trigger_source="test",
-                logical_key=f"dataset:trading:{day}",
-                max_attempts=1,
-                retry_backoff_seconds=0,
-            )
-            for day in ("2026-01-21", "2026-01-19")  # the second on MLK day
-        ]
-        return await executions.insert_many(conn, new)
-
-    failed, _ = loader.read(submit)
+    failed, _ = _pending(loader, "trading", ["2026-01-21", "2026-01-19"])  # the 19th: MLK day
     conn.execute("UPDATE executions SET status = 'failed' WHERE id = %s", (failed.id,))
     tz = "America/New_York"
 

@@ -32,7 +32,8 @@ WITH made AS (
     INSERT INTO executions (id, pipeline, params, lane, trigger_source, logical_key, status,
                             attempt, worker_id, created_at, queued_at, started_at,
                             completed_at, available_at, error, overrides)
-    SELECT gen_random_uuid()::text, 'noop', '{}', 'normal', 'test', NULL, %(status)s, 1, 'w0',
+    SELECT COALESCE(%(id)s::text, gen_random_uuid()::text), 'noop', '{}', 'normal', 'test',
+           NULL, %(status)s, 1, 'w0',
            t, t, t, t + interval '1 second', t,
            CASE WHEN %(status)s = 'failed' THEN 'boom' END, '{}'
     FROM generate_series(0, %(count)s - 1) n,
@@ -47,9 +48,17 @@ ORDER BY made.created_at, e.n
 
 
 def make_finished(
-    conn: Conn, start: datetime, count: int = 1, step: str = "1 minute", status: str = "completed"
+    conn: Conn,
+    start: datetime,
+    count: int = 1,
+    step: str = "1 minute",
+    status: str = "completed",
+    execution_id: str | None = None,
 ) -> None:
-    conn.execute(MAKE_FINISHED, {"start": start, "count": count, "step": step, "status": status})
+    """`count` finished executions from `start`; `execution_id` names the one made."""
+    assert execution_id is None or count == 1
+    args = {"start": start, "count": count, "step": step, "status": status, "id": execution_id}
+    conn.execute(MAKE_FINISHED, args)
 
 
 def today(conn: Conn) -> date:
@@ -254,7 +263,7 @@ def test_a_look_up_by_id_reads_the_days_its_id_carries(conn: Conn, database_url:
     rows = [(near, now - timedelta(hours=3)), (far, now - timedelta(days=4))]
     rows.append((legacy, now - timedelta(days=8)))
     for execution_id, created in rows:
-        conn.execute(MAKE_ONE, {"id": execution_id, "at": created})
+        make_finished(conn, created, execution_id=execution_id)
     assert maintain(database_url).moved == 3
 
     async def go() -> dict[str, tuple[str | None, list[str]]]:
@@ -278,23 +287,6 @@ def test_a_look_up_by_id_reads_the_days_its_id_carries(conn: Conn, database_url:
     planned = set(re.findall(r"executions_history_(\d{8})", plan))
     days = {(made + timedelta(days=d)).strftime("%Y%m%d") for d in (-1, 0, 1)}
     assert planned and planned <= days  # not the days of `far` and `legacy`
-
-
-# One finished execution with its three events, by id and creation time.
-MAKE_ONE = """
-WITH made AS (
-    INSERT INTO executions (id, pipeline, params, lane, trigger_source, status, attempt,
-                            worker_id, created_at, queued_at, started_at, completed_at,
-                            available_at, overrides)
-    VALUES (%(id)s, 'noop', '{}', 'normal', 'test', 'completed', 1, 'w0', %(at)s, %(at)s,
-            %(at)s, %(at)s::timestamptz + interval '1 second', %(at)s, '{}')
-    RETURNING id, created_at
-)
-INSERT INTO execution_events (execution_id, event_type, timestamp)
-SELECT id, e.type, created_at FROM made,
-       LATERAL (VALUES (1, 'created'), (2, 'started'), (3, 'completed')) e (n, type)
-ORDER BY e.n
-"""
 
 
 def test_manual_retry_moves_the_same_row_back(conn: Conn, database_url: str) -> None:
