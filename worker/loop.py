@@ -44,6 +44,7 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Callable
 
 import psycopg
 
@@ -128,9 +129,19 @@ class Worker:
     def request_stop(self) -> None:
         """Graceful stop: finish the current execution, claim nothing more (any thread)."""
         self._stop_asked = True  # seen between two executions of a batch at once
-        if self._loop is None:
+        self._call_soon(self._wake.set)
+
+    def _call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback` on the worker's loop, from any thread or a signal handler; nothing
+        once the loop is closed. A stop signal can come after the claim loop ended (the
+        supervisor's broadcast of a SIGTERM the process already had): raising then, in
+        whatever the process was doing, made it exit with a traceback and skip its
+        scheduler's and history keeper's stop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._wake.set)
+        with contextlib.suppress(RuntimeError):  # closed between the check and the call
+            loop.call_soon_threadsafe(callback, *args)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: graceful stop (repeats are harmless; the supervisor escalates).
@@ -139,15 +150,14 @@ class Worker:
         executions can run without yielding to the loop, and the stop must be
         seen before the next one starts.
         """
-        loop = self._loop
-        assert loop is not None
+        assert self._loop is not None
 
         def say(signum: int) -> None:
             log.info("%s: stopping after the current execution", signal.Signals(signum).name)
 
         def on_signal(signum: int, _frame: object) -> None:
             if not self._stop_asked:
-                loop.call_soon_threadsafe(say, signum)
+                self._call_soon(say, signum)
             self.request_stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
