@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, timedelta
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -33,8 +36,45 @@ T = TypeVar("T")
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one coroutine to its end from a (synchronous) click command."""
-    return asyncio.run(coro)
+    """Run one coroutine to its end from a (synchronous) click command.
+
+    Ctrl-C and SIGTERM (see `app.embedded`) raise wherever the command is. The
+    loop is made with both held, so neither can leave a half-built loop whose
+    finalizer prints a traceback; a coroutine that never started is closed quietly.
+    """
+    try:
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            return runner.run(coro)
+    finally:
+        coro.close()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop; SIGINT or SIGTERM arriving meanwhile is raised once it exists.
+
+    The handlers are swapped (not the thread's signal mask), since any other thread
+    could take a signal the main thread blocks and still run its handler there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.new_event_loop()
+    pending: list[int] = []
+
+    def later(signum: int, _frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, later) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        loop = asyncio.new_event_loop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    try:
+        for signum in pending:
+            signal.raise_signal(signum)  # now its own handler runs
+    except BaseException:
+        loop.close()
+        raise
+    return loop
 
 
 def with_conn(func: Callable[[db.AsyncConn], Awaitable[T]]) -> T:
