@@ -116,7 +116,7 @@ async def summarize(
     """The dataset's summary and every partition's row, in key order."""
     tz = ZoneInfo(market_tz)
     at = now or await db_now(conn)
-    rows = await partitions.states(conn, dataset, upto_today(dataset, at, tz), now=at, tz=tz)
+    rows = await partitions.state_rows(conn, dataset, upto_today_doc(dataset, at, tz), now=at)
     counted = partitions.count_states((r.key, r.due_at, r.state) for r in rows)
     return _summary(dataset, datasets, counted, at), rows
 

@@ -47,6 +47,7 @@ __all__ = [
     "record",
     "request_propagation",
     "state_counts",
+    "state_rows",
     "states",
 ]
 
@@ -270,6 +271,15 @@ async def states(
     cur = await _states(conn, dataset, partitions_doc(dataset, partitions, tz), now=now)
     by_key = {str(r["key"]): msgspec.convert(r, PartitionRow) for r in await cur.fetchall()}
     return [by_key[p.key] for p in partitions]  # the order given: callers zip with it
+
+
+async def state_rows(
+    conn: AsyncConn, dataset: Dataset, doc: str, *, now: datetime
+) -> list[PartitionRow]:
+    """The states statement's rows for `doc` (`partitions_doc`), in its order: a dataset
+    page reads every partition from a kept document (`dataset_reads.upto_today_doc`)."""
+    cur = await _states(conn, dataset, doc, now=now)
+    return msgspec.convert(await cur.fetchall(), list[PartitionRow])
 
 
 class StateCounts(msgspec.Struct, frozen=True):

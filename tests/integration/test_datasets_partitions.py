@@ -236,3 +236,18 @@ def test_the_counted_summaries_are_the_summaries_of_the_rows(loader: Loader, con
     trading = {k: by_name["trading"][k] for k in ("no_data", "pending", "failed", "loaded")}
     assert trading == {"no_data": 1, "pending": 1, "failed": 1, "loaded": 1}
     assert by_name["same"]["stale"] == 1 and by_name["up"]["loaded"] == 2
+
+
+def test_a_dataset_page_lists_its_partitions_in_their_declared_order(loader: Loader) -> None:
+    """`summarize` reads the rows in the kept document's order: periods, then second keys
+    as declared, whatever order the database's collation would give their text."""
+    unsorted = _dataset("unsorted", key2=("b", "A"))
+    catalog = DatasetCatalog([unsorted])
+
+    async def page(conn: db.AsyncConn) -> list[str]:
+        _, rows = await dataset_reads.summarize(conn, unsorted, catalog, market_tz="UTC", now=NOW)
+        return [r.key for r in rows]
+
+    expected = [p.key for p in dataset_reads.upto_today(unsorted, NOW, UTC)]
+    assert expected[:4] == ["2026-01-05/b", "2026-01-05/A", "2026-01-06/b", "2026-01-06/A"]
+    assert loader.read(page) == expected

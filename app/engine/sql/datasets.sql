@@ -44,8 +44,11 @@ WITH p AS (
     -- statement costs to run.
     -- `closed`: a trading-days dataset's partition on a market holiday, `no_data` unless
     -- something was recorded or runs for it.
-    SELECT * FROM json_to_recordset(%(partitions)s::json)
-        AS p (key text, due_at timestamptz, late_at timestamptz, closed boolean)
+    -- `n`: the document's order, the answer's (a key's text order depends on collation).
+    SELECT * FROM ROWS FROM (
+        json_to_recordset(%(partitions)s::json)
+            AS (key text, due_at timestamptz, late_at timestamptz, closed boolean)
+    ) WITH ORDINALITY AS p (key, due_at, late_at, closed, n)
 ), up AS (
     SELECT * FROM json_to_recordset(%(upstreams)s::json) AS u (dataset text, mapping text)
 ), last AS (
@@ -96,7 +99,7 @@ SELECT p.key, p.due_at, p.late_at, last.id AS materialization_id,
 FROM p
 LEFT JOIN last ON last.partition_key = p.key
 LEFT JOIN ex ON ex.logical_key = 'dataset:' || %(dataset)s || ':' || p.key
-ORDER BY p.key
+ORDER BY p.n
 
 -- name: materializations
 -- A partition's materializations, newest first (its lineage).
