@@ -19,10 +19,12 @@ from app.cli.backend import cli_backend
 from app.cli.common import with_conn
 from app.cli.render import FORMAT_OPTION, emit, emit_one, one_format_option
 from app.config import get_settings
-from app.engine import backfills, dataset_reads, scans
+from app.engine import backfills, dataset_reads, scans, sensors
 from app.engine.backfills import Backfill, Only
 from app.engine.datasets import PARTITION_STATES, Dataset, parse_period
 from app.engine.models import TERMINAL
+from app.engine.remote_scans import RemoteScanResult
+from app.engine.scans import ScanResult
 from app.errors import InvalidRequest, NotFound
 
 __all__ = ["backfill_command", "backfills_group", "datasets_group"]
@@ -203,20 +205,53 @@ def _period(dataset: Dataset, text: str | None) -> date | None:
 
 @datasets_group.command("scan")
 @click.argument("name")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Also fetch its recent due partitions that are not loaded from its remote source, "
+    "as its scheduled scan does.",
+)
 @one_format_option()
-def scan_dataset(name: str, fmt: str) -> None:
-    """Scan a dataset's landing area now: materialize what is new or changed."""
+def scan_dataset(name: str, remote: bool, fmt: str) -> None:
+    """Scan a dataset's landing area now: materialize what is new or changed (`--remote`:
+    and fetch what its publisher should have by now)."""
     dataset = _dataset(name)
-    if dataset.landing is None:
-        raise InvalidRequest(f"dataset {name} has no landing pattern to scan")
+    if remote and dataset.remote is None:
+        raise InvalidRequest(f"dataset {name} has no remote source to fetch from")
+    if not remote and dataset.landing is None:
+        raise InvalidRequest(
+            f"dataset {name} has no landing pattern to scan"
+            + ("; --remote fetches from its remote source" if dataset.remote else "")
+        )
     settings, backend = get_settings(), cli_backend()
-    found = with_conn(lambda c: scans.scan(c, default_registry(), settings, backend, dataset))
-    text = (
-        f"{found.files} file(s), {found.hashed} hashed; "
-        f"submitted {len(found.submitted)}: {', '.join(found.submitted) or '-'}"
-        + (f"; already running: {', '.join(found.joined)}" if found.joined else "")
-    )
-    emit_one(found, fmt, text)
+
+    async def go(conn: db.AsyncConn) -> tuple[ScanResult | None, RemoteScanResult | None]:
+        registry = default_registry()
+        return await sensors.scan_dataset(conn, registry, settings, backend, dataset, remote=remote)
+
+    landed, fetched = with_conn(go)
+    if fmt == "json" and fetched is None and landed is not None:
+        emit_one(landed, fmt, "")  # the landing scan's object, as before --remote
+    else:
+        emit_one(sensors.scan_summary(dataset, landed, fetched), fmt, _scan_text(landed, fetched))
+
+
+def _scan_text(landed: ScanResult | None, fetched: RemoteScanResult | None) -> str:
+    lines = []
+    if landed is not None:
+        lines.append(
+            f"{landed.files} file(s), {landed.hashed} hashed; "
+            f"submitted {len(landed.submitted)}: {', '.join(landed.submitted) or '-'}"
+            + (f"; already running: {', '.join(landed.joined)}" if landed.joined else "")
+        )
+    if fetched is not None:
+        lines.append(
+            f"remote: {len(fetched.window)} recent due partition(s); "
+            f"fetching {len(fetched.submitted)}: {', '.join(fetched.submitted) or '-'}"
+            + (f"; already running: {', '.join(fetched.joined)}" if fetched.joined else "")
+            + (f"; asked recently: {', '.join(fetched.resting)}" if fetched.resting else "")
+        )
+    return "\n".join(lines)
 
 
 @click.command("backfill")

@@ -120,7 +120,7 @@ def emit(
         click.echo(more, err=True)
 
 
-def emit_one(row: msgspec.Struct, fmt: str, text: str) -> None:
+def emit_one(row: msgspec.Struct | dict[str, Any], fmt: str, text: str) -> None:
     """One object: `text` for people, or (`--format json`) the API's object."""
     if fmt == "json":
         click.echo(msgspec.json.format(to_json(row)).decode())

@@ -26,18 +26,26 @@ from app.db import AsyncConn
 from app.engine import schedules_sql, scheduling
 from app.engine.backends import OrchestratorBackend
 from app.engine.context import PipelineContext
-from app.engine.datasets import DatasetCatalog
+from app.engine.datasets import Dataset, DatasetCatalog
 from app.engine.partitions import PROPAGATE_PIPELINE, PROPAGATE_RETRY
 from app.engine.propagation import propagate
 from app.engine.queries import load
 from app.engine.registry import NoParams, Pipeline, Registry, Summary
 from app.engine.remote import fetch_pipeline
-from app.engine.remote_scans import scan_remote
+from app.engine.remote_scans import RemoteScanResult, scan_remote
 from app.engine.retry import RetryPolicy
-from app.engine.scans import scan
+from app.engine.scans import ScanResult, scan
 from app.engine.schedules import ScheduleInput
 
-__all__ = ["SCAN_PIPELINE", "SCAN_SCHEDULE_PREFIX", "ScanParams", "pipelines", "sync"]
+__all__ = [
+    "SCAN_PIPELINE",
+    "SCAN_SCHEDULE_PREFIX",
+    "ScanParams",
+    "pipelines",
+    "scan_dataset",
+    "scan_summary",
+    "sync",
+]
 
 SCAN_PIPELINE = "dataset_scan"
 SCAN_SCHEDULE_PREFIX = "dataset-scan:"
@@ -72,19 +80,9 @@ def pipelines(
 
     async def run_scan(ctx: PipelineContext, params: ScanParams) -> Summary:
         found, dataset = settings(), datasets.get(params.dataset)
-        summary: dict[str, Any] = {"dataset": dataset.name}
-        handled: set[str] = set()
         async with ctx.pool.connection() as conn:
-            if dataset.landing is not None:
-                landed = await scan(conn, registry(), found, backend(found), dataset)
-                handled.update(landed.submitted, landed.joined)
-                summary.update(msgspec.to_builtins(landed))
-            if dataset.remote is not None:
-                fetched = await scan_remote(
-                    conn, registry(), found, backend(found), dataset, skip=handled
-                )
-                summary["remote"] = msgspec.to_builtins(fetched)
-        return summary
+            landed, fetched = await scan_dataset(conn, registry(), found, backend(found), dataset)
+        return scan_summary(dataset, landed, fetched)
 
     async def run_propagate(ctx: PipelineContext, params: NoParams) -> Summary:
         found = settings()
@@ -111,6 +109,39 @@ def pipelines(
         ),
         fetch_pipeline(datasets, registry, settings),
     ]
+
+
+async def scan_dataset(
+    conn: AsyncConn,
+    registry: Registry,
+    settings: Settings,
+    backend: OrchestratorBackend,
+    dataset: Dataset,
+    *,
+    remote: bool = True,
+) -> tuple[ScanResult | None, RemoteScanResult | None]:
+    """A dataset's scan (its schedule's, or `spine datasets scan`): its landing area, then
+    (`remote`) the fetches of its recent due partitions the landing scan did not handle.
+    None for a part the dataset does not have (or was not asked)."""
+    landed = fetched = None
+    if dataset.landing is not None:
+        landed = await scan(conn, registry, settings, backend, dataset)
+    if remote and dataset.remote is not None:
+        handled = set(landed.submitted + landed.joined) if landed else set()
+        fetched = await scan_remote(conn, registry, settings, backend, dataset, skip=handled)
+    return landed, fetched
+
+
+def scan_summary(
+    dataset: Dataset, landed: ScanResult | None, fetched: RemoteScanResult | None
+) -> dict[str, Any]:
+    """A scan's summary: the landing scan's counts and keys, and `remote` (when it ran)."""
+    summary: dict[str, Any] = {"dataset": dataset.name}
+    if landed is not None:
+        summary.update(msgspec.to_builtins(landed))
+    if fetched is not None:
+        summary["remote"] = msgspec.to_builtins(fetched)
+    return summary
 
 
 async def store_graph(conn: AsyncConn, datasets: DatasetCatalog) -> None:

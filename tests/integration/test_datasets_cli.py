@@ -110,3 +110,33 @@ def test_lineage_names_the_related_partitions_with_their_states(landing: Path) -
     bad = spine("datasets", "lineage", "otc_trades", "2026-01-10")
     assert bad.exit_code != 0 and "not a weekday" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_scan_with_remote_fetches_what_the_publisher_should_have(landing: Path, conn: Conn) -> None:
+    """`--remote` does what the dataset's scheduled scan does: the landing area, then a
+    fetch of each recent due partition that is not loaded (not run here: no pool)."""
+    weeks = sorted(WEEK_FILES)
+    shutil.copy2(WEEK_FILES[weeks[0]], landing / "finra" / WEEK_FILES[weeks[0]].name)
+    first = spine("datasets", "scan", "finra_otc_weekly", "--remote", "--format", "json")
+    assert first.exit_code == 0, first.output
+    scanned = json.loads(first.output)
+    assert scanned["submitted"] == [f"{weeks[0]}/OTC"]  # the landed file
+    remote = scanned["remote"]
+    assert remote["window"] and remote["submitted"] == [
+        k for k in remote["window"] if k != f"{weeks[0]}/OTC"
+    ]
+    fetches = conn.execute(
+        "SELECT params->>'key' AS key FROM executions WHERE pipeline = 'dataset_fetch' "
+        "AND params->>'dataset' = 'finra_otc_weekly' ORDER BY 1"
+    ).fetchall()
+    assert [f["key"] for f in fetches] == sorted(remote["submitted"])
+
+    again = spine("datasets", "scan", "finra_otc_weekly", "--remote")
+    assert again.exit_code == 0, again.output
+    assert "fetching 0: -; already running: " + ", ".join(remote["submitted"]) in again.output
+
+    landing_only = spine("datasets", "scan", "otc_metrics_daily", "--remote")
+    assert landing_only.exit_code != 0
+    assert landing_only.output.strip().splitlines() == [
+        "Error: dataset otc_metrics_daily has no remote source to fetch from"
+    ]
