@@ -173,11 +173,16 @@ class Publisher:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.user_agents.add(user_agent)
 
-    def _leave(self, method: str, path: str, status: int) -> None:
+    def _answered(self, method: str, path: str, status: int) -> None:
+        """Count a request as its answer starts: the client may act on the answer (and
+        a test look at the counts) before the handler's thread runs again."""
         with self._lock:
-            self.in_flight -= 1
             self.requests.append((method, path, status))
             self.statuses[status] += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _next_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -221,14 +226,16 @@ def _handler(publisher: Publisher) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, *, head: bool) -> None:
             path = self.path.split("?", 1)[0]
+            self._path, self._counted = path, False
             publisher._enter(self.headers.get("User-Agent", ""))
-            status = 0
             try:
                 if publisher.latency:
                     time.sleep(publisher.latency)  # the publisher's own latency, not a sync
-                status = self._answer(path, head)
+                self._answer(path, head)
             finally:
-                publisher._leave(self.command, path, status)
+                if not self._counted:  # the handler failed before it answered: status 0
+                    publisher._answered(self.command, path, 0)
+                publisher._leave()
 
         def _answer(self, path: str, head: bool) -> int:
             length = int(self.headers.get("Content-Length") or 0)
@@ -315,6 +322,8 @@ def _handler(publisher: Publisher) -> type[BaseHTTPRequestHandler]:
             head: bool = False,
             cut: bool = False,
         ) -> int:
+            publisher._answered(self.command, self._path, status)
+            self._counted = True
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
