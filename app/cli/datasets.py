@@ -104,11 +104,9 @@ def show_dataset(name: str, fmt: str) -> None:
     dataset = _dataset(name)
     tz = get_settings().market_tz
 
-    async def read(conn: db.AsyncConn) -> dataset_reads.DatasetSummary:
-        summary, _ = await dataset_reads.summarize(conn, dataset, DOMAINS.datasets(), market_tz=tz)
-        return summary
-
-    s = with_conn(read)
+    s = with_conn(
+        lambda conn: dataset_reads.summary(conn, dataset, DOMAINS.datasets(), market_tz=tz)
+    )
     counts = ", ".join(f"{k} {v}" for k, v in s.partitions.items() if v)
     text = "\n".join(
         [

@@ -32,6 +32,7 @@ __all__ = [
     "lineage",
     "summaries",
     "summarize",
+    "summary",
     "upto_today",
     "upto_today_doc",
 ]
@@ -121,16 +122,28 @@ async def summarize(
     return _summary(dataset, datasets, counted, at), rows
 
 
+async def summary(
+    conn: AsyncConn,
+    dataset: Dataset,
+    datasets: DatasetCatalog,
+    *,
+    market_tz: str,
+    now: datetime | None = None,
+) -> DatasetSummary:
+    """The dataset's summary alone: its partitions counted, no row kept."""
+    tz = ZoneInfo(market_tz)
+    at = now or await db_now(conn)
+    doc = upto_today_doc(dataset, at, tz)
+    counted = await partitions.state_counts(conn, dataset, doc, now=at)
+    return _summary(dataset, datasets, counted, at)
+
+
 async def summaries(
     conn: AsyncConn, datasets: DatasetCatalog, *, market_tz: str, now: datetime | None = None
 ) -> list[DatasetSummary]:
     """Every dataset's summary, by name: its partitions counted, no row kept."""
-    tz = ZoneInfo(market_tz)
     at = now or await db_now(conn)
-    found = []
-    for d in datasets:
-        doc = upto_today_doc(d, at, tz)
-        found.append(_summary(d, datasets, await partitions.state_counts(conn, d, doc, now=at), at))
+    found = [await summary(conn, d, datasets, market_tz=market_tz, now=at) for d in datasets]
     return sorted(found, key=lambda s: s.name)
 
 

@@ -140,8 +140,7 @@ class DatasetsController(Controller):
         """One dataset: its declaration and its partitions by state."""
         dataset = _dataset(state, name)
         tz = state.settings.market_tz
-        summary, _ = await dataset_reads.summarize(conn, dataset, state.datasets, market_tz=tz)
-        return summary
+        return await dataset_reads.summary(conn, dataset, state.datasets, market_tz=tz)
 
     @get(
         "/{name:str}/partitions",
