@@ -174,15 +174,13 @@ class Publisher:
             self.user_agents.add(user_agent)
 
     def _answered(self, method: str, path: str, status: int) -> None:
-        """Count a request as its answer starts: the client may act on the answer (and
-        a test look at the counts) before the handler's thread runs again."""
-        with self._lock:
-            self.requests.append((method, path, status))
-            self.statuses[status] += 1
-
-    def _leave(self) -> None:
+        """Count a request, and end it in flight, as its answer starts: the client may act
+        on the answer (a test look at the counts, a polite client send its next request)
+        before the handler's thread runs again."""
         with self._lock:
             self.in_flight -= 1
+            self.requests.append((method, path, status))
+            self.statuses[status] += 1
 
     def _next_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -235,7 +233,6 @@ def _handler(publisher: Publisher) -> type[BaseHTTPRequestHandler]:
             finally:
                 if not self._counted:  # the handler failed before it answered: status 0
                     publisher._answered(self.command, path, 0)
-                publisher._leave()
 
         def _answer(self, path: str, head: bool) -> int:
             length = int(self.headers.get("Content-Length") or 0)

@@ -67,7 +67,9 @@ def test_killed_worker_execution_is_recovered_by_another(
     database_url: str, conn: Conn, tmp_path: Path, backend: Backend
 ) -> None:
     submit_many(conn, "sleep", 1, '{"seconds": 2}', backend=backend.name)
-    settings = {"SPINE_LEASE_TIMEOUT": "1.5", "SPINE_POLL_INTERVAL": "0.1"}
+    # A lease of 3 s (heartbeats every second): short enough to recover quickly, long
+    # enough that the live worker never loses its lease to a stall of a loaded machine.
+    settings = {"SPINE_LEASE_TIMEOUT": "3", "SPINE_POLL_INTERVAL": "0.1"}
     with backend.workers(database_url, 2, tmp_path / "pool.log", **settings):
         first = wait_until(
             lambda: (row := one_execution(conn))["status"] == "running" and row, timeout=30
