@@ -87,6 +87,16 @@ class SpineGroup(click.Group):
             raise click.ClickException(f"database: {first_line(exc)}") from None
         except OSError as exc:  # a file or directory that is missing or not writable
             raise click.ClickException(first_line(exc)) from None
+        except UnicodeEncodeError as exc:  # the shell passed bytes that are not UTF-8
+            raise click.ClickException(_not_text(exc)) from None
+
+
+def _not_text(exc: UnicodeEncodeError) -> str:
+    """An argument with bytes that are not UTF-8 reaches Python as lone surrogates
+    (PEP 383), which neither PostgreSQL nor a JSON document can hold."""
+    if "surrogate" in exc.reason:
+        return f"an argument is not UTF-8 text: {exc.object.encode('utf-8', 'surrogateescape')!r}"
+    return f"text that cannot be written: {first_line(exc)}"
 
 
 def _quiet_stdout() -> None:

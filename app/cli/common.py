@@ -100,7 +100,10 @@ def parse_age(value: str) -> float:
         raise click.BadParameter(f"{value!r}: use a number and a unit, like 30d, 12h or 90m")
     seconds = float(match.group(1)) * _AGE_SECONDS[match.group(2)]
     if seconds > _LONGEST_AGE:
-        raise click.BadParameter(f"{value!r} reaches back before {RANGE_NOTE}")
+        raise click.BadParameter(
+            f"{value!r} is too long: at most {int(_LONGEST_AGE // 86400):,}d, the span of "
+            f"the times the service accepts ({RANGE_NOTE.removeprefix('from ')})"
+        )
     return seconds
 
 

@@ -45,6 +45,12 @@ CASES = [
     ("backfills", ["backfills", "show", "no-such-id"], {}, "no backfill no-such-id"),
     ("backfills", ["backfills", "cancel", "no-such-id"], {}, "no backfill no-such-id"),
     ("sources", ["sources", "check", "--format", "xml"], {}, "'xml'"),
+    # A byte that is not UTF-8 (the shell's $'\xff'), where the database gets it.
+    ("executions", ["executions", "show", "\udcff"], {}, "not UTF-8 text: b'\\xff'"),
+    ("executions", ["executions", "list", "--pipeline", "a\udcff"], {}, "not UTF-8 text"),
+    ("schedules", ["schedules", "pause", "\udcff"], {}, "not UTF-8 text"),
+    ("backfills", ["backfills", "show", "\udcff"], {}, "not UTF-8 text"),
+    ("list/run", ["run", "noop", "--in", "99999999999d"], {}, "'99999999999d' is too long"),
 ]
 
 
