@@ -217,6 +217,11 @@ class Dataset:
         for name, key2 in self.key2_names.items():
             if key2 not in self.key2:
                 raise ValueError(f"dataset {self.name}: {name!r} names no second key")
+        if list(self.key2) != sorted(set(self.key2)):  # pages compare keys as text
+            raise ValueError(
+                f"dataset {self.name}: second keys must be distinct and in text order, "
+                f"not {self.key2}"
+            )
 
     def key2_of(self, name: str) -> str:
         """The second key a file or API name stands for (its own ids are names too)."""

@@ -238,16 +238,16 @@ def test_the_counted_summaries_are_the_summaries_of_the_rows(loader: Loader, con
     assert by_name["same"]["stale"] == 1 and by_name["up"]["loaded"] == 2
 
 
-def test_a_dataset_page_lists_its_partitions_in_their_declared_order(loader: Loader) -> None:
-    """`summarize` reads the rows in the kept document's order: periods, then second keys
-    as declared, whatever order the database's collation would give their text."""
-    unsorted = _dataset("unsorted", key2=("b", "A"))
-    catalog = DatasetCatalog([unsorted])
+def test_the_states_come_in_the_documents_order(loader: Loader) -> None:
+    """`state_rows` answers in the order of the document it is given (a dataset page's
+    is its partitions' key order), not in the order the database's collation gives the
+    keys' text: here the document lists them backwards."""
+    backwards = UP.partitions(date(2026, 1, 5), date(2026, 1, 7))[::-1]
+    doc = partitions.partitions_doc(UP, backwards)
 
-    async def page(conn: db.AsyncConn) -> list[str]:
-        _, rows = await dataset_reads.summarize(conn, unsorted, catalog, market_tz="UTC", now=NOW)
-        return [r.key for r in rows]
+    async def read(conn: db.AsyncConn) -> list[str]:
+        return [r.key for r in await partitions.state_rows(conn, UP, doc, now=NOW)]
 
-    expected = [p.key for p in dataset_reads.upto_today(unsorted, NOW, UTC)]
-    assert expected[:4] == ["2026-01-05/b", "2026-01-05/A", "2026-01-06/b", "2026-01-06/A"]
-    assert loader.read(page) == expected
+    assert loader.read(read) == [p.key for p in backwards]
+    page = dataset_reads.upto_today(UP, NOW, UTC)
+    assert [p.key for p in page] == sorted(p.key for p in page)  # a page's order is the text's

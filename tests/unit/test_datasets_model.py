@@ -162,3 +162,11 @@ def test_the_partitions_document_is_made_once_a_day_and_says_which_days_were_clo
     # Another dataset object of the same name (here: not on trading days) has its own.
     twin = _dataset(name="closed_days", start=date(2026, 1, 15))
     assert all(not r["closed"] for r in json.loads(upto_today_doc(twin, monday, tz)))
+
+
+def test_second_keys_are_declared_in_text_order() -> None:
+    """A page's cursor compares keys as text, so the declared order must be the text's."""
+    with pytest.raises(ValueError, match="second keys must be distinct and in text order"):
+        _dataset(key2=("b", "A"))
+    with pytest.raises(ValueError, match="second keys must be distinct"):
+        _dataset(key2=("A", "A"))
