@@ -115,7 +115,7 @@ def _problem(
 _MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
 
 
-def _field_errors(exc: ValidationException) -> list[FieldError]:
+def _field_errors(exc: ValidationException, request: Request[Any, Any, Any]) -> list[FieldError]:
     """Litestar's validation details as (field, message, source), naming the field."""
     missing = _MISSING.match(str(exc.detail))
     if missing and not exc.extra:
@@ -131,8 +131,24 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         if key in {"", "data"}:  # the whole body: msgspec's message names the field in backticks
             named = re.search(r"field `([^`]+)`", message)
             key = named.group(1) if named else "body"
-        errors.append(FieldError(field=key, message=message, source=str(source)))
+        errors.append(FieldError(field=_public(request, key), message=message, source=str(source)))
     return errors
+
+
+def _public(request: Request[Any, Any, Any], key: str) -> str:
+    """The name the client sent for handler argument `key`: Litestar reports a query
+    parameter by its argument's name (`partition_state`), not by the name it has in the
+    URL (`state`, a name Litestar keeps for the app's state)."""
+    try:
+        parameters = request.route_handler.parsed_fn_signature.parameters
+    except (AttributeError, LookupError):  # no handler resolved (e.g. an unknown route)
+        return key
+    found = parameters.get(key)
+    kwarg = getattr(found, "kwarg_definition", None)
+    for alias in ("query", "header", "name"):  # `name`: what `Parameter(name=...)` sets
+        if named := getattr(kwarg, alias, None):
+            return str(named)
+    return key
 
 
 _DOMAIN: tuple[tuple[type[Exception], int, str], ...] = (
@@ -203,7 +219,7 @@ def _http_problem(
     """Litestar's client errors: validation, malformed bodies, 401, 413, unknown routes."""
     headers = dict(exc.headers or {})
     if isinstance(exc, ValidationException):
-        errors = _field_errors(exc)
+        errors = _field_errors(exc, request)
         where = "; ".join(f"`{e.field}`: {e.message}" for e in errors)
         detail = str(exc.detail)
         if where and detail.startswith("Validation failed"):  # Litestar's: name the fields

@@ -122,3 +122,15 @@ async def test_lineage_backfills_and_listings(
     # The list counts each backfill's items as its own page does (one statement for all).
     assert listed[bid]["counts"] == {"cancelled": 1} and listed[bid]["items"] == []
     assert problem(await client.get("/api/v1/backfills/nope"), 404)
+
+
+async def test_a_bad_query_parameter_is_named_as_the_url_names_it(client: Client) -> None:
+    """`state`, `from` and `to` are handler arguments of other names (`state` is the
+    app's state in Litestar): the problem names what the client sent."""
+    path = "/api/v1/datasets/sec_ftd/partitions"
+    bad_state = await client.get(path, params={"state": "bogus"})
+    long_from = await client.get(path, params={"from": "2" * 41})
+    for answer, field in ((bad_state, "state"), (long_from, "from")):
+        body = problem(answer, 400)
+        assert [e["field"] for e in body["errors"]] == [field]
+        assert body["detail"].startswith(f"invalid request: `{field}`: ")
