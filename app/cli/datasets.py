@@ -304,7 +304,8 @@ def _only(value: str) -> Only:
 
 
 def _finished(b: Backfill) -> bool:
-    return all(i.execution_status in TERMINAL for i in b.items if i.execution_id)
+    ended = (*TERMINAL, backfills.PRUNED)  # a pruned execution had finished
+    return all(i.execution_status in ended for i in b.items if i.execution_id)
 
 
 def _get(backfill_id: str) -> Backfill:
@@ -367,7 +368,8 @@ def show_backfill(backfill_id: str, fmt: str) -> None:
 @one_format_option()
 def cancel_backfill(backfill_id: str, fmt: str) -> None:
     """Cancel a backfill: what has not started ends cancelled; what runs finishes."""
-    found = with_conn(lambda c: backfills.cancel(c, backfill_id))
+    backend = cli_backend()
+    found = with_conn(lambda c: backfills.cancel(c, backend, backfill_id))
     if found is None:
         raise NotFound(f"no backfill {backfill_id}")
     emit_one(found, fmt, _describe(found))

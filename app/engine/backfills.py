@@ -23,7 +23,7 @@ import msgspec
 
 from app.config import Settings
 from app.db import AsyncConn
-from app.engine import executions, partitions
+from app.engine import partitions
 from app.engine.backends import OrchestratorBackend
 from app.engine.datasets import (
     PARTITION_STATES,
@@ -38,7 +38,17 @@ from app.engine.registry import Registry
 from app.engine.remote import FETCH_PIPELINE
 from app.engine.submit import hand_over, submit_many
 
-__all__ = ["ONLY", "Backfill", "BackfillItem", "Only", "cancel", "create", "get", "list_recent"]
+__all__ = [
+    "ONLY",
+    "PRUNED",
+    "Backfill",
+    "BackfillItem",
+    "Only",
+    "cancel",
+    "create",
+    "get",
+    "list_recent",
+]
 
 Only = Literal["missing", "failed", "stale", "all"]
 ONLY: Final[tuple[Only, ...]] = get_args(Only)
@@ -52,13 +62,19 @@ _TAKES: Final[Mapping[Only, frozenset[PartitionState]]] = {
 """The states each `--only` takes. `all` takes every partition; one already being
 materialized keeps its execution (the item says `joined`)."""
 
+PRUNED: Final = "pruned"
+"""An item's `execution_status` when its execution was pruned before anything said how it
+ended (sql/backfills.sql "items"): finished, its end unknown."""
+
 _SQL = load("backfills")
 _encode = msgspec.json.Encoder().encode
 
 
 class BackfillItem(msgspec.Struct, frozen=True):
     """A partition of a backfill: `submitted` (an execution created), `joined` (one
-    already active), or `no_source` (its input is absent: it stays missing or late)."""
+    already active), or `no_source` (its input is absent: it stays missing or late).
+    `execution_status`: its execution's now; once pruned, the status the materialization
+    it recorded keeps, else `pruned`."""
 
     key: str
     outcome: str
@@ -242,13 +258,16 @@ async def list_recent(
     return [_backfill(r, [], counts=r["counts"]) for r in rows]  # type: ignore[arg-type]
 
 
-async def cancel(conn: AsyncConn, backfill_id: str) -> Backfill | None:
+async def cancel(
+    conn: AsyncConn, backend: OrchestratorBackend, backfill_id: str
+) -> Backfill | None:
     """Cancel a backfill: each of its executions that has not started ends `cancelled`;
-    those running finish. None when there is no such backfill."""
+    those held are asked to stop (their attempt finishes, no retry follows), through the
+    backend's cancel as a single execution's. None when there is no such backfill."""
     marked = await (await conn.execute(_SQL["mark_cancelled"], {"id": backfill_id})).fetchone()
     if marked is None:
         return None
-    pending = await (await conn.execute(_SQL["pending_items"], {"id": backfill_id})).fetchall()
-    for row in pending:
-        await executions.request_cancel(conn, str(row["id"]))
+    active = await (await conn.execute(_SQL["active_items"], {"id": backfill_id})).fetchall()
+    for row in active:
+        await backend.cancel(conn, str(row["id"]))
     return await get(conn, backfill_id)

@@ -279,9 +279,11 @@ class BackfillsController(Controller):
         security=MUTATING,
         responses=problem_responses(400, 401, 404, 503),
     )
-    async def cancel_backfill(self, conn: DbConn, backfill_id: BackfillId) -> BackfillResponse:
+    async def cancel_backfill(
+        self, conn: DbConn, state: State, backfill_id: BackfillId
+    ) -> BackfillResponse:
         """What has not started ends cancelled; what runs finishes."""
-        found = await backfills.cancel(conn, backfill_id)
+        found = await backfills.cancel(conn, state.backend, backfill_id)
         if found is None:
             raise NotFound(f"no backfill {backfill_id}")
         return BackfillResponse.of(found)

@@ -35,15 +35,23 @@ FROM backfills WHERE id = %(id)s
 
 -- name: list_page
 -- The newest backfills with their items counted by their executions' statuses now (by
--- outcome where an item has no execution), in one statement for the whole page.
+-- outcome where an item has no execution; a pruned execution as `items` says), in one
+-- statement for the whole page.
 SELECT b.id, b.dataset, b.from_key, b.to_key, b.only_states, b.key2, b.created_at,
        b.cancelled_at, coalesce(progress.counts, '{}') AS counts
 FROM backfills b
 LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(state, n) AS counts
     FROM (
-        SELECT coalesce(e.status, i.outcome) AS state, count(*) AS n
-        FROM backfill_items i LEFT JOIN executions_all e ON e.id = i.execution_id
+        SELECT coalesce(CASE WHEN e.id IS NOT NULL THEN e.status
+                             WHEN i.execution_id IS NOT NULL
+                             THEN coalesce(m.execution_status, 'pruned') END,
+                        i.outcome) AS state, count(*) AS n
+        FROM backfill_items i
+        LEFT JOIN executions_all e ON e.id = i.execution_id
+        LEFT JOIN dataset_materializations m
+            ON e.id IS NULL AND m.dataset = b.dataset AND m.partition_key = i.partition_key
+           AND m.execution_id = i.execution_id
         WHERE i.backfill_id = b.id
         GROUP BY 1
     ) AS by_state
@@ -53,10 +61,20 @@ ORDER BY b.created_at DESC, b.id DESC
 LIMIT %(limit)s
 
 -- name: items
--- Its items with their executions' statuses now, in either tier (an execution pruned
--- since: unknown).
-SELECT i.partition_key, i.outcome, i.execution_id, e.status AS execution_status
-FROM backfill_items i LEFT JOIN executions_all e ON e.id = i.execution_id
+-- Its items with their executions' statuses now, in either tier. An execution pruned
+-- since (no foreign key holds it) ended as the materialization it recorded for the
+-- item's partition says (one index probe: the partition and the execution); without
+-- one, how it ended is gone with it: `pruned`, never its outcome (`submitted`) again.
+SELECT i.partition_key, i.outcome, i.execution_id,
+       CASE WHEN e.id IS NOT NULL THEN e.status
+            WHEN i.execution_id IS NOT NULL THEN coalesce(m.execution_status, 'pruned')
+       END AS execution_status
+FROM backfill_items i
+JOIN backfills b ON b.id = i.backfill_id
+LEFT JOIN executions_all e ON e.id = i.execution_id
+LEFT JOIN dataset_materializations m
+    ON e.id IS NULL AND m.dataset = b.dataset AND m.partition_key = i.partition_key
+   AND m.execution_id = i.execution_id
 WHERE i.backfill_id = %(id)s
 ORDER BY i.partition_key
 
@@ -64,8 +82,10 @@ ORDER BY i.partition_key
 UPDATE backfills SET cancelled_at = COALESCE(cancelled_at, now()) WHERE id = %(id)s
 RETURNING id
 
--- name: pending_items
--- The executions of a backfill that have not started: what its cancel ends.
+-- name: active_items
+-- The executions of a backfill still active: what its cancel asks to stop. Held ones
+-- too, not only pending: a held attempt that failed went back to pending to retry,
+-- never asked to stop (what runs finishes; what would run again must not).
 SELECT e.id FROM backfill_items i JOIN executions e ON e.id = i.execution_id
-WHERE i.backfill_id = %(id)s AND e.status = 'pending'
+WHERE i.backfill_id = %(id)s AND e.status IN ('pending', 'queued', 'running')
 ORDER BY e.id

@@ -8,10 +8,17 @@ WITH live AS (
     JOIN executions e ON e.id = i.execution_id
     WHERE e.status IN ('pending', 'queued', 'running')
 )
-SELECT COALESCE(e.status, i.outcome) AS state, count(*) AS n
+SELECT COALESCE(CASE WHEN e.id IS NOT NULL THEN e.status
+                     WHEN i.execution_id IS NOT NULL
+                     THEN COALESCE(m.execution_status, 'pruned') END,
+                i.outcome) AS state, count(*) AS n
 FROM backfill_items i
 JOIN live ON live.backfill_id = i.backfill_id
+JOIN backfills b ON b.id = i.backfill_id
 LEFT JOIN executions_all e ON e.id = i.execution_id  -- finished ones may be in the history
+LEFT JOIN dataset_materializations m  -- or pruned: as sql/backfills.sql "items" says
+    ON e.id IS NULL AND m.dataset = b.dataset AND m.partition_key = i.partition_key
+   AND m.execution_id = i.execution_id
 GROUP BY 1
 
 -- name: slots_skipped
