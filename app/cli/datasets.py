@@ -367,7 +367,7 @@ def show_backfill(backfill_id: str, fmt: str) -> None:
 @click.argument("backfill_id")
 @one_format_option()
 def cancel_backfill(backfill_id: str, fmt: str) -> None:
-    """Cancel a backfill: what has not started ends cancelled; what runs finishes."""
+    """Cancel a backfill: what has not started ends cancelled; what runs, at its next check."""
     backend = cli_backend()
     found = with_conn(lambda c: backfills.cancel(c, backend, backfill_id))
     if found is None:
