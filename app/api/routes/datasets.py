@@ -282,7 +282,7 @@ class BackfillsController(Controller):
     async def cancel_backfill(
         self, conn: DbConn, state: State, backfill_id: BackfillId
     ) -> BackfillResponse:
-        """What has not started ends cancelled; what runs finishes."""
+        """What has not started ends cancelled; what runs, at its next check."""
         found = await backfills.cancel(conn, state.backend, backfill_id)
         if found is None:
             raise NotFound(f"no backfill {backfill_id}")
