@@ -8,9 +8,12 @@ for people; each front end turns that into its own kind of error.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from typing import Final
 
-__all__ = ["is_week_start", "monday", "parse_date", "range_problem"]
+from app.time_bounds import FIRST_DAY, LAST_DAY, days_out_of_range
+
+__all__ = ["FIRST_WEEK", "LAST_WEEK", "is_week_start", "monday", "parse_date", "range_problem"]
 
 
 def parse_date(text: str, what: str = "") -> date:
@@ -27,11 +30,20 @@ def is_week_start(day: date) -> bool:
     return day.weekday() == 0
 
 
+FIRST_WEEK: Final = FIRST_DAY + timedelta(days=-FIRST_DAY.weekday() % 7)
+LAST_WEEK: Final = LAST_DAY - timedelta(days=(LAST_DAY.weekday() + 1) % 7 + 6)
+"""The first and last weeks whose seven days are all in `app.time_bounds`' range."""
+
+
 def monday(text: str) -> date:
     """A week given as its Monday (YYYY-MM-DD), or ValueError saying what is wrong."""
     day = parse_date(text, "week")
     if not is_week_start(day):
         raise ValueError(f"week {day} is not a Monday (weeks start on Monday)")
+    if days_out_of_range(day, 7):
+        raise ValueError(
+            f"week {day} is out of range: the supported weeks are from {FIRST_WEEK} to {LAST_WEEK}"
+        )
     return day
 
 

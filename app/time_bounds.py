@@ -8,16 +8,30 @@ representable in every UTC offset, so it also survives being shown in local time
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 from app.errors import InvalidField
 
-__all__ = ["EARLIEST", "LATEST", "RANGE_NOTE", "check_time", "out_of_range"]
+__all__ = [
+    "DAYS_NOTE",
+    "EARLIEST",
+    "FIRST_DAY",
+    "LAST_DAY",
+    "LATEST",
+    "RANGE_NOTE",
+    "check_time",
+    "days_out_of_range",
+    "out_of_range",
+]
 
 EARLIEST: Final = datetime(1, 1, 2, tzinfo=UTC)
 LATEST: Final = datetime(9999, 12, 30, tzinfo=UTC)
 RANGE_NOTE: Final = "from 0001-01-02 to 9999-12-30 (UTC)"
+FIRST_DAY: Final = EARLIEST.date()
+LAST_DAY: Final = LATEST.date() - timedelta(days=1)
+"""The last whole day in the range: its end (the next midnight) is LATEST."""
+DAYS_NOTE: Final = f"from {FIRST_DAY} to {LAST_DAY}"
 
 
 def out_of_range(value: datetime, *, plus_seconds: float = 0.0) -> str | None:
@@ -32,6 +46,12 @@ def out_of_range(value: datetime, *, plus_seconds: float = 0.0) -> str | None:
         later = f" plus {plus_seconds:g} seconds" if plus_seconds else ""
         return f"must be {RANGE_NOTE}, not {value.isoformat()}{later}"
     return None
+
+
+def days_out_of_range(first: date, days: int = 1) -> bool:
+    """Whether the `days` days from `first` leave FIRST_DAY..LAST_DAY: a date range,
+    a week, or a day's times past its midnight would not be representable."""
+    return first < FIRST_DAY or first > LAST_DAY - timedelta(days=days - 1)
 
 
 def check_time(field: str, value: datetime | None, *, plus_seconds: float = 0.0) -> datetime | None:

@@ -21,7 +21,7 @@ from app.cli.render import FORMAT_OPTION, emit, emit_one, one_format_option
 from app.config import get_settings
 from app.engine import backfills, dataset_reads, scans, sensors
 from app.engine.backfills import Backfill, Only
-from app.engine.datasets import PARTITION_STATES, Dataset, parse_period
+from app.engine.datasets import PARTITION_STATES, Dataset
 from app.engine.models import TERMINAL
 from app.engine.remote_scans import RemoteScanResult
 from app.engine.scans import ScanResult
@@ -132,7 +132,7 @@ def show_lineage(name: str, key: str, fmt: str) -> None:
     load, counts) and its upstream and downstream partitions (the API's object as JSON)."""
     dataset = _dataset(name)
     try:
-        part = dataset.partition(key)
+        part = dataset.lookup(key)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     found = with_conn(lambda c: dataset_reads.lineage(c, DOMAINS.datasets(), dataset, part))
@@ -196,7 +196,7 @@ def _period(dataset: Dataset, text: str | None) -> date | None:
     if text is None:
         return None
     try:
-        return parse_period(dataset.scheme, text)
+        return dataset.period(text)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
 

@@ -30,7 +30,6 @@ from app.engine.datasets import (
     Dataset,
     PartitionState,
     logical_key,
-    parse_period,
 )
 from app.engine.models import Execution
 from app.engine.queries import load
@@ -128,8 +127,8 @@ async def create(
     """
     if only not in ONLY:
         raise ValueError(f"--only must be one of {', '.join(ONLY)}")
-    first = parse_period(dataset.scheme, from_key)
-    last = parse_period(dataset.scheme, to_key)
+    first = dataset.period(from_key)
+    last = dataset.period(to_key)
     if first > last:
         raise ValueError(f"{from_key} is after {to_key}")
     wanted = dataset.partitions(first, last, key2=key2)

@@ -15,6 +15,7 @@ holds only the declaration and the calendar arithmetic, with no I/O.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from app.dates import is_week_start, parse_date
+from app.time_bounds import EARLIEST, FIRST_DAY, LAST_DAY, LATEST, RANGE_NOTE
 
 if TYPE_CHECKING:
     from app.engine.sources import RemoteSource
@@ -75,7 +77,8 @@ class Partition:
     def period(self) -> str:
         """The period's key: the date, or the half-month (`2022-12a`)."""
         if self.scheme == "half_month":
-            return f"{self.start:%Y-%m}{'a' if self.start.day == 1 else 'b'}"
+            # not strftime's %Y: it writes year 1 as `1`, not `0001`
+            return f"{self.start.year:04}-{self.start.month:02}{self.half}"
         return self.start.isoformat()
 
     @property
@@ -99,7 +102,14 @@ class Partition:
 
 
 def parse_period(scheme: Scheme, text: str) -> date:
-    """A period key of `scheme` as its first day, or ValueError saying what is wrong."""
+    """A period key of `scheme` as its first day, or ValueError saying what is wrong
+    (out of range too: `supported`)."""
+    day = _parse_period(scheme, text)
+    _check_range(scheme, day)
+    return day
+
+
+def _parse_period(scheme: Scheme, text: str) -> date:
     if scheme == "half_month":
         found = _HALF.match(text)
         if not found:
@@ -117,7 +127,15 @@ def parse_period(scheme: Scheme, text: str) -> date:
 
 
 def periods(scheme: Scheme, first: date, last: date) -> Iterator[date]:
-    """The first days of the periods of `scheme` from `first` to `last`, inclusive."""
+    """The first days of the periods of `scheme` from `first` to `last`, inclusive;
+    ValueError when one of them is out of range (`parse_period`)."""
+    if first <= last:
+        _check_range(scheme, period_start(scheme, first))
+        _check_range(scheme, period_start(scheme, last))
+    return _periods(scheme, first, last)
+
+
+def _periods(scheme: Scheme, first: date, last: date) -> Iterator[date]:
     day = first
     while day <= last:
         if scheme == "day":
@@ -143,6 +161,48 @@ def period_start(scheme: Scheme, day: date) -> date:
     if scheme == "half_month":
         return day.replace(day=1 if day.day < HALF_MONTH_B_STARTS else HALF_MONTH_B_STARTS)
     return day - timedelta(days=max(0, day.weekday() - 4))
+
+
+@functools.cache
+def supported(scheme: Scheme, delays: tuple[timedelta, ...] = ()) -> tuple[date, date]:
+    """The first and last periods of `scheme` whose days, end (the next period's start)
+    and end plus each of `delays` (due and late times) are in `app.time_bounds`' range:
+    past it Python cannot compute them, so the API, the CLI and the states statement
+    would fail on them."""
+
+    def fits(start: date) -> bool:
+        if start < FIRST_DAY or start > LAST_DAY:
+            return False
+        try:
+            end = datetime.combine(Partition(scheme, start).last_day, time(0), UTC)
+            end += timedelta(days=1)
+        except OverflowError:
+            return False
+        zero = timedelta(0)
+        return all(end - EARLIEST + d >= zero and LATEST - end - d >= zero for d in (zero, *delays))
+
+    first = period_start(scheme, FIRST_DAY)
+    while not fits(first):
+        first = Partition(scheme, first).last_day + timedelta(days=1)
+        while scheme == "day" and first.weekday() >= 5:  # a weekend: periods are weekdays
+            first += timedelta(days=1)
+    last = period_start(scheme, LAST_DAY)
+    while not fits(last):
+        last = period_start(scheme, last - timedelta(days=1))
+    return first, last
+
+
+def _check_range(
+    scheme: Scheme, start: date, delays: tuple[timedelta, ...] = (), whose: str = ""
+) -> None:
+    """ValueError naming the supported periods when the one starting on `start` is not one."""
+    first, last = supported(scheme, delays)
+    if not first <= start <= last:
+        keys = [Partition(scheme, d).period for d in (start, first, last)]
+        raise ValueError(
+            f"period {keys[0]} is out of range: {whose or f'the {scheme} scheme'} supports "
+            f"periods from {keys[1]} to {keys[2]} (their days and times must be {RANGE_NOTE})"
+        )
 
 
 @dataclass(frozen=True)
@@ -213,7 +273,7 @@ class Dataset:
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
             raise ValueError(f"dataset {self.name}: unknown scheme {self.scheme!r}")
-        parse_period(self.scheme, Partition(self.scheme, self.start).period)
+        self.period(Partition(self.scheme, self.start).period)
         for name, key2 in self.key2_names.items():
             if key2 not in self.key2:
                 raise ValueError(f"dataset {self.name}: {name!r} names no second key")
@@ -239,10 +299,29 @@ class Dataset:
             return ""
         return next((name for name, k in self.key2_names.items() if k == key2), key2)
 
+    @property
+    def _delays(self) -> tuple[timedelta, ...]:
+        """Its partitions' due and late times, from their period's end."""
+        fresh = self.freshness
+        dues = {fresh.due_after, *fresh.by_key2.values()}
+        return tuple(sorted({t for due in dues for t in (due, due + fresh.grace)}))
+
+    @property
+    def period_range(self) -> tuple[date, date]:
+        """Its first and last periods whose days and times can be computed (`supported`)."""
+        return supported(self.scheme, self._delays)
+
+    def period(self, text: str) -> date:
+        """A period key as its first day, or ValueError saying what is wrong: `parse_period`,
+        and refused too when its due or late times would be out of range."""
+        start = _parse_period(self.scheme, text)
+        _check_range(self.scheme, start, self._delays, self.name)
+        return start
+
     def partition(self, key: str) -> Partition:
         """A key (`2025-12-15/OTC`) as a partition, or ValueError saying what is wrong."""
         period, _, key2 = key.partition("/")
-        start = parse_period(self.scheme, period)
+        start = self.period(period)
         if bool(key2) != bool(self.key2):
             need = "needs" if self.key2 else "has no"
             raise ValueError(f"dataset {self.name} {need} a second key: {key!r}")
@@ -250,11 +329,23 @@ class Dataset:
             raise ValueError(f"dataset {self.name}: unknown second key {key2!r}")
         return Partition(self.scheme, start, key2 or None)
 
+    def lookup(self, key: str) -> Partition:
+        """A key someone asked about (a lineage) as one of its partitions: `partition`, and
+        refused before the dataset's start, where its partition list and scans start too."""
+        part = self.partition(key)
+        if part.start < self.start:
+            first = Partition(self.scheme, self.start).period
+            raise ValueError(f"dataset {self.name} starts at {first}: no partition {key!r}")
+        return part
+
     def partitions(self, first: date, last: date, *, key2: str | None = None) -> list[Partition]:
         """Every partition whose period starts from `first` to `last` (period starts),
-        every second key unless one is given, in key order."""
+        every second key unless one is given, in key order; ValueError when the period
+        holding `last` is out of range (`period`)."""
         keys2: Sequence[str | None] = [self.key2_of(key2)] if key2 else (list(self.key2) or [None])
         start = period_start(self.scheme, max(first, self.start))
+        if start <= last:
+            _check_range(self.scheme, period_start(self.scheme, last), self._delays, self.name)
         return [
             Partition(self.scheme, day, k2)
             for day in periods(self.scheme, start, last)

@@ -19,7 +19,7 @@ from app.config import get_settings
 from app.dates import range_problem
 from app.errors import NotFound
 from app.otc import load_reads, reads
-from app.otc.generator import after_sample, default_ids, generate
+from app.otc.generator import after_sample, default_ids, generate, trading_days
 from app.otc.retention import prune_raw
 from app.otc.schemas import DailyMetricResponse, LoadResponse, RejectResponse, TradeResponse
 from app.otc.symbols import InvalidSymbol, normalize_symbol
@@ -167,6 +167,10 @@ def data_generate(
     """
     start_date = parse_date(start)
     assert start_date is not None
+    try:
+        trading_days(start_date, days)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start-date") from None
     if out.exists() and not force:
         raise click.ClickException(f"{out} exists: use --force to overwrite it")
     if not out.parent.is_dir():

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
+from app.time_bounds import DAYS_NOTE, days_out_of_range
+
 __all__ = [
     "HEADER",
     "SAMPLE_BAD_LINES",
@@ -99,10 +101,13 @@ def after_sample() -> date:
 
 
 def trading_days(start: date, count: int) -> list[date]:
-    """The first `count` weekdays on or after `start` (holidays are not modelled)."""
+    """The first `count` weekdays on or after `start` (holidays are not modelled), or
+    ValueError when one is out of `app.time_bounds`' range: its trades' times would be too."""
     days: list[date] = []
     day = start
     while len(days) < count:
+        if days_out_of_range(day):
+            raise ValueError(f"{count} trading days from {start} leave the range {DAYS_NOTE}")
         if day.weekday() < 5:
             days.append(day)
         day += timedelta(days=1)

@@ -20,7 +20,7 @@ from app.api.routes import MUTATING, READS, DbConn
 from app.engine import backfills, dataset_reads, partitions, scans
 from app.engine.backfills import Backfill, BackfillItem, Only
 from app.engine.dataset_reads import DatasetSummary, Lineage
-from app.engine.datasets import Dataset, DatasetCatalog, PartitionState, parse_period
+from app.engine.datasets import Dataset, DatasetCatalog, PartitionState
 from app.engine.partitions import PartitionRow
 from app.engine.schedules_sql import db_now
 from app.errors import InvalidRequest, NotFound
@@ -108,7 +108,7 @@ def _period(dataset: Dataset, text: str | None, what: str) -> date | None:
     if text is None:
         return None
     try:
-        return parse_period(dataset.scheme, text)
+        return dataset.period(text)
     except ValueError as exc:
         raise InvalidRequest(f"{what}: {exc}") from None
 
@@ -199,7 +199,7 @@ class DatasetsController(Controller):
         and loads, and its upstream and downstream partitions."""
         dataset = _dataset(state, name)
         try:
-            part = dataset.partition(key.lstrip("/"))
+            part = dataset.lookup(key.lstrip("/"))
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         return await dataset_reads.lineage(conn, state.datasets, dataset, part)
