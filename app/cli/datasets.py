@@ -132,7 +132,7 @@ def show_lineage(name: str, key: str, fmt: str) -> None:
     load, counts) and its upstream and downstream partitions (the API's object as JSON)."""
     dataset = _dataset(name)
     try:
-        part = dataset.lookup(key)
+        part = dataset.partition(key)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     found = with_conn(lambda c: dataset_reads.lineage(c, DOMAINS.datasets(), dataset, part))

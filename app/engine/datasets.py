@@ -329,15 +329,6 @@ class Dataset:
             raise ValueError(f"dataset {self.name}: unknown second key {key2!r}")
         return Partition(self.scheme, start, key2 or None)
 
-    def lookup(self, key: str) -> Partition:
-        """A key someone asked about (a lineage) as one of its partitions: `partition`, and
-        refused before the dataset's start, where its partition list and scans start too."""
-        part = self.partition(key)
-        if part.start < self.start:
-            first = Partition(self.scheme, self.start).period
-            raise ValueError(f"dataset {self.name} starts at {first}: no partition {key!r}")
-        return part
-
     def partitions(self, first: date, last: date, *, key2: str | None = None) -> list[Partition]:
         """Every partition whose period starts from `first` to `last` (period starts),
         every second key unless one is given, in key order; ValueError when the period

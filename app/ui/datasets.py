@@ -56,7 +56,7 @@ async def partition_page(
         raise NotFoundException(f"no dataset {name}")
     dataset = catalog.get(name)
     try:
-        part = dataset.lookup(key.lstrip("/"))
+        part = dataset.partition(key.lstrip("/"))
     except ValueError as exc:
         raise NotFoundException(str(exc)) from None
     found = await dataset_reads.lineage(conn, catalog, dataset, part)

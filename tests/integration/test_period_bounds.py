@@ -53,15 +53,6 @@ async def test_api_refuses_a_backfill_out_of_range(client: Client, name: str, pe
     assert (await client.get("/api/v1/backfills")).json() == []
 
 
-async def test_api_has_no_lineage_before_a_datasets_start(client: Client) -> None:
-    body = problem(await client.get("/api/v1/datasets/otc_trades/partitions/2025-12-31"), 422)
-    assert "starts at 2026-01-05" in body["detail"]
-    listed = await client.get(
-        "/api/v1/datasets/otc_trades/partitions?from=2025-12-29&to=2026-01-05"
-    )
-    assert [p["key"] for p in listed.json()] == ["2026-01-05"]
-
-
 async def test_the_dashboard_answers_4xx_at_the_edges(client: Client) -> None:
     for url in ("/ui/datasets/otc_trades/partitions/9999-12-31", "/ui/finra?week=0001-01-01"):
         response = await client.get(url)
@@ -77,7 +68,6 @@ CLI_CASES = [
     (["backfill", "sec_ftd", "--from", "9999-12b", "--to", "9999-12b"], "period 9999-12b is out"),
     (["datasets", "lineage", "otc_trades", "9999-12-31"], "out of range"),
     (["datasets", "lineage", "sec_ftd", "9999-12b"], "out of range"),
-    (["datasets", "lineage", "otc_trades", "2025-12-31"], "starts at 2026-01-05"),
     (
         ["data", "generate", "--rows", "10", "{tmp}/out.csv", "--start-date", "9999-12-31"],
         "9999-12-29",

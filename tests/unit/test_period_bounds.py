@@ -89,15 +89,6 @@ def test_ranges_ending_past_the_calendar_are_refused_not_overflowed() -> None:
     ]  # fmt: skip
 
 
-def test_a_key_before_the_datasets_start_is_no_partition_to_look_up() -> None:
-    """As its partition list, which starts at the declared start, has none."""
-    trades = DATASETS["otc_trades"]
-    with pytest.raises(ValueError, match="starts at 2026-01-05"):
-        trades.lookup("2025-12-31")
-    assert trades.lookup("2026-01-05").key == "2026-01-05"
-    assert trades.partition("2025-12-31").key == "2025-12-31"  # recorded rows still read
-
-
 def test_a_half_month_of_year_one_has_a_four_digit_key() -> None:
     assert parse_period("half_month", "0001-01b") == date(1, 1, 15)
     assert DATASETS["sec_ftd"].partition("0001-01b").key == "0001-01b"

@@ -199,7 +199,7 @@ class DatasetsController(Controller):
         and loads, and its upstream and downstream partitions."""
         dataset = _dataset(state, name)
         try:
-            part = dataset.lookup(key.lstrip("/"))
+            part = dataset.partition(key.lstrip("/"))
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         return await dataset_reads.lineage(conn, state.datasets, dataset, part)
