@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from app.dates import is_week_start, parse_date
+from app.errors import InvalidRequest
 from app.time_bounds import EARLIEST, FIRST_DAY, LAST_DAY, LATEST, RANGE_NOTE
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HALF_MONTH_B_STARTS",
     "MAPPINGS",
+    "MAX_RANGE_PARTITIONS",
     "PARTITION_STATES",
     "SCHEMES",
     "Dataset",
@@ -39,6 +41,7 @@ __all__ = [
     "Partition",
     "PartitionMapping",
     "PartitionState",
+    "RangeTooLarge",
     "Scheme",
     "Upstream",
     "logical_key",
@@ -60,6 +63,17 @@ PARTITION_STATES: Final[tuple[PartitionState, ...]] = get_args(PartitionState)
 
 _HALF = re.compile(r"^(\d{4})-(\d{2})([ab])$")
 HALF_MONTH_B_STARTS: Final = 15
+MAX_RANGE_PARTITIONS: Final = 100_000
+"""The most partitions one range lists or backfills (all of regsho_daily's six markets
+since 2020 are about 11,000): a range up to year 9999 would build millions in memory
+and, backfilled, submit as many executions in one transaction."""
+
+
+class RangeTooLarge(InvalidRequest, ValueError):
+    """A range of more than MAX_RANGE_PARTITIONS partitions (422; a ValueError where
+    callers turn those into their own one-line errors)."""
+
+
 """A half-month's `b` starts on the 15th: the SEC's fails-to-deliver files, the one
 publisher of half-months, put settlement dates from the 1st to the 14th in `a` and
 the 15th onward in `b` (2022-12b starts on 2022-12-15)."""
@@ -148,6 +162,13 @@ def _periods(scheme: Scheme, first: date, last: date) -> Iterator[date]:
         else:
             yield day
             day = day.replace(day=HALF_MONTH_B_STARTS) if day.day == 1 else _next_month(day)
+
+
+def _periods_at_most(scheme: Scheme, first: date, last: date) -> int:
+    """An upper bound of the periods from `first` to `last`, without listing them."""
+    days = (last - first).days + 1
+    shortest = {"day": 1.4, "week": 7.0, "half_month": 14.0}[scheme]  # a weekday: 7/5 days
+    return int(days / shortest) + 2
 
 
 def _next_month(day: date) -> date:
@@ -337,6 +358,12 @@ class Dataset:
         start = period_start(self.scheme, max(first, self.start))
         if start <= last:
             _check_range(self.scheme, period_start(self.scheme, last), self._delays, self.name)
+            most = _periods_at_most(self.scheme, start, last) * len(keys2)
+            if most > MAX_RANGE_PARTITIONS:
+                raise RangeTooLarge(
+                    f"{start.isoformat()}..{last.isoformat()} holds up to {most:,} partitions "
+                    f"of {self.name}; at most {MAX_RANGE_PARTITIONS:,} in one range: narrow it"
+                )
         return [
             Partition(self.scheme, day, k2)
             for day in periods(self.scheme, start, last)

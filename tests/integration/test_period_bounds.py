@@ -98,3 +98,12 @@ def test_cli_refuses_edge_keys_in_one_line(
     assert lines[0].startswith("Error: ") and expected in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "out.csv").exists()
+
+
+async def test_a_range_too_large_is_refused_and_backfills_nothing(client: Client) -> None:
+    listed = await client.get("/api/v1/datasets/otc_trades/partitions?to=9999-12-28&state=late")
+    assert "at most 100,000 in one range" in problem(listed, 422)["detail"]
+    asked = {"from": "2026-01-05", "to": "9999-12-28", "only": "all"}
+    made = await client.post("/api/v1/datasets/otc_trades/backfills", json=asked)
+    assert "narrow it" in problem(made, 422)["detail"]
+    assert (await client.get("/api/v1/backfills")).json() == []

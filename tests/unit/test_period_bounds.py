@@ -14,7 +14,15 @@ import pytest
 
 from app.catalog import DOMAINS
 from app.dates import monday
-from app.engine.datasets import Dataset, Partition, Scheme, parse_period, periods
+from app.engine.datasets import (
+    MAX_RANGE_PARTITIONS,
+    Dataset,
+    Partition,
+    RangeTooLarge,
+    Scheme,
+    parse_period,
+    periods,
+)
 from app.engine.partitions import partitions_doc
 from app.otc.generator import trading_days
 
@@ -103,3 +111,17 @@ def test_weeks_and_generated_days_at_the_edges() -> None:
     for start in (date(1, 1, 1), date(9999, 12, 28)):
         with pytest.raises(ValueError, match="from 0001-01-02 to 9999-12-29"):
             trading_days(start, 5)
+
+
+def test_a_range_of_more_partitions_than_a_range_may_hold_is_refused_unlisted() -> None:
+    """A range up to year 9999 would list millions of partitions (and a backfill of it
+    submit as many executions): refused with its size, before any is built."""
+    regsho = DATASETS["regsho_daily"]
+    whole = regsho.partitions(regsho.start, date(2026, 12, 31))  # all of it, six markets
+    assert 10_000 < len(whole) < MAX_RANGE_PARTITIONS
+    for name, last in (("otc_trades", date(9999, 12, 28)), ("sec_ftd", date(9999, 11, 1))):
+        dataset = DATASETS[name]
+        with pytest.raises(RangeTooLarge, match=r"at most 100,000 in one range: narrow it"):
+            dataset.partitions(dataset.start, last)
+    trades = DATASETS["otc_trades"]
+    assert len(trades.partitions(trades.start, date(2300, 1, 1))) > 70_000  # under the cap
