@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -546,3 +546,36 @@ def test_spine_run_takes_the_policy_timeout_and_a_delay(database_url: str, conn:
     assert both.returncode == 2 and "--at or --in" in both.stderr
     bad = spine_cli(database_url, "run", "noop", "--max-attempts", "0")
     assert bad.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        models.End("failed", "boom", {"error": "boom"}, retry_max_backoff=10),
+        models.End(
+            "deferred", None, {"reason": "later"}, retry_at=datetime(2099, 1, 1, tzinfo=UTC)
+        ),
+    ],
+    ids=["a-failure-with-attempts-left", "a-deferral"],
+)
+async def test_an_attempt_that_ends_after_its_cancel_was_asked_is_not_run_again(
+    database_url: str, conn: Conn, end: models.End
+) -> None:
+    """A cancel asked while the attempt runs (its check not reached yet): an end that
+    would go back to pending (a retry, a deferral) ends cancelled instead, at once."""
+    async with await db.aconnect(database_url) as aconn:
+        execution, _ = await submit(aconn, "flaky", {"fail_times": 9}, max_attempts=4)
+        await workers.heartbeat(aconn, "w", "test", 1)
+        claimed = await claim_and_start(aconn, "w")
+        assert claimed is not None and claimed.id == execution.id
+        conn.execute("UPDATE executions SET cancel_requested = true WHERE id = %s", (claimed.id,))
+        assert await leases.finish(aconn, execution.id, "w", end)
+    ended_row = row(conn, execution.id)
+    assert (ended_row["status"], ended_row["attempt"]) == (
+        "cancelled",
+        1 if end.status == "failed" else 0,
+    )
+    assert ended_row["completed_at"] is not None
+    kinds = [e["event_type"] for e in events(conn, execution.id)]
+    assert kinds[-1] == "cancelled"
+    assert "retry_scheduled" not in kinds and "deferred" not in kinds

@@ -11,7 +11,8 @@
 -- adds, so a retry never starts before the nominal wait. A `deferred` end (the
 -- pipeline asked to run again at its record's retry_at: a publisher's Retry-After,
 -- a file not yet published) goes back to pending until that time (never before
--- now), its attempt not counted and its last error kept: not a failure. Events go
+-- now), its attempt not counted and its last error kept: not a failure. Either ends
+-- `cancelled` instead when a cancel was asked while the attempt ran. Events go
 -- in per execution: started, then the end (or `retry_scheduled`, or `deferred`
 -- with its reason and time), each stamped with when it happened.
 --
@@ -35,21 +36,29 @@ WITH v AS (
     -- record's fields ride along (`asked`: its status), so the records are
     -- joined once, here, not once per step below.
     SELECT e.id, v.started_ago IS NOT NULL AND e.status = 'queued' AS starts,
-           e.queued_at, e.started_at, e.attempt, e.max_attempts,
+           e.queued_at, e.started_at, e.attempt, e.max_attempts, e.cancel_requested,
            v.status AS asked, v.started_ago, v.ended_ago, v.error, v.payload, v.retry_cap,
            v.retry_at, v.n
     FROM executions e JOIN v ON v.id = e.id
     WHERE e.worker_id = %(worker)s AND e.status IN ('queued', 'running')
     FOR UPDATE OF e
-), held AS (
-    SELECT locked.*, locked.attempt + locked.starts::int AS attempt_now,
+), again AS (
+    -- `would_retry`: a failure with attempts left. A cancel asked while the attempt ran
+    -- (before its check saw it) stops whatever would run again: a retry or a deferral
+    -- ends `cancelled` here instead of going back to pending.
+    SELECT locked.*,
            locked.asked = 'failed' AND locked.retry_cap IS NOT NULL
-               AND locked.attempt + locked.starts::int < locked.max_attempts AS retries,
-           locked.asked = 'deferred' AS defers,
-           CASE WHEN locked.starts
-                THEN greatest(locked.queued_at, now() - make_interval(secs => locked.started_ago))
-                ELSE locked.started_at END AS started_now
+               AND locked.attempt + locked.starts::int < locked.max_attempts AS would_retry
     FROM locked
+), held AS (
+    SELECT again.*, again.attempt + again.starts::int AS attempt_now,
+           again.would_retry AND NOT again.cancel_requested AS retries,
+           again.asked = 'deferred' AND NOT again.cancel_requested AS defers,
+           again.cancel_requested AND (again.would_retry OR again.asked = 'deferred') AS stops,
+           CASE WHEN again.starts
+                THEN greatest(again.queued_at, now() - make_interval(secs => again.started_ago))
+                ELSE again.started_at END AS started_now
+    FROM again
 ), timed AS (
     SELECT held.*,
            greatest(held.queued_at, held.started_now,
@@ -57,9 +66,10 @@ WITH v AS (
     FROM held
 ), f AS (
     UPDATE executions e
-    SET status = CASE WHEN t.retries OR t.defers THEN 'pending' ELSE t.asked END,
-        error = CASE WHEN t.asked = 'running' OR t.defers THEN e.error ELSE t.error END,
-        attempt = t.attempt_now - t.defers::int,
+    SET status = CASE WHEN t.retries OR t.defers THEN 'pending'
+                      WHEN t.stops THEN 'cancelled' ELSE t.asked END,
+        error = CASE WHEN t.asked IN ('running', 'deferred') THEN e.error ELSE t.error END,
+        attempt = t.attempt_now - (t.asked = 'deferred')::int,
         worker_id = CASE WHEN t.retries OR t.defers THEN NULL ELSE e.worker_id END,
         queued_at = CASE WHEN t.retries OR t.defers THEN NULL ELSE e.queued_at END,
         started_at = CASE WHEN t.retries OR t.defers THEN NULL ELSE t.started_now END,
