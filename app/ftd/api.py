@@ -14,6 +14,7 @@ from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
 from litestar.params import PathParameter, QueryParameter
 
+from app.dates import range_problem
 from app.db import AsyncConn
 from app.errors import InvalidField, NotFound
 from app.ftd import keys, reads
@@ -194,6 +195,8 @@ class FtdController(Controller):
         oldest first, with `consecutive_days`."""
         start = parse_day(start_date, "start_date", "query") if start_date else None
         end = parse_day(end_date, "end_date", "query") if end_date else None
+        if problem := range_problem(start, end):  # as the other domains' ranges: a 422
+            raise InvalidField("start_date", f"invalid date range: {problem}", source="query")
         after = decode_cursor(cursor, "ftd_symbol_history", tuple[dt.date])[0] if cursor else None
         rows = await reads.symbol_history(
             conn, symbol, start=start, end=end, limit=limit + 1, after=after

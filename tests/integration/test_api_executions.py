@@ -291,3 +291,19 @@ async def test_cancel_running_asks_it_to_stop(client: Client, database_url: str)
 
 async def test_cancel_unknown_is_404(client: Client) -> None:
     problem(await client.post(f"{URL}/no-such-id/cancel"), 404)
+
+
+async def test_a_time_window_that_ends_before_it_starts_is_422(client: Client) -> None:
+    """As a date range in the wrong order is: the client's mistake, named, not an empty page."""
+    answer = await client.get(
+        "/api/v1/executions",
+        params={"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    )
+    body = problem(answer, 422)
+    assert body["errors"][0]["field"] == "since"
+    assert (
+        "since 2026-02-01T00:00:00+00:00 is after until 2026-01-01T00:00:00+00:00"
+        in (body["detail"])
+    )
+    same = {"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+    assert (await client.get("/api/v1/executions", params=same)).status_code == 200

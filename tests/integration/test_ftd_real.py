@@ -225,6 +225,12 @@ async def test_unknown_dates_periods_symbols_and_cusips_are_404(loaded: str) -> 
         assert bad.status_code == 400
         month = await client.get(f"{BASE}/periods/2022-13a/persistent")
         assert month.status_code == 422
+        # Dates in the wrong order are the client's mistake, as on every other range.
+        backwards = await client.get(
+            f"{BASE}/symbols/EURN/history?start_date=2023-01-01&end_date=2022-01-01"
+        )
+        assert backwards.status_code == 422, backwards.text
+        assert "start_date 2023-01-01 is after end_date 2022-01-01" in backwards.json()["detail"]
 
 
 async def test_the_page_charts_a_symbol_and_lists_a_periods_persistent_fails(

@@ -20,7 +20,7 @@ from app.db import AsyncConn
 from app.engine import history, retries
 from app.engine.models import Execution, Lane, Status
 from app.engine.submit import submit, submit_batch
-from app.errors import Conflict, InvalidRequest, NotFound
+from app.errors import Conflict, InvalidField, InvalidRequest, NotFound
 from app.time_bounds import RANGE_NOTE, check_time
 from app.web.connection import CONNECT_TIMEOUT
 from app.web.pagination import LINK_HEADER, Cursor, Limit, decode_cursor, paged
@@ -236,6 +236,9 @@ class ExecutionsController(Controller):
             if value is not None and value.tzinfo is None:
                 raise InvalidRequest(f"{name} needs a time zone (RFC 3339, like ...T16:00:00Z)")
         since, until = check_time("since", since), check_time("until", until)
+        if since is not None and until is not None and since > until:  # as a date range's
+            message = f"invalid time range: since {since.isoformat()} is after until"
+            raise InvalidField("since", f"{message} {until.isoformat()}", source="query")
         rows = await history.list_page(
             conn,
             limit=limit + 1,
