@@ -344,8 +344,10 @@ class Dataset:
         period, _, key2 = key.partition("/")
         start = self.period(period)
         if bool(key2) != bool(self.key2):
-            need = "needs" if self.key2 else "has no"
-            raise ValueError(f"dataset {self.name} {need} a second key: {key!r}")
+            if self.key2:
+                like = f"{period}/{self.key2[0]}"
+                raise ValueError(f"dataset {self.name} needs a second key: {key!r} (like {like})")
+            raise ValueError(f"dataset {self.name} has no second key: {key!r} (like {period})")
         if key2 and key2 not in self.key2:
             raise ValueError(f"dataset {self.name}: unknown second key {key2!r}")
         return Partition(self.scheme, start, key2 or None)

@@ -57,7 +57,7 @@ def test_keys_of_each_scheme() -> None:
     ("key", "problem"),
     [
         ("2025-12-16/OTC", "not a Monday"),
-        ("2025-12-15", "needs a second key"),
+        ("2025-12-15", r"needs a second key: '2025-12-15' \(like 2025-12-15/OTC\)"),
         ("2025-12-15/T9", "unknown second key"),
         ("yesterday/OTC", "not a date"),
     ],
