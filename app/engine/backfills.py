@@ -26,6 +26,7 @@ from app.db import AsyncConn
 from app.engine import partitions
 from app.engine.backends import OrchestratorBackend
 from app.engine.datasets import (
+    MAX_RANGE_PARTITIONS,
     PARTITION_STATES,
     Dataset,
     PartitionState,
@@ -131,7 +132,7 @@ async def create(
     last = dataset.period(to_key)
     if first > last:
         raise ValueError(f"{from_key} is after {to_key}")
-    wanted = dataset.partitions(first, last, key2=key2)
+    wanted = dataset.partitions(first, last, key2=key2, at_most=MAX_RANGE_PARTITIONS)
     key2_id = dataset.key2_of(key2) if key2 else None
     args = {
         "dataset": dataset.name,

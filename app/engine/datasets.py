@@ -64,9 +64,10 @@ PARTITION_STATES: Final[tuple[PartitionState, ...]] = get_args(PartitionState)
 _HALF = re.compile(r"^(\d{4})-(\d{2})([ab])$")
 HALF_MONTH_B_STARTS: Final = 15
 MAX_RANGE_PARTITIONS: Final = 100_000
-"""The most partitions one range lists or backfills (all of regsho_daily's six markets
-since 2020 are about 11,000): a range up to year 9999 would build millions in memory
-and, backfilled, submit as many executions in one transaction."""
+"""The most partitions a range someone asks for (a page's, a backfill's) may hold; all of
+regsho_daily's six markets since 2020 are about 11,000. A range up to year 9999 would
+build millions in memory and, backfilled, submit as many executions in one transaction.
+The service's own reads (every partition up to today) are not bounded by it."""
 
 
 class RangeTooLarge(InvalidRequest, ValueError):
@@ -352,19 +353,22 @@ class Dataset:
             raise ValueError(f"dataset {self.name}: unknown second key {key2!r}")
         return Partition(self.scheme, start, key2 or None)
 
-    def partitions(self, first: date, last: date, *, key2: str | None = None) -> list[Partition]:
+    def partitions(
+        self, first: date, last: date, *, key2: str | None = None, at_most: int | None = None
+    ) -> list[Partition]:
         """Every partition whose period starts from `first` to `last` (period starts),
         every second key unless one is given, in key order; ValueError when the period
-        holding `last` is out of range (`period`)."""
+        holding `last` is out of range (`period`). `at_most`: a range someone asked for
+        (a page, a backfill) may hold no more (RangeTooLarge, before any is listed)."""
         keys2: Sequence[str | None] = [self.key2_of(key2)] if key2 else (list(self.key2) or [None])
         start = period_start(self.scheme, max(first, self.start))
         if start <= last:
             _check_range(self.scheme, period_start(self.scheme, last), self._delays, self.name)
             most = _periods_at_most(self.scheme, start, last) * len(keys2)
-            if most > MAX_RANGE_PARTITIONS:
+            if at_most is not None and most > at_most:
                 raise RangeTooLarge(
                     f"{start.isoformat()}..{last.isoformat()} holds up to {most:,} partitions "
-                    f"of {self.name}; at most {MAX_RANGE_PARTITIONS:,} in one range: narrow it"
+                    f"of {self.name}; at most {at_most:,} in one range: narrow it"
                 )
         return [
             Partition(self.scheme, day, k2)

@@ -20,7 +20,7 @@ from app.api.routes import MUTATING, READS, DbConn
 from app.engine import backfills, dataset_reads, partitions, scans
 from app.engine.backfills import Backfill, BackfillItem, Only
 from app.engine.dataset_reads import DatasetSummary, Lineage
-from app.engine.datasets import Dataset, DatasetCatalog, PartitionState
+from app.engine.datasets import MAX_RANGE_PARTITIONS, Dataset, DatasetCatalog, PartitionState
 from app.engine.partitions import PartitionRow
 from app.engine.schedules_sql import db_now
 from app.errors import InvalidRequest, NotFound
@@ -171,7 +171,8 @@ class DatasetsController(Controller):
         lo = _period(dataset, first, "from") or dataset.start
         hi = _period(dataset, last, "to") or at.date()
         after = decode_cursor(cursor, CURSOR_KIND, tuple[str])[0] if cursor else ""
-        wanted = [p for p in dataset.partitions(lo, hi) if p.key > after]
+        listed = dataset.partitions(lo, hi, at_most=MAX_RANGE_PARTITIONS)
+        wanted = [p for p in listed if p.key > after]
         if partition_state is None:  # no filter: only this page's partitions need a state
             wanted = wanted[: limit + 1]
         rows = await partitions.states(conn, dataset, wanted, now=at, tz=ZoneInfo(tz))
