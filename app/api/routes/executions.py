@@ -182,7 +182,7 @@ class ExecutionsController(Controller):
         summary="List executions",
         security=READS,
         response_headers=[LINK_HEADER],
-        responses=problem_responses(400, 401, 503),
+        responses=problem_responses(400, 401, 422, 503),
     )
     async def list_executions(
         self,
