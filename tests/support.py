@@ -17,6 +17,8 @@ from typing import Any, TypeVar, cast
 import msgspec
 import psutil
 import psycopg
+import pytest
+from click.testing import CliRunner, Result
 
 from app import db
 from app.catalog import default_registry
@@ -231,6 +233,51 @@ def spine_env(database_url: str, **overrides: str) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url, "SPINE_LOG_LEVEL": "INFO"}
     env.update(overrides)
     return env
+
+
+def spine_cli(*args: str) -> Result:
+    """`spine ARGS` in this process (click's runner): what it printed and its exit code."""
+    from app.cli import main  # the CLI, imported only by the tests that run it
+
+    return CliRunner().invoke(main, list(args))
+
+
+def finra_landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Path:
+    """A landing area (SPINE_DATA_DIR) with its `finra/` folder, and `env` set, for
+    the settings the next command reads."""
+    root = tmp_path / "landing"
+    (root / "finra").mkdir(parents=True)
+    monkeypatch.setenv("SPINE_DATA_DIR", str(root))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return root
+
+
+def spine_process(
+    args: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`spine ARGS` as a real process (`python -m app.cli`): exactly what a user sees."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one `Error: ...` line a refused command prints (asserted: a non-zero exit, one
+    line on stderr, no traceback anywhere)."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0, done.stdout
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: "), lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    return lines[0]
 
 
 @contextmanager

@@ -228,10 +228,7 @@ def scan_dataset(name: str, remote: bool, fmt: str) -> None:
         return await sensors.scan_dataset(conn, registry, settings, backend, dataset, remote=remote)
 
     landed, fetched = with_conn(go)
-    if fmt == "json" and fetched is None and landed is not None:
-        emit_one(landed, fmt, "")  # the landing scan's object, as before --remote
-    else:
-        emit_one(sensors.scan_summary(dataset, landed, fetched), fmt, _scan_text(landed, fetched))
+    emit_one(sensors.scan_summary(dataset, landed, fetched), fmt, _scan_text(landed, fetched))
 
 
 def _scan_text(landed: ScanResult | None, fetched: RemoteScanResult | None) -> str:

@@ -63,6 +63,10 @@ PARTITION_STATES: Final[tuple[PartitionState, ...]] = get_args(PartitionState)
 
 _HALF = re.compile(r"^(\d{4})-(\d{2})([ab])$")
 HALF_MONTH_B_STARTS: Final = 15
+"""A half-month's `b` starts on the 15th: the SEC's fails-to-deliver files, the one
+publisher of half-months, put settlement dates from the 1st to the 14th in `a` and
+the 15th onward in `b` (2022-12b starts on 2022-12-15)."""
+
 MAX_RANGE_PARTITIONS: Final = 100_000
 """The most partitions a range someone asks for (a page's, a backfill's) may hold; all of
 regsho_daily's six markets since 2020 are about 11,000. A range up to year 9999 would
@@ -73,11 +77,6 @@ The service's own reads (every partition up to today) are not bounded by it."""
 class RangeTooLarge(InvalidRequest, ValueError):
     """A range of more than MAX_RANGE_PARTITIONS partitions (422; a ValueError where
     callers turn those into their own one-line errors)."""
-
-
-"""A half-month's `b` starts on the 15th: the SEC's fails-to-deliver files, the one
-publisher of half-months, put settlement dates from the 1st to the 14th in `a` and
-the 15th onward in `b` (2022-12b starts on 2022-12-15)."""
 
 
 @dataclass(frozen=True)
@@ -321,7 +320,7 @@ class Dataset:
             return ""
         return next((name for name, k in self.key2_names.items() if k == key2), key2)
 
-    @property
+    @functools.cached_property
     def _delays(self) -> tuple[timedelta, ...]:
         """Its partitions' due and late times, from their period's end."""
         fresh = self.freshness

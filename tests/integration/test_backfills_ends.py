@@ -13,41 +13,46 @@ import asyncio
 import json
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
 from app import db
 from app.catalog import default_registry
-from app.cli import main
 from app.config import get_settings
 from app.engine import backfills, workers
 from app.engine.backends import make_backend
 from app.engine.recording import record_batch
 from tests.api_support import api_client
 from tests.finra_support import WEEK_FILES
-from tests.support import free_port, run_held
+from tests.support import finra_landing, free_port, run_held, spine_cli
 
 Conn = psycopg.Connection[dict[str, Any]]
 WORKER = "backfill-test-worker"
 
 
-def spine(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
+spine = spine_cli
 
 
 @pytest.fixture
 def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Path:
-    root = tmp_path / "landing"
-    (root / "finra").mkdir(parents=True)
-    monkeypatch.setenv("SPINE_DATA_DIR", str(root))
     # Nothing listens there: a fetch fails at once (retryable, as a publisher down).
-    monkeypatch.setenv("SPINE_SOURCE_FINRA_API", f"http://127.0.0.1:{free_port()}")
-    get_settings.cache_clear()
-    return root
+    down = f"http://127.0.0.1:{free_port()}"
+    return finra_landing(tmp_path, monkeypatch, SPINE_SOURCE_FINRA_API=down)
+
+
+def _backfill(first: date, last: date) -> dict[str, Any]:
+    """`spine backfill` of FINRA's OTC tier from `first` to `last`, as its JSON."""
+    made = spine(
+        "backfill", "finra_otc_weekly", "--from", str(first), "--to", str(last),
+        "--key2", "otc", "--format", "json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    found: dict[str, Any] = json.loads(made.output)
+    return found
 
 
 async def _run(url: str, *, cancel_backfill: str | None = None) -> list[str]:
@@ -78,12 +83,7 @@ def test_pruned_executions_still_say_how_their_items_ended(
 ) -> None:
     weeks = sorted(WEEK_FILES)
     shutil.copy2(WEEK_FILES[weeks[0]], landing / "finra" / WEEK_FILES[weeks[0]].name)
-    made = spine(
-        "backfill", "finra_otc_weekly", "--from", str(weeks[0]), "--to", str(weeks[1]),
-        "--key2", "otc", "--format", "json",
-    )  # fmt: skip
-    assert made.exit_code == 0, made.output
-    backfill = json.loads(made.output)
+    backfill = _backfill(weeks[0], weeks[1])
     items = {i["key"]: i for i in backfill["items"]}
     loaded, fetched = f"{weeks[0]}/OTC", f"{weeks[1]}/OTC"
     # The fetch (nothing landed) ends cancelled: it records no materialization.
@@ -123,12 +123,7 @@ def test_pruned_executions_still_say_how_their_items_ended(
 
 def test_cancel_stops_a_held_execution_from_retrying(landing: Path, database_url: str) -> None:
     weeks = sorted(WEEK_FILES)
-    made = spine(
-        "backfill", "finra_otc_weekly", "--from", str(weeks[0]), "--to", str(weeks[0]),
-        "--key2", "otc", "--format", "json",
-    )  # fmt: skip
-    assert made.exit_code == 0, made.output
-    backfill = json.loads(made.output)
+    backfill = _backfill(weeks[0], weeks[0])
     [item] = backfill["items"]
 
     ran = asyncio.run(_run(database_url, cancel_backfill=backfill["id"]))

@@ -6,13 +6,9 @@ what a user sees: no traceback, no usage block, one line naming the mistake.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.support import ROOT, spine_env
+from tests.support import one_error_line, spine_env, spine_process
 
 CASES = [
     # (command group, arguments, extra environment, what the line must say)
@@ -54,32 +50,15 @@ CASES = [
 ]
 
 
-def _spine(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("group", "args", "extra", "expected"), CASES, ids=[" ".join(c[1]) for c in CASES]
 )
 def test_bad_invocation_is_one_line_and_a_non_zero_exit(
     database_url: str, group: str, args: list[str], extra: dict[str, str], expected: str
 ) -> None:
-    done = _spine(args, spine_env(database_url, **extra), ROOT)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode != 0, (group, done.stdout)
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("Error: ")
-    assert expected in lines[0]
-    assert "'spine " in lines[0] or "--help" not in lines[0]
-    assert "Traceback" not in done.stderr + done.stdout
+    line = one_error_line(spine_process(args, spine_env(database_url, **extra)))
+    assert expected in line, group
+    assert "'spine " in line or "--help" not in line
 
 
 def test_every_command_group_has_a_case() -> None:

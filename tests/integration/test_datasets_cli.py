@@ -11,26 +11,19 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
-from app.cli import main
-from app.config import get_settings
 from tests.finra_support import WEEK_FILES
+from tests.support import finra_landing, spine_cli
 
 Conn = psycopg.Connection[dict[str, Any]]
 
 
-def spine(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
+spine = spine_cli
 
 
 @pytest.fixture
 def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Path:
-    root = tmp_path / "landing"
-    (root / "finra").mkdir(parents=True)
-    monkeypatch.setenv("SPINE_DATA_DIR", str(root))
-    get_settings.cache_clear()
-    return root
+    return finra_landing(tmp_path, monkeypatch)
 
 
 def test_scan_backfill_follow_and_cancel(landing: Path, conn: Conn) -> None:

@@ -7,15 +7,13 @@ though no partition list shows it. See tests/unit/test_period_bounds.py.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.api_support import Client, api_client, problem
-from tests.support import ROOT, spine_env
+from tests.support import one_error_line, spine_env, spine_process
 
 RANGE = "from 0001-01-02 to 9999-12-30 (UTC)"
 
@@ -83,20 +81,8 @@ CLI_CASES = [
 def test_cli_refuses_edge_keys_in_one_line(
     database_url: str, tmp_path: Path, args: list[str], expected: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", *(a.format(tmp=tmp_path) for a in args)],
-        env=spine_env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode != 0, done.stdout
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("Error: ") and expected in lines[0]
-    assert "Traceback" not in done.stderr + done.stdout
+    done = spine_process([a.format(tmp=tmp_path) for a in args], spine_env(database_url))
+    assert expected in one_error_line(done)
     assert not (tmp_path / "out.csv").exists()
 
 
